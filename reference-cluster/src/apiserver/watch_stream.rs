@@ -1,0 +1,449 @@
+//! List, watch and deletecollection: reads over many objects, with label and field selectors,
+//! pagination (`limit`/`continue`), resourceVersion semantics, and the watch protocol
+//! (synthetic ADDED events, BOOKMARKs, `sendInitialEvents`, 410 Expired as an ERROR event).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::Response;
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::{json, Value};
+
+use super::negotiate::{negotiate, As};
+use super::object::{self, meta_mut};
+use super::registry::DeleteOptions;
+use super::{respond_json, ApiError, ApiResult, ApiServer, Body, RequestContext};
+use crate::resources::fields::{self, FieldRequirement, LabelSelector};
+use crate::resources::{ResourceInfo, Strategy};
+use crate::store::{EventKind, Revision, StoreError};
+
+/// Selectors of a list or watch.
+pub struct Filter {
+    labels: Option<LabelSelector>,
+    fields: Vec<FieldRequirement>,
+    strategy: Arc<dyn Strategy>,
+}
+
+impl Filter {
+    pub fn parse(server: &ApiServer, info: &ResourceInfo, ctx: &RequestContext, name: Option<&str>) -> ApiResult<Filter> {
+        let labels = match ctx.q("labelSelector") {
+            Some(s) => Some(fields::parse_label_selector(s).map_err(ApiError::bad_request)?),
+            None => None,
+        };
+        let mut reqs = match ctx.q("fieldSelector") {
+            Some(s) => fields::parse_field_selector(s).map_err(ApiError::bad_request)?,
+            None => vec![],
+        };
+        if let Some(n) = name {
+            reqs.push(FieldRequirement { field: "metadata.name".into(), op: fields::FieldOp::Equals, value: n.to_string() });
+        }
+        let strategy = server.strategy(info);
+        fields::check_supported(strategy.as_ref(), &reqs).map_err(ApiError::bad_request)?;
+        Ok(Filter { labels, fields: reqs, strategy })
+    }
+
+    /// No selectors: every object.
+    pub fn everything(server: &ApiServer, info: &ResourceInfo) -> Filter {
+        Filter { labels: None, fields: vec![], strategy: server.strategy(info) }
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(sel) = &self.labels {
+            if !sel.matches_object(obj) {
+                return false;
+            }
+        }
+        fields::matches_all(self.strategy.as_ref(), &self.fields, obj)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: Revision,
+    start: String,
+}
+
+fn encode_continue(rv: Revision, start: &str) -> String {
+    let token = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: start.to_string(),
+    };
+    base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&token).expect("serialisable"))
+}
+
+fn decode_continue(s: &str) -> ApiResult<ContinueToken> {
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(s)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s))
+        .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
+    let token: ContinueToken = serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    if token.v != "meta.k8s.io/v1" || token.rv <= 0 {
+        return Err(ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+    }
+    Ok(token)
+}
+
+const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+fn parse_rv(s: &str) -> ApiResult<Revision> {
+    s.parse::<Revision>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version {s:?}")))
+}
+
+/// A list result before representation.
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
+}
+
+impl ApiServer {
+    /// Lists objects of `info` (in `ns`, or everywhere) that pass `filter`.
+    pub async fn list_objects(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        filter: &Filter,
+        limit: usize,
+        continue_from: Option<&str>,
+        resource_version: Option<&str>,
+        rv_match: Option<&str>,
+    ) -> ApiResult<Listed> {
+        let prefix = info.prefix(ns);
+        let (mut at, mut start) = (None, None);
+        if let Some(token) = continue_from {
+            if resource_version.map(|r| !r.is_empty()).unwrap_or(false) {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let t = decode_continue(token)?;
+            at = Some(t.rv);
+            start = Some(format!("{prefix}{}", t.start));
+        } else {
+            match (resource_version, rv_match) {
+                (Some(rv), Some("Exact")) => at = Some(parse_rv(rv)?),
+                (Some(rv), _) if rv != "0" && !rv.is_empty() => {
+                    let want = parse_rv(rv)?;
+                    self.wait_for_revision(want).await?;
+                }
+                (None, Some(m)) if !m.is_empty() => {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let mut items = Vec::new();
+        let mut revision = at;
+        let mut cursor = start;
+        // Selectors filter after paging through the store, so keep reading until the page is
+        // full or the keys run out (as upstream does).
+        loop {
+            let want = if limit == 0 { 0 } else { (limit - items.len()).max(1) };
+            let page = match self.store.list(&prefix, cursor.as_deref(), revision, want).await {
+                Ok(p) => p,
+                Err(StoreError::Expired { .. }) if continue_from.is_some() => {
+                    return Err(ApiError::gone(EXPIRED_CONTINUE))
+                }
+                Err(e) => return Err(ApiError::from_store(e, info, "")),
+            };
+            revision = Some(page.revision);
+            let last_key = page.items.last().map(|kv| kv.key.clone());
+            for kv in &page.items {
+                let obj = self.decode(info, kv)?;
+                if filter.matches(&obj) {
+                    items.push(obj);
+                }
+            }
+            if !page.more {
+                return Ok(Listed { items, revision: page.revision, continue_token: None });
+            }
+            cursor = last_key;
+            if limit > 0 && items.len() >= limit {
+                let start_key = cursor.as_deref().unwrap_or("").strip_prefix(&prefix).unwrap_or("");
+                return Ok(Listed {
+                    items,
+                    revision: page.revision,
+                    continue_token: Some(encode_continue(page.revision, &format!("{start_key}\u{0}"))),
+                });
+            }
+        }
+    }
+
+    async fn wait_for_revision(&self, want: Revision) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + self.config.future_rv_wait;
+        loop {
+            let current = self
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| ApiError::new(503, "ServiceUnavailable", e.to_string()))?;
+            if current >= want {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let mut e = ApiError::new(
+                    504,
+                    "Timeout",
+                    format!("Timeout: Too large resource version: {want}, current: {current}"),
+                );
+                e.details = Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}));
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn parse_limit(ctx: &RequestContext) -> ApiResult<usize> {
+    match ctx.q("limit") {
+        None => Ok(0),
+        Some(l) => l
+            .parse::<i64>()
+            .map(|n| n.max(0) as usize)
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}"))),
+    }
+}
+
+pub async fn list(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> ApiResult<Response<Body>> {
+    let filter = Filter::parse(server, info, ctx, name)?;
+    let listed = server
+        .list_objects(
+            info,
+            ns,
+            &filter,
+            parse_limit(ctx)?,
+            ctx.q("continue"),
+            ctx.query.get("resourceVersion").map(String::as_str),
+            ctx.q("resourceVersionMatch"),
+        )
+        .await?;
+    let mut list_meta = json!({"resourceVersion": listed.revision.to_string()});
+    if let Some(c) = listed.continue_token {
+        list_meta["continue"] = json!(c);
+    }
+    super::table::respond_list(server, ctx, info, listed.items, list_meta)
+}
+
+fn event_line(kind: &str, object: Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialisable");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn bookmark(info: &ResourceInfo, rv: Revision, initial_end: bool) -> Value {
+    let mut m = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        m["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": m})
+}
+
+pub async fn watch(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> ApiResult<Response<Body>> {
+    let filter = Filter::parse(server, info, ctx, name)?;
+    let rv = ctx.query.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = match ctx.q("sendInitialEvents") {
+        Some("true") => {
+            if ctx.q("resourceVersionMatch") != Some("NotOlderThan") {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            true
+        }
+        Some("false") => false,
+        _ => rv.is_empty() || rv == "0",
+    };
+    let explicit_initial = ctx.q("sendInitialEvents") == Some("true");
+    let bookmarks = ctx.q("allowWatchBookmarks") == Some("true");
+    let timeout = match ctx.q("timeoutSeconds") {
+        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+        None => server.config.max_watch_timeout,
+    }
+    .min(server.config.max_watch_timeout);
+    let as_ = negotiate(ctx.accept());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let prefix = info.prefix(ns);
+    let mut initial = Vec::new();
+    let from: Revision = if send_initial {
+        if !rv.is_empty() && rv != "0" {
+            server.wait_for_revision(parse_rv(&rv)?).await?;
+        }
+        let listed = server.list_objects(info, ns, &filter, 0, None, None, None).await?;
+        initial = listed.items;
+        listed.revision
+    } else {
+        parse_rv(&rv)?
+    };
+    let stream = server.store.watch(&prefix, from).await;
+    let server2 = server.clone();
+    let info2 = info.clone();
+    let ctx_as = (as_, ctx.q("includeObject").map(str::to_string));
+    let kind_labels = [info.group.clone(), info.version.clone(), info.kind.clone()];
+    tokio::spawn(async move {
+        let (as_, include) = ctx_as;
+        let convert = |obj: Value| -> Value {
+            match as_ {
+                As::Table => {
+                    let rvv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                    super::table::table(&server2, &info2, &[obj], include.as_deref().unwrap_or("Metadata"), json!({"resourceVersion": rvv}))
+                }
+                As::Metadata => super::table::partial_metadata(&obj),
+                _ => obj,
+            }
+        };
+        let labels: Vec<&str> = kind_labels.iter().map(String::as_str).collect();
+        let gauge = server2.metrics.watchers.with_label_values(&labels);
+        gauge.inc();
+        let counter = server2.metrics.watch_events.with_label_values(&labels);
+        let _guard = scopeguard(move || gauge.dec());
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(StoreError::Expired { requested, oldest }) => {
+                let status = ApiError::gone(format!("too old resource version: {requested} ({oldest})")).to_status();
+                let _ = tx.send(event_line("ERROR", status)).await;
+                return;
+            }
+            Err(e) => {
+                let status = ApiError::internal(e.to_string()).to_status();
+                let _ = tx.send(event_line("ERROR", status)).await;
+                return;
+            }
+        };
+        for obj in initial {
+            counter.inc();
+            if tx.send(event_line("ADDED", convert(obj))).await.is_err() {
+                return;
+            }
+        }
+        if explicit_initial && bookmarks {
+            let _ = tx.send(event_line("BOOKMARK", bookmark(&info2, from, true))).await;
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(server2.config.bookmark_interval);
+        ticker.tick().await;
+        let mut last_rv = from;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(event_line("BOOKMARK", bookmark(&info2, last_rv, false))).await.is_err() { return; }
+                }
+                _ = tx.closed() => return,
+                ev = stream.next() => {
+                    let Some(ev) = ev else { return };
+                    let ev = match ev {
+                        Ok(ev) => ev,
+                        Err(StoreError::Expired { requested, oldest }) => {
+                            let status = ApiError::gone(format!("too old resource version: {requested} ({oldest})")).to_status();
+                            let _ = tx.send(event_line("ERROR", status)).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(event_line("ERROR", ApiError::internal(e.to_string()).to_status())).await;
+                            return;
+                        }
+                    };
+                    last_rv = ev.revision();
+                    let decode = |kv: &crate::store::KeyValue| server2.decode(&info2, kv).ok();
+                    let prev = ev.prev.as_ref().and_then(decode);
+                    let Some(mut cur) = decode(&ev.kv) else { continue };
+                    meta_mut(&mut cur).insert("resourceVersion".into(), json!(ev.revision().to_string()));
+                    let prev_match = prev.as_ref().map(|p| filter.matches(p)).unwrap_or(false);
+                    let kind = match ev.kind {
+                        EventKind::Delete => if prev_match || filter.matches(&cur) { Some("DELETED") } else { None },
+                        EventKind::Put => match (prev_match, filter.matches(&cur)) {
+                            (false, true) => Some("ADDED"),
+                            (true, true) => Some("MODIFIED"),
+                            (true, false) => Some("DELETED"),
+                            (false, false) => None,
+                        },
+                    };
+                    if let Some(kind) = kind {
+                        counter.inc();
+                        if tx.send(event_line(kind, convert(cur))).await.is_err() { return; }
+                    }
+                }
+            }
+        }
+    });
+    let body = StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))),
+    );
+    let _ = as_;
+    Ok(Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("Cache-Control", "no-cache, private")
+        .body(BodyExt::boxed_unsync(body))
+        .expect("static headers are valid"))
+}
+
+struct Guard<F: FnOnce()>(Option<F>);
+impl<F: FnOnce()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+fn scopeguard<F: FnOnce()>(f: F) -> Guard<F> {
+    Guard(Some(f))
+}
+
+pub async fn delete_collection(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    opts: &DeleteOptions,
+) -> ApiResult<Response<Body>> {
+    let filter = Filter::parse(server, info, ctx, None)?;
+    let listed = server.list_objects(info, ns, &filter, 0, None, None, None).await?;
+    let mut deleted = Vec::new();
+    for obj in listed.items {
+        let name = object::name(&obj).to_string();
+        let ons = object::meta_str(&obj, "namespace").map(str::to_string);
+        match server.delete_object(info, ons.as_deref().or(ns), &name, opts).await {
+            Ok((_, body)) => {
+                if body.get("kind").and_then(Value::as_str) == Some("Status") {
+                    deleted.push(obj);
+                } else {
+                    deleted.push(body);
+                }
+            }
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(respond_json(
+        200,
+        &json!({"kind": info.list_kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": listed.revision.to_string()}, "items": deleted}),
+    ))
+}

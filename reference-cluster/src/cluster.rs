@@ -1,0 +1,263 @@
+//! Starting and stopping the bundled cluster: store, PKI, API server, built-in control loops,
+//! bootstrap objects and the admin kubeconfig.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::apiserver::registry::WriteOptions;
+use crate::apiserver::{ApiServer, ApiServerConfig};
+use crate::pki::{self, Pki};
+use crate::store::{self, Store};
+
+/// Which storage backend the API server uses.
+#[derive(Clone, Debug, Default)]
+pub enum StoreConfig {
+    /// The durable embedded store in `<data_dir>/store` (the default).
+    #[default]
+    Embedded,
+    /// In memory only: nothing survives a restart (tests).
+    Memory,
+    /// etcd v3 at these endpoints.
+    Etcd(Vec<String>),
+}
+
+/// Everything configurable about the bundled cluster; defaults are upstream's.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub data_dir: PathBuf,
+    pub bind: IpAddr,
+    /// 0: any free port.
+    pub api_port: u16,
+    /// Node objects to register (the node stack comes with part 3).
+    pub nodes: u32,
+    pub store: StoreConfig,
+    pub apiserver: ApiServerConfig,
+    /// Events kept for watch replay.
+    pub watch_window: usize,
+    /// How often history is compacted (upstream: 5 minutes).
+    pub compaction_interval: Duration,
+    /// How often the namespace controller re-lists namespaces.
+    pub namespace_resync: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            data_dir: PathBuf::from(".kubeproof/cluster"),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            api_port: 6443,
+            nodes: 0,
+            store: StoreConfig::Embedded,
+            apiserver: ApiServerConfig::default(),
+            watch_window: 10_000,
+            compaction_interval: Duration::from_secs(300),
+            namespace_resync: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Shortened timings and a free port, for tests.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        ClusterConfig {
+            data_dir: data_dir.into(),
+            api_port: 0,
+            nodes: 3,
+            apiserver: ApiServerConfig {
+                bookmark_interval: Duration::from_secs(2),
+                future_rv_wait: Duration::from_millis(500),
+                ..ApiServerConfig::default()
+            },
+            compaction_interval: Duration::from_secs(30),
+            namespace_resync: Duration::from_secs(5),
+            ..ClusterConfig::default()
+        }
+    }
+}
+
+/// A running bundled cluster.
+pub struct RunningCluster {
+    pub server: Arc<ApiServer>,
+    pub addr: SocketAddr,
+    pub pki: Pki,
+    kubeconfig: PathBuf,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    serve: JoinHandle<Result<()>>,
+}
+
+pub async fn open_store(cfg: &ClusterConfig) -> Result<Arc<dyn Store>> {
+    Ok(match &cfg.store {
+        StoreConfig::Memory => Arc::new(store::memory::MemoryStore::new(cfg.watch_window)),
+        StoreConfig::Embedded => {
+            let dir = cfg.data_dir.join("store");
+            let opts = store::embedded::EmbeddedOptions {
+                window: cfg.watch_window,
+                ..Default::default()
+            };
+            Arc::new(
+                store::embedded::EmbeddedStore::open(&dir, opts)
+                    .with_context(|| format!("cannot open the cluster store in {}", dir.display()))?,
+            )
+        }
+        StoreConfig::Etcd(endpoints) => Arc::new(
+            store::etcd::EtcdStore::connect(endpoints, store::etcd::EtcdOptions::default())
+                .await
+                .with_context(|| format!("cannot reach etcd at {}", endpoints.join(",")))?,
+        ),
+    })
+}
+
+impl RunningCluster {
+    pub async fn start(cfg: ClusterConfig) -> Result<RunningCluster> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+        let pki = Pki::load_or_create(&cfg.data_dir.join("pki"), &[cfg.bind])?;
+        let store = open_store(&cfg).await?;
+        let server = ApiServer::new(store.clone(), cfg.apiserver.clone());
+        bootstrap(&server, cfg.nodes).await?;
+        let listener = tokio::net::TcpListener::bind((cfg.bind, cfg.api_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}:{} (is another cluster running? choose another port with --api-port)",
+                    cfg.bind, cfg.api_port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = watch::channel(false);
+        let tls = ApiServer::tls_acceptor(&pki)?;
+        let serve = tokio::spawn(server.clone().serve(listener, tls, rx));
+        let tasks = vec![
+            tokio::spawn(crate::controllers::namespace::run(server.clone(), cfg.namespace_resync)),
+            tokio::spawn(crate::controllers::compaction::run(store, cfg.compaction_interval)),
+            tokio::spawn(crate::controllers::gc::run(server.clone(), cfg.namespace_resync)),
+        ];
+        let url = format!("https://{addr}");
+        let kubeconfig = cfg.data_dir.join("kubeconfig");
+        pki::write_private(
+            &kubeconfig,
+            pki::kubeconfig(&url, &pki.ca.cert_pem, &pki.admin, "kubernetes-admin").as_bytes(),
+        )?;
+        Ok(RunningCluster {
+            server,
+            addr,
+            pki,
+            kubeconfig,
+            shutdown: tx,
+            tasks,
+            serve,
+        })
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A kube-rs client with the admin identity.
+    pub async fn client(&self) -> Result<kube::Client> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.serve).await;
+    }
+}
+
+/// Objects every cluster has: the system namespaces, the `kubernetes` service, system priority
+/// classes, registered nodes, and the custom resources of stored CRDs.
+pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
+    if let Some(crds) = server.catalog.get("apiextensions.k8s.io", "v1", "customresourcedefinitions") {
+        let list = server.store.list(&crds.prefix(None), None, None, 0).await?;
+        for kv in list.items {
+            if let Ok(crd) = crate::apiserver::object::from_stored(&kv) {
+                crate::apiserver::hooks::register_crd(server, &crd);
+            }
+        }
+    }
+    let mut objects: Vec<(&str, &str, &str, Option<&str>, Value)> = Vec::new();
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        objects.push(("", "v1", "namespaces", None, json!({"metadata": {"name": ns}})));
+    }
+    objects.push((
+        "",
+        "v1",
+        "services",
+        Some("default"),
+        json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+               "spec": {"clusterIP": first_service_ip(server), "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
+    ));
+    for (name, value) in [("system-cluster-critical", 2000000000), ("system-node-critical", 2000001000)] {
+        objects.push((
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            None,
+            json!({"metadata": {"name": name}, "value": value, "description": format!("Used for {} critical pods that must not be moved from their current node.", if name.contains("node") {"system"} else {"system"})}),
+        ));
+    }
+    for i in 0..nodes {
+        objects.push(("", "v1", "nodes", None, node_object(&format!("node-{i}"))));
+    }
+    let opts = WriteOptions::internal("kube-apiserver");
+    for (group, version, plural, ns, mut obj) in objects {
+        let info = server
+            .catalog
+            .get(group, version, plural)
+            .with_context(|| format!("{plural} are not registered"))?;
+        obj["apiVersion"] = json!(info.api_version());
+        obj["kind"] = json!(info.kind);
+        match server.create_object(&info, ns, obj, &opts).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => anyhow::bail!("cannot create bootstrap {plural}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn first_service_ip(server: &ApiServer) -> String {
+    let (base, _) = server.config.service_cidr;
+    Ipv4Addr::from(u32::from(base) + 1).to_string()
+}
+
+/// A Node object as a kubelet would register it.
+pub fn node_object(name: &str) -> Value {
+    let now = crate::apiserver::object::now_rfc3339();
+    json!({
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
+        }},
+        "spec": {},
+        "status": {
+            "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+            "conditions": [
+                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available", "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available", "lastHeartbeatTime": now, "lastTransitionTime": now},
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now},
+            ],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "", "osImage": "kubeproof", "containerRuntimeVersion": "kubeproof://0.1.0", "kubeletVersion": "v1.32.0", "kubeProxyVersion": "v1.32.0", "operatingSystem": "linux", "architecture": "amd64"},
+        },
+    })
+}

@@ -1,0 +1,227 @@
+//! Garbage collector: the ownerReferences graph, as upstream's garbage collector keeps it.
+//!
+//! - Background: an object whose owners are all gone is deleted.
+//! - Foreground: an owner carrying the `foregroundDeletion` finalizer has its dependents
+//!   deleted first; the finalizer is removed when none are left.
+//! - Orphan: an owner carrying the `orphan` finalizer has itself removed from its dependents'
+//!   ownerReferences, then the finalizer is removed.
+//!
+//! The graph is built from one list of the whole store and kept current from one watch.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::apiserver::object;
+use crate::apiserver::registry::{DeleteOptions, WriteOptions};
+use crate::apiserver::ApiServer;
+use crate::patch::Operation;
+use crate::resources::ResourceInfo;
+use crate::store::{EventKind, KeyValue};
+
+#[derive(Default)]
+struct Graph {
+    /// uid → storage key of every object.
+    keys: HashMap<String, String>,
+    /// owner uid → dependents' storage keys.
+    dependents: HashMap<String, HashSet<String>>,
+    /// storage key → owner uids.
+    owners: HashMap<String, Vec<String>>,
+}
+
+impl Graph {
+    fn put(&mut self, key: &str, obj: &Value) {
+        self.remove(key);
+        if let Some(uid) = object::meta_str(obj, "uid") {
+            self.keys.insert(uid.to_string(), key.to_string());
+        }
+        let owners: Vec<String> = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|o| o.get("uid").and_then(Value::as_str).map(str::to_string)).collect())
+            .unwrap_or_default();
+        for o in &owners {
+            self.dependents.entry(o.clone()).or_default().insert(key.to_string());
+        }
+        if !owners.is_empty() {
+            self.owners.insert(key.to_string(), owners);
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(owners) = self.owners.remove(key) {
+            for o in owners {
+                if let Some(set) = self.dependents.get_mut(&o) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.dependents.remove(&o);
+                    }
+                }
+            }
+        }
+        self.keys.retain(|_, k| k != key);
+    }
+}
+
+/// The resource a storage key belongs to, and the object's namespace and name.
+fn locate(server: &ApiServer, key: &str) -> Option<(Arc<ResourceInfo>, Option<String>, String)> {
+    let rest = key.strip_prefix("/registry/")?;
+    let mut best: Option<Arc<ResourceInfo>> = None;
+    for info in server.catalog.all() {
+        let p = format!("{}/", info.storage_resource);
+        if rest.starts_with(&p) && best.as_ref().map(|b| b.storage_resource.len() < info.storage_resource.len()).unwrap_or(true) {
+            best = Some(info);
+        }
+    }
+    let info = best?;
+    let tail = &rest[info.storage_resource.len() + 1..];
+    let (ns, name) = match (info.namespaced, tail.split_once('/')) {
+        (true, Some((ns, name))) => (Some(ns.to_string()), name.to_string()),
+        (false, None) => (None, tail.to_string()),
+        _ => return None,
+    };
+    Some((info, ns, name))
+}
+
+pub async fn run(server: Arc<ApiServer>, resync: Duration) {
+    loop {
+        let Ok(list) = server.store.list("/registry/", None, None, 0).await else {
+            tokio::time::sleep(resync).await;
+            continue;
+        };
+        let mut graph = Graph::default();
+        let mut objects: Vec<(String, Value)> = Vec::new();
+        for kv in &list.items {
+            if let Ok(obj) = object::from_stored(kv) {
+                graph.put(&kv.key, &obj);
+                objects.push((kv.key.clone(), obj));
+            }
+        }
+        for (key, obj) in &objects {
+            process(&server, &graph, key, Some(obj)).await;
+        }
+        let Ok(mut events) = server.store.watch("/registry/", list.revision).await else {
+            tokio::time::sleep(resync).await;
+            continue;
+        };
+        let deadline = tokio::time::sleep(resync);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                ev = events.next() => {
+                    let Some(Ok(ev)) = ev else { break };
+                    handle_event(&server, &mut graph, ev.kind, &ev.kv).await;
+                }
+            }
+        }
+    }
+}
+
+async fn handle_event(server: &Arc<ApiServer>, graph: &mut Graph, kind: EventKind, kv: &KeyValue) {
+    match kind {
+        EventKind::Put => {
+            let Ok(obj) = object::from_stored(kv) else { return };
+            graph.put(&kv.key, &obj);
+            process(server, graph, &kv.key, Some(&obj)).await;
+        }
+        EventKind::Delete => {
+            let Ok(obj) = object::from_stored(kv) else { return };
+            graph.remove(&kv.key);
+            // Dependents of a deleted owner may now have no owner left.
+            if let Some(uid) = object::meta_str(&obj, "uid") {
+                let deps: Vec<String> = graph.dependents.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                for d in deps {
+                    if let Ok(Some(dkv)) = server.store.get(&d).await {
+                        if let Ok(dep) = object::from_stored(&dkv) {
+                            process(server, graph, &d, Some(&dep)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Acts on one object: finishes orphan/foreground deletions it owns, deletes it if all its
+/// owners are gone.
+async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: Option<&Value>) {
+    let Some(obj) = obj else { return };
+    let Some((info, ns, name)) = locate(server, key) else { return };
+    let uid = object::meta_str(obj, "uid").unwrap_or("").to_string();
+    let finalizers = object::finalizers(obj);
+    let deps: Vec<String> = graph.dependents.get(&uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    if object::is_deleting(obj) && finalizers.iter().any(|f| f == "orphan") {
+        for d in &deps {
+            orphan(server, d, &uid).await;
+        }
+        remove_finalizer(server, &info, ns.as_deref(), &name, "orphan").await;
+        return;
+    }
+    if object::is_deleting(obj) && finalizers.iter().any(|f| f == "foregroundDeletion") {
+        if deps.is_empty() {
+            remove_finalizer(server, &info, ns.as_deref(), &name, "foregroundDeletion").await;
+        } else {
+            for d in &deps {
+                if let Some((dinfo, dns, dname)) = locate(server, d) {
+                    let opts = DeleteOptions { propagation: Some("Foreground".into()), ..Default::default() };
+                    let _ = server.delete_object(&dinfo, dns.as_deref(), &dname, &opts).await;
+                }
+            }
+        }
+        return;
+    }
+    // Background collection: every owner is gone.
+    if let Some(owners) = graph.owners.get(key) {
+        if !owners.is_empty() && !object::is_deleting(obj) {
+            let mut all_gone = true;
+            for o in owners {
+                if graph.keys.contains_key(o) {
+                    all_gone = false;
+                    break;
+                }
+            }
+            if all_gone {
+                let opts = DeleteOptions { propagation: Some("Background".into()), ..Default::default() };
+                let _ = server.delete_object(&info, ns.as_deref(), &name, &opts).await;
+            }
+        }
+    }
+}
+
+async fn orphan(server: &Arc<ApiServer>, dep_key: &str, owner_uid: &str) {
+    let Some((info, ns, name)) = locate(server, dep_key) else { return };
+    let opts = WriteOptions::internal("generic-garbage-collector");
+    let _ = server
+        .guaranteed_update(&info, ns.as_deref(), &name, None, &opts, Operation::Update, |cur| {
+            let mut cur = cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&info, &name))?;
+            let kept: Vec<Value> = cur
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter(|o| o.get("uid").and_then(Value::as_str) != Some(owner_uid)).cloned().collect())
+                .unwrap_or_default();
+            let m = object::meta_mut(&mut cur);
+            if kept.is_empty() {
+                m.remove("ownerReferences");
+            } else {
+                m.insert("ownerReferences".into(), json!(kept));
+            }
+            Ok(cur)
+        })
+        .await;
+}
+
+async fn remove_finalizer(server: &Arc<ApiServer>, info: &ResourceInfo, ns: Option<&str>, name: &str, finalizer: &str) {
+    let opts = WriteOptions::internal("generic-garbage-collector");
+    let _ = server
+        .guaranteed_update(info, ns, name, None, &opts, Operation::Update, |cur| {
+            let mut cur = cur.ok_or_else(|| crate::apiserver::ApiError::not_found(info, name))?;
+            let kept: Vec<String> = object::finalizers(&cur).into_iter().filter(|f| f != finalizer).collect();
+            object::set_finalizers(&mut cur, &kept);
+            Ok(cur)
+        })
+        .await;
+}

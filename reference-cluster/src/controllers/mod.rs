@@ -1,0 +1,8 @@
+//! Control loops that run inside the API server process. The full controller-manager (its own
+//! process, leader-elected, an API client) comes with part 2 of the reference cluster; what is
+//! here is what the API itself needs to behave: namespaces that finish terminating, and
+//! compaction of the store's history.
+
+pub mod compaction;
+pub mod gc;
+pub mod namespace;

@@ -1,0 +1,13 @@
+//! The bundled Kubernetes 1.32 reference cluster of kubeproof: API server, storage and
+//! (in later parts) scheduler, controllers and node agents. Library first; the `kubeproof
+//! cluster` commands call it.
+
+pub mod apiserver;
+pub mod cluster;
+pub mod controllers;
+pub mod openapi;
+pub mod patch;
+pub mod pki;
+pub mod resources;
+pub mod security;
+pub mod store;

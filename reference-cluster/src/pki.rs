@@ -1,0 +1,249 @@
+//! The cluster's certificate authority: a self-generated CA (rcgen), the API server's serving
+//! certificate and client certificates whose subject carries the identity Kubernetes reads
+//! (user = CN, groups = O). Kept on disk so a restarted cluster keeps its identity and old
+//! kubeconfigs stay valid.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// PEM-encoded certificate and private key.
+#[derive(Clone, Debug)]
+pub struct CertPair {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// The CA plus the certificates the cluster itself needs.
+#[derive(Clone, Debug)]
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: CertPair,
+    pub server: CertPair,
+    pub admin: CertPair,
+}
+
+const CA: &str = "ca";
+const SERVER: &str = "apiserver";
+const ADMIN: &str = "admin";
+
+impl Pki {
+    /// Loads the PKI from `dir`, creating whatever is missing. The serving certificate covers
+    /// `localhost`, the in-cluster service names and every address in `ips`.
+    pub fn load_or_create(dir: &Path, ips: &[std::net::IpAddr]) -> Result<Pki> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the PKI directory {}", dir.display()))?;
+        let ca = match read_pair(dir, CA)? {
+            Some(pair) => pair,
+            None => write_pair(dir, CA, &new_ca()?)?,
+        };
+        let server = match read_pair(dir, SERVER)? {
+            Some(pair) => pair,
+            None => write_pair(dir, SERVER, &issue_server(&ca, ips)?)?,
+        };
+        let admin = match read_pair(dir, ADMIN)? {
+            Some(pair) => pair,
+            None => write_pair(
+                dir,
+                ADMIN,
+                &issue_client(&ca, "kubernetes-admin", &["system:masters"])?,
+            )?,
+        };
+        Ok(Pki {
+            dir: dir.to_path_buf(),
+            ca,
+            server,
+            admin,
+        })
+    }
+
+    /// A client certificate for `user` in `groups`, signed by the cluster CA.
+    pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<CertPair> {
+        issue_client(&self.ca, user, groups)
+    }
+}
+
+fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>> {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    if !cert.exists() || !key.exists() {
+        return Ok(None);
+    }
+    let read = |p: &Path| {
+        fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    Ok(Some(CertPair {
+        cert_pem: read(&cert)?,
+        key_pem: read(&key)?,
+    }))
+}
+
+fn write_pair(dir: &Path, name: &str, pair: &CertPair) -> Result<CertPair> {
+    write_private(&dir.join(format!("{name}.crt")), pair.cert_pem.as_bytes())?;
+    write_private(&dir.join(format!("{name}.key")), pair.key_pem.as_bytes())?;
+    Ok(pair.clone())
+}
+
+/// Writes a file readable only by its owner (keys and kubeconfigs hold credentials), atomically
+/// so that a crash never leaves half a key behind.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn new_ca() -> Result<CertPair> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = dn("kubeproof-ca", &[]);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let cert = params.self_signed(&key)?;
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn issuer(ca: &CertPair) -> Result<Issuer<'static, KeyPair>> {
+    let key = KeyPair::from_pem(&ca.key_pem).context("the CA key is not valid PEM")?;
+    Issuer::from_ca_cert_pem(&ca.cert_pem, key).context("the CA certificate is not valid PEM")
+}
+
+fn issue_server(ca: &CertPair, ips: &[std::net::IpAddr]) -> Result<CertPair> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "kubernetes".to_string(),
+        "kubernetes.default".to_string(),
+        "kubernetes.default.svc".to_string(),
+        "kubernetes.default.svc.cluster.local".to_string(),
+    ])?;
+    let mut all_ips: Vec<std::net::IpAddr> = vec![
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ];
+    all_ips.extend(ips.iter().copied());
+    all_ips.dedup();
+    for ip in all_ips {
+        params.subject_alt_names.push(SanType::IpAddress(ip));
+    }
+    params.distinguished_name = dn("kube-apiserver", &[]);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let cert = params.signed_by(&key, &issuer(ca)?)?;
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn issue_client(ca: &CertPair, user: &str, groups: &[&str]) -> Result<CertPair> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = dn(user, groups);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let cert = params.signed_by(&key, &issuer(ca)?)?;
+    Ok(CertPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn dn(common_name: &str, organizations: &[&str]) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    for org in organizations {
+        dn.push(DnType::OrganizationName, *org);
+    }
+    dn
+}
+
+/// A kubeconfig for `server` that trusts the cluster CA and authenticates with `client`.
+pub fn kubeconfig(server: &str, ca_pem: &str, client: &CertPair, user: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubeproof", "cluster": {
+            "server": server,
+            "certificate-authority-data": b64(ca_pem),
+        }}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(&client.cert_pem),
+            "client-key-data": b64(&client.key_pem),
+        }}],
+        "contexts": [{"name": "kubeproof", "context": {"cluster": "kubeproof", "user": user}}],
+        "current-context": "kubeproof",
+        "preferences": {},
+    });
+    serde_yaml_ng::to_string(&doc).expect("a JSON value always serialises to YAML")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_then_reloads_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Pki::load_or_create(dir.path(), &[]).unwrap();
+        let second = Pki::load_or_create(dir.path(), &[]).unwrap();
+        assert_eq!(first.ca.cert_pem, second.ca.cert_pem);
+        assert_eq!(first.admin.cert_pem, second.admin.cert_pem);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.path().join("ca.key")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn client_certificate_carries_user_and_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
+        let pair = pki.issue_client("alice", &["dev", "ops"]).unwrap();
+        let der = pem_to_der(&pair.cert_pem);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let orgs: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(cn, vec!["alice"]);
+        assert_eq!(orgs, vec!["dev", "ops"]);
+    }
+
+    fn pem_to_der(pem: &str) -> Vec<u8> {
+        let mut reader = std::io::BufReader::new(pem.as_bytes());
+        let der = rustls_pemfile::certs(&mut reader).next().unwrap().unwrap();
+        der.to_vec()
+    }
+}

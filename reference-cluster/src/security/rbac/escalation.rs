@@ -1,0 +1,184 @@
+//! Privilege-escalation prevention (upstream `pkg/registry/rbac/*/policybased`): a user may only
+//! write a Role/ClusterRole whose rules they already hold (unless granted `escalate` on it),
+//! and may only bind a role whose rules they hold (unless granted `bind` on it).
+
+use serde_json::{json, Value};
+
+use super::message::Forbidden;
+use super::rules::{compact, covers, go_quote, go_quote_list, PolicyRule};
+use super::{authorize, role_ref_rules, rules_for, Attributes, Binding, RbacObjects, GROUP};
+use crate::security::user::names;
+use crate::security::UserInfo;
+
+/// Why an escalation check refused a write; `message` is the text after `is forbidden: `.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscalationError {
+    pub message: String,
+}
+
+/// Full authority (`*` on everything), which setting an `aggregationRule` requires.
+fn full_authority() -> Vec<PolicyRule> {
+    vec![
+        PolicyRule::resource(&["*"], &["*"], &["*"]),
+        PolicyRule::non_resource(&["*"], &["*"]),
+    ]
+}
+
+/// Upstream `ConfirmNoEscalation`: does `user`, in `namespace`, hold every rule of `wanted`?
+fn confirm_no_escalation(
+    user: &UserInfo,
+    namespace: &str,
+    wanted: &[PolicyRule],
+    objects: &dyn RbacObjects,
+) -> Result<(), EscalationError> {
+    let (owned, errors) = rules_for(user, namespace, objects);
+    let (ok, missing) = covers(&owned, wanted);
+    if ok {
+        return Ok(());
+    }
+    let mut described: Vec<String> = compact(&missing).iter().map(|r| r.compact_string()).collect();
+    described.sort();
+    described.dedup();
+    let mut message = format!(
+        "user {} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
+        go_quote(&user.name),
+        go_quote_list(&user.groups),
+        described.join("\n")
+    );
+    if !errors.is_empty() {
+        message.push_str(&format!("; resolution errors: [{}]", errors.join(" ")));
+    }
+    Err(EscalationError { message })
+}
+
+/// Upstream `IsOnlyMutatingGCFields`: updates that only touch owner references or finalizers
+/// are allowed so garbage collection never stalls on an escalation check.
+fn only_gc_fields_changed(new: &Value, old: Option<&Value>) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in [
+                "ownerReferences",
+                "finalizers",
+                "resourceVersion",
+                "managedFields",
+                "generation",
+            ] {
+                meta.remove(k);
+            }
+        }
+        v
+    };
+    crate::resources::json::semantic_eq(&strip(new), &strip(old))
+}
+
+fn forbidden_for(resource: &str, name: &str, message: String) -> Forbidden {
+    Forbidden {
+        message: format!(
+            "{resource}.{GROUP} {} is forbidden: {message}",
+            go_quote(name)
+        ),
+        details: json!({"name": name, "group": GROUP, "kind": resource}),
+    }
+}
+
+fn decode_rules(obj: &Value) -> Vec<PolicyRule> {
+    obj.get("rules")
+        .cloned()
+        .and_then(|r| serde_json::from_value(r).ok())
+        .unwrap_or_default()
+}
+
+/// Checks a create (`old == None`) or update of a Role (`namespace` set) or ClusterRole
+/// (`namespace == ""`). `request_name` is the name in the request path (empty on create), as
+/// upstream authorizes `escalate` against it.
+pub fn check_role_escalation(
+    user: &UserInfo,
+    namespace: &str,
+    request_name: &str,
+    role: &Value,
+    old: Option<&Value>,
+    objects: &dyn RbacObjects,
+) -> Result<(), Forbidden> {
+    let resource = if namespace.is_empty() {
+        "clusterroles"
+    } else {
+        "roles"
+    };
+    if user.in_group(names::SYSTEM_MASTERS) || only_gc_fields_changed(role, old) {
+        return Ok(());
+    }
+    let escalate = Attributes::resource(
+        user.clone(),
+        "escalate",
+        GROUP,
+        resource,
+        namespace,
+        request_name,
+    );
+    if authorize(&escalate, objects).allowed {
+        return Ok(());
+    }
+    let name = role
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    confirm_no_escalation(user, namespace, &decode_rules(role), objects)
+        .map_err(|e| forbidden_for(resource, name, e.message))?;
+    let has_aggregation = role.get("aggregationRule").is_some_and(|a| !a.is_null());
+    if namespace.is_empty() && has_aggregation {
+        confirm_no_escalation(user, namespace, &full_authority(), objects).map_err(|_| {
+            forbidden_for(
+                resource,
+                name,
+                "must have cluster-admin privileges to use the aggregationRule".into(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks a create or update of a RoleBinding (`metadata.namespace` set) or
+/// ClusterRoleBinding: allowed with `bind` on the referenced role, or when the user holds
+/// every rule of it.
+pub fn check_binding_escalation(
+    user: &UserInfo,
+    binding: &Value,
+    old: Option<&Value>,
+    objects: &dyn RbacObjects,
+) -> Result<(), Forbidden> {
+    if user.in_group(names::SYSTEM_MASTERS) || only_gc_fields_changed(binding, old) {
+        return Ok(());
+    }
+    let decoded = Binding::from_json(binding).map_err(|e| Forbidden {
+        message: format!("forbidden: {e}"),
+        details: json!({}),
+    })?;
+    let resource = if decoded.namespace.is_empty() {
+        "clusterrolebindings"
+    } else {
+        "rolebindings"
+    };
+    let role_resource = match decoded.role_ref.kind.as_str() {
+        "ClusterRole" => "clusterroles",
+        _ => "roles",
+    };
+    let bind = Attributes::resource(
+        user.clone(),
+        "bind",
+        GROUP,
+        role_resource,
+        &decoded.namespace,
+        &decoded.role_ref.name,
+    );
+    if authorize(&bind, objects).allowed {
+        return Ok(());
+    }
+    let role = role_ref_rules(objects, &decoded.role_ref, &decoded.namespace)
+        .map_err(|e| forbidden_for(resource, &decoded.name, e))?;
+    confirm_no_escalation(user, &decoded.namespace, &role.rules, objects)
+        .map_err(|e| forbidden_for(resource, &decoded.name, e.message))
+}

@@ -1,0 +1,249 @@
+//! `kubeproof bench …`: performance figures of the bundled cluster, printed, never asserted.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use futures::{StreamExt, TryStreamExt};
+use hdrhistogram::Histogram;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
+use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
+use serde_json::{json, Value};
+
+use crate::Output;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// API throughput and latency (create/get/list/watch) of the embedded store and, with
+    /// --etcd, of the same API server on etcd, measured in one run.
+    Api(ApiBenchArgs),
+}
+
+#[derive(Args)]
+pub struct ApiBenchArgs {
+    /// Also measure the API server backed by etcd at this URL (e.g. http://127.0.0.1:2379).
+    #[arg(long)]
+    etcd: Option<String>,
+    /// Objects created (and read) per backend.
+    #[arg(long, default_value_t = 2000)]
+    objects: usize,
+    /// Concurrent clients for create and get.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Watchers that all receive every update.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Updates observed by the watchers.
+    #[arg(long, default_value_t = 200)]
+    watch_events: usize,
+}
+
+pub async fn run(args: BenchArgs, output: Output) -> Result<ExitCode> {
+    match args.command {
+        BenchCommand::Api(a) => bench_api(a, output).await,
+    }
+}
+
+async fn bench_api(args: ApiBenchArgs, output: Output) -> Result<ExitCode> {
+    let mut results = BTreeMap::new();
+    let mut backends = vec![("embedded", StoreConfig::Embedded)];
+    if let Some(url) = &args.etcd {
+        backends.push(("etcd", StoreConfig::Etcd(vec![url.clone()])));
+    }
+    for (name, store) in backends {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let cfg = ClusterConfig {
+            store,
+            ..ClusterConfig::for_tests(dir.path())
+        };
+        let cluster = RunningCluster::start(cfg)
+            .await
+            .with_context(|| format!("cannot start the cluster on the {name} backend"))?;
+        let client = cluster.client().await?;
+        eprintln!("measuring the {name} backend…");
+        let figures = measure(client, &args).await;
+        cluster.shutdown().await;
+        results.insert(name.to_string(), figures?);
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        Output::Text => print_table(&results),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(results: &BTreeMap<String, Value>) {
+    let names: Vec<&String> = results.keys().collect();
+    print!("{:<22}", "figure");
+    for n in &names {
+        print!("{:>14}", n);
+    }
+    println!();
+    let keys: Vec<String> = results
+        .values()
+        .next()
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    for k in keys {
+        print!("{k:<22}");
+        for n in &names {
+            let v = results[*n].get(&k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+            print!("{v:>14.2}");
+        }
+        println!();
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
+    let ns = format!("bench-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() },
+                ..Default::default()
+            },
+        )
+        .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+
+    let (create_per_s, create_h) = run_concurrently(args.objects, args.concurrency, |i| {
+        let cms = cms.clone();
+        async move {
+            let cm = ConfigMap {
+                metadata: ObjectMeta { name: Some(format!("cm-{i}")), ..Default::default() },
+                data: Some([("k".to_string(), "v".repeat(64))].into()),
+                ..Default::default()
+            };
+            cms.create(&PostParams::default(), &cm).await.map(|_| ())
+        }
+    })
+    .await?;
+    let (get_per_s, get_h) = run_concurrently(args.objects, args.concurrency, |i| {
+        let cms = cms.clone();
+        async move { cms.get(&format!("cm-{}", i % args.objects)).await.map(|_| ()) }
+    })
+    .await?;
+    let lists = 20usize;
+    let (list_per_s, list_h) = run_concurrently(lists, 2, |_| {
+        let cms = cms.clone();
+        async move { cms.list(&ListParams::default()).await.map(|_| ()) }
+    })
+    .await?;
+
+    // Watch fan-out: every watcher sees every update; latency is from the write's start to
+    // the event's arrival, both measured against one clock in this process.
+    let base = Instant::now();
+    let watch_h = Arc::new(parking_lot::Mutex::new(histogram()));
+    let target = "cm-0";
+    let current = cms.get(target).await?;
+    let rv = current.metadata.resource_version.clone().unwrap_or_default();
+    let mut watchers = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers);
+    for _ in 0..args.watchers {
+        let cms = cms.clone();
+        let h = watch_h.clone();
+        let rv = rv.clone();
+        let want = args.watch_events;
+        let ready = ready_tx.clone();
+        watchers.push(tokio::spawn(async move {
+            let wp = WatchParams::default().fields(&format!("metadata.name={target}")).timeout(120);
+            let mut stream = cms.watch(&wp, &rv).await?.boxed();
+            let _ = ready.send(()).await;
+            let mut seen = 0;
+            while seen < want {
+                match stream.try_next().await? {
+                    Some(WatchEvent::Modified(cm)) => {
+                        if let Some(t) = cm.data.as_ref().and_then(|d| d.get("t")).and_then(|t| t.parse::<u64>().ok()) {
+                            let now = base.elapsed().as_micros() as u64;
+                            let _ = h.lock().record(now.saturating_sub(t).max(1));
+                            seen += 1;
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            Ok::<_, kube::Error>(())
+        }));
+    }
+    for _ in 0..args.watchers {
+        ready_rx.recv().await;
+    }
+    for i in 0..args.watch_events {
+        let t = base.elapsed().as_micros().to_string();
+        let patch = json!({"data": {"t": t, "i": i.to_string()}});
+        cms.patch(target, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for w in watchers {
+        let _ = tokio::time::timeout(Duration::from_secs(60), w).await;
+    }
+    let watch_h = watch_h.lock().clone();
+    let _ = namespaces.delete(&ns, &Default::default()).await;
+    Ok(json!({
+        "create_per_s": create_per_s,
+        "create_p50_ms": ms(&create_h, 0.5),
+        "create_p99_ms": ms(&create_h, 0.99),
+        "get_per_s": get_per_s,
+        "get_p50_ms": ms(&get_h, 0.5),
+        "get_p99_ms": ms(&get_h, 0.99),
+        "list_per_s": list_per_s,
+        "list_p50_ms": ms(&list_h, 0.5),
+        "list_p99_ms": ms(&list_h, 0.99),
+        "list_items": args.objects,
+        "watchers": args.watchers,
+        "watch_events_received": watch_h.len(),
+        "watch_p50_ms": ms(&watch_h, 0.5),
+        "watch_p99_ms": ms(&watch_h, 0.99),
+    }))
+}
+
+/// Runs `n` operations with `concurrency` in flight; returns operations per second and the
+/// latency histogram (microseconds).
+async fn run_concurrently<F, Fut>(n: usize, concurrency: usize, op: F) -> Result<(f64, Histogram<u64>)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let started = Instant::now();
+    let mut h = histogram();
+    let results: Vec<Result<u64, kube::Error>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let fut = op(i);
+            async move {
+                let t = Instant::now();
+                fut.await?;
+                Ok(t.elapsed().as_micros() as u64)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for r in results {
+        h.record(r?.max(1))?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok((n as f64 / secs, h))
+}

@@ -1,0 +1,4 @@
+pub mod bench;
+pub mod cluster;
+pub mod conformance;
+pub mod run;

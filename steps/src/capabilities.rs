@@ -1,0 +1,168 @@
+//! Probing what a target can do, so scenarios tagged `@needs:<capability>` that it cannot
+//! serve are reported as skipped with a reason instead of failing (or, worse, passing).
+
+use std::collections::BTreeMap;
+
+use kube::Client;
+use serde_json::Value;
+
+use crate::api;
+
+/// Whether each capability is present, and why (or why not).
+#[derive(Clone, Debug, Default)]
+pub struct Capabilities {
+    pub found: BTreeMap<String, (bool, String)>,
+}
+
+impl Capabilities {
+    /// The reason a scenario with these needs cannot run, or `None` when it can.
+    pub fn unmet(&self, needs: &[String]) -> Option<String> {
+        let missing: Vec<String> = needs
+            .iter()
+            .filter_map(|n| match self.found.get(n) {
+                Some((true, _)) => None,
+                Some((false, why)) => Some(format!("{n} ({why})")),
+                None => Some(format!("{n} (unknown capability)")),
+            })
+            .collect();
+        (!missing.is_empty()).then(|| format!("target lacks {}", missing.join(", ")))
+    }
+
+    pub fn set(&mut self, name: &str, present: bool, why: impl Into<String>) {
+        self.found.insert(name.to_string(), (present, why.into()));
+    }
+}
+
+/// What kind of runtime a node reports. The bundled cluster's simulated nodes report
+/// `kubeproof://` runtimes unless labelled `kubeproof.dev/runtime=process`; kwok nodes carry
+/// its annotation; anything else is taken to be a real kubelet.
+fn runs_processes(node: &Value) -> bool {
+    let label = node
+        .pointer("/metadata/labels/kubeproof.dev~1runtime")
+        .and_then(Value::as_str);
+    if let Some(l) = label {
+        return l == "process";
+    }
+    if node
+        .pointer("/metadata/annotations/kwok.x-k8s.io~1node")
+        .is_some()
+    {
+        return false;
+    }
+    let runtime = node
+        .pointer("/status/nodeInfo/containerRuntimeVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    !runtime.is_empty() && !runtime.starts_with("kubeproof://")
+}
+
+fn is_ready(node: &Value) -> bool {
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// Probes `client`'s target. `host_access` says whether the caller can reach the target's
+/// processes and files (true for the bundled cluster started by this process); `assume`
+/// forces capabilities on (e.g. `network` on a cluster known to have a CNI).
+pub async fn probe(client: &Client, host_access: bool, assume: &[String]) -> Capabilities {
+    let mut caps = Capabilities::default();
+    let get = |path: &'static str| async move {
+        let req = api::request(http::Method::GET, path, None, Vec::new()).ok()?;
+        api::send(client, req).await.ok()
+    };
+
+    match get("/api/v1/nodes").await {
+        Some(r) if r.is_success() => {
+            let nodes = r
+                .json
+                .as_ref()
+                .and_then(|j| j.get("items"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let ready: Vec<&Value> = nodes.iter().filter(|n| is_ready(n)).collect();
+            caps.set(
+                "nodes",
+                !ready.is_empty(),
+                format!("{} of {} nodes Ready", ready.len(), nodes.len()),
+            );
+            let real = ready.iter().filter(|n| runs_processes(n)).count();
+            caps.set(
+                "process-runtime",
+                real > 0,
+                format!("{real} Ready nodes run real processes"),
+            );
+        }
+        other => {
+            let why = other
+                .map(|r| r.describe())
+                .unwrap_or_else(|| "nodes could not be listed".into());
+            caps.set("nodes", false, why.clone());
+            caps.set("process-runtime", false, why);
+        }
+    }
+    match get("/metrics").await {
+        Some(r) if r.is_success() => caps.set("metrics", true, "/metrics answered"),
+        Some(r) => caps.set("metrics", false, r.describe()),
+        None => caps.set("metrics", false, "/metrics could not be reached"),
+    }
+    caps.set(
+        "network",
+        false,
+        "pod networking is not probed; pass it as an assumed capability",
+    );
+    caps.set(
+        "host",
+        host_access,
+        if host_access {
+            "bundled cluster in this process"
+        } else {
+            "the target is reached only through its API"
+        },
+    );
+    for a in assume {
+        caps.set(a, true, "assumed by the caller");
+    }
+    caps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn node_runtime_detection() {
+        let sim = json!({"status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof://0.1.0"}}});
+        let real =
+            json!({"status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.0"}}});
+        let kwok = json!({"metadata": {"annotations": {"kwok.x-k8s.io/node": "fake"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.0"}}});
+        let labelled = json!({"metadata": {"labels": {"kubeproof.dev/runtime": "process"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof://0.1.0"}}});
+        assert!(!runs_processes(&sim));
+        assert!(runs_processes(&real));
+        assert!(!runs_processes(&kwok));
+        assert!(runs_processes(&labelled));
+        assert!(is_ready(
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        ));
+        assert!(!is_ready(
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
+        ));
+    }
+
+    #[test]
+    fn unmet_needs_explain_themselves() {
+        let mut c = Capabilities::default();
+        c.set("nodes", true, "1 of 1 nodes Ready");
+        c.set("process-runtime", false, "0 Ready nodes run real processes");
+        assert_eq!(c.unmet(&["nodes".into()]), None);
+        assert_eq!(
+            c.unmet(&["nodes".into(), "process-runtime".into(), "x".into()]).unwrap(),
+            "target lacks process-runtime (0 Ready nodes run real processes), x (unknown capability)"
+        );
+    }
+}

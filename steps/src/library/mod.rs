@@ -1,0 +1,602 @@
+//! The step library: one table that is at once the cucumber registration, the `--check`
+//! matcher and the documentation printed by `kubeproof steps`.
+
+pub mod actions;
+pub mod assertions;
+pub mod support;
+
+use std::sync::OnceLock;
+
+use cucumber::gherkin::StepType;
+use futures::future::LocalBoxFuture;
+use regex::Regex;
+use serde::Serialize;
+
+use crate::world::KubeWorld;
+pub use support::{StepArgs, StepFailure, StepResult};
+
+pub type StepFn = for<'a> fn(&'a mut KubeWorld, StepArgs) -> LocalBoxFuture<'a, StepResult>;
+
+/// Which Gherkin keywords a step answers to. Actions work after Given and When alike (a
+/// precondition is often just an action); expectations are Then steps, and Given steps too
+/// when a precondition is something to wait for (a CRD being Established).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keyword {
+    Action,
+    Assertion,
+}
+
+impl Keyword {
+    pub fn accepts(self, ty: StepType) -> bool {
+        match self {
+            Keyword::Action => matches!(ty, StepType::Given | StepType::When),
+            Keyword::Assertion => matches!(ty, StepType::Given | StepType::Then),
+        }
+    }
+}
+
+pub struct StepDef {
+    pub name: &'static str,
+    pub keyword: Keyword,
+    pub pattern: &'static str,
+    pub description: &'static str,
+    pub example: &'static str,
+    pub run: StepFn,
+}
+
+macro_rules! step_fn {
+    ($f:path) => {{
+        fn run(world: &mut KubeWorld, args: StepArgs) -> LocalBoxFuture<'_, StepResult> {
+            Box::pin($f(world, args))
+        }
+        run as StepFn
+    }};
+}
+
+// Reusable pattern pieces. A kind is any name discovery knows (kind, plural, singular or
+// short name, optionally `.group`); names and values are double-quoted.
+macro_rules! kind {
+    () => {
+        r#"(?P<kind>(?:[A-Za-z0-9.\-]|\{\{ ?[A-Za-z_][A-Za-z0-9_]* ?\}\})+)"#
+    };
+}
+macro_rules! obj {
+    () => {
+        concat!(
+            kind!(),
+            r#" "(?P<name>[^"]+)"(?: in namespace "(?P<ns>[^"]+)")?"#
+        )
+    };
+}
+macro_rules! within {
+    () => {
+        r#"(?: within (?P<secs>\d+(?:\.\d+)?) seconds?)?"#
+    };
+}
+macro_rules! try_to {
+    () => {
+        r#"(?P<try>try to )?"#
+    };
+}
+
+/// Every step kubeproof understands.
+pub fn steps() -> &'static [StepDef] {
+    static STEPS: OnceLock<Vec<StepDef>> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        vec![
+            StepDef {
+                name: "namespace",
+                keyword: Keyword::Action,
+                pattern: r#"^a namespace$"#,
+                description: "The scenario's own namespace, created before its first step and deleted after it; manifests without a namespace land in it and `{{ namespace }}` names it.",
+                example: "Given a namespace",
+                run: step_fn!(actions::a_namespace),
+            },
+            StepDef {
+                name: "another-namespace",
+                keyword: Keyword::Action,
+                pattern: r#"^another namespace as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Creates a second namespace for the scenario (deleted after it) and names it in the template variable given.",
+                example: "Given another namespace as \"other\"",
+                run: step_fn!(actions::another_namespace),
+            },
+            StepDef {
+                name: "manifest",
+                keyword: Keyword::Action,
+                pattern: concat!(
+                    "^I ", try_to!(), r#"(?P<verb>apply|create|replace)(?: as "(?P<manager>[^"]+)")?(?P<force> with force)?(?P<dry> with dry run)?(?: with field validation (?P<fv>Strict|Warn|Ignore))?:$"#
+                ),
+                description: "Sends every YAML document of the doc string: `create` POSTs, `replace` PUTs, `apply` is server-side apply (field manager `kubeproof` unless `as \"<manager>\"`, `with force` to take over conflicting fields). Optional `with dry run` and `with field validation Strict|Warn|Ignore`. Kinds are resolved through discovery, so CRDs work. Without `try to`, a non-2xx answer fails the step; with it, the answer is kept for `the last request ...`.",
+                example: "When I create:\n  \"\"\"\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: settings\n  data:\n    mode: fast\n  \"\"\"",
+                run: step_fn!(actions::manifest),
+            },
+            StepDef {
+                name: "patch",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), "patch ", obj!(), r#" with (?P<type>json|merge|strategic) patch:$"#),
+                description: "PATCHes one object with the doc string as a JSON patch, JSON merge patch or strategic merge patch (written in YAML or JSON).",
+                example: "When I patch configmap \"settings\" with merge patch:\n  \"\"\"\n  data:\n    mode: slow\n  \"\"\"",
+                run: step_fn!(actions::patch),
+            },
+            StepDef {
+                name: "delete",
+                keyword: Keyword::Action,
+                pattern: concat!(
+                    "^I ", try_to!(), "delete ", obj!(), r#"(?: with propagation policy (?P<policy>Foreground|Background|Orphan))?(?: with grace period (?P<grace>\d+))?$"#
+                ),
+                description: "DELETEs one object, optionally with a propagation policy and a grace period in seconds.",
+                example: "When I delete configmap \"settings\" with propagation policy Foreground",
+                run: step_fn!(actions::delete),
+            },
+            StepDef {
+                name: "scale",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), "scale ", obj!(), r#" to (?P<n>\d+)$"#),
+                description: "Sets spec.replicas through the object's scale subresource.",
+                example: "When I scale deployment \"web\" to 3",
+                run: step_fn!(actions::scale),
+            },
+            StepDef {
+                name: "get",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), "get ", obj!(), "$"),
+                description: "GETs one object and keeps the answer for `the last request ...` / `the last response ...` steps.",
+                example: "When I try to get configmap \"gone\"",
+                run: step_fn!(actions::get),
+            },
+            StepDef {
+                name: "list",
+                keyword: Keyword::Action,
+                pattern: concat!(
+                    "^I ", try_to!(), "list ", kind!(),
+                    r#"(?: in namespace "(?P<ns>[^"]+)")?(?: with label selector "(?P<ls>[^"]*)")?(?: with field selector "(?P<fs>[^"]*)")?(?: with limit (?P<limit>\d+))?$"#
+                ),
+                description: "Lists a namespaced collection with optional label selector, field selector and page size; starts a new pagination.",
+                example: "When I list configmaps with label selector \"app=web\" with limit 2",
+                run: step_fn!(actions::list),
+            },
+            StepDef {
+                name: "next-page",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), "list the next page$"),
+                description: "Fetches the next page of the last list with its continue token.",
+                example: "When I list the next page",
+                run: step_fn!(actions::next_page),
+            },
+            StepDef {
+                name: "request",
+                keyword: Keyword::Action,
+                pattern: r#"^I request (?P<method>GET|POST|PUT|PATCH|DELETE|HEAD) "(?P<path>[^"]+)"$"#,
+                description: "A raw request to any path (health endpoints, /metrics, /version, discovery); an optional doc string is sent as a JSON body. The answer is kept whatever its code.",
+                example: "When I request GET \"/readyz?verbose\"",
+                run: step_fn!(actions::request),
+            },
+            StepDef {
+                name: "remember-field",
+                keyword: Keyword::Action,
+                pattern: concat!(r#"^I remember "(?P<path>[^"]+)" of "#, obj!(), r#" as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#),
+                description: "Reads a JSONPath of an object into a template variable, e.g. a resourceVersion to send back later.",
+                example: "When I remember \"{.metadata.resourceVersion}\" of configmap \"settings\" as \"rv\"",
+                run: step_fn!(actions::remember_field),
+            },
+            StepDef {
+                name: "remember-response",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember "(?P<path>[^"]+)" of the last response as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Reads a JSONPath of the last response into a template variable.",
+                example: "When I remember \"{.metadata.resourceVersion}\" of the last response as \"listrv\"",
+                run: step_fn!(actions::remember_response_field),
+            },
+            StepDef {
+                name: "watch",
+                keyword: Keyword::Action,
+                pattern: concat!(
+                    "^I watch ", kind!(), r#"(?: named "(?P<name>[^"]+)")?(?: in namespace "(?P<ns>[^"]+)")? from (?:now|resource version "(?P<rv>[^"]+)")$"#
+                ),
+                description: "Starts watching a collection (optionally one object) from the current resourceVersion or a given one; `the watch on ... sees ...` checks what arrived.",
+                example: "When I watch configmaps named \"settings\" from now",
+                run: step_fn!(actions::start_watch),
+            },
+            StepDef {
+                name: "wait",
+                keyword: Keyword::Action,
+                pattern: r#"^I wait (?P<secs>\d+(?:\.\d+)?) seconds?$"#,
+                description: "Sleeps. Prefer `within N seconds` on a Then step, which waits only as long as needed.",
+                example: "When I wait 2 seconds",
+                run: step_fn!(actions::wait),
+            },
+            StepDef {
+                name: "exists",
+                keyword: Keyword::Assertion,
+                pattern: concat!("^", obj!(), " (?P<neg>exists|does not exist)", within!(), "$"),
+                description: "The object exists / does not exist (now, or eventually with `within N seconds`).",
+                example: "Then configmap \"settings\" does not exist within 10 seconds",
+                run: step_fn!(assertions::exists),
+            },
+            StepDef {
+                name: "matches",
+                keyword: Keyword::Assertion,
+                pattern: concat!("^", obj!(), " matches", within!(), ":$"),
+                description: "The object contains the doc string's partial YAML: maps by subset, lists element by element by `name` when every element has one, otherwise as sets; `null` means absent. A failure shows the diff.",
+                example: "Then configmap \"settings\" matches:\n  \"\"\"\n  data:\n    mode: fast\n  \"\"\"",
+                run: step_fn!(assertions::object_matches),
+            },
+            StepDef {
+                name: "field",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    "^", obj!(), r#" has "(?P<path>[^"]+)" (?P<op>equal to|not equal to|containing|matching) "(?P<value>(?:[^"\\]|\\.)*)""#, within!(), "$"
+                ),
+                description: "A JSONPath (kubectl dialect) of the object compares with a value; several results are joined with spaces, as kubectl prints them.",
+                example: "Then configmap \"settings\" has \"{.data.mode}\" equal to \"fast\"",
+                run: step_fn!(assertions::field),
+            },
+            StepDef {
+                name: "last-failed",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last request failed with code (?P<code>\d+)(?: and reason "(?P<reason>[^"]+)")?(?: and message containing "(?P<msg>(?:[^"\\]|\\.)+)")?$"#,
+                description: "The last request answered this HTTP code (and Status reason, and message substring).",
+                example: "Then the last request failed with code 409 and reason \"AlreadyExists\"",
+                run: step_fn!(assertions::last_failed),
+            },
+            StepDef {
+                name: "last-succeeded",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last request succeeded(?: with code (?P<code>\d+))?$"#,
+                description: "The last request answered 2xx (or exactly the code given).",
+                example: "Then the last request succeeded with code 201",
+                run: step_fn!(assertions::last_succeeded),
+            },
+            StepDef {
+                name: "response-body",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response (?P<op>contains|does not contain|matches) "(?P<text>(?:[^"\\]|\\.)+)"$"#,
+                description: "The last response body contains (or lacks) a text, or matches a regular expression (e.g. a metric with a label).",
+                example: "Then the last response contains \"apiserver_request_total\"",
+                run: step_fn!(assertions::response_body),
+            },
+            StepDef {
+                name: "response-field",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response has "(?P<path>[^"]+)" (?P<op>equal to|not equal to|containing|matching) "(?P<value>(?:[^"\\]|\\.)*)"$"#,
+                description: "A JSONPath of the last (JSON) response compares with a value.",
+                example: "Then the last response has \"{.items[*].metadata.name}\" equal to \"a b\"",
+                run: step_fn!(assertions::response_field),
+            },
+            StepDef {
+                name: "response-header",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response has header "(?P<header>[^"]+)"(?: containing "(?P<value>[^"]*)")?$"#,
+                description: "The last response carries a header (containing a text).",
+                example: "Then the last response has header \"Content-Type\" containing \"application/json\"",
+                run: step_fn!(assertions::response_header),
+            },
+            StepDef {
+                name: "count",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^(?P<count>\d+) "#, kind!(), r#" exists?(?: in namespace "(?P<ns>[^"]+)")?(?: with label "(?P<sel>[^"]*)")?"#, within!(), "$"
+                ),
+                description: "Exactly N objects of a kind exist in the namespace (matching a label selector).",
+                example: "Then 2 configmaps exist with label \"app=web\"",
+                run: step_fn!(assertions::count),
+            },
+            StepDef {
+                name: "list-size",
+                keyword: Keyword::Assertion,
+                pattern: r#"^(?P<all>all pages of )?the last list (?:has|hold|holds) (?P<n>\d+) items?$"#,
+                description: "The last list page (or all pages of the pagination together) holds exactly N items, none repeated.",
+                example: "Then all pages of the last list hold 5 items",
+                run: step_fn!(assertions::list_size),
+            },
+            StepDef {
+                name: "list-contains",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last list (?P<op>contains|does not contain) "(?P<name>[^"]+)"$"#,
+                description: "The last list page includes (or not) an object of that name.",
+                example: "Then the last list contains \"settings\"",
+                run: step_fn!(assertions::list_contains),
+            },
+            StepDef {
+                name: "list-continue",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last list has (?P<which>a|no) continue token$"#,
+                description: "The last list page does or does not offer a continue token.",
+                example: "Then the last list has no continue token",
+                run: step_fn!(assertions::list_continue),
+            },
+            StepDef {
+                name: "server-version",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the server version is (?P<major>\d+)\.(?P<minor>\d+)$"#,
+                description: "GET /version reports this major.minor (gitVersion vMAJOR.MINOR.x).",
+                example: "Then the server version is 1.32",
+                run: step_fn!(assertions::server_version),
+            },
+            StepDef {
+                name: "watch-sees",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    "^the watch on ", kind!(), r#" sees (?P<events>(?:ADDED|MODIFIED|DELETED|BOOKMARK|ERROR)(?:, (?:ADDED|MODIFIED|DELETED|BOOKMARK|ERROR))*)"#, within!(), "$"
+                ),
+                description: "The watch started by `I watch ...` delivered exactly this sequence of event types (bookmarks ignored unless listed), with distinct resourceVersions. Waits up to 10 s unless told otherwise.",
+                example: "Then the watch on configmaps sees ADDED, MODIFIED, DELETED",
+                run: step_fn!(assertions::watch_sees),
+            },
+            StepDef {
+                name: "event",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^an event with reason "(?P<reason>[^"]+)"(?: and message containing "(?P<msg>(?:[^"\\]|\\.)+)")? exists for "#, kind!(), r#" "(?P<name>[^"]+)""#, within!(), "$"
+                ),
+                description: "An Event in the scenario namespace names the object with this reason (and message text).",
+                example: "Then an event with reason \"FailedScheduling\" exists for pod \"big\" within 30 seconds",
+                run: step_fn!(assertions::event_exists),
+            },
+        ]
+    })
+}
+
+/// The compiled patterns, in table order.
+fn regexes() -> &'static [Regex] {
+    static RES: OnceLock<Vec<Regex>> = OnceLock::new();
+    // The patterns are constants checked by a unit test; a bad one is a build defect.
+    RES.get_or_init(|| {
+        steps()
+            .iter()
+            .map(|s| Regex::new(s.pattern).expect("step pattern compiles"))
+            .collect()
+    })
+}
+
+/// The definitions a step line matches (more than one means the grammar is ambiguous).
+pub fn matching(ty: StepType, text: &str) -> Vec<&'static StepDef> {
+    steps()
+        .iter()
+        .zip(regexes())
+        .filter(|(d, re)| d.keyword.accepts(ty) && re.is_match(text))
+        .map(|(d, _)| d)
+        .collect()
+}
+
+/// Captures of `text` against `def`, templated with the scenario's variables.
+fn captures(def: &StepDef, text: &str, world: &KubeWorld) -> Result<StepArgs, StepFailure> {
+    let idx = steps()
+        .iter()
+        .position(|d| std::ptr::eq(d, def))
+        .ok_or_else(|| StepFailure::msg("unknown step"))?;
+    let re = &regexes()[idx];
+    let caps = re
+        .captures(text)
+        .ok_or_else(|| StepFailure::msg("step text does not match its definition"))?;
+    let mut args = StepArgs::default();
+    for name in re.capture_names().flatten() {
+        if let Some(m) = caps.name(name) {
+            // `\"` lets a quoted value hold a quote; other backslashes (regular expressions)
+            // are kept as written.
+            let raw = m.as_str().replace("\\\"", "\"");
+            args.caps.insert(name.to_string(), world.render(&raw)?);
+        }
+    }
+    Ok(args)
+}
+
+/// Registers the library with cucumber: every pattern points at [`dispatch`], which finds the
+/// definition again from the step text (cucumber step functions are plain `fn` pointers).
+pub fn collection() -> cucumber::step::Collection<KubeWorld> {
+    let mut c = cucumber::step::Collection::new();
+    for (def, re) in steps().iter().zip(regexes()) {
+        c = match def.keyword {
+            Keyword::Action => c
+                .given(None, re.clone(), dispatch)
+                .when(None, re.clone(), dispatch),
+            Keyword::Assertion => {
+                c.given(None, re.clone(), dispatch)
+                    .then(None, re.clone(), dispatch)
+            }
+        };
+    }
+    c
+}
+
+fn dispatch(world: &mut KubeWorld, ctx: cucumber::step::Context) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let step = ctx.step;
+        let outcome = run_step(world, &step).await;
+        if let Err(f) = outcome {
+            let message = f.message.clone();
+            world.failure = Some(kubeproof_report::Failure {
+                step: format!("{}{}", step.keyword, step.value),
+                step_line: Some(step.position.line as u32),
+                message: f.message,
+                diff: f.diff,
+                events: world.recent_events(10).await,
+                logs: Vec::new(),
+            });
+            // resume_unwind, unlike panic!, skips the panic hook: a failing step is an expected
+            // outcome reported by the runner, not a crash to print a backtrace for.
+            std::panic::resume_unwind(Box::new(message));
+        }
+    })
+}
+
+async fn run_step(world: &mut KubeWorld, step: &cucumber::gherkin::Step) -> StepResult {
+    let defs = matching(step.ty, &step.value);
+    let [def] = defs.as_slice() else {
+        return Err(StepFailure::msg(format!(
+            "the step matches {} definitions",
+            defs.len()
+        )));
+    };
+    let mut args = captures(def, &step.value, world)?;
+    if let Some(doc) = &step.docstring {
+        args.doc = Some(world.render(doc)?);
+    }
+    (def.run)(world, args).await
+}
+
+/// A step as documented by `kubeproof steps`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepDoc {
+    pub name: &'static str,
+    /// `Given/When` for actions, `Then/Given` for assertions.
+    pub keywords: &'static str,
+    pub pattern: &'static str,
+    pub description: &'static str,
+    pub example: &'static str,
+}
+
+/// The step catalogue, in table order.
+pub fn catalogue() -> Vec<StepDoc> {
+    steps()
+        .iter()
+        .map(|s| StepDoc {
+            name: s.name,
+            keywords: match s.keyword {
+                Keyword::Action => "Given/When",
+                Keyword::Assertion => "Then/Given",
+            },
+            pattern: s.pattern,
+            description: s.description,
+            example: s.example,
+        })
+        .collect()
+}
+
+pub fn catalogue_json() -> String {
+    serde_json::to_string_pretty(&catalogue()).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn catalogue_markdown() -> String {
+    let mut out = String::from("# kubeproof steps\n\nQuoted values may contain `\\\"` (an escaped quote). Template variables: `{{ namespace }}` (the scenario's namespace), `{{ suffix }}` (random, per scenario) and any value a step remembered. Add `within N seconds` to Then steps that must eventually hold.\n");
+    for d in catalogue() {
+        out.push_str(&format!(
+            "\n## {} ({})\n\n{}\n\nPattern: `{}`\n\n```gherkin\n{}\n```\n",
+            d.name, d.keywords, d.description, d.pattern, d.example
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(ty: StepType, text: &str) -> &'static str {
+        let m = matching(ty, text);
+        assert_eq!(
+            m.len(),
+            1,
+            "{text:?} matched {:?}",
+            m.iter().map(|d| d.name).collect::<Vec<_>>()
+        );
+        m[0].name
+    }
+
+    #[test]
+    fn every_pattern_compiles_and_names_are_unique() {
+        assert_eq!(regexes().len(), steps().len());
+        let mut names: Vec<_> = steps().iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), steps().len());
+    }
+
+    #[test]
+    fn every_example_matches_exactly_its_own_step() {
+        for s in steps() {
+            let first_line = s.example.lines().next().unwrap();
+            let (ty, text) = if let Some(t) = first_line.strip_prefix("Given ") {
+                (StepType::Given, t)
+            } else if let Some(t) = first_line.strip_prefix("When ") {
+                (StepType::When, t)
+            } else {
+                (StepType::Then, first_line.strip_prefix("Then ").unwrap())
+            };
+            assert_eq!(only(ty, text), s.name, "example of {}", s.name);
+        }
+    }
+
+    #[test]
+    fn grammar_variants_resolve_to_one_step() {
+        assert_eq!(
+            only(StepType::When, "I try to create with dry run:"),
+            "manifest"
+        );
+        assert_eq!(
+            only(StepType::When, "I create with field validation Strict:"),
+            "manifest"
+        );
+        assert_eq!(
+            only(StepType::When, "I apply as \"alice\" with force:"),
+            "manifest"
+        );
+        assert_eq!(only(StepType::Given, "I apply:"), "manifest");
+        assert_eq!(
+            only(
+                StepType::When,
+                "I delete configmap \"a\" in namespace \"{{ other }}\" with grace period 0"
+            ),
+            "delete"
+        );
+        assert_eq!(
+            only(
+                StepType::Then,
+                "configmap \"a\" in namespace \"x\" exists within 5 seconds"
+            ),
+            "exists"
+        );
+        assert_eq!(
+            only(
+                StepType::Then,
+                "3 configmaps exist with label \"app=web\" within 5 seconds"
+            ),
+            "count"
+        );
+        assert_eq!(only(StepType::Then, "1 configmap exists"), "count");
+        assert_eq!(
+            only(
+                StepType::Then,
+                "the watch on configmaps sees ADDED, DELETED within 5 seconds"
+            ),
+            "watch-sees"
+        );
+        assert_eq!(
+            only(StepType::Then, "the last list has 2 items"),
+            "list-size"
+        );
+        let escaped = r#"the last request failed with code 400 and message containing "field \"x\"""#;
+        assert_eq!(only(StepType::Then, escaped), "last-failed");
+        let def = matching(StepType::Then, escaped)[0];
+        let args = captures(def, escaped, &KubeWorld::default()).unwrap();
+        assert_eq!(args.get("msg"), Some("field \"x\""));
+        assert!(
+            matching(StepType::Then, "I create:").is_empty(),
+            "actions are not Then steps"
+        );
+        assert!(matching(StepType::When, "the last request succeeded").is_empty());
+        assert!(matching(StepType::When, "I frobnicate").is_empty());
+        assert_eq!(
+            only(StepType::Then, "w{{ suffix }}s.kubeproof.dev \"a\" exists"),
+            "exists"
+        );
+        assert_eq!(
+            only(
+                StepType::Then,
+                "the last response matches \"a_total\\{[^}]*code=\""
+            ),
+            "response-body"
+        );
+    }
+
+    #[test]
+    fn catalogue_documents_every_step() {
+        let md = catalogue_markdown();
+        for s in steps() {
+            assert!(md.contains(&format!("## {} (", s.name)));
+        }
+        let json: serde_json::Value = serde_json::from_str(&catalogue_json()).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), steps().len());
+    }
+}

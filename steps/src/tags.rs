@@ -1,0 +1,87 @@
+//! What a scenario's tags mean to the runner.
+
+use kubeproof_report::catalogue::behaviour_id_from_tag;
+
+/// Capabilities a scenario can declare with `@needs:<name>`, and how each is probed.
+pub const CAPABILITIES: &[(&str, &str)] = &[
+    (
+        "nodes",
+        "at least one Node object reports Ready (simulated nodes are enough)",
+    ),
+    (
+        "process-runtime",
+        "a Ready node runs real processes (not a simulated runtime)",
+    ),
+    (
+        "network",
+        "real pod networking: traffic between pods and Services",
+    ),
+    (
+        "host",
+        "access beyond the API: the target's processes, files or etcd (bundled cluster only)",
+    ),
+    ("metrics", "the API server's /metrics endpoint is readable"),
+];
+
+/// A scenario's tags, interpreted. Tags are given without their `@`, as gherkin stores them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScenarioTags {
+    pub behaviours: Vec<String>,
+    pub needs: Vec<String>,
+    pub serial: bool,
+    /// Upstream conformance test names from `@conformance:<name>`.
+    pub upstream: Vec<String>,
+}
+
+pub fn parse<'a>(tags: impl IntoIterator<Item = &'a String>) -> ScenarioTags {
+    let mut out = ScenarioTags::default();
+    for t in tags {
+        let t = t.strip_prefix('@').unwrap_or(t);
+        if let Some(id) = behaviour_id_from_tag(t) {
+            if !out.behaviours.iter().any(|b| b == id) {
+                out.behaviours.push(id.to_string());
+            }
+        } else if let Some(n) = t.strip_prefix("needs:") {
+            if !out.needs.iter().any(|x| x == n) {
+                out.needs.push(n.to_string());
+            }
+        } else if let Some(u) = t.strip_prefix("conformance:") {
+            out.upstream.push(u.to_string());
+        } else if t == "serial" {
+            out.serial = true;
+        }
+    }
+    out
+}
+
+pub fn is_known_capability(name: &str) -> bool {
+    CAPABILITIES.iter().any(|(n, _)| *n == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split_into_behaviours_needs_and_flags() {
+        let tags: Vec<String> = [
+            "B-API-010",
+            "needs:nodes",
+            "serial",
+            "conformance:sig-api-machinery-crd",
+            "B-API-010",
+            "wip",
+            "@needs:host",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let t = parse(&tags);
+        assert_eq!(t.behaviours, vec!["B-API-010"]);
+        assert_eq!(t.needs, vec!["nodes", "host"]);
+        assert!(t.serial);
+        assert_eq!(t.upstream, vec!["sig-api-machinery-crd"]);
+        assert!(is_known_capability("nodes"));
+        assert!(!is_known_capability("node"));
+    }
+}

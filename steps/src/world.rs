@@ -1,0 +1,249 @@
+//! The cucumber World: one per scenario attempt.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use kube::Client;
+use kubeproof_report::{EventSummary, Failure};
+use rand::Rng as _;
+use serde_json::{json, Value};
+
+use crate::api::{self, ApiResponse};
+use crate::kinds::{Resolver, ResourceInfo};
+use crate::watch::WatchHandle;
+
+/// What every scenario of a run shares: the connection to the target and run settings.
+pub struct Target {
+    pub client: Client,
+    pub resolver: Resolver,
+    /// Leave a failing scenario's namespace and objects in place for debugging.
+    pub keep_on_failure: bool,
+}
+
+/// An object a scenario created, to delete after it.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub resource: ResourceInfo,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The state of one list pagination, for "next page" steps.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub continue_token: Option<String>,
+    /// Names of the items on the last page.
+    pub page: Vec<String>,
+    /// Names seen over all pages of this listing, in order.
+    pub all: Vec<String>,
+    pub pages: usize,
+}
+
+#[derive(Default)]
+pub struct KubeWorld {
+    pub target: Option<Arc<Target>>,
+    /// The scenario's own namespace (`kp-<random>`).
+    pub namespace: String,
+    /// Template variables: `namespace`, `suffix`, and values remembered by steps.
+    pub vars: BTreeMap<String, String>,
+    /// Objects this scenario created, in creation order.
+    pub created: Vec<Created>,
+    pub last: Option<ApiResponse>,
+    pub listing: Option<Listing>,
+    pub watches: BTreeMap<String, WatchHandle>,
+    /// Set by the failing step; the report reads it from the failure event.
+    pub failure: Option<Failure>,
+}
+
+impl fmt::Debug for KubeWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeWorld")
+            .field("namespace", &self.namespace)
+            .field("vars", &self.vars)
+            .field("created", &self.created.len())
+            .field("last", &self.last.as_ref().map(|r| r.describe()))
+            .finish()
+    }
+}
+
+impl cucumber::World for KubeWorld {
+    type Error = std::convert::Infallible;
+
+    async fn new() -> Result<Self, Self::Error> {
+        Ok(KubeWorld::default())
+    }
+}
+
+/// A short random DNS-label-safe string.
+pub fn random_suffix(len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+impl KubeWorld {
+    pub fn target(&self) -> anyhow::Result<&Arc<Target>> {
+        self.target
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the scenario is not connected to a cluster"))
+    }
+
+    pub fn client(&self) -> anyhow::Result<&Client> {
+        Ok(&self.target()?.client)
+    }
+
+    pub fn render(&self, text: &str) -> anyhow::Result<String> {
+        crate::template::render(text, &self.vars).map_err(anyhow::Error::msg)
+    }
+
+    /// Connects the world and creates its namespace. Called before the first step.
+    pub async fn start(&mut self, target: Arc<Target>) -> anyhow::Result<()> {
+        let suffix = random_suffix(6);
+        self.namespace = format!("kp-{suffix}");
+        self.vars.insert("namespace".into(), self.namespace.clone());
+        self.vars.insert("suffix".into(), random_suffix(5));
+        self.target = Some(target);
+        let ns = self.namespace.clone();
+        self.create_namespace(&ns).await
+    }
+
+    /// Creates a namespace owned by this scenario (deleted after it).
+    pub async fn create_namespace(&mut self, name: &str) -> anyhow::Result<()> {
+        let res = self.target()?.resolver.by_word("namespaces").await?;
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"kubeproof.dev/scenario": "true"}}});
+        let req = api::request(
+            http::Method::POST,
+            &res.collection_path(None),
+            Some("application/json"),
+            serde_json::to_vec(&body)?,
+        )?;
+        let resp = api::send(self.client()?, req).await?;
+        if !resp.is_success() {
+            anyhow::bail!("creating namespace {name}: {}", resp.describe());
+        }
+        self.created.push(Created {
+            resource: res,
+            namespace: None,
+            name: name.to_string(),
+        });
+        Ok(())
+    }
+
+    pub fn record_created(&mut self, resource: &ResourceInfo, namespace: Option<&str>, name: &str) {
+        let ns = if resource.namespaced {
+            namespace.map(str::to_string)
+        } else {
+            None
+        };
+        if !self.created.iter().any(|c| {
+            c.resource.plural == resource.plural
+                && c.resource.group == resource.group
+                && c.namespace == ns
+                && c.name == name
+        }) {
+            self.created.push(Created {
+                resource: resource.clone(),
+                namespace: ns,
+                name: name.to_string(),
+            });
+        }
+    }
+
+    /// Deletes what the scenario created, newest first. Finalizers the scenario may have left
+    /// on its own objects are cleared first so cleanup never leaves objects stuck deleting.
+    /// Errors are ignored: cleanup must not turn a passing scenario into a failure.
+    pub async fn cleanup(&mut self) {
+        for w in std::mem::take(&mut self.watches).into_values() {
+            w.stop();
+        }
+        let Some(target) = self.target.clone() else {
+            return;
+        };
+        let client = &target.client;
+        for c in std::mem::take(&mut self.created).into_iter().rev() {
+            let path = c.resource.object_path(c.namespace.as_deref(), &c.name);
+            if c.resource.kind != "Namespace" {
+                let clear = json!({"metadata": {"finalizers": null}});
+                if let Ok(req) = api::request(
+                    http::Method::PATCH,
+                    &path,
+                    Some("application/merge-patch+json"),
+                    clear.to_string().into_bytes(),
+                ) {
+                    let _ = api::send(client, req).await;
+                }
+            }
+            let opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
+            if let Ok(req) = api::request(
+                http::Method::DELETE,
+                &path,
+                Some("application/json"),
+                opts.to_string().into_bytes(),
+            ) {
+                let _ = api::send(client, req).await;
+            }
+        }
+    }
+
+    /// The namespace's most recent Events, newest last.
+    pub async fn recent_events(&self, limit: usize) -> Vec<EventSummary> {
+        let Ok(client) = self.client() else {
+            return Vec::new();
+        };
+        let path = format!("/api/v1/namespaces/{}/events", self.namespace);
+        let Ok(req) = api::request(http::Method::GET, &path, None, Vec::new()) else {
+            return Vec::new();
+        };
+        let Ok(resp) = api::send(client, req).await else {
+            return Vec::new();
+        };
+        let items = resp
+            .json
+            .as_ref()
+            .and_then(|j| j.get("items"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut events: Vec<(String, EventSummary)> = items
+            .iter()
+            .map(|e| {
+                let s = |p: &str| {
+                    e.pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let when = [
+                    s("/lastTimestamp"),
+                    s("/eventTime"),
+                    s("/metadata/creationTimestamp"),
+                ]
+                .into_iter()
+                .find(|t| !t.is_empty())
+                .unwrap_or_default();
+                (
+                    when,
+                    EventSummary {
+                        type_: s("/type"),
+                        reason: s("/reason"),
+                        object: format!(
+                            "{}/{}",
+                            s("/involvedObject/kind"),
+                            s("/involvedObject/name")
+                        ),
+                        message: s("/message"),
+                        count: e.get("count").and_then(Value::as_u64).unwrap_or(1) as u32,
+                    },
+                )
+            })
+            .collect();
+        events.sort_by(|a, b| a.0.cmp(&b.0));
+        let skip = events.len().saturating_sub(limit);
+        events.into_iter().skip(skip).map(|(_, e)| e).collect()
+    }
+}
