@@ -224,6 +224,10 @@ pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
             .with_context(|| format!("{plural} are not registered"))?;
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        if server.get_object(&info, ns, &name).await.is_ok() {
+            continue;
+        }
         match server.create_object(&info, ns, obj, &opts).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}

@@ -5,9 +5,11 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod controllers;
+pub mod leaderelection;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
 pub mod resources;
+pub mod scheduler;
 pub mod security;
 pub mod store;

@@ -118,7 +118,14 @@ async fn watcher_and_reflector_see_every_change() {
         rf.applied_objects().for_each(|_| async {}).await;
     });
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
-    // The first events are the (empty) initial list.
+    // Wait for the initial (empty) list before changing anything.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await {
+            Ok(Ok(Some(watcher::Event::InitDone))) => break,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("initial list failed: {other:?}"),
+        }
+    }
     api.create(&PostParams::default(), &cm("x", json!({"a": "1"}))).await.unwrap();
     api.patch("x", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap();
     api.delete("x", &DeleteParams::default()).await.unwrap();

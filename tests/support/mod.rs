@@ -26,7 +26,11 @@ impl ClusterProcess {
             .spawn()
             .expect("kubeproof binary starts");
         let started = Instant::now();
+        let mut child = child;
         while !kubeconfig.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("kubeproof cluster up exited before it was ready: {status}");
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "the cluster did not write its kubeconfig within 60 s"

@@ -50,7 +50,7 @@ pub async fn subresource(
         }
         ("status", "patch") => {
             let opts = opts()?;
-            let force = ctx.q("force") == Some("true");
+            let force = ctx.flag("force") == Some(true);
             let (v, _) = server
                 .patch_object(info, ns, name, Some("status"), ctx, &opts, force)
                 .await?;

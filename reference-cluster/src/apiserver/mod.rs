@@ -35,6 +35,7 @@ pub mod object;
 pub mod metrics;
 pub mod negotiate;
 pub mod nonresource;
+pub mod protobuf;
 pub mod registry;
 pub mod request;
 pub mod status;
@@ -211,7 +212,7 @@ impl ApiServer {
         if user.is_anonymous() && !auth::public_path(&path) {
             return respond_error(&ApiError::new(401, "Unauthorized", "Unauthorized"));
         }
-        let watch_flag = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+        let watch_flag = query.get("watch").and_then(|v| parse_bool(v)) == Some(true);
         let target = request::classify(parts.method.as_str(), &path, watch_flag);
         let body = match read_body(body, self.config.max_body_bytes).await {
             Ok(b) => b,
@@ -292,6 +293,12 @@ impl RequestContext {
         self.query.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A boolean query parameter, parsed as Go's strconv.ParseBool (clients send `true`,
+    /// `True`, `1`, …); `None` when absent or not a boolean.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.q(key).and_then(parse_bool)
+    }
+
     pub fn accept(&self) -> &str {
         self.headers
             .get(http::header::ACCEPT)
@@ -308,6 +315,14 @@ impl RequestContext {
 
     pub fn dry_run(&self) -> bool {
         self.query.get("dryRun").map(|v| v == "All").unwrap_or(false)
+    }
+}
+
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }
 

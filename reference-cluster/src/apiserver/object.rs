@@ -80,12 +80,15 @@ pub fn to_stored(obj: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&copy).expect("JSON values always serialise"))
 }
 
-/// Parses a request body as JSON, or YAML when the content type says so.
+/// Parses a request body as JSON, or YAML or Kubernetes protobuf when the content type says so.
 pub fn decode(content_type: &str, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
     let value: Value = if ct.ends_with("yaml") {
         serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else if super::protobuf::is_protobuf(ct) {
+        super::protobuf::decode_request(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf: {e}")))?
     } else {
         if std::str::from_utf8(body).is_err() {
             return Err(ApiError::bad_request(

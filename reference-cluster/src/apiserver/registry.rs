@@ -212,7 +212,7 @@ pub async fn handle(
         }
         ("patch", Some(name)) => {
             let opts = WriteOptions::from_request(ctx, &default_manager(ctx))?;
-            let force = ctx.q("force") == Some("true");
+            let force = ctx.flag("force") == Some(true);
             let (patched, created) =
                 server.patch_object(&info, ns, name, None, ctx, &opts, force).await?;
             let resp = super::table::respond_object(

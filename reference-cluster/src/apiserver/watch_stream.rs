@@ -264,8 +264,8 @@ pub async fn watch(
 ) -> ApiResult<Response<Body>> {
     let filter = Filter::parse(server, info, ctx, name)?;
     let rv = ctx.query.get("resourceVersion").cloned().unwrap_or_default();
-    let send_initial = match ctx.q("sendInitialEvents") {
-        Some("true") => {
+    let send_initial = match ctx.flag("sendInitialEvents") {
+        Some(true) => {
             if ctx.q("resourceVersionMatch") != Some("NotOlderThan") {
                 return Err(ApiError::new(
                     422,
@@ -275,11 +275,11 @@ pub async fn watch(
             }
             true
         }
-        Some("false") => false,
+        Some(false) => false,
         _ => rv.is_empty() || rv == "0",
     };
-    let explicit_initial = ctx.q("sendInitialEvents") == Some("true");
-    let bookmarks = ctx.q("allowWatchBookmarks") == Some("true");
+    let explicit_initial = ctx.flag("sendInitialEvents") == Some(true);
+    let bookmarks = ctx.flag("allowWatchBookmarks") == Some(true);
     let timeout = match ctx.q("timeoutSeconds") {
         Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
         None => server.config.max_watch_timeout,

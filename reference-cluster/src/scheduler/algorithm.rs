@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use rand::Rng;
 
 use super::framework::diagnosis::go_list;
-use super::framework::{Code, CycleState, Ctx, Diagnosis, FitError, Framework, Status};
+use super::framework::{Code, Ctx, CycleState, Diagnosis, FitError, Framework, Status};
 use super::podinfo::PodInfo;
 
 /// Below this many nodes every node is evaluated.
@@ -72,7 +72,9 @@ fn pass_filters(
         1
     };
     if !fwk.has_filter_plugins() {
-        return Ok((0..num_to_find.min(n)).map(|i| nodes[(start + i) % n]).collect());
+        return Ok((0..num_to_find.min(n))
+            .map(|i| nodes[(start + i) % n])
+            .collect());
     }
     let mut feasible = Vec::with_capacity(num_to_find.min(n));
     for i in 0..n {
@@ -117,7 +119,8 @@ fn find_nodes_that_fit(
     let nominated = pod.nominated_node_name();
     if !nominated.is_empty() {
         if let Some(idx) = ctx.cache.node_index(nominated) {
-            let feasible = pass_filters(fwk, ctx, state, pod, &mut diagnosis, &[idx], 0, percentage)?;
+            let feasible =
+                pass_filters(fwk, ctx, state, pod, &mut diagnosis, &[idx], 0, percentage)?;
             if !feasible.is_empty() {
                 return Ok((feasible, diagnosis));
             }
@@ -127,15 +130,32 @@ fn find_nodes_that_fit(
     let nodes: Cow<[usize]> = match restriction.and_then(|r| r.node_names) {
         None => Cow::Borrowed(all),
         Some(names) => {
-            diagnosis.node_to_status.set_absent(Status::unresolvable(format!(
-                "node(s) didn't satisfy plugin(s) {}",
-                go_list(&restricting)
-            )));
-            Cow::Owned(names.iter().filter_map(|n| ctx.cache.node_index(n)).collect())
+            diagnosis
+                .node_to_status
+                .set_absent(Status::unresolvable(format!(
+                    "node(s) didn't satisfy plugin(s) {}",
+                    go_list(&restricting)
+                )));
+            Cow::Owned(
+                names
+                    .iter()
+                    .filter_map(|n| ctx.cache.node_index(n))
+                    .collect(),
+            )
         }
     };
-    let feasible = pass_filters(fwk, ctx, state, pod, &mut diagnosis, &nodes, *next_start, percentage);
-    let processed = feasible.as_ref().map(|f| f.len()).unwrap_or(0) + diagnosis.node_to_status.len();
+    let feasible = pass_filters(
+        fwk,
+        ctx,
+        state,
+        pod,
+        &mut diagnosis,
+        &nodes,
+        *next_start,
+        percentage,
+    );
+    let processed =
+        feasible.as_ref().map(|f| f.len()).unwrap_or(0) + diagnosis.node_to_status.len();
     if !all.is_empty() {
         *next_start = (*next_start + processed) % all.len();
     }
@@ -178,8 +198,11 @@ pub fn schedule_pod(
     if num_nodes == 0 {
         return Err(Failure::Error(Status::error(NO_NODES)));
     }
-    let percentage = fwk.percentage_of_nodes_to_score.unwrap_or(global_percentage);
-    let (feasible, diagnosis) = find_nodes_that_fit(fwk, ctx, state, pod, next_start, percentage).map_err(Failure::Error)?;
+    let percentage = fwk
+        .percentage_of_nodes_to_score
+        .unwrap_or(global_percentage);
+    let (feasible, diagnosis) = find_nodes_that_fit(fwk, ctx, state, pod, next_start, percentage)
+        .map_err(Failure::Error)?;
     if feasible.is_empty() {
         return Err(Failure::Fit(Box::new(FitError {
             num_all_nodes: num_nodes,
@@ -199,11 +222,13 @@ pub fn schedule_pod(
         if !s.is_success() {
             return Err(Failure::Error(s));
         }
-        fwk.run_score(ctx, state, pod, &feasible).map_err(Failure::Error)?
+        fwk.run_score(ctx, state, pod, &feasible)
+            .map_err(Failure::Error)?
     } else {
         vec![1; feasible.len()]
     };
-    let host = select_host(&feasible, &scores, rng).ok_or_else(|| Failure::Error(Status::error("empty priorityList")))?;
+    let host = select_host(&feasible, &scores, rng)
+        .ok_or_else(|| Failure::Error(Status::error("empty priorityList")))?;
     Ok(ScheduleResult {
         node: ctx.cache.node(host).name().to_string(),
         evaluated_nodes: evaluated,
@@ -244,9 +269,20 @@ mod tests {
     fn run(cache: &crate::scheduler::cache::Cache, p: &PodInfo) -> Result<ScheduleResult, Failure> {
         let fwk = build_framework(&ProfileConfig::default()).unwrap();
         let nom = Default::default();
-        let ctx = Ctx { cache, nominator: &nom };
+        let ctx = Ctx {
+            cache,
+            nominator: &nom,
+        };
         let mut start = 0;
-        schedule_pod(&fwk, &ctx, &mut CycleState::new(), p, &mut start, 0, &mut rand::rng())
+        schedule_pod(
+            &fwk,
+            &ctx,
+            &mut CycleState::new(),
+            p,
+            &mut start,
+            0,
+            &mut rand::rng(),
+        )
     }
 
     fn message(f: Failure) -> String {
@@ -259,23 +295,47 @@ mod tests {
     #[test]
     fn picks_the_only_fitting_node() {
         let (cache, _) = ctx_for(vec![
-            node("small", json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}})),
-            node("big", json!({"status": {"allocatable": {"cpu": "8", "memory": "8Gi", "pods": "10"}}})),
-            node("tainted", json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]},
-                "status": {"allocatable": {"cpu": "8", "memory": "8Gi", "pods": "10"}}})),
+            node(
+                "small",
+                json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}}),
+            ),
+            node(
+                "big",
+                json!({"status": {"allocatable": {"cpu": "8", "memory": "8Gi", "pods": "10"}}}),
+            ),
+            node(
+                "tainted",
+                json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]},
+                "status": {"allocatable": {"cpu": "8", "memory": "8Gi", "pods": "10"}}}),
+            ),
         ]);
-        let p = pod("p", json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}));
+        let p = pod(
+            "p",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}),
+        );
         let r = run(&cache, &p).unwrap();
-        assert_eq!((r.node.as_str(), r.feasible_nodes, r.evaluated_nodes), ("big", 1, 3));
+        assert_eq!(
+            (r.node.as_str(), r.feasible_nodes, r.evaluated_nodes),
+            ("big", 1, 3)
+        );
     }
 
     #[test]
     fn scores_pick_the_emptier_node() {
         let (mut cache, _) = ctx_for(vec![node("a", json!({})), node("b", json!({}))]);
         cache
-            .assume_pod(Arc::new(pod("x", json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "3"}}}]}))), "a")
+            .assume_pod(
+                Arc::new(pod(
+                    "x",
+                    json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "3"}}}]}),
+                )),
+                "a",
+            )
             .unwrap();
-        let p = pod("p", json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m"}}}]}));
+        let p = pod(
+            "p",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "500m"}}}]}),
+        );
         for _ in 0..10 {
             assert_eq!(run(&cache, &p).unwrap().node, "b");
         }
@@ -285,10 +345,19 @@ mod tests {
     fn unschedulable_message_is_upstreams() {
         let (cache, _) = ctx_for(vec![
             node("n0", json!({})),
-            node("n1", json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}})),
-            node("n2", json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}})),
+            node(
+                "n1",
+                json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}}),
+            ),
+            node(
+                "n2",
+                json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}}),
+            ),
         ]);
-        let p = pod("p", json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100"}}}]}));
+        let p = pod(
+            "p",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100"}}}]}),
+        );
         assert_eq!(
             message(run(&cache, &p).unwrap_err()),
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {key: value}."
@@ -298,7 +367,10 @@ mod tests {
     #[test]
     fn prefilter_rejection_and_restriction_messages() {
         let (cache, _) = ctx_for(vec![node("n0", json!({})), node("n1", json!({}))]);
-        let p = pod("p", json!({"containers": [], "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "missing"}}]}));
+        let p = pod(
+            "p",
+            json!({"containers": [], "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "missing"}}]}),
+        );
         assert_eq!(
             message(run(&cache, &p).unwrap_err()),
             "0/2 nodes are available: persistentvolumeclaim \"missing\" not found."
@@ -326,15 +398,32 @@ mod tests {
 
     #[test]
     fn start_index_rotates_over_large_clusters() {
-        let nodes: Vec<_> = (0..300).map(|i| node(&format!("n{i:03}"), json!({}))).collect();
+        let nodes: Vec<_> = (0..300)
+            .map(|i| node(&format!("n{i:03}"), json!({})))
+            .collect();
         let (cache, _) = ctx_for(nodes);
         let fwk = build_framework(&ProfileConfig::default()).unwrap();
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let mut start = 0;
         let p = pod("p", json!({"containers": []}));
-        let r = schedule_pod(&fwk, &ctx, &mut CycleState::new(), &p, &mut start, 0, &mut rand::rng()).unwrap();
+        let r = schedule_pod(
+            &fwk,
+            &ctx,
+            &mut CycleState::new(),
+            &p,
+            &mut start,
+            0,
+            &mut rand::rng(),
+        )
+        .unwrap();
         // 300 nodes → 50 - 2 = 48% → 144 evaluated, and the next cycle starts after them.
-        assert_eq!((r.evaluated_nodes, r.feasible_nodes, start), (144, 144, 144));
+        assert_eq!(
+            (r.evaluated_nodes, r.feasible_nodes, start),
+            (144, 144, 144)
+        );
     }
 }

@@ -69,10 +69,19 @@ impl ApiClient {
     }
 
     /// A strategic merge patch of `pods/{name}/status`.
-    pub async fn patch_pod_status(&self, ns: &str, name: &str, status: Value) -> Result<(), String> {
+    pub async fn patch_pod_status(
+        &self,
+        ns: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<(), String> {
         let _slot = self.slot().await;
         self.pods(ns)
-            .patch_status(name, &PatchParams::default(), &Patch::Strategic(json!({ "status": status })))
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Strategic(json!({ "status": status })),
+            )
             .await
             .map(|_| ())
             .map_err(|e| error_message(&e))
@@ -94,7 +103,12 @@ impl ApiClient {
             .get(name)
             .await
             .map_err(|e| error_message(&e))?;
-        if pvc.spec.as_ref().and_then(|s| s.volume_name.as_deref()).is_some_and(|v| !v.is_empty()) {
+        if pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.as_deref())
+            .is_some_and(|v| !v.is_empty())
+        {
             return Ok(ClaimState::Bound);
         }
         let selected = pvc
@@ -102,10 +116,19 @@ impl ApiClient {
             .annotations
             .as_ref()
             .is_some_and(|a| a.contains_key(SELECTED_NODE_ANNOTATION));
-        Ok(if selected { ClaimState::Pending } else { ClaimState::Delayed })
+        Ok(if selected {
+            ClaimState::Pending
+        } else {
+            ClaimState::Delayed
+        })
     }
 
-    pub async fn select_node_for_claim(&self, ns: &str, name: &str, node: &str) -> Result<(), String> {
+    pub async fn select_node_for_claim(
+        &self,
+        ns: &str,
+        name: &str,
+        node: &str,
+    ) -> Result<(), String> {
         let _slot = self.slot().await;
         let patch = json!({"metadata": {"annotations": {SELECTED_NODE_ANNOTATION: node}}});
         Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns)
@@ -128,7 +151,11 @@ impl ApiClient {
     /// Updates an event's series; `Ok(false)` when the event no longer exists.
     pub async fn patch_event(&self, ns: &str, name: &str, patch: &Value) -> Result<bool, String> {
         let _slot = self.slot().await;
-        match self.events(ns).patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        match self
+            .events(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(error_message(&e)),

@@ -66,8 +66,14 @@ fn zone_key(node: &Node) -> String {
             .cloned()
             .unwrap_or_default()
     };
-    let region = get("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region");
-    let zone = get("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone");
+    let region = get(
+        "topology.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/region",
+    );
+    let zone = get(
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/zone",
+    );
     if region.is_empty() && zone.is_empty() {
         String::new()
     } else {
@@ -113,7 +119,8 @@ impl Cache {
     }
 
     pub fn nodes_with_required_anti_affinity_pods(&self) -> impl Iterator<Item = &NodeInfo> + '_ {
-        self.nodes().filter(|n| !n.pods_with_required_anti_affinity.is_empty())
+        self.nodes()
+            .filter(|n| !n.pods_with_required_anti_affinity.is_empty())
     }
 
     pub fn image_num_nodes(&self, image: &str) -> usize {
@@ -198,9 +205,16 @@ impl Cache {
 
     /// Replaces every node with this list (a relist); pods stay where they are.
     pub fn replace_nodes(&mut self, nodes: Vec<Arc<Node>>) {
-        let keep: std::collections::HashSet<String> =
-            nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
-        let stale: Vec<String> = self.index.keys().filter(|k| !keep.contains(*k)).cloned().collect();
+        let keep: std::collections::HashSet<String> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        let stale: Vec<String> = self
+            .index
+            .keys()
+            .filter(|k| !keep.contains(*k))
+            .cloned()
+            .collect();
         for n in stale {
             self.remove_node(&n);
         }
@@ -265,7 +279,10 @@ impl Cache {
     /// resources as taken.
     pub fn assume_pod(&mut self, info: Arc<PodInfo>, node: &str) -> Result<(), String> {
         if self.pods.contains_key(&info.key) {
-            return Err(format!("pod {} is in the cache, so can't be assumed", info.key));
+            return Err(format!(
+                "pod {} is in the cache, so can't be assumed",
+                info.key
+            ));
         }
         self.place(info.clone(), node);
         self.pods.insert(
@@ -335,12 +352,20 @@ impl Cache {
             return p;
         }
         let classes = &self.listers.priority_classes;
-        if let Some(name) = spec.and_then(|s| s.priority_class_name.as_deref()).filter(|n| !n.is_empty()) {
+        if let Some(name) = spec
+            .and_then(|s| s.priority_class_name.as_deref())
+            .filter(|n| !n.is_empty())
+        {
             if let Some((v, _)) = classes.get(name) {
                 return *v;
             }
         }
-        classes.values().filter(|(_, global)| *global).map(|(v, _)| *v).max().unwrap_or(0)
+        classes
+            .values()
+            .filter(|(_, global)| *global)
+            .map(|(v, _)| *v)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The selector of the workloads (services, replication controllers, replica sets,
@@ -428,7 +453,13 @@ mod tests {
     #[test]
     fn iteration_interleaves_zones() {
         let mut c = Cache::new();
-        for (n, z) in [("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("c1", "c")] {
+        for (n, z) in [
+            ("a1", "a"),
+            ("a2", "a"),
+            ("a3", "a"),
+            ("b1", "b"),
+            ("c1", "c"),
+        ] {
             c.upsert_node(node(n, Some(z)));
         }
         let names: Vec<&str> = c.nodes().map(|n| n.name()).collect();
@@ -467,7 +498,11 @@ mod tests {
         assert_eq!(c.get("later").unwrap().pods.len(), 1);
         c.remove_node("later");
         c.upsert_node(node("later", None));
-        assert_eq!(c.get("later").unwrap().pods.len(), 1, "pods survive a node's delete and re-add");
+        assert_eq!(
+            c.get("later").unwrap().pods.len(),
+            1,
+            "pods survive a node's delete and re-add"
+        );
         c.remove_pod("d/p");
         assert_eq!(c.get("later").unwrap().pods.len(), 0);
     }
@@ -490,12 +525,20 @@ mod tests {
     #[test]
     fn priority_resolution() {
         let mut c = Cache::new();
-        c.listers.priority_classes.insert("high".into(), (1000, false));
+        c.listers
+            .priority_classes
+            .insert("high".into(), (1000, false));
         let p = |spec: serde_json::Value| -> Pod {
             serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
         };
-        assert_eq!(c.resolve_priority(&p(json!({"containers": [], "priority": 7}))), 7);
-        assert_eq!(c.resolve_priority(&p(json!({"containers": [], "priorityClassName": "high"}))), 1000);
+        assert_eq!(
+            c.resolve_priority(&p(json!({"containers": [], "priority": 7}))),
+            7
+        );
+        assert_eq!(
+            c.resolve_priority(&p(json!({"containers": [], "priorityClassName": "high"}))),
+            1000
+        );
         assert_eq!(c.resolve_priority(&p(json!({"containers": []}))), 0);
         c.listers.priority_classes.insert("def".into(), (5, true));
         assert_eq!(c.resolve_priority(&p(json!({"containers": []}))), 5);
@@ -504,14 +547,23 @@ mod tests {
     #[test]
     fn default_spread_selector_merges_services_and_owner() {
         let mut c = Cache::new();
-        let labels: Labels = [("app".to_string(), "web".to_string()), ("pod-template-hash".into(), "x".into())].into();
+        let labels: Labels = [
+            ("app".to_string(), "web".to_string()),
+            ("pod-template-hash".into(), "x".into()),
+        ]
+        .into();
+        c.listers.services.insert(
+            "d/web".into(),
+            Some([("app".to_string(), "web".to_string())].into()),
+        );
         c.listers
             .services
-            .insert("d/web".into(), Some([("app".to_string(), "web".to_string())].into()));
-        c.listers.services.insert("other/web".into(), Some(Labels::new()));
+            .insert("other/web".into(), Some(Labels::new()));
         c.listers.replica_sets.insert(
             "d/rs".into(),
-            Some(serde_json::from_value(json!({"matchLabels": {"pod-template-hash": "x"}})).unwrap()),
+            Some(
+                serde_json::from_value(json!({"matchLabels": {"pod-template-hash": "x"}})).unwrap(),
+            ),
         );
         let p = PodInfo::new(
             Arc::new(
@@ -525,7 +577,10 @@ mod tests {
         let s = c.default_spread_selector(&p);
         assert!(s.matches(p.labels()));
         let only_app: Labels = [("app".to_string(), "web".to_string())].into();
-        assert!(!s.matches(Some(&only_app)), "the replica set's selector is required too");
+        assert!(
+            !s.matches(Some(&only_app)),
+            "the replica set's selector is required too"
+        );
         let lone = PodInfo::new(
             Arc::new(serde_json::from_value(json!({"metadata": {"name": "q", "namespace": "e"}, "spec": {"containers": []}})).unwrap()),
             0,

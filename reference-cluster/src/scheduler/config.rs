@@ -208,10 +208,14 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -240,29 +244,39 @@ impl SchedulerFile {
     }
 
     pub fn from_yaml(text: &str) -> Result<SchedulerFile, String> {
-        let y: ConfigYaml = serde_yaml_ng::from_str(text).map_err(|e| format!("decoding KubeSchedulerConfiguration: {e}"))?;
+        let y: ConfigYaml = serde_yaml_ng::from_str(text)
+            .map_err(|e| format!("decoding KubeSchedulerConfiguration: {e}"))?;
         if let Some(v) = y.api_version.as_deref() {
             if v != "kubescheduler.config.k8s.io/v1" {
-                return Err(format!("no kind \"KubeSchedulerConfiguration\" is registered for version {v:?}"));
+                return Err(format!(
+                    "no kind \"KubeSchedulerConfiguration\" is registered for version {v:?}"
+                ));
             }
         }
         if let Some(k) = y.kind.as_deref() {
             if k != "KubeSchedulerConfiguration" {
-                return Err(format!("unexpected kind {k:?}, want \"KubeSchedulerConfiguration\""));
+                return Err(format!(
+                    "unexpected kind {k:?}, want \"KubeSchedulerConfiguration\""
+                ));
             }
         }
         let mut f = SchedulerFile::defaults();
         let mut errs = Vec::new();
         if let Some(p) = y.parallelism {
             if p <= 0 {
-                errs.push("parallelism: Invalid value: should be an integer value greater than zero".to_string());
+                errs.push(
+                    "parallelism: Invalid value: should be an integer value greater than zero"
+                        .to_string(),
+                );
             }
             f.parallelism = p.max(1) as usize;
         }
         let pct_ok = |p: i32| (0..=100).contains(&p);
         if let Some(p) = y.percentage_of_nodes_to_score {
             if !pct_ok(p) {
-                errs.push(format!("percentageOfNodesToScore: Invalid value: {p}: not in valid range [0-100]"));
+                errs.push(format!(
+                    "percentageOfNodesToScore: Invalid value: {p}: not in valid range [0-100]"
+                ));
             }
             f.percentage_of_nodes_to_score = p;
         }
@@ -319,12 +333,16 @@ impl SchedulerFile {
             f.profiles.clear();
         }
         for (i, p) in y.profiles.into_iter().enumerate() {
-            let name = p.scheduler_name.unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.to_string());
+            let name = p
+                .scheduler_name
+                .unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.to_string());
             if name.is_empty() {
                 errs.push(format!("profiles[{i}].schedulerName: Required value"));
             }
             if f.profiles.iter().any(|q| q.scheduler_name == name) {
-                errs.push(format!("profiles[{i}].schedulerName: Duplicate value: {name:?}"));
+                errs.push(format!(
+                    "profiles[{i}].schedulerName: Duplicate value: {name:?}"
+                ));
             }
             if let Some(pct) = p.percentage_of_nodes_to_score {
                 if !pct_ok(pct) {
@@ -333,8 +351,14 @@ impl SchedulerFile {
             }
             let mut args = BTreeMap::new();
             for a in p.plugin_config {
-                if args.insert(a.name.clone(), a.args.unwrap_or(Value::Null)).is_some() {
-                    errs.push(format!("profiles[{i}].pluginConfig: Duplicate value: {:?}", a.name));
+                if args
+                    .insert(a.name.clone(), a.args.unwrap_or(Value::Null))
+                    .is_some()
+                {
+                    errs.push(format!(
+                        "profiles[{i}].pluginConfig: Duplicate value: {:?}",
+                        a.name
+                    ));
                 }
             }
             f.profiles.push(ProfileConfig {
@@ -360,8 +384,14 @@ mod tests {
     fn go_durations() {
         assert_eq!(parse_go_duration("15s").unwrap(), Duration::from_secs(15));
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_go_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
         assert!(parse_go_duration("15").is_err());
         assert!(parse_go_duration("-1s").is_err());
         assert!(parse_go_duration("1x").is_err());
@@ -406,14 +436,23 @@ profiles:
         )
         .unwrap();
         assert_eq!((f.parallelism, f.percentage_of_nodes_to_score), (8, 30));
-        assert_eq!((f.pod_initial_backoff.as_secs(), f.pod_max_backoff.as_secs()), (2, 20));
+        assert_eq!(
+            (f.pod_initial_backoff.as_secs(), f.pod_max_backoff.as_secs()),
+            (2, 20)
+        );
         assert_eq!(f.leader_election.lease_duration, Duration::from_secs(30));
         assert_eq!(f.leader_election.name, "my-scheduler");
         assert_eq!(f.profiles.len(), 2);
-        assert_eq!(f.profiles[0].plugins.score.disabled[0].name, "ImageLocality");
+        assert_eq!(
+            f.profiles[0].plugins.score.disabled[0].name,
+            "ImageLocality"
+        );
         assert_eq!(f.profiles[0].plugins.score.enabled[0].weight, Some(5));
         assert_eq!(f.profiles[1].percentage_of_nodes_to_score, Some(100));
-        assert_eq!(f.profiles[1].plugin_args["NodeResourcesFit"]["scoringStrategy"]["type"], "MostAllocated");
+        assert_eq!(
+            f.profiles[1].plugin_args["NodeResourcesFit"]["scoringStrategy"]["type"],
+            "MostAllocated"
+        );
     }
 
     #[test]
@@ -432,8 +471,15 @@ profiles:
         assert!(bad("parallelism: 0").contains("parallelism"));
         assert!(bad("bogus: 1").contains("unknown field"));
         assert!(bad("profiles: [{schedulerName: a}, {schedulerName: a}]").contains("Duplicate"));
-        assert!(bad("leaderElection: {leaseDuration: 5s, renewDeadline: 10s}").contains("LeaseDuration"));
-        assert!(bad("podInitialBackoffSeconds: 5\npodMaxBackoffSeconds: 2").contains("podMaxBackoffSeconds"));
-        assert!(bad("profiles: [{plugins: {score: {enabled: [{name: X, wieght: 1}]}}}]").contains("unknown field"));
+        assert!(
+            bad("leaderElection: {leaseDuration: 5s, renewDeadline: 10s}")
+                .contains("LeaseDuration")
+        );
+        assert!(bad("podInitialBackoffSeconds: 5\npodMaxBackoffSeconds: 2")
+            .contains("podMaxBackoffSeconds"));
+        assert!(
+            bad("profiles: [{plugins: {score: {enabled: [{name: X, wieght: 1}]}}}]")
+                .contains("unknown field")
+        );
     }
 }

@@ -81,7 +81,12 @@ fn series_patch(count: i32, at: Timestamp) -> serde_json::Value {
 }
 
 impl EventRecorder {
-    pub fn new(api: Arc<ApiClient>, controller: &str, instance: &str, rt: Handle) -> Arc<EventRecorder> {
+    pub fn new(
+        api: Arc<ApiClient>,
+        controller: &str,
+        instance: &str,
+        rt: Handle,
+    ) -> Arc<EventRecorder> {
         Arc::new(EventRecorder {
             api,
             controller: controller.to_string(),
@@ -108,8 +113,16 @@ impl EventRecorder {
             regarding: ref_key(&regarding),
             related: related.as_ref().map(ref_key).unwrap_or_default(),
         };
-        let namespace = regarding.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
-        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or(""), now.as_nanosecond());
+        let namespace = regarding
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let name = format!(
+            "{}.{:x}",
+            regarding.name.as_deref().unwrap_or(""),
+            now.as_nanosecond()
+        );
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -160,7 +173,11 @@ impl EventRecorder {
         self.rt.spawn(async move {
             let result = match series_write {
                 None => this.api.create_event(&namespace, &event).await,
-                Some((ns, name)) => match this.api.patch_event(&ns, &name, &series_patch(2, now)).await {
+                Some((ns, name)) => match this
+                    .api
+                    .patch_event(&ns, &name, &series_patch(2, now))
+                    .await
+                {
                     Ok(true) => Ok(()),
                     // The first event is gone (expired or deleted): start over with a series.
                     Ok(false) => {
@@ -192,7 +209,12 @@ impl EventRecorder {
             cache.retain(|_, c| {
                 let idle = now.as_nanosecond() - c.last_observed.as_nanosecond() > finish_nanos;
                 if c.count >= 2 && (c.dirty && (idle || all_series)) {
-                    writes.push((c.namespace.clone(), c.name.clone(), c.count, c.last_observed));
+                    writes.push((
+                        c.namespace.clone(),
+                        c.name.clone(),
+                        c.count,
+                        c.last_observed,
+                    ));
                     c.dirty = false;
                 }
                 let old = now.as_nanosecond() - c.created.as_nanosecond() > finish_nanos;
@@ -200,14 +222,22 @@ impl EventRecorder {
             });
         }
         for (ns, name, count, at) in writes {
-            if let Err(e) = self.api.patch_event(&ns, &name, &series_patch(count, at)).await {
+            if let Err(e) = self
+                .api
+                .patch_event(&ns, &name, &series_patch(count, at))
+                .await
+            {
                 tracing::warn!(error = %e, "cannot update event series");
             }
         }
     }
 
     /// Runs the finish and heartbeat loops until `stop` turns true.
-    pub async fn maintain(self: Arc<Self>, timings: SeriesTimings, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn maintain(
+        self: Arc<Self>,
+        timings: SeriesTimings,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut finish = tokio::time::interval(timings.finish);
         let mut refresh = tokio::time::interval(timings.refresh);
         finish.tick().await;

@@ -19,7 +19,7 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use super::scheduler::Msg;
+use super::thread::Msg;
 
 pub enum Ev<K> {
     Apply(Arc<K>),
@@ -95,23 +95,99 @@ where
 }
 
 /// Starts every watcher; they end when `stop` turns true or the thread hangs up.
-pub fn start(client: &kube::Client, tx: &Sender<Msg>, stop: &tokio::sync::watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub fn start(
+    client: &kube::Client,
+    tx: &Sender<Msg>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     let c = || client.clone();
     let all = watcher::Config::default;
     // Finished pods hold no resources; upstream's informer leaves them out the same way.
     let pods = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
     vec![
-        spawn_watch(Api::<Pod>::all(c()), pods, tx.clone(), Update::Pod, stop.clone()),
-        spawn_watch(Api::<Node>::all(c()), all(), tx.clone(), Update::Node, stop.clone()),
-        spawn_watch(Api::<PersistentVolumeClaim>::all(c()), all(), tx.clone(), Update::Pvc, stop.clone()),
-        spawn_watch(Api::<PersistentVolume>::all(c()), all(), tx.clone(), Update::Pv, stop.clone()),
-        spawn_watch(Api::<StorageClass>::all(c()), all(), tx.clone(), Update::StorageClass, stop.clone()),
-        spawn_watch(Api::<Namespace>::all(c()), all(), tx.clone(), Update::Namespace, stop.clone()),
-        spawn_watch(Api::<PodDisruptionBudget>::all(c()), all(), tx.clone(), Update::Pdb, stop.clone()),
-        spawn_watch(Api::<PriorityClass>::all(c()), all(), tx.clone(), Update::PriorityClass, stop.clone()),
-        spawn_watch(Api::<Service>::all(c()), all(), tx.clone(), Update::Service, stop.clone()),
-        spawn_watch(Api::<ReplicationController>::all(c()), all(), tx.clone(), Update::ReplicationController, stop.clone()),
-        spawn_watch(Api::<ReplicaSet>::all(c()), all(), tx.clone(), Update::ReplicaSet, stop.clone()),
-        spawn_watch(Api::<StatefulSet>::all(c()), all(), tx.clone(), Update::StatefulSet, stop.clone()),
+        spawn_watch(
+            Api::<Pod>::all(c()),
+            pods,
+            tx.clone(),
+            Update::Pod,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<Node>::all(c()),
+            all(),
+            tx.clone(),
+            Update::Node,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<PersistentVolumeClaim>::all(c()),
+            all(),
+            tx.clone(),
+            Update::Pvc,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<PersistentVolume>::all(c()),
+            all(),
+            tx.clone(),
+            Update::Pv,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<StorageClass>::all(c()),
+            all(),
+            tx.clone(),
+            Update::StorageClass,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<Namespace>::all(c()),
+            all(),
+            tx.clone(),
+            Update::Namespace,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<PodDisruptionBudget>::all(c()),
+            all(),
+            tx.clone(),
+            Update::Pdb,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<PriorityClass>::all(c()),
+            all(),
+            tx.clone(),
+            Update::PriorityClass,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<Service>::all(c()),
+            all(),
+            tx.clone(),
+            Update::Service,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<ReplicationController>::all(c()),
+            all(),
+            tx.clone(),
+            Update::ReplicationController,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<ReplicaSet>::all(c()),
+            all(),
+            tx.clone(),
+            Update::ReplicaSet,
+            stop.clone(),
+        ),
+        spawn_watch(
+            Api::<StatefulSet>::all(c()),
+            all(),
+            tx.clone(),
+            Update::StatefulSet,
+            stop.clone(),
+        ),
     ]
 }

@@ -2,7 +2,9 @@
 //! handed out so whoever serves `/metrics` (the embedded cluster, a standalone process) can
 //! expose it.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct SchedulerMetrics {
@@ -85,8 +87,11 @@ impl SchedulerMetrics {
         )
         .expect("valid metric");
         let preemption_victims = Histogram::with_opts(
-            HistogramOpts::new("scheduler_preemption_victims", "Number of selected preemption victims")
-                .buckets(exponential_buckets(1.0, 2.0, 7)),
+            HistogramOpts::new(
+                "scheduler_preemption_victims",
+                "Number of selected preemption victims",
+            )
+            .buckets(exponential_buckets(1.0, 2.0, 7)),
         )
         .expect("valid metric");
         for c in [
@@ -116,7 +121,9 @@ impl SchedulerMetrics {
     pub fn observe_attempt(&self, result: AttemptResult, profile: &str, seconds: f64) {
         let labels = [result.label(), profile];
         self.attempts.with_label_values(&labels).inc();
-        self.attempt_duration.with_label_values(&labels).observe(seconds);
+        self.attempt_duration
+            .with_label_values(&labels)
+            .observe(seconds);
     }
 
     pub fn set_pending(&self, c: PendingCounts) {
@@ -155,9 +162,13 @@ mod tests {
             gated: 0,
         });
         let mut out = Vec::new();
-        prometheus::TextEncoder::new().encode(&m.registry().gather(), &mut out).unwrap();
+        prometheus::TextEncoder::new()
+            .encode(&m.registry().gather(), &mut out)
+            .unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(r#"scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"} 1"#));
+        assert!(text.contains(
+            r#"scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"} 1"#
+        ));
         assert!(text.contains(r#"scheduler_pending_pods{queue="unschedulable"} 3"#));
         assert!(text.contains(
             r#"scheduler_scheduling_attempt_duration_seconds_bucket{profile="default-scheduler",result="scheduled",le="0.002"} 1"#

@@ -75,11 +75,19 @@ impl NodeInfo {
     }
 
     pub fn taints(&self) -> &[Taint] {
-        self.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default()
+        self.node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or_default()
     }
 
     pub fn unschedulable(&self) -> bool {
-        self.node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
+        self.node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
     }
 
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
@@ -101,7 +109,8 @@ impl NodeInfo {
         let pos = self.pods.iter().position(|p| p.key == key)?;
         let pod = self.pods.swap_remove(pos);
         self.pods_with_affinity.retain(|p| p.key != key);
-        self.pods_with_required_anti_affinity.retain(|p| p.key != key);
+        self.pods_with_required_anti_affinity
+            .retain(|p| p.key != key);
         self.requested.sub(&pod.requests);
         self.non_zero_requested.sub(&pod.non_zero_requests);
         for hp in &pod.host_ports {
@@ -131,11 +140,13 @@ mod tests {
         let pod = |name: &str, cpu: &str| {
             Arc::new(PodInfo::new(
                 Arc::new(
-                    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "d"}, "spec": {
-                        "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}},
-                                        "ports": [{"containerPort": 80, "hostPort": 80}]}],
-                        "affinity": {"podAffinity": {}},
-                    }}))
+                    serde_json::from_value(
+                        json!({"metadata": {"name": name, "namespace": "d"}, "spec": {
+                            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}},
+                                            "ports": [{"containerPort": 80, "hostPort": 80}]}],
+                            "affinity": {"podAffinity": {}},
+                        }}),
+                    )
                     .unwrap(),
                 ),
                 0,
@@ -144,11 +155,17 @@ mod tests {
         ni.add_pod(pod("a", "1"));
         ni.add_pod(pod("b", "500m"));
         assert_eq!(ni.requested.milli_cpu, 1500);
-        assert_eq!(ni.non_zero_requested.memory, 2 * crate::scheduler::resource::DEFAULT_MEMORY_REQUEST);
+        assert_eq!(
+            ni.non_zero_requested.memory,
+            2 * crate::scheduler::resource::DEFAULT_MEMORY_REQUEST
+        );
         assert_eq!((ni.used_ports.len(), ni.pods_with_affinity.len()), (2, 2));
         assert!(ni.remove_pod("d/a").is_some());
         assert!(ni.remove_pod("d/a").is_none());
-        assert_eq!((ni.requested.milli_cpu, ni.pods.len(), ni.used_ports.len()), (500, 1, 1));
+        assert_eq!(
+            (ni.requested.milli_cpu, ni.pods.len(), ni.used_ports.len()),
+            (500, 1, 1)
+        );
         assert_eq!(ni.pods_with_affinity.len(), 1);
     }
 }

@@ -39,8 +39,14 @@ impl AffinityTerm {
 
     /// Whether a pod in `namespace` with `labels` is selected by this term; `ns_labels` are the
     /// labels of that namespace (for the namespace selector).
-    pub fn matches(&self, namespace: &str, labels: Option<&Labels>, ns_labels: Option<&Labels>) -> bool {
-        (self.namespaces.iter().any(|n| n == namespace) || self.namespace_selector.matches(ns_labels))
+    pub fn matches(
+        &self,
+        namespace: &str,
+        labels: Option<&Labels>,
+        ns_labels: Option<&Labels>,
+    ) -> bool {
+        (self.namespaces.iter().any(|n| n == namespace)
+            || self.namespace_selector.matches(ns_labels))
             && self.selector.matches(labels)
     }
 
@@ -51,7 +57,10 @@ impl AffinityTerm {
     /// Folds the namespace selector into the namespace list, given the labels of every
     /// namespace (upstream `mergeAffinityTermNamespacesIfNotEmpty`); afterwards no lookup of
     /// the other pod's namespace is needed.
-    pub fn merge_namespace_selector<'a>(&mut self, namespaces: impl Iterator<Item = (&'a String, &'a Labels)>) {
+    pub fn merge_namespace_selector<'a>(
+        &mut self,
+        namespaces: impl Iterator<Item = (&'a String, &'a Labels)>,
+    ) {
         // An empty selector selects every namespace and stays as it is.
         if self.namespace_selector.is_empty() {
             return;
@@ -109,7 +118,11 @@ pub struct PodInfo {
     pub host_ports: Vec<HostPort>,
 }
 
-fn parse_terms(ns: &str, terms: Option<&Vec<PodAffinityTerm>>, errs: &mut Vec<String>) -> Vec<AffinityTerm> {
+fn parse_terms(
+    ns: &str,
+    terms: Option<&Vec<PodAffinityTerm>>,
+    errs: &mut Vec<String>,
+) -> Vec<AffinityTerm> {
     let mut out = Vec::new();
     for t in terms.into_iter().flatten() {
         match AffinityTerm::new(ns, t) {
@@ -123,7 +136,11 @@ fn parse_terms(ns: &str, terms: Option<&Vec<PodAffinityTerm>>, errs: &mut Vec<St
     out
 }
 
-fn parse_weighted(ns: &str, terms: Option<&Vec<WeightedPodAffinityTerm>>, errs: &mut Vec<String>) -> Vec<WeightedAffinityTerm> {
+fn parse_weighted(
+    ns: &str,
+    terms: Option<&Vec<WeightedPodAffinityTerm>>,
+    errs: &mut Vec<String>,
+) -> Vec<WeightedAffinityTerm> {
     let mut out = Vec::new();
     for t in terms.into_iter().flatten() {
         match AffinityTerm::new(ns, &t.pod_affinity_term) {
@@ -156,8 +173,16 @@ fn host_ports(pod: &Pod) -> Vec<HostPort> {
         .filter_map(|p| {
             let port = p.host_port.filter(|hp| *hp > 0)?;
             Some(HostPort {
-                ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
-                protocol: p.protocol.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "TCP".into()),
+                ip: p
+                    .host_ip
+                    .clone()
+                    .filter(|ip| !ip.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
+                protocol: p
+                    .protocol
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "TCP".into()),
                 port,
             })
         })
@@ -177,22 +202,34 @@ impl PodInfo {
         let mut errs = Vec::new();
         let required_affinity_terms = parse_terms(
             &namespace,
-            pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+            pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
             &mut errs,
         );
         let required_anti_affinity_terms = parse_terms(
             &namespace,
-            paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+            paa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
             &mut errs,
         );
         let preferred_affinity_terms = parse_weighted(
             &namespace,
-            pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+            pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
             &mut errs,
         );
         let preferred_anti_affinity_terms = parse_weighted(
             &namespace,
-            paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+            paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
             &mut errs,
         );
         PodInfo {
@@ -218,7 +255,11 @@ impl PodInfo {
     }
 
     pub fn node_name(&self) -> &str {
-        self.pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or("")
     }
 
     pub fn scheduler_name(&self) -> &str {
@@ -231,7 +272,11 @@ impl PodInfo {
     }
 
     pub fn nominated_node_name(&self) -> &str {
-        self.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).unwrap_or("")
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .unwrap_or("")
     }
 
     pub fn is_deleting(&self) -> bool {
@@ -239,7 +284,11 @@ impl PodInfo {
     }
 
     pub fn tolerations(&self) -> &[k8s_openapi::api::core::v1::Toleration] {
-        self.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default()
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or_default()
     }
 
     /// Has pod affinity or anti-affinity of any kind.
@@ -254,7 +303,11 @@ impl PodInfo {
 
     /// The pod's start time, for ordering preemption victims (earlier = more important).
     pub fn start_time(&self) -> Option<&k8s_openapi::jiff::Timestamp> {
-        self.pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| &t.0)
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| &t.0)
     }
 }
 
@@ -270,12 +323,14 @@ mod tests {
     #[test]
     fn terms_default_to_own_namespace() {
         let p = PodInfo::new(
-            pod(json!({"metadata": {"name": "p", "namespace": "ns1", "labels": {"app": "a"}}, "spec": {
-                "containers": [],
-                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchLabels": {"app": "a"}}, "topologyKey": "kubernetes.io/hostname"}
-                ]}},
-            }})),
+            pod(
+                json!({"metadata": {"name": "p", "namespace": "ns1", "labels": {"app": "a"}}, "spec": {
+                    "containers": [],
+                    "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": {"app": "a"}}, "topologyKey": "kubernetes.io/hostname"}
+                    ]}},
+                }}),
+            ),
             0,
         );
         let t = &p.required_anti_affinity_terms[0];
@@ -289,12 +344,14 @@ mod tests {
     #[test]
     fn namespace_selector_merge() {
         let p = PodInfo::new(
-            pod(json!({"metadata": {"name": "p", "namespace": "a"}, "spec": {
-                "containers": [],
-                "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {}, "namespaceSelector": {"matchLabels": {"team": "x"}}, "topologyKey": "zone"}
-                ]}},
-            }})),
+            pod(
+                json!({"metadata": {"name": "p", "namespace": "a"}, "spec": {
+                    "containers": [],
+                    "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {}, "namespaceSelector": {"matchLabels": {"team": "x"}}, "topologyKey": "zone"}
+                    ]}},
+                }}),
+            ),
             0,
         );
         let mut t = p.required_affinity_terms[0].clone();
@@ -311,9 +368,9 @@ mod tests {
     fn bad_selector_is_a_parse_error() {
         let p = PodInfo::new(
             pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [],
-                "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchExpressions": [{"key": "a", "operator": "Bogus"}]}, "topologyKey": "z"}
-                ]}}}})),
+            "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchExpressions": [{"key": "a", "operator": "Bogus"}]}, "topologyKey": "z"}
+            ]}}}})),
             0,
         );
         assert!(p.parse_error.is_some());

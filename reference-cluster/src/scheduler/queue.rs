@@ -135,7 +135,9 @@ impl SchedulingQueue {
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.active_items.contains_key(key) || self.backoff_items.contains_key(key) || self.unschedulable.contains_key(key)
+        self.active_items.contains_key(key)
+            || self.backoff_items.contains_key(key)
+            || self.unschedulable.contains_key(key)
     }
 
     pub fn is_in_flight(&self, key: &str) -> bool {
@@ -183,7 +185,8 @@ impl SchedulingQueue {
             let s = fwk.run_pre_enqueue(&p.pod);
             if !s.is_success() {
                 p.gated = true;
-                p.unschedulable_plugins = [s.plugin()].into_iter().filter(|n| !n.is_empty()).collect();
+                p.unschedulable_plugins =
+                    [s.plugin()].into_iter().filter(|n| !n.is_empty()).collect();
                 p.pending_plugins.clear();
                 self.unschedulable.insert(p.pod.key.clone(), p);
                 return Placement::Unschedulable;
@@ -232,7 +235,13 @@ impl SchedulingQueue {
 
     /// A pending pod changed. `events` are what changed about it (see `pod_update_events`);
     /// `old_nominated` is the previous version's `status.nominatedNodeName`.
-    pub fn update(&mut self, pod: Arc<PodInfo>, old_nominated: &str, events: &[ClusterEvent], now: Instant) -> Option<Placement> {
+    pub fn update(
+        &mut self,
+        pod: Arc<PodInfo>,
+        old_nominated: &str,
+        events: &[ClusterEvent],
+        now: Instant,
+    ) -> Option<Placement> {
         self.nominator.update(old_nominated, &pod);
         let key = pod.key.clone();
         match self.active_items.get_mut(&key) {
@@ -297,7 +306,11 @@ impl SchedulingQueue {
         match self.in_flight.values().min() {
             None => self.in_flight_events.clear(),
             Some(oldest) => {
-                while self.in_flight_events.front().is_some_and(|(s, _)| s < oldest) {
+                while self
+                    .in_flight_events
+                    .front()
+                    .is_some_and(|(s, _)| s < oldest)
+                {
                     self.in_flight_events.pop_front();
                 }
             }
@@ -434,7 +447,10 @@ pub struct Nominator {
 
 impl Nominator {
     pub fn pods_for_node(&self, node: &str) -> &[Arc<PodInfo>] {
-        self.by_node.get(node).map(Vec::as_slice).unwrap_or_default()
+        self.by_node
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     pub fn node_of(&self, key: &str) -> Option<&str> {
@@ -466,7 +482,7 @@ impl Nominator {
     pub fn add_from_status(&mut self, pod: &Arc<PodInfo>) {
         let nnn = pod.nominated_node_name();
         if !nnn.is_empty() {
-            self.set(pod.clone(), &nnn.to_string());
+            self.set(pod.clone(), nnn);
         }
     }
 
@@ -494,7 +510,9 @@ impl Nominator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::framework::events::{EventResource, ADD, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT};
+    use crate::scheduler::framework::events::{
+        EventResource, ADD, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT,
+    };
     use crate::scheduler::framework::runtime::PluginLists;
     use crate::scheduler::framework::{points, Plugin, Status};
     use serde_json::json;
@@ -508,7 +526,13 @@ mod tests {
             points::PRE_ENQUEUE
         }
         fn pre_enqueue(&self, pod: &PodInfo) -> Status {
-            if pod.pod.metadata.labels.as_ref().is_some_and(|l| l.contains_key("gated")) {
+            if pod
+                .pod
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("gated"))
+            {
                 Status::unresolvable("gated")
             } else {
                 Status::success()
@@ -525,7 +549,10 @@ mod tests {
             points::FILTER
         }
         fn events_to_register(&self) -> Vec<ClusterEvent> {
-            vec![ClusterEvent::new(EventResource::Node, ADD | UPDATE_NODE_TAINT)]
+            vec![ClusterEvent::new(
+                EventResource::Node,
+                ADD | UPDATE_NODE_TAINT,
+            )]
         }
     }
 
@@ -560,7 +587,9 @@ mod tests {
         q.add(pod("low", 0, json!({})), t);
         q.add(pod("high", 100, json!({})), t + Duration::from_millis(1));
         q.add(pod("low2", 0, json!({})), t + Duration::from_millis(2));
-        let order: Vec<String> = std::iter::from_fn(|| q.pop(t)).map(|p| p.pod.name.clone()).collect();
+        let order: Vec<String> = std::iter::from_fn(|| q.pop(t))
+            .map(|p| p.pod.name.clone())
+            .collect();
         assert_eq!(order, ["high", "low", "low2"]);
     }
 
@@ -590,16 +619,27 @@ mod tests {
         q.move_all(ClusterEvent::ASSIGNED_POD_DELETE, t, None);
         assert_eq!(q.placement("d/p"), Some(Placement::Unschedulable));
         // A label change neither.
-        q.move_all(ClusterEvent::new(EventResource::Node, UPDATE_NODE_LABEL), t, None);
+        q.move_all(
+            ClusterEvent::new(EventResource::Node, UPDATE_NODE_LABEL),
+            t,
+            None,
+        );
         assert_eq!(q.placement("d/p"), Some(Placement::Unschedulable));
         // A taint change does; the pod still backs off for a second.
-        q.move_all(ClusterEvent::new(EventResource::Node, UPDATE_NODE_TAINT), t, None);
+        q.move_all(
+            ClusterEvent::new(EventResource::Node, UPDATE_NODE_TAINT),
+            t,
+            None,
+        );
         assert_eq!(q.placement("d/p"), Some(Placement::Backoff));
         assert!(q.pop(t).is_none());
         q.flush_backoff_completed(t + Duration::from_millis(999));
         assert!(!q.has_active());
         q.flush_backoff_completed(t + Duration::from_secs(1));
-        assert_eq!(q.pop(t + Duration::from_secs(1)).map(|p| p.attempts), Some(2));
+        assert_eq!(
+            q.pop(t + Duration::from_secs(1)).map(|p| p.attempts),
+            Some(2)
+        );
     }
 
     #[test]
@@ -613,7 +653,10 @@ mod tests {
         assert_eq!(q.add_unschedulable(p, t), Placement::Backoff);
         // Without an event, the same failure parks the pod.
         q.flush_backoff_completed(t + Duration::from_secs(5));
-        assert_eq!(fail(&mut q, t + Duration::from_secs(5), "TaintToleration"), Placement::Unschedulable);
+        assert_eq!(
+            fail(&mut q, t + Duration::from_secs(5), "TaintToleration"),
+            Placement::Unschedulable
+        );
     }
 
     #[test]
@@ -624,7 +667,10 @@ mod tests {
         assert_eq!(fail(&mut q, t, ""), Placement::Backoff);
         assert_eq!(q.next_backoff_expiry(), Some(t + Duration::from_secs(1)));
         q.flush_backoff_completed(t + Duration::from_secs(1));
-        assert_eq!(fail(&mut q, t + Duration::from_secs(1), "TaintToleration"), Placement::Unschedulable);
+        assert_eq!(
+            fail(&mut q, t + Duration::from_secs(1), "TaintToleration"),
+            Placement::Unschedulable
+        );
         q.flush_unschedulable_leftover(t + Duration::from_secs(200));
         assert_eq!(q.placement("d/p"), Some(Placement::Unschedulable));
         q.flush_unschedulable_leftover(t + Duration::from_secs(302));
@@ -635,17 +681,37 @@ mod tests {
     fn gated_pods_wait_until_the_gate_is_gone() {
         let mut q = queue();
         let t = Instant::now();
-        assert_eq!(q.add(pod("g", 0, json!({"gated": "yes"})), t), Placement::Unschedulable);
+        assert_eq!(
+            q.add(pod("g", 0, json!({"gated": "yes"})), t),
+            Placement::Unschedulable
+        );
         assert_eq!(q.counts().gated, 1);
         q.move_all(ClusterEvent::WILDCARD, t, None);
-        assert_eq!(q.placement("d/g"), Some(Placement::Unschedulable), "still gated");
+        assert_eq!(
+            q.placement("d/g"),
+            Some(Placement::Unschedulable),
+            "still gated"
+        );
         let ungated = pod("g", 0, json!({}));
-        let events = [ClusterEvent::new(EventResource::Pod, crate::scheduler::framework::events::UPDATE_POD_LABEL)];
+        let events = [ClusterEvent::new(
+            EventResource::Pod,
+            crate::scheduler::framework::events::UPDATE_POD_LABEL,
+        )];
         q.update(ungated, "", &events, t);
-        assert_eq!(q.placement("d/g"), Some(Placement::Unschedulable), "SchedulingGates registered no event here");
+        assert_eq!(
+            q.placement("d/g"),
+            Some(Placement::Unschedulable),
+            "SchedulingGates registered no event here"
+        );
         q.move_all(ClusterEvent::WILDCARD, t, None);
         assert_eq!(q.placement("d/g"), Some(Placement::Active));
-        assert_eq!(q.counts(), PendingCounts { active: 1, ..Default::default() });
+        assert_eq!(
+            q.counts(),
+            PendingCounts {
+                active: 1,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]
@@ -655,11 +721,18 @@ mod tests {
         q.add(pod("a", 0, json!({})), t);
         q.update(pod("a", 50, json!({})), "", &[], t);
         q.add(pod("b", 10, json!({})), t);
-        assert_eq!(q.pop(t).unwrap().pod.name, "a", "priority raised by the update");
+        assert_eq!(
+            q.pop(t).unwrap().pod.name,
+            "a",
+            "priority raised by the update"
+        );
         q.delete("d/b");
         assert!(q.pop(t).is_none());
         // An update of an unknown pod adds it.
-        assert_eq!(q.update(pod("c", 0, json!({})), "", &[], t), Some(Placement::Active));
+        assert_eq!(
+            q.update(pod("c", 0, json!({})), "", &[], t),
+            Some(Placement::Active)
+        );
     }
 
     #[test]
@@ -669,9 +742,17 @@ mod tests {
         n.set(p.clone(), "n1");
         assert_eq!(n.pods_for_node("n1").len(), 1);
         n.update("", &p);
-        assert_eq!(n.node_of("d/p"), Some("n1"), "in-memory nomination survives a stale update");
+        assert_eq!(
+            n.node_of("d/p"),
+            Some("n1"),
+            "in-memory nomination survives a stale update"
+        );
         n.update("n1", &p);
-        assert_eq!(n.node_of("d/p"), None, "a cleared status clears the nomination");
+        assert_eq!(
+            n.node_of("d/p"),
+            None,
+            "a cleared status clears the nomination"
+        );
         n.set(p.clone(), "n1");
         n.set(p.clone(), "n2");
         assert!(n.pods_for_node("n1").is_empty());

@@ -68,7 +68,8 @@ impl Resource {
                     self.ephemeral_storage = self.ephemeral_storage.saturating_add(clamp(q.value()))
                 }
                 "pods" => {
-                    self.allowed_pod_number = self.allowed_pod_number.saturating_add(clamp(q.value()))
+                    self.allowed_pod_number =
+                        self.allowed_pod_number.saturating_add(clamp(q.value()))
                 }
                 other if is_scalar_resource_name(other) => {
                     let e = self.scalar.entry(other.to_string()).or_insert(0);
@@ -228,7 +229,11 @@ mod tests {
         }));
         let r = pod_requests(&p, false);
         assert_eq!(r.milli_cpu, 2000, "the big init container dominates cpu");
-        assert_eq!(r.memory, 1024 * 1024 * 1024, "the main container dominates memory");
+        assert_eq!(
+            r.memory,
+            1024 * 1024 * 1024,
+            "the main container dominates memory"
+        );
     }
 
     #[test]

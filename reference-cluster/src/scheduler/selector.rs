@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod, PreferredSchedulingTerm, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    NodeSelectorRequirement, NodeSelectorTerm, Pod, PreferredSchedulingTerm, Taint, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 pub type Labels = BTreeMap<String, String>;
@@ -31,7 +33,12 @@ struct Requirement {
 }
 
 impl Requirement {
-    fn new(key: &str, op: &str, values: Option<&Vec<String>>, allow_numeric: bool) -> Result<Requirement, String> {
+    fn new(
+        key: &str,
+        op: &str,
+        values: Option<&Vec<String>>,
+        allow_numeric: bool,
+    ) -> Result<Requirement, String> {
         let values: Vec<String> = values.cloned().unwrap_or_default();
         let op = match op {
             "In" => Op::In,
@@ -54,9 +61,9 @@ impl Requirement {
                 if values.len() != 1 {
                     return Err("for 'Gt', 'Lt' operators, exactly one value is required".into());
                 }
-                number = values[0]
-                    .parse::<i64>()
-                    .map_err(|_| "for 'Gt', 'Lt' operators, the value must be an integer".to_string())?;
+                number = values[0].parse::<i64>().map_err(|_| {
+                    "for 'Gt', 'Lt' operators, the value must be an integer".to_string()
+                })?;
             }
             _ => {}
         }
@@ -84,8 +91,12 @@ impl Requirement {
             Op::NotIn => value.is_none_or(|v| !self.values.iter().any(|x| x == v)),
             Op::Exists => value.is_some(),
             Op::DoesNotExist => value.is_none(),
-            Op::Gt => value.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > self.number),
-            Op::Lt => value.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < self.number),
+            Op::Gt => value
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v > self.number),
+            Op::Lt => value
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|v| v < self.number),
         }
     }
 }
@@ -99,7 +110,9 @@ pub struct Selector {
 
 impl Selector {
     pub fn everything() -> Selector {
-        Selector { reqs: Some(Vec::new()) }
+        Selector {
+            reqs: Some(Vec::new()),
+        }
     }
 
     pub fn nothing() -> Selector {
@@ -116,7 +129,12 @@ impl Selector {
             reqs.push(Requirement::new(k, "In", Some(&vec![v.clone()]), false)?);
         }
         for e in sel.match_expressions.iter().flatten() {
-            reqs.push(Requirement::new(&e.key, &e.operator, e.values.as_ref(), false)?);
+            reqs.push(Requirement::new(
+                &e.key,
+                &e.operator,
+                e.values.as_ref(),
+                false,
+            )?);
         }
         Ok(Selector { reqs: Some(reqs) })
     }
@@ -221,7 +239,10 @@ impl NodeSelector {
     }
 
     pub fn matches(&self, node_name: &str, labels: Option<&Labels>) -> bool {
-        self.terms.iter().flatten().any(|t| t.matches(node_name, labels))
+        self.terms
+            .iter()
+            .flatten()
+            .any(|t| t.matches(node_name, labels))
     }
 }
 
@@ -242,9 +263,15 @@ impl RequiredNodeAffinity {
         let affinity = spec
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(|ns| NodeSelector::new(&ns.node_selector_terms));
-        RequiredNodeAffinity { node_selector, affinity }
+        RequiredNodeAffinity {
+            node_selector,
+            affinity,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -328,7 +355,10 @@ pub fn tolerations_tolerate(tolerations: &[Toleration], taint: &Taint) -> bool {
 }
 
 /// The first `NoSchedule`/`NoExecute` taint the tolerations do not tolerate.
-pub fn find_untolerated_do_not_schedule<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
+pub fn find_untolerated_do_not_schedule<'a>(
+    taints: &'a [Taint],
+    tolerations: &[Toleration],
+) -> Option<&'a Taint> {
     taints
         .iter()
         .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
@@ -341,7 +371,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn sel(v: serde_json::Value) -> Selector {
@@ -351,7 +384,9 @@ mod tests {
     #[test]
     fn nil_matches_nothing_and_empty_matches_everything() {
         let l = labels(&[("a", "1")]);
-        assert!(!Selector::from_label_selector(None).unwrap().matches(Some(&l)));
+        assert!(!Selector::from_label_selector(None)
+            .unwrap()
+            .matches(Some(&l)));
         let empty = sel(json!({}));
         assert!(empty.matches(Some(&l)) && empty.is_empty());
         assert!(!Selector::nothing().is_empty());
@@ -366,17 +401,28 @@ mod tests {
         ]}));
         assert!(s.matches(Some(&labels(&[("app", "web"), ("tier", "a")]))));
         assert!(!s.matches(Some(&labels(&[("app", "web"), ("tier", "c")]))));
-        assert!(!s.matches(Some(&labels(&[("app", "web"), ("tier", "a"), ("env", "prod")]))));
+        assert!(!s.matches(Some(&labels(&[
+            ("app", "web"),
+            ("tier", "a"),
+            ("env", "prod")
+        ]))));
         assert!(!s.matches(Some(&labels(&[("app", "web"), ("tier", "a"), ("x", "")]))));
         assert!(!s.matches(None));
     }
 
     #[test]
     fn invalid_label_selectors_are_errors() {
-        let bad = |v| Selector::from_label_selector(Some(&serde_json::from_value(v).unwrap())).is_err();
-        assert!(bad(json!({"matchExpressions": [{"key": "a", "operator": "In"}]})));
-        assert!(bad(json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]})));
-        assert!(bad(json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]})));
+        let bad =
+            |v| Selector::from_label_selector(Some(&serde_json::from_value(v).unwrap())).is_err();
+        assert!(bad(
+            json!({"matchExpressions": [{"key": "a", "operator": "In"}]})
+        ));
+        assert!(bad(
+            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]})
+        ));
+        assert!(bad(
+            json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]})
+        ));
     }
 
     fn terms(v: serde_json::Value) -> Vec<NodeSelectorTerm> {
@@ -406,7 +452,9 @@ mod tests {
         assert!(ns.matches("n", Some(&labels(&[("cores", "8")]))));
         assert!(!ns.matches("n", Some(&labels(&[("cores", "4")]))));
         assert!(!ns.matches("n", Some(&labels(&[("cores", "many"), ("x", "9")]))));
-        let lt = NodeSelector::new(&terms(json!([{"matchExpressions": [{"key": "c", "operator": "Lt", "values": ["4"]}]}])));
+        let lt = NodeSelector::new(&terms(
+            json!([{"matchExpressions": [{"key": "c", "operator": "Lt", "values": ["4"]}]}]),
+        ));
         assert!(lt.matches("n", Some(&labels(&[("c", "3")]))));
     }
 
@@ -453,21 +501,31 @@ mod tests {
 
     #[test]
     fn toleration_matching() {
-        let t: Toleration = serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"})).unwrap();
+        let t: Toleration =
+            serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"}))
+                .unwrap();
         assert!(tolerates(&t, &taint("k", "v", "NoSchedule")));
         assert!(!tolerates(&t, &taint("k", "w", "NoSchedule")));
         assert!(!tolerates(&t, &taint("k", "v", "NoExecute")));
         let any: Toleration = serde_json::from_value(json!({"operator": "Exists"})).unwrap();
         assert!(tolerates(&any, &taint("x", "y", "NoExecute")));
-        let bad: Toleration = serde_json::from_value(json!({"key": "k", "operator": "Nope"})).unwrap();
+        let bad: Toleration =
+            serde_json::from_value(json!({"key": "k", "operator": "Nope"})).unwrap();
         assert!(!tolerates(&bad, &taint("k", "", "NoSchedule")));
     }
 
     #[test]
     fn untolerated_ignores_prefer_no_schedule() {
-        let taints = [taint("soft", "", "PreferNoSchedule"), taint("hard", "x", "NoSchedule")];
-        assert_eq!(find_untolerated_do_not_schedule(&taints, &[]).map(|t| t.key.as_str()), Some("hard"));
-        let tol: Toleration = serde_json::from_value(json!({"key": "hard", "operator": "Exists"})).unwrap();
+        let taints = [
+            taint("soft", "", "PreferNoSchedule"),
+            taint("hard", "x", "NoSchedule"),
+        ];
+        assert_eq!(
+            find_untolerated_do_not_schedule(&taints, &[]).map(|t| t.key.as_str()),
+            Some("hard")
+        );
+        let tol: Toleration =
+            serde_json::from_value(json!({"key": "hard", "operator": "Exists"})).unwrap();
         assert!(find_untolerated_do_not_schedule(&taints, &[tol]).is_none());
     }
 }

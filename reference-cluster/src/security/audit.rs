@@ -121,7 +121,11 @@ fn strings(v: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| x.as_str().map(String::from).ok_or_else(|| format!("{field}: expected strings")))
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| format!("{field}: expected strings"))
+            })
             .collect(),
         Some(_) => Err(format!("{field}: expected a list")),
     }
@@ -142,7 +146,8 @@ impl Policy {
     }
 
     pub fn load(path: &Path) -> Result<Policy, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
         Self::parse(&text)
     }
 
@@ -152,23 +157,51 @@ impl Policy {
         }
         match doc.get("apiVersion").and_then(Value::as_str) {
             Some("audit.k8s.io/v1") => {}
-            other => return Err(format!("audit policy: unsupported apiVersion {other:?}, want audit.k8s.io/v1")),
+            other => {
+                return Err(format!(
+                    "audit policy: unsupported apiVersion {other:?}, want audit.k8s.io/v1"
+                ))
+            }
         }
         let mut rules = Vec::new();
-        for (i, r) in doc.get("rules").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, r) in doc
+            .get("rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let field = |f: &str| format!("rules[{i}].{f}");
             let level = r
                 .get("level")
                 .and_then(Value::as_str)
                 .and_then(Level::parse)
-                .ok_or_else(|| format!("{}: must be one of None, Metadata, Request, RequestResponse", field("level")))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{}: must be one of None, Metadata, Request, RequestResponse",
+                        field("level")
+                    )
+                })?;
             let mut resources = Vec::new();
-            for (j, gr) in r.get("resources").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, gr) in r
+                .get("resources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let f = format!("rules[{i}].resources[{j}]");
                 resources.push(GroupResources {
-                    group: gr.get("group").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    group: gr
+                        .get("group")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     resources: strings(gr.get("resources"), &format!("{f}.resources"))?,
-                    resource_names: strings(gr.get("resourceNames"), &format!("{f}.resourceNames"))?,
+                    resource_names: strings(
+                        gr.get("resourceNames"),
+                        &format!("{f}.resourceNames"),
+                    )?,
                 });
             }
             let rule = Rule {
@@ -183,15 +216,23 @@ impl Policy {
                 omit_managed_fields: r.get("omitManagedFields").and_then(Value::as_bool),
             };
             // Upstream validation: a rule is either about resources or about URLs.
-            if !rule.non_resource_urls.is_empty() && (!rule.resources.is_empty() || !rule.namespaces.is_empty()) {
-                return Err(format!("{}: rules cannot apply to both regular resources and non-resource URLs", field("nonResourceURLs")));
+            if !rule.non_resource_urls.is_empty()
+                && (!rule.resources.is_empty() || !rule.namespaces.is_empty())
+            {
+                return Err(format!(
+                    "{}: rules cannot apply to both regular resources and non-resource URLs",
+                    field("nonResourceURLs")
+                ));
             }
             rules.push(rule);
         }
         Ok(Policy {
             rules,
             omit_stages: stages(doc.get("omitStages"), "omitStages")?,
-            omit_managed_fields: doc.get("omitManagedFields").and_then(Value::as_bool).unwrap_or(false),
+            omit_managed_fields: doc
+                .get("omitManagedFields")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 
@@ -220,8 +261,14 @@ impl Policy {
 fn never_above_metadata(attrs: &Attributes) -> bool {
     attrs.resource_request
         && matches!(
-            (attrs.api_group.as_str(), attrs.resource.as_str(), attrs.subresource.as_str()),
-            ("", "secrets", _) | ("authentication.k8s.io", "tokenreviews", _) | ("", "serviceaccounts", "token")
+            (
+                attrs.api_group.as_str(),
+                attrs.resource.as_str(),
+                attrs.subresource.as_str()
+            ),
+            ("", "secrets", _)
+                | ("authentication.k8s.io", "tokenreviews", _)
+                | ("", "serviceaccounts", "token")
         )
 }
 
@@ -243,7 +290,10 @@ fn rule_matches(r: &Rule, attrs: &Attributes) -> bool {
         return resource_matches(r, attrs);
     }
     if !r.non_resource_urls.is_empty() {
-        return !attrs.resource_request && r.non_resource_urls.iter().any(|spec| path_matches(&attrs.path, spec));
+        return !attrs.resource_request
+            && r.non_resource_urls
+                .iter()
+                .any(|spec| path_matches(&attrs.path, spec));
     }
     true
 }
@@ -271,20 +321,24 @@ fn resource_matches(r: &Rule, attrs: &Attributes) -> bool {
     } else {
         format!("{}/{}", attrs.resource, attrs.subresource)
     };
-    r.resources.iter().filter(|gr| gr.group == attrs.api_group).any(|gr| {
-        if gr.resources.is_empty() {
-            return true;
-        }
-        if !gr.resource_names.is_empty() && !has(&gr.resource_names, &attrs.name) {
-            return false;
-        }
-        gr.resources.iter().any(|res| {
-            res == "*"
-                || *res == combined
-                || (!attrs.subresource.is_empty() && res.strip_prefix("*/") == Some(attrs.subresource.as_str()))
-                || res.strip_suffix("/*") == Some(attrs.resource.as_str())
+    r.resources
+        .iter()
+        .filter(|gr| gr.group == attrs.api_group)
+        .any(|gr| {
+            if gr.resources.is_empty() {
+                return true;
+            }
+            if !gr.resource_names.is_empty() && !has(&gr.resource_names, &attrs.name) {
+                return false;
+            }
+            gr.resources.iter().any(|res| {
+                res == "*"
+                    || *res == combined
+                    || (!attrs.subresource.is_empty()
+                        && res.strip_prefix("*/") == Some(attrs.subresource.as_str()))
+                    || res.strip_suffix("/*") == Some(attrs.resource.as_str())
+            })
         })
-    })
 }
 
 /// `objectRef` of an audit event.
@@ -494,25 +548,62 @@ rules:
     }
 
     fn res(verb: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
-        Attributes::resource(user("alice", &["system:authenticated"]), verb, "", resource, ns, name).with_subresource(sub)
+        Attributes::resource(
+            user("alice", &["system:authenticated"]),
+            verb,
+            "",
+            resource,
+            ns,
+            name,
+        )
+        .with_subresource(sub)
     }
 
     #[test]
     fn the_upstream_example_policy_works_as_written() {
         let p = Policy::parse(SEED_POLICY).unwrap();
         let level = |a: &Attributes| p.evaluate(a).level;
-        assert_eq!(level(&res("get", "pods", "", "default", "p")), Level::RequestResponse);
-        assert_eq!(level(&res("get", "pods", "log", "default", "p")), Level::Metadata);
-        assert_eq!(level(&res("update", "configmaps", "", "kube-system", "controller-leader")), Level::None);
-        assert_eq!(level(&res("update", "configmaps", "", "kube-system", "other")), Level::Request);
-        assert_eq!(level(&res("update", "configmaps", "", "default", "other")), Level::Metadata);
+        assert_eq!(
+            level(&res("get", "pods", "", "default", "p")),
+            Level::RequestResponse
+        );
+        assert_eq!(
+            level(&res("get", "pods", "log", "default", "p")),
+            Level::Metadata
+        );
+        assert_eq!(
+            level(&res(
+                "update",
+                "configmaps",
+                "",
+                "kube-system",
+                "controller-leader"
+            )),
+            Level::None
+        );
+        assert_eq!(
+            level(&res("update", "configmaps", "", "kube-system", "other")),
+            Level::Request
+        );
+        assert_eq!(
+            level(&res("update", "configmaps", "", "default", "other")),
+            Level::Metadata
+        );
         let mut proxy = res("watch", "endpoints", "", "default", "");
         proxy.user = user("system:kube-proxy", &[]);
         assert_eq!(level(&proxy), Level::None);
-        assert_eq!(level(&res("get", "services", "", "default", "s")), Level::Request);
-        let api = Attributes::non_resource(user("alice", &["system:authenticated"]), "get", "/apis/apps");
+        assert_eq!(
+            level(&res("get", "services", "", "default", "s")),
+            Level::Request
+        );
+        let api = Attributes::non_resource(
+            user("alice", &["system:authenticated"]),
+            "get",
+            "/apis/apps",
+        );
         assert_eq!(level(&api), Level::None);
-        let healthz = Attributes::non_resource(user("alice", &["system:authenticated"]), "get", "/healthz");
+        let healthz =
+            Attributes::non_resource(user("alice", &["system:authenticated"]), "get", "/healthz");
         assert_eq!(level(&healthz), Level::Metadata);
         let mut apps = res("create", "deployments", "", "default", "d");
         apps.api_group = "apps".into();
@@ -549,23 +640,45 @@ rules:
         assert_eq!(nr("/healthz").level, Level::None);
         assert_eq!(nr("/readyz/etcd").level, Level::None);
         assert_eq!(nr("/version").level, Level::Metadata);
-        assert_eq!(p.evaluate(&res("update", "secrets", "", "d", "s")).level, Level::Metadata);
-        assert_eq!(p.evaluate(&res("create", "pods", "", "d", "p")).level, Level::Request);
+        assert_eq!(
+            p.evaluate(&res("update", "secrets", "", "d", "s")).level,
+            Level::Metadata
+        );
+        assert_eq!(
+            p.evaluate(&res("create", "pods", "", "d", "p")).level,
+            Level::Request
+        );
         let get = p.evaluate(&res("get", "pods", "", "d", "p"));
         assert_eq!(get.level, Level::Metadata);
         assert!(!get.records(Stage::RequestReceived));
-        assert!(p.evaluate(&res("create", "pods", "", "d", "p")).records(Stage::RequestReceived));
+        assert!(p
+            .evaluate(&res("create", "pods", "", "d", "p"))
+            .records(Stage::RequestReceived));
     }
 
     #[test]
     fn secrets_and_token_reviews_never_log_payloads() {
-        let p = Policy::parse("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n").unwrap();
-        assert_eq!(p.evaluate(&res("get", "secrets", "", "default", "s")).level, Level::Metadata);
-        assert_eq!(p.evaluate(&res("create", "serviceaccounts", "token", "default", "sa")).level, Level::Metadata);
+        let p = Policy::parse(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: RequestResponse\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.evaluate(&res("get", "secrets", "", "default", "s")).level,
+            Level::Metadata
+        );
+        assert_eq!(
+            p.evaluate(&res("create", "serviceaccounts", "token", "default", "sa"))
+                .level,
+            Level::Metadata
+        );
         let mut tr = res("create", "tokenreviews", "", "", "");
         tr.api_group = "authentication.k8s.io".into();
         assert_eq!(p.evaluate(&tr).level, Level::Metadata);
-        assert_eq!(p.evaluate(&res("get", "configmaps", "", "default", "c")).level, Level::RequestResponse);
+        assert_eq!(
+            p.evaluate(&res("get", "configmaps", "", "default", "c"))
+                .level,
+            Level::RequestResponse
+        );
     }
 
     #[test]
@@ -575,16 +688,32 @@ rules:
             {"level": "RequestResponse", "resources": [{"group": "", "resources": ["deployments/*"]}]}
         ]}"#)
         .unwrap();
-        assert_eq!(p.evaluate(&res("update", "nodes", "status", "", "n")).level, Level::Request);
-        assert_eq!(p.evaluate(&res("update", "deployments", "scale", "x", "d")).level, Level::RequestResponse);
-        assert_eq!(p.evaluate(&res("update", "nodes", "", "", "n")).level, Level::None);
+        assert_eq!(
+            p.evaluate(&res("update", "nodes", "status", "", "n")).level,
+            Level::Request
+        );
+        assert_eq!(
+            p.evaluate(&res("update", "deployments", "scale", "x", "d"))
+                .level,
+            Level::RequestResponse
+        );
+        assert_eq!(
+            p.evaluate(&res("update", "nodes", "", "", "n")).level,
+            Level::None
+        );
     }
 
     #[test]
     fn rejects_invalid_policies() {
         assert!(Policy::parse("kind: Policy\napiVersion: audit.k8s.io/v1beta1\n").is_err());
-        assert!(Policy::parse("kind: Policy\napiVersion: audit.k8s.io/v1\nrules:\n- level: Everything\n").is_err());
-        assert!(Policy::parse("kind: Policy\napiVersion: audit.k8s.io/v1\nomitStages: [Later]\n").is_err());
+        assert!(Policy::parse(
+            "kind: Policy\napiVersion: audit.k8s.io/v1\nrules:\n- level: Everything\n"
+        )
+        .is_err());
+        assert!(
+            Policy::parse("kind: Policy\napiVersion: audit.k8s.io/v1\nomitStages: [Later]\n")
+                .is_err()
+        );
         assert!(Policy::parse("{{{").is_err());
     }
 
@@ -602,16 +731,40 @@ rules:
             impersonated_user: None,
             source_ips: vec!["127.0.0.1".into()],
             user_agent: "kubectl/v1.32.0".into(),
-            object_ref: Some(ObjectRef { resource: "configmaps".into(), namespace: "default".into(), name: "c".into(), api_version: "v1".into(), ..Default::default() }),
+            object_ref: Some(ObjectRef {
+                resource: "configmaps".into(),
+                namespace: "default".into(),
+                name: "c".into(),
+                api_version: "v1".into(),
+                ..Default::default()
+            }),
             received: t0,
-            annotations: Map::from_iter([("authorization.k8s.io/decision".to_string(), json!("allow"))]),
+            annotations: Map::from_iter([(
+                "authorization.k8s.io/decision".to_string(),
+                json!("allow"),
+            )]),
         };
         let body = json!({"metadata": {"name": "c", "managedFields": [{}]}, "data": {"k": "v"}});
-        let e = build_event(&config, Stage::ResponseComplete, &record, Some(&json!({"metadata": {}, "code": 201})), Some(&body), Some(&body), t0).unwrap();
+        let e = build_event(
+            &config,
+            Stage::ResponseComplete,
+            &record,
+            Some(&json!({"metadata": {}, "code": 201})),
+            Some(&body),
+            Some(&body),
+            t0,
+        )
+        .unwrap();
         assert_eq!(e["level"], "Request");
-        assert_eq!(e["requestObject"], json!({"metadata": {"name": "c"}, "data": {"k": "v"}}));
+        assert_eq!(
+            e["requestObject"],
+            json!({"metadata": {"name": "c"}, "data": {"k": "v"}})
+        );
         assert!(e.get("responseObject").is_none());
-        assert_eq!(e["objectRef"], json!({"resource": "configmaps", "namespace": "default", "name": "c", "apiVersion": "v1"}));
+        assert_eq!(
+            e["objectRef"],
+            json!({"resource": "configmaps", "namespace": "default", "name": "c", "apiVersion": "v1"})
+        );
         assert_eq!(e["requestReceivedTimestamp"], "2023-11-14T22:13:20.123456Z");
         assert_eq!(e["responseStatus"]["code"], 201);
         let dir = tempfile::tempdir().unwrap();
@@ -620,12 +773,26 @@ rules:
         log.write(&e).unwrap();
         log.write(&e).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["auditID"], "abc");
         let none = p.evaluate(&Attributes::non_resource(user("x", &[]), "get", "/x"));
         assert_eq!(none.level, Level::Request);
-        let none = Policy::parse("apiVersion: audit.k8s.io/v1\nkind: Policy\n").unwrap().evaluate(&attrs);
-        assert!(build_event(&none, Stage::ResponseComplete, &record, None, None, None, t0).is_none());
+        let none = Policy::parse("apiVersion: audit.k8s.io/v1\nkind: Policy\n")
+            .unwrap()
+            .evaluate(&attrs);
+        assert!(build_event(
+            &none,
+            Stage::ResponseComplete,
+            &record,
+            None,
+            None,
+            None,
+            t0
+        )
+        .is_none());
     }
 }

@@ -56,7 +56,11 @@ fn url(verbs: &[&str], urls: &[&str]) -> PolicyRule {
 }
 
 fn events_rule() -> PolicyRule {
-    r(&["create", "update", "patch"], &[LEGACY, EVENTS], &["events"])
+    r(
+        &["create", "update", "patch"],
+        &[LEGACY, EVENTS],
+        &["events"],
+    )
 }
 
 fn metadata(name: &str, namespace: Option<&str>, extra_labels: &[(&str, &str)]) -> Value {
@@ -162,7 +166,11 @@ pub fn node_rules() -> Vec<PolicyRule> {
         r(&["create", "delete"], &[LEGACY], &["pods"]),
         r(&["update", "patch"], &[LEGACY], &["pods/status"]),
         r(&["create"], &[LEGACY], &["pods/eviction"]),
-        r(&["get", "list", "watch"], &[LEGACY], &["secrets", "configmaps"]),
+        r(
+            &["get", "list", "watch"],
+            &[LEGACY],
+            &["secrets", "configmaps"],
+        ),
         r(
             &["get"],
             &[LEGACY],
@@ -192,13 +200,21 @@ pub fn node_rules() -> Vec<PolicyRule> {
             &[STORAGE],
             &["csinodes"],
         ),
-        r(&["get", "list", "watch"], &["node.k8s.io"], &["runtimeclasses"]),
+        r(
+            &["get", "list", "watch"],
+            &["node.k8s.io"],
+            &["runtimeclasses"],
+        ),
     ]
 }
 
 fn aggregate_to_admin_rules() -> Vec<PolicyRule> {
     vec![
-        r(&["create"], &[AUTHORIZATION], &["localsubjectaccessreviews"]),
+        r(
+            &["create"],
+            &[AUTHORIZATION],
+            &["localsubjectaccessreviews"],
+        ),
         r(READ_WRITE, &[GROUP], &["roles", "rolebindings"]),
     ]
 }
@@ -434,12 +450,20 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "attachdetach-controller",
             vec![
-                r(&["list", "watch"], &[LEGACY], &["persistentvolumes", "persistentvolumeclaims"]),
+                r(
+                    &["list", "watch"],
+                    &[LEGACY],
+                    &["persistentvolumes", "persistentvolumeclaims"],
+                ),
                 r(&["get", "list", "watch"], &[LEGACY], &["nodes"]),
                 r(&["patch", "update"], &[LEGACY], &["nodes/status"]),
                 r(&["list", "watch"], &[LEGACY], &["pods"]),
                 events_rule(),
-                r(&["get", "create", "delete", "list", "watch"], &[STORAGE], &["volumeattachments"]),
+                r(
+                    &["get", "create", "delete", "list", "watch"],
+                    &[STORAGE],
+                    &["volumeattachments"],
+                ),
                 r(&["get", "watch", "list"], &[STORAGE], &["csidrivers"]),
                 r(&["get", "watch", "list"], &[STORAGE], &["csinodes"]),
             ],
@@ -447,11 +471,18 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "certificate-controller",
             vec![
-                r(&["get", "list", "watch", "delete"], &[CERTIFICATES], &["certificatesigningrequests"]),
+                r(
+                    &["get", "list", "watch", "delete"],
+                    &[CERTIFICATES],
+                    &["certificatesigningrequests"],
+                ),
                 r(
                     &["update"],
                     &[CERTIFICATES],
-                    &["certificatesigningrequests/status", "certificatesigningrequests/approval"],
+                    &[
+                        "certificatesigningrequests/status",
+                        "certificatesigningrequests/approval",
+                    ],
                 ),
                 r(&["approve"], &[CERTIFICATES], &["signers"])
                     .names(&["kubernetes.io/kube-apiserver-client-kubelet"]),
@@ -477,7 +508,13 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             "cronjob-controller",
             vec![
                 r(&["get", "list", "watch", "update"], &[BATCH], &["cronjobs"]),
-                r(&["get", "list", "watch", "create", "update", "delete", "patch"], &[BATCH], &["jobs"]),
+                r(
+                    &[
+                        "get", "list", "watch", "create", "update", "delete", "patch",
+                    ],
+                    &[BATCH],
+                    &["jobs"],
+                ),
                 r(&["update"], &[BATCH], &["cronjobs/status"]),
                 r(&["update"], &[BATCH], &["cronjobs/finalizers"]),
                 r(&["list", "delete"], &[LEGACY], &["pods"]),
@@ -487,14 +524,24 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "daemon-set-controller",
             vec![
-                r(&["get", "list", "watch"], &[EXTENSIONS, APPS], &["daemonsets"]),
+                r(
+                    &["get", "list", "watch"],
+                    &[EXTENSIONS, APPS],
+                    &["daemonsets"],
+                ),
                 r(&["update"], &[EXTENSIONS, APPS], &["daemonsets/status"]),
                 r(&["update"], &[EXTENSIONS, APPS], &["daemonsets/finalizers"]),
                 r(&["list", "watch"], &[LEGACY], &["nodes"]),
-                r(&["list", "watch", "create", "delete", "patch"], &[LEGACY], &["pods"]),
+                r(
+                    &["list", "watch", "create", "delete", "patch"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
                 r(&["create"], &[LEGACY], &["pods/binding"]),
                 r(
-                    &["get", "list", "watch", "create", "delete", "update", "patch"],
+                    &[
+                        "get", "list", "watch", "create", "delete", "update", "patch",
+                    ],
                     &[APPS],
                     &["controllerrevisions"],
                 ),
@@ -504,11 +551,21 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "deployment-controller",
             vec![
-                r(&["get", "list", "watch", "update"], &[EXTENSIONS, APPS], &["deployments"]),
-                r(&["update"], &[EXTENSIONS, APPS], &["deployments/status"]),
-                r(&["update"], &[EXTENSIONS, APPS], &["deployments/finalizers"]),
                 r(
-                    &["get", "list", "watch", "create", "update", "patch", "delete"],
+                    &["get", "list", "watch", "update"],
+                    &[EXTENSIONS, APPS],
+                    &["deployments"],
+                ),
+                r(&["update"], &[EXTENSIONS, APPS], &["deployments/status"]),
+                r(
+                    &["update"],
+                    &[EXTENSIONS, APPS],
+                    &["deployments/finalizers"],
+                ),
+                r(
+                    &[
+                        "get", "list", "watch", "create", "update", "patch", "delete",
+                    ],
                     &[APPS, EXTENSIONS],
                     &["replicasets"],
                 ),
@@ -519,10 +576,26 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "disruption-controller",
             vec![
-                r(&["get", "list", "watch"], &[EXTENSIONS, APPS], &["deployments"]),
-                r(&["get", "list", "watch"], &[APPS, EXTENSIONS], &["replicasets"]),
-                r(&["get", "list", "watch"], &[LEGACY], &["replicationcontrollers"]),
-                r(&["get", "list", "watch"], &[POLICY], &["poddisruptionbudgets"]),
+                r(
+                    &["get", "list", "watch"],
+                    &[EXTENSIONS, APPS],
+                    &["deployments"],
+                ),
+                r(
+                    &["get", "list", "watch"],
+                    &[APPS, EXTENSIONS],
+                    &["replicasets"],
+                ),
+                r(
+                    &["get", "list", "watch"],
+                    &[LEGACY],
+                    &["replicationcontrollers"],
+                ),
+                r(
+                    &["get", "list", "watch"],
+                    &[POLICY],
+                    &["poddisruptionbudgets"],
+                ),
                 r(&["get", "list", "watch"], &[APPS], &["statefulsets"]),
                 r(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
                 r(&["get"], &["*"], &["*/scale"]),
@@ -534,7 +607,11 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             "endpoint-controller",
             vec![
                 r(&["get", "list", "watch"], &[LEGACY], &["services", "pods"]),
-                r(&["get", "list", "create", "update", "delete"], &[LEGACY], &["endpoints"]),
+                r(
+                    &["get", "list", "create", "update", "delete"],
+                    &[LEGACY],
+                    &["endpoints"],
+                ),
                 r(&["create"], &[LEGACY], &["endpoints/restricted"]),
                 events_rule(),
             ],
@@ -542,18 +619,34 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "endpointslice-controller",
             vec![
-                r(&["get", "list", "watch"], &[LEGACY], &["services", "pods", "nodes"]),
+                r(
+                    &["get", "list", "watch"],
+                    &[LEGACY],
+                    &["services", "pods", "nodes"],
+                ),
                 r(&["update"], &[LEGACY], &["services/finalizers"]),
-                r(&["get", "list", "create", "update", "delete"], &[DISCOVERY], &["endpointslices"]),
+                r(
+                    &["get", "list", "create", "update", "delete"],
+                    &[DISCOVERY],
+                    &["endpointslices"],
+                ),
                 events_rule(),
             ],
         ),
         (
             "endpointslicemirroring-controller",
             vec![
-                r(&["get", "list", "watch"], &[LEGACY], &["services", "endpoints"]),
+                r(
+                    &["get", "list", "watch"],
+                    &[LEGACY],
+                    &["services", "endpoints"],
+                ),
                 r(&["update"], &[LEGACY], &["endpoints/finalizers"]),
-                r(&["get", "list", "create", "update", "delete"], &[DISCOVERY], &["endpointslices"]),
+                r(
+                    &["get", "list", "create", "update", "delete"],
+                    &[DISCOVERY],
+                    &["endpointslices"],
+                ),
                 events_rule(),
             ],
         ),
@@ -562,16 +655,32 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             vec![
                 r(&["get", "list", "watch"], &[LEGACY], &["pods"]),
                 r(&["update"], &[LEGACY], &["pods/finalizers"]),
-                r(&["get", "list", "watch", "create"], &[LEGACY], &["persistentvolumeclaims"]),
+                r(
+                    &["get", "list", "watch", "create"],
+                    &[LEGACY],
+                    &["persistentvolumeclaims"],
+                ),
                 events_rule(),
             ],
         ),
         (
             "expand-controller",
             vec![
-                r(&["get", "list", "watch", "update", "patch"], &[LEGACY], &["persistentvolumes"]),
-                r(&["update", "patch"], &[LEGACY], &["persistentvolumeclaims/status"]),
-                r(&["get", "list", "watch"], &[LEGACY], &["persistentvolumeclaims"]),
+                r(
+                    &["get", "list", "watch", "update", "patch"],
+                    &[LEGACY],
+                    &["persistentvolumes"],
+                ),
+                r(
+                    &["update", "patch"],
+                    &[LEGACY],
+                    &["persistentvolumeclaims/status"],
+                ),
+                r(
+                    &["get", "list", "watch"],
+                    &[LEGACY],
+                    &["persistentvolumeclaims"],
+                ),
                 r(&["get", "list", "watch"], &[STORAGE], &["storageclasses"]),
                 r(&["get"], &[LEGACY], &["endpoints", "services"]),
                 r(&["get"], &[LEGACY], &["secrets"]),
@@ -580,13 +689,25 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         ),
         (
             "generic-garbage-collector",
-            vec![r(&["get", "list", "watch", "patch", "update", "delete"], &["*"], &["*"])],
+            vec![r(
+                &["get", "list", "watch", "patch", "update", "delete"],
+                &["*"],
+                &["*"],
+            )],
         ),
         (
             "horizontal-pod-autoscaler",
             vec![
-                r(&["get", "list", "watch"], &[AUTOSCALING], &["horizontalpodautoscalers"]),
-                r(&["update"], &[AUTOSCALING], &["horizontalpodautoscalers/status"]),
+                r(
+                    &["get", "list", "watch"],
+                    &[AUTOSCALING],
+                    &["horizontalpodautoscalers"],
+                ),
+                r(
+                    &["update"],
+                    &[AUTOSCALING],
+                    &["horizontalpodautoscalers/status"],
+                ),
                 r(&["get", "update"], &["*"], &["*/scale"]),
                 r(&["list"], &[LEGACY], &["pods"]),
                 r(&["list"], &["metrics.k8s.io"], &["pods"]),
@@ -598,25 +719,49 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "job-controller",
             vec![
-                r(&["get", "list", "watch", "update", "patch"], &[BATCH], &["jobs"]),
+                r(
+                    &["get", "list", "watch", "update", "patch"],
+                    &[BATCH],
+                    &["jobs"],
+                ),
                 r(&["update"], &[BATCH], &["jobs/status"]),
                 r(&["update"], &[BATCH], &["jobs/finalizers"]),
-                r(&["list", "watch", "create", "delete", "patch"], &[LEGACY], &["pods"]),
+                r(
+                    &["list", "watch", "create", "delete", "patch"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
                 events_rule(),
             ],
         ),
         (
             "namespace-controller",
             vec![
-                r(&["get", "list", "watch", "delete"], &[LEGACY], &["namespaces"]),
-                r(&["update"], &[LEGACY], &["namespaces/finalize", "namespaces/status"]),
-                r(&["get", "list", "delete", "deletecollection"], &["*"], &["*"]),
+                r(
+                    &["get", "list", "watch", "delete"],
+                    &[LEGACY],
+                    &["namespaces"],
+                ),
+                r(
+                    &["update"],
+                    &[LEGACY],
+                    &["namespaces/finalize", "namespaces/status"],
+                ),
+                r(
+                    &["get", "list", "delete", "deletecollection"],
+                    &["*"],
+                    &["*"],
+                ),
             ],
         ),
         (
             "node-controller",
             vec![
-                r(&["get", "list", "update", "delete", "patch"], &[LEGACY], &["nodes"]),
+                r(
+                    &["get", "list", "update", "delete", "patch"],
+                    &[LEGACY],
+                    &["nodes"],
+                ),
                 r(&["patch", "update"], &[LEGACY], &["nodes/status"]),
                 r(&["patch", "update"], &[LEGACY], &["pods/status"]),
                 r(&["list", "delete"], &[LEGACY], &["pods"]),
@@ -632,9 +777,17 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
                     &["persistentvolumes"],
                 ),
                 r(&["update"], &[LEGACY], &["persistentvolumes/status"]),
-                r(&["get", "list", "watch", "update"], &[LEGACY], &["persistentvolumeclaims"]),
+                r(
+                    &["get", "list", "watch", "update"],
+                    &[LEGACY],
+                    &["persistentvolumeclaims"],
+                ),
                 r(&["update"], &[LEGACY], &["persistentvolumeclaims/status"]),
-                r(&["list", "watch", "get", "create", "delete"], &[LEGACY], &["pods"]),
+                r(
+                    &["list", "watch", "get", "create", "delete"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
                 r(&["get", "create", "delete"], &[LEGACY], &["services"]),
                 r(&["get"], &[LEGACY], &["secrets"]),
                 r(&["list", "watch"], &[LEGACY], &["nodes"]),
@@ -653,14 +806,22 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "pv-protection-controller",
             vec![
-                r(&["get", "list", "watch", "update"], &[LEGACY], &["persistentvolumes"]),
+                r(
+                    &["get", "list", "watch", "update"],
+                    &[LEGACY],
+                    &["persistentvolumes"],
+                ),
                 events_rule(),
             ],
         ),
         (
             "pvc-protection-controller",
             vec![
-                r(&["get", "list", "watch", "update"], &[LEGACY], &["persistentvolumeclaims"]),
+                r(
+                    &["get", "list", "watch", "update"],
+                    &[LEGACY],
+                    &["persistentvolumeclaims"],
+                ),
                 r(&["list", "watch", "get"], &[LEGACY], &["pods"]),
                 events_rule(),
             ],
@@ -668,20 +829,44 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "replicaset-controller",
             vec![
-                r(&["get", "list", "watch", "update"], &[APPS, EXTENSIONS], &["replicasets"]),
+                r(
+                    &["get", "list", "watch", "update"],
+                    &[APPS, EXTENSIONS],
+                    &["replicasets"],
+                ),
                 r(&["update"], &[APPS, EXTENSIONS], &["replicasets/status"]),
-                r(&["update"], &[APPS, EXTENSIONS], &["replicasets/finalizers"]),
-                r(&["list", "watch", "patch", "create", "delete"], &[LEGACY], &["pods"]),
+                r(
+                    &["update"],
+                    &[APPS, EXTENSIONS],
+                    &["replicasets/finalizers"],
+                ),
+                r(
+                    &["list", "watch", "patch", "create", "delete"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
                 events_rule(),
             ],
         ),
         (
             "replication-controller",
             vec![
-                r(&["get", "list", "watch", "update"], &[LEGACY], &["replicationcontrollers"]),
+                r(
+                    &["get", "list", "watch", "update"],
+                    &[LEGACY],
+                    &["replicationcontrollers"],
+                ),
                 r(&["update"], &[LEGACY], &["replicationcontrollers/status"]),
-                r(&["update"], &[LEGACY], &["replicationcontrollers/finalizers"]),
-                r(&["list", "watch", "patch", "create", "delete"], &[LEGACY], &["pods"]),
+                r(
+                    &["update"],
+                    &[LEGACY],
+                    &["replicationcontrollers/finalizers"],
+                ),
+                r(
+                    &["list", "watch", "patch", "create", "delete"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
                 events_rule(),
             ],
         ),
@@ -695,7 +880,10 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         ),
         (
             "root-ca-cert-publisher",
-            vec![r(&["create", "update"], &[LEGACY], &["configmaps"]), events_rule()],
+            vec![
+                r(&["create", "update"], &[LEGACY], &["configmaps"]),
+                events_rule(),
+            ],
         ),
         (
             "route-controller",
@@ -707,7 +895,10 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         ),
         (
             "service-account-controller",
-            vec![r(&["create"], &[LEGACY], &["serviceaccounts"]), events_rule()],
+            vec![
+                r(&["create"], &[LEGACY], &["serviceaccounts"]),
+                events_rule(),
+            ],
         ),
         (
             "service-controller",
@@ -725,20 +916,33 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
                 r(&["get", "list", "watch"], &[APPS], &["statefulsets"]),
                 r(&["update"], &[APPS], &["statefulsets/status"]),
                 r(&["update"], &[APPS], &["statefulsets/finalizers"]),
-                r(&["get", "create", "delete", "update", "patch"], &[LEGACY], &["pods"]),
                 r(
-                    &["get", "create", "delete", "update", "patch", "list", "watch"],
+                    &["get", "create", "delete", "update", "patch"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
+                r(
+                    &[
+                        "get", "create", "delete", "update", "patch", "list", "watch",
+                    ],
                     &[APPS],
                     &["controllerrevisions"],
                 ),
                 r(&["get", "create"], &[LEGACY], &["persistentvolumeclaims"]),
-                r(&["update", "delete"], &[LEGACY], &["persistentvolumeclaims"]),
+                r(
+                    &["update", "delete"],
+                    &[LEGACY],
+                    &["persistentvolumeclaims"],
+                ),
                 events_rule(),
             ],
         ),
         (
             "ttl-after-finished-controller",
-            vec![r(&["get", "list", "watch", "delete"], &[BATCH], &["jobs"]), events_rule()],
+            vec![
+                r(&["get", "list", "watch", "delete"], &[BATCH], &["jobs"]),
+                events_rule(),
+            ],
         ),
         (
             "ttl-controller",
@@ -750,7 +954,11 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "validatingadmissionpolicy-status-controller",
             vec![
-                r(&["get", "list", "watch"], &[ADMISSIONREGISTRATION], &["validatingadmissionpolicies"]),
+                r(
+                    &["get", "list", "watch"],
+                    &[ADMISSIONREGISTRATION],
+                    &["validatingadmissionpolicies"],
+                ),
                 r(
                     &["get", "patch", "update"],
                     &[ADMISSIONREGISTRATION],
@@ -762,7 +970,8 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
         (
             "legacy-service-account-token-cleaner",
             vec![
-                r(&["get"], &[LEGACY], &["configmaps"]).names(&["kube-apiserver-legacy-service-account-token-tracking"]),
+                r(&["get"], &[LEGACY], &["configmaps"])
+                    .names(&["kube-apiserver-legacy-service-account-token-tracking"]),
                 r(&["patch", "delete"], &[LEGACY], &["secrets"]),
             ],
         ),
@@ -857,11 +1066,7 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:heapster",
             &[],
             vec![
-                r(
-                    READ,
-                    &[LEGACY],
-                    &["events", "pods", "nodes", "namespaces"],
-                ),
+                r(READ, &[LEGACY], &["events", "pods", "nodes", "namespaces"]),
                 r(READ, &[EXTENSIONS], &["deployments"]),
             ],
         ),
@@ -1028,7 +1233,11 @@ pub fn cluster_roles() -> Vec<Value> {
 /// The default ClusterRoleBindings.
 pub fn cluster_role_bindings() -> Vec<Value> {
     let mut bindings = vec![
-        cluster_binding("cluster-admin", "cluster-admin", vec![group("system:masters")]),
+        cluster_binding(
+            "cluster-admin",
+            "cluster-admin",
+            vec![group("system:masters")],
+        ),
         cluster_binding(
             "system:monitoring",
             "system:monitoring",
@@ -1047,7 +1256,10 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         cluster_binding(
             "system:public-info-viewer",
             "system:public-info-viewer",
-            vec![group("system:authenticated"), group("system:unauthenticated")],
+            vec![
+                group("system:authenticated"),
+                group("system:unauthenticated"),
+            ],
         ),
         cluster_binding(
             "system:node-proxier",
@@ -1085,7 +1297,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
     ];
     for (name, _) in controller_roles() {
         let role = format!("{CONTROLLER_ROLE_PREFIX}{name}");
-        bindings.push(cluster_binding(&role, &role, vec![sa(SYSTEM_NAMESPACE, name)]));
+        bindings.push(cluster_binding(
+            &role,
+            &role,
+            vec![sa(SYSTEM_NAMESPACE, name)],
+        ));
     }
     bindings
 }
@@ -1124,7 +1340,11 @@ pub fn namespaced_roles() -> Vec<Value> {
         role(
             SYSTEM_NAMESPACE,
             "system:controller:cloud-provider",
-            vec![r(&["create", "get", "list", "watch"], &[LEGACY], &["configmaps"])],
+            vec![r(
+                &["create", "get", "list", "watch"],
+                &[LEGACY],
+                &["configmaps"],
+            )],
         ),
         role(
             SYSTEM_NAMESPACE,
@@ -1150,7 +1370,10 @@ pub fn namespaced_role_bindings() -> Vec<Value> {
             SYSTEM_NAMESPACE,
             "system::extension-apiserver-authentication-reader",
             "extension-apiserver-authentication-reader",
-            vec![user("system:kube-controller-manager"), user("system:kube-scheduler")],
+            vec![
+                user("system:kube-controller-manager"),
+                user("system:kube-scheduler"),
+            ],
         ),
         role_binding(
             SYSTEM_NAMESPACE,
@@ -1228,7 +1451,10 @@ mod tests {
     #[test]
     fn every_object_carries_the_bootstrap_label_and_autoupdate_annotation() {
         for obj in all() {
-            assert_eq!(obj["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults");
+            assert_eq!(
+                obj["metadata"]["labels"]["kubernetes.io/bootstrapping"],
+                "rbac-defaults"
+            );
             assert_eq!(
                 obj["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"],
                 "true"
@@ -1276,7 +1502,13 @@ mod tests {
         let pods = Attributes::resource(alice, "list", "", "pods", "default", "");
         assert!(!authorize(&pods, &snap).allowed);
         let admin = UserInfo::new("root", &["system:masters"]);
-        assert!(authorize(&Attributes::resource(admin, "delete", "", "nodes", "", "n1"), &snap).allowed);
+        assert!(
+            authorize(
+                &Attributes::resource(admin, "delete", "", "nodes", "", "n1"),
+                &snap
+            )
+            .allowed
+        );
     }
 
     #[test]
@@ -1290,10 +1522,21 @@ mod tests {
         assert!(!authorize(&secrets, &snap).allowed);
         let deploy_ctrl = UserInfo::new(
             "system:serviceaccount:kube-system:deployment-controller",
-            &["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:kube-system",
+                "system:authenticated",
+            ],
         );
         let d = authorize(
-            &Attributes::resource(deploy_ctrl.clone(), "create", "apps", "replicasets", "x", ""),
+            &Attributes::resource(
+                deploy_ctrl.clone(),
+                "create",
+                "apps",
+                "replicasets",
+                "x",
+                "",
+            ),
             &snap,
         );
         assert!(d.allowed);
@@ -1301,6 +1544,12 @@ mod tests {
             d.reason,
             "RBAC: allowed by ClusterRoleBinding \"system:controller:deployment-controller\" of ClusterRole \"system:controller:deployment-controller\" to ServiceAccount \"deployment-controller/kube-system\""
         );
-        assert!(!authorize(&Attributes::resource(deploy_ctrl, "delete", "", "nodes", "", "n"), &snap).allowed);
+        assert!(
+            !authorize(
+                &Attributes::resource(deploy_ctrl, "delete", "", "nodes", "", "n"),
+                &snap
+            )
+            .allowed
+        );
     }
 }

@@ -41,7 +41,7 @@ impl std::fmt::Display for EncryptionError {
 impl std::error::Error for EncryptionError {}
 
 enum Cipher {
-    AesGcm(LessSafeKey),
+    AesGcm(Box<LessSafeKey>),
     SecretBox(Box<XSalsa20Poly1305>),
 }
 
@@ -71,7 +71,9 @@ pub struct EncryptionConfig {
 impl std::fmt::Debug for EncryptionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let resources: Vec<&Vec<String>> = self.entries.iter().map(|e| &e.resources).collect();
-        f.debug_struct("EncryptionConfig").field("resources", &resources).finish()
+        f.debug_struct("EncryptionConfig")
+            .field("resources", &resources)
+            .finish()
     }
 }
 
@@ -80,7 +82,10 @@ fn config_err(m: impl Into<String>) -> EncryptionError {
 }
 
 fn parse_keys(provider: &str, body: &Value, path: &str) -> Result<Vec<Key>, EncryptionError> {
-    let keys = body.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty())
+    let keys = body
+        .get("keys")
+        .and_then(Value::as_array)
+        .filter(|k| !k.is_empty())
         .ok_or_else(|| config_err(format!("{path}.keys: Required value")))?;
     let mut out = Vec::new();
     for (i, k) in keys.iter().enumerate() {
@@ -101,14 +106,16 @@ fn parse_keys(provider: &str, body: &Value, path: &str) -> Result<Vec<Key>, Encr
                         "{path}.keys[{i}].secret: Invalid value: \"REDACTED\": aesgcm keys must be 16 or 32 bytes here (got {n}; 24-byte keys are not supported by this implementation)"
                     ))),
                 };
-                let key = UnboundKey::new(alg, &raw).map_err(|_| config_err("invalid aesgcm key"))?;
-                Cipher::AesGcm(LessSafeKey::new(key))
+                let key =
+                    UnboundKey::new(alg, &raw).map_err(|_| config_err("invalid aesgcm key"))?;
+                Cipher::AesGcm(Box::new(LessSafeKey::new(key)))
             }
             _ => {
                 if raw.len() != 32 {
                     return Err(config_err(format!("{path}.keys[{i}].secret: Invalid value: \"REDACTED\": secretbox keys must be 32 bytes (got {})", raw.len())));
                 }
-                let cipher = XSalsa20Poly1305::new_from_slice(&raw).map_err(|_| config_err("invalid secretbox key"))?;
+                let cipher = XSalsa20Poly1305::new_from_slice(&raw)
+                    .map_err(|_| config_err("invalid secretbox key"))?;
                 Cipher::SecretBox(Box::new(cipher))
             }
         };
@@ -127,24 +134,50 @@ impl EncryptionConfig {
         if doc.get("kind").and_then(Value::as_str) != Some("EncryptionConfiguration")
             || doc.get("apiVersion").and_then(Value::as_str) != Some("apiserver.config.k8s.io/v1")
         {
-            return Err(config_err("expected kind EncryptionConfiguration, apiVersion apiserver.config.k8s.io/v1"));
+            return Err(config_err(
+                "expected kind EncryptionConfiguration, apiVersion apiserver.config.k8s.io/v1",
+            ));
         }
         let mut entries = Vec::new();
-        for (i, entry) in doc.get("resources").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, entry) in doc
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let resources: Vec<String> = entry
                 .get("resources")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|r| r.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if resources.is_empty() {
-                return Err(config_err(format!("resources[{i}].resources: Required value")));
+                return Err(config_err(format!(
+                    "resources[{i}].resources: Required value"
+                )));
             }
             let mut providers = Vec::new();
-            for (j, p) in entry.get("providers").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, p) in entry
+                .get("providers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let path = format!("resources[{i}].providers[{j}]");
-                let obj = p.as_object().filter(|o| o.len() == 1)
-                    .ok_or_else(|| config_err(format!("{path}: exactly one provider must be configured per entry")))?;
-                let (name, body) = obj.iter().next().ok_or_else(|| config_err(format!("{path}: empty")))?;
+                let obj = p.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
+                    config_err(format!(
+                        "{path}: exactly one provider must be configured per entry"
+                    ))
+                })?;
+                let (name, body) = obj
+                    .iter()
+                    .next()
+                    .ok_or_else(|| config_err(format!("{path}: empty")))?;
                 providers.push(match name.as_str() {
                     "identity" => Provider::Identity,
                     "aesgcm" | "secretbox" => Provider::Keys(parse_keys(name, body, &format!("{path}.{name}"))?),
@@ -152,15 +185,24 @@ impl EncryptionConfig {
                 });
             }
             if providers.is_empty() {
-                return Err(config_err(format!("resources[{i}].providers: Required value")));
+                return Err(config_err(format!(
+                    "resources[{i}].providers: Required value"
+                )));
             }
-            entries.push(ResourceConfig { resources, providers });
+            entries.push(ResourceConfig {
+                resources,
+                providers,
+            });
         }
-        Ok(EncryptionConfig { entries, rng: SystemRandom::new() })
+        Ok(EncryptionConfig {
+            entries,
+            rng: SystemRandom::new(),
+        })
     }
 
     pub fn load(path: &std::path::Path) -> Result<EncryptionConfig, EncryptionError> {
-        let text = std::fs::read_to_string(path).map_err(|e| config_err(format!("reading {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| config_err(format!("reading {}: {e}", path.display())))?;
         Self::parse(&text)
     }
 
@@ -183,29 +225,48 @@ impl EncryptionConfig {
 
     /// Whether values of `resource` are written encrypted.
     pub fn encrypts(&self, resource: &str) -> bool {
-        matches!(self.providers_for(resource).and_then(|p| p.first()), Some(Provider::Keys(_)))
+        matches!(
+            self.providers_for(resource).and_then(|p| p.first()),
+            Some(Provider::Keys(_))
+        )
     }
 
     /// Encrypts a value of `resource` stored under `storage_key` with the first provider.
-    pub fn to_storage(&self, resource: &str, storage_key: &str, plain: &[u8]) -> Result<Vec<u8>, EncryptionError> {
-        let Some(Provider::Keys(keys)) = self.providers_for(resource).and_then(|p| p.first()) else {
+    pub fn to_storage(
+        &self,
+        resource: &str,
+        storage_key: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, EncryptionError> {
+        let Some(Provider::Keys(keys)) = self.providers_for(resource).and_then(|p| p.first())
+        else {
             return Ok(plain.to_vec());
         };
-        let key = keys.first().ok_or_else(|| EncryptionError::Internal("provider without keys".into()))?;
+        let key = keys
+            .first()
+            .ok_or_else(|| EncryptionError::Internal("provider without keys".into()))?;
         let mut out = key.prefix.clone();
         match &key.cipher {
             Cipher::AesGcm(k) => {
                 let mut nonce = [0u8; 12];
-                self.rng.fill(&mut nonce).map_err(|_| EncryptionError::Internal("no randomness".into()))?;
+                self.rng
+                    .fill(&mut nonce)
+                    .map_err(|_| EncryptionError::Internal("no randomness".into()))?;
                 let mut buf = plain.to_vec();
-                k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(storage_key.as_bytes()), &mut buf)
-                    .map_err(|_| EncryptionError::Internal("aes-gcm seal failed".into()))?;
+                k.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(storage_key.as_bytes()),
+                    &mut buf,
+                )
+                .map_err(|_| EncryptionError::Internal("aes-gcm seal failed".into()))?;
                 out.extend_from_slice(&nonce);
                 out.extend_from_slice(&buf);
             }
             Cipher::SecretBox(c) => {
                 let mut nonce = [0u8; 24];
-                self.rng.fill(&mut nonce).map_err(|_| EncryptionError::Internal("no randomness".into()))?;
+                self.rng
+                    .fill(&mut nonce)
+                    .map_err(|_| EncryptionError::Internal("no randomness".into()))?;
                 let sealed = c
                     .encrypt(&nonce.into(), plain)
                     .map_err(|_| EncryptionError::Internal("secretbox seal failed".into()))?;
@@ -218,7 +279,12 @@ impl EncryptionConfig {
 
     /// Decrypts a stored value. The flag is true when it was not written by the current
     /// write key (so the server may rewrite it, as upstream's "stale" reads).
-    pub fn from_storage(&self, resource: &str, storage_key: &str, stored: &[u8]) -> Result<(Vec<u8>, bool), EncryptionError> {
+    pub fn from_storage(
+        &self,
+        resource: &str,
+        storage_key: &str,
+        stored: &[u8],
+    ) -> Result<(Vec<u8>, bool), EncryptionError> {
         let Some(providers) = self.providers_for(resource) else {
             if stored.starts_with(PREFIX) {
                 return Err(EncryptionError::NoMatchingProvider);
@@ -253,24 +319,34 @@ fn decrypt(key: &Key, storage_key: &str, body: &[u8]) -> Result<Vec<u8>, Encrypt
     match &key.cipher {
         Cipher::AesGcm(k) => {
             if body.len() < 12 + 16 {
-                return Err(EncryptionError::Decrypt("the stored data was shorter than the required size".into()));
+                return Err(EncryptionError::Decrypt(
+                    "the stored data was shorter than the required size".into(),
+                ));
             }
             let (nonce, sealed) = body.split_at(12);
-            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| EncryptionError::Decrypt("bad nonce".into()))?;
+            let nonce = Nonce::try_assume_unique_for_key(nonce)
+                .map_err(|_| EncryptionError::Decrypt("bad nonce".into()))?;
             let mut buf = sealed.to_vec();
             let plain = k
                 .open_in_place(nonce, Aad::from(storage_key.as_bytes()), &mut buf)
-                .map_err(|_| EncryptionError::Decrypt("cipher: message authentication failed".into()))?;
+                .map_err(|_| {
+                    EncryptionError::Decrypt("cipher: message authentication failed".into())
+                })?;
             Ok(plain.to_vec())
         }
         Cipher::SecretBox(c) => {
             if body.len() < 24 + 16 {
-                return Err(EncryptionError::Decrypt("the stored data was shorter than the required size".into()));
+                return Err(EncryptionError::Decrypt(
+                    "the stored data was shorter than the required size".into(),
+                ));
             }
             let (nonce, sealed) = body.split_at(24);
-            let nonce: [u8; 24] = nonce.try_into().map_err(|_| EncryptionError::Decrypt("bad nonce".into()))?;
-            c.decrypt(&nonce.into(), sealed)
-                .map_err(|_| EncryptionError::Decrypt("output array was not large enough for encryption".into()))
+            let nonce: [u8; 24] = nonce
+                .try_into()
+                .map_err(|_| EncryptionError::Decrypt("bad nonce".into()))?;
+            c.decrypt(&nonce.into(), sealed).map_err(|_| {
+                EncryptionError::Decrypt("output array was not large enough for encryption".into())
+            })
         }
     }
 }
@@ -295,22 +371,40 @@ mod tests {
     #[test]
     fn aesgcm_round_trips_with_upstream_prefix() {
         let c = config(&format!("  - aesgcm:\n      keys:\n      - name: key1\n        secret: {}\n  - identity: {{}}\n", key(32, 7)));
-        let stored = c.to_storage("secrets", SK, b"{\"data\":{\"k\":\"czNjcjN0\"}}").unwrap();
+        let stored = c
+            .to_storage("secrets", SK, b"{\"data\":{\"k\":\"czNjcjN0\"}}")
+            .unwrap();
         assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key1:"));
         assert!(!stored.windows(8).any(|w| w == b"czNjcjN0"));
-        assert_eq!(c.from_storage("secrets", SK, &stored).unwrap(), (b"{\"data\":{\"k\":\"czNjcjN0\"}}".to_vec(), false));
+        assert_eq!(
+            c.from_storage("secrets", SK, &stored).unwrap(),
+            (b"{\"data\":{\"k\":\"czNjcjN0\"}}".to_vec(), false)
+        );
         // The storage key is authenticated: a value copied under another key does not decrypt.
-        assert!(matches!(c.from_storage("secrets", "/registry/secrets/default/other", &stored), Err(EncryptionError::Decrypt(_))));
+        assert!(matches!(
+            c.from_storage("secrets", "/registry/secrets/default/other", &stored),
+            Err(EncryptionError::Decrypt(_))
+        ));
         // Unencrypted data written before encryption was enabled still reads (identity listed), as stale.
-        assert_eq!(c.from_storage("secrets", SK, b"plain").unwrap(), (b"plain".to_vec(), true));
+        assert_eq!(
+            c.from_storage("secrets", SK, b"plain").unwrap(),
+            (b"plain".to_vec(), true)
+        );
         // Other resources are untouched.
-        assert_eq!(c.to_storage("configmaps", "/registry/configmaps/a/b", b"x").unwrap(), b"x".to_vec());
+        assert_eq!(
+            c.to_storage("configmaps", "/registry/configmaps/a/b", b"x")
+                .unwrap(),
+            b"x".to_vec()
+        );
         assert!(c.encrypts("deployments.apps") && !c.encrypts("configmaps"));
     }
 
     #[test]
     fn secretbox_round_trips_and_detects_tampering() {
-        let c = config(&format!("  - secretbox:\n      keys:\n      - name: sb\n        secret: {}\n", key(32, 1)));
+        let c = config(&format!(
+            "  - secretbox:\n      keys:\n      - name: sb\n        secret: {}\n",
+            key(32, 1)
+        ));
         let mut stored = c.to_storage("secrets", SK, b"hello").unwrap();
         assert!(stored.starts_with(b"k8s:enc:secretbox:v1:sb:"));
         assert_eq!(c.from_storage("secrets", SK, &stored).unwrap().0, b"hello");
@@ -318,24 +412,47 @@ mod tests {
         stored[last] ^= 1;
         assert!(c.from_storage("secrets", SK, &stored).is_err());
         // Without identity, plaintext is refused.
-        assert_eq!(c.from_storage("secrets", SK, b"plain"), Err(EncryptionError::NoMatchingProvider));
-        assert!(c.from_storage("secrets", SK, b"k8s:enc:secretbox:v1:sb:short").is_err());
+        assert_eq!(
+            c.from_storage("secrets", SK, b"plain"),
+            Err(EncryptionError::NoMatchingProvider)
+        );
+        assert!(c
+            .from_storage("secrets", SK, b"k8s:enc:secretbox:v1:sb:short")
+            .is_err());
     }
 
     #[test]
     fn key_rotation_reads_old_keys_as_stale() {
-        let old = config(&format!("  - aesgcm:\n      keys:\n      - name: old\n        secret: {}\n", key(16, 2)));
+        let old = config(&format!(
+            "  - aesgcm:\n      keys:\n      - name: old\n        secret: {}\n",
+            key(16, 2)
+        ));
         let stored = old.to_storage("secrets", SK, b"v").unwrap();
         let rotated = config(&format!(
             "  - aesgcm:\n      keys:\n      - name: new\n        secret: {}\n      - name: old\n        secret: {}\n",
             key(32, 3),
             key(16, 2)
         ));
-        assert_eq!(rotated.from_storage("secrets", SK, &stored).unwrap(), (b"v".to_vec(), true));
-        assert!(rotated.to_storage("secrets", SK, b"v").unwrap().starts_with(b"k8s:enc:aesgcm:v1:new:"));
-        let identity_first = config(&format!("  - identity: {{}}\n  - aesgcm:\n      keys:\n      - name: old\n        secret: {}\n", key(16, 2)));
-        assert_eq!(identity_first.to_storage("secrets", SK, b"v").unwrap(), b"v".to_vec());
-        assert_eq!(identity_first.from_storage("secrets", SK, &stored).unwrap(), (b"v".to_vec(), true));
+        assert_eq!(
+            rotated.from_storage("secrets", SK, &stored).unwrap(),
+            (b"v".to_vec(), true)
+        );
+        assert!(rotated
+            .to_storage("secrets", SK, b"v")
+            .unwrap()
+            .starts_with(b"k8s:enc:aesgcm:v1:new:"));
+        let identity_first = config(&format!(
+            "  - identity: {{}}\n  - aesgcm:\n      keys:\n      - name: old\n        secret: {}\n",
+            key(16, 2)
+        ));
+        assert_eq!(
+            identity_first.to_storage("secrets", SK, b"v").unwrap(),
+            b"v".to_vec()
+        );
+        assert_eq!(
+            identity_first.from_storage("secrets", SK, &stored).unwrap(),
+            (b"v".to_vec(), true)
+        );
     }
 
     #[test]
@@ -343,12 +460,23 @@ mod tests {
         let bad = |providers: &str| {
             EncryptionConfig::parse(&format!("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n{providers}")).is_err()
         };
-        assert!(bad(&format!("  - aesgcm:\n      keys:\n      - name: k\n        secret: {}\n", key(20, 1))));
-        assert!(bad(&format!("  - secretbox:\n      keys:\n      - name: k\n        secret: {}\n", key(16, 1))));
-        assert!(bad("  - aesgcm:\n      keys:\n      - name: k\n        secret: '%%%'\n"));
+        assert!(bad(&format!(
+            "  - aesgcm:\n      keys:\n      - name: k\n        secret: {}\n",
+            key(20, 1)
+        )));
+        assert!(bad(&format!(
+            "  - secretbox:\n      keys:\n      - name: k\n        secret: {}\n",
+            key(16, 1)
+        )));
+        assert!(bad(
+            "  - aesgcm:\n      keys:\n      - name: k\n        secret: '%%%'\n"
+        ));
         assert!(bad("  - kms:\n      name: x\n"));
         assert!(bad("  - aesgcm:\n      keys: []\n"));
-        assert!(bad(&format!("  - aesgcm:\n      keys:\n      - name: 'a:b'\n        secret: {}\n", key(16, 1))));
+        assert!(bad(&format!(
+            "  - aesgcm:\n      keys:\n      - name: 'a:b'\n        secret: {}\n",
+            key(16, 1)
+        )));
         assert!(EncryptionConfig::parse("kind: Other").is_err());
     }
 }

@@ -114,8 +114,14 @@ mod tests {
     fn recognises_service_accounts_and_nodes() {
         let sa = UserInfo::new("system:serviceaccount:ns1:builder", &[]);
         assert_eq!(sa.service_account(), Some(("ns1", "builder")));
-        assert_eq!(split_service_account_username("system:serviceaccount:ns"), None);
-        assert_eq!(split_service_account_username("system:serviceaccount::x"), None);
+        assert_eq!(
+            split_service_account_username("system:serviceaccount:ns"),
+            None
+        );
+        assert_eq!(
+            split_service_account_username("system:serviceaccount::x"),
+            None
+        );
         assert_eq!(split_service_account_username("alice"), None);
         let node = UserInfo::new("system:node:n1", &["system:nodes"]);
         assert_eq!(node.node_name(), Some("n1"));

@@ -12,7 +12,7 @@ use crate::model::{Case, Report, Status};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;width:100%;font-size:14px}\
-th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}\
+th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}td.n{white-space:nowrap}details{overflow-wrap:anywhere}\
 .passed{color:#1a7f37}.failed{color:#cf222e}.skipped{color:#6e7781}.flaky{color:#9a6700}\
 pre{background:#f6f8fa;padding:8px;overflow-x:auto;white-space:pre-wrap}\
 .verdict-pass{color:#1a7f37}.verdict-fail{color:#cf222e}";
@@ -93,7 +93,7 @@ fn scenario_row(out: &mut String, c: &Case) {
     let st = c.status.as_str();
     let _ = write!(
         out,
-        "<tr><td class=\"{st}\">{st}</td><td>{}</td><td>{}</td><td>{}<br><small><code>{}</code></small>",
+        "<tr><td class=\"n {st}\">{st}</td><td>{}</td><td>{}</td><td>{}<br><small><code>{}</code></small>",
         markup(&c.area),
         markup(&c.feature),
         markup(&c.scenario),
@@ -115,7 +115,7 @@ fn scenario_row(out: &mut String, c: &Case) {
         let _ = write!(
             out,
             "<details><summary>{label}: {}</summary><p>Step: <code>{}</code></p><pre>{}</pre>",
-            markup(&f.message),
+            markup(&headline(&f.message)),
             markup(&f.step),
             markup(&f.message)
         );
@@ -154,11 +154,25 @@ fn scenario_row(out: &mut String, c: &Case) {
     }
     let _ = writeln!(
         out,
-        "</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        c.behaviours.iter().map(|b| markup(b)).collect::<Vec<_>>().join("<br>"),
+        "</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+        c.behaviours
+            .iter()
+            .map(|b| markup(b))
+            .collect::<Vec<_>>()
+            .join("<br>"),
         secs(c.duration_ms),
         c.retries
     );
+}
+
+/// The first line of a message, short enough for a one-line summary.
+fn headline(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    if first.chars().count() > 160 {
+        format!("{}…", first.chars().take(160).collect::<String>())
+    } else {
+        first.to_string()
+    }
 }
 
 /// A horizontal stacked bar per area (passed, flaky, failed, skipped as shares of the area's

@@ -566,7 +566,8 @@ mod tests {
             only(StepType::Then, "the last list has 2 items"),
             "list-size"
         );
-        let escaped = r#"the last request failed with code 400 and message containing "field \"x\"""#;
+        let escaped =
+            r#"the last request failed with code 400 and message containing "field \"x\"""#;
         assert_eq!(only(StepType::Then, escaped), "last-failed");
         let def = matching(StepType::Then, escaped)[0];
         let args = captures(def, escaped, &KubeWorld::default()).unwrap();

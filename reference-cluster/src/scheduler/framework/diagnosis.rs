@@ -66,7 +66,12 @@ impl NodeToStatus {
         if self.absent.code() == code {
             all.filter(|n| self.get(*n).code() == code).collect()
         } else {
-            let mut v: Vec<usize> = self.map.iter().filter(|(_, s)| s.code() == code).map(|(n, _)| *n).collect();
+            let mut v: Vec<usize> = self
+                .map
+                .iter()
+                .filter(|(_, s)| s.code() == code)
+                .map(|(n, _)| *n)
+                .collect();
             v.sort_unstable();
             v
         }
@@ -139,7 +144,10 @@ fn reason_histogram(statuses: &NodeToStatus, num_all_nodes: usize) -> Vec<String
             *counts.entry(r).or_default() += absent;
         }
     }
-    let mut out: Vec<String> = counts.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
+    let mut out: Vec<String> = counts
+        .into_iter()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect();
     out.sort();
     out
 }
@@ -185,8 +193,14 @@ mod tests {
             3,
             vec![
                 (0, Status::unschedulable("Insufficient cpu")),
-                (1, Status::unresolvable("node(s) had untolerated taint {key: value}")),
-                (2, Status::unresolvable("node(s) had untolerated taint {key: value}")),
+                (
+                    1,
+                    Status::unresolvable("node(s) had untolerated taint {key: value}"),
+                ),
+                (
+                    2,
+                    Status::unresolvable("node(s) had untolerated taint {key: value}"),
+                ),
             ],
         );
         assert_eq!(
@@ -200,27 +214,40 @@ mod tests {
         let e = fit_error(
             2,
             vec![
-                (0, Status::with_reasons(Code::Unschedulable, vec!["Insufficient cpu".into(), "Insufficient memory".into()])),
+                (
+                    0,
+                    Status::with_reasons(
+                        Code::Unschedulable,
+                        vec!["Insufficient cpu".into(), "Insufficient memory".into()],
+                    ),
+                ),
                 (1, Status::unschedulable("Insufficient memory")),
             ],
         );
-        assert_eq!(e.message(), "0/2 nodes are available: 1 Insufficient cpu, 2 Insufficient memory.");
+        assert_eq!(
+            e.message(),
+            "0/2 nodes are available: 1 Insufficient cpu, 2 Insufficient memory."
+        );
     }
 
     #[test]
     fn sorting_is_by_string_not_number() {
-        let mut statuses: Vec<(usize, Status)> = (0..10).map(|i| (i, Status::unschedulable("b"))).collect();
+        let mut statuses: Vec<(usize, Status)> =
+            (0..10).map(|i| (i, Status::unschedulable("b"))).collect();
         statuses.push((10, Status::unschedulable("a")));
         statuses.push((11, Status::unschedulable("a")));
-        assert_eq!(fit_error(12, statuses).message(), "0/12 nodes are available: 10 b, 2 a.");
+        assert_eq!(
+            fit_error(12, statuses).message(),
+            "0/12 nodes are available: 10 b, 2 a."
+        );
     }
 
     #[test]
     fn absent_nodes_get_the_absent_status() {
         let mut e = fit_error(5, vec![(0, Status::unschedulable("Insufficient cpu"))]);
-        e.diagnosis
-            .node_to_status
-            .set_absent(Status::unresolvable("node(s) didn't satisfy plugin(s) [NodeAffinity]"));
+        e.diagnosis.node_to_status.set_absent(Status::unresolvable(
+            "node(s) didn't satisfy plugin(s) [NodeAffinity]",
+        ));
         assert_eq!(
             e.message(),
             "0/5 nodes are available: 1 Insufficient cpu, 4 node(s) didn't satisfy plugin(s) [NodeAffinity]."
@@ -231,12 +258,16 @@ mod tests {
     fn prefilter_message_replaces_the_histogram_and_preemption_is_appended() {
         let mut e = fit_error(3, vec![]);
         e.diagnosis.pre_filter_msg = "pod has unbound immediate PersistentVolumeClaims".into();
-        e.diagnosis.node_to_status.set_absent(Status::unresolvable("pod has unbound immediate PersistentVolumeClaims"));
+        e.diagnosis.node_to_status.set_absent(Status::unresolvable(
+            "pod has unbound immediate PersistentVolumeClaims",
+        ));
         let mut inner = fit_error(3, vec![]);
         inner
             .diagnosis
             .node_to_status
-            .set_absent(Status::unresolvable("Preemption is not helpful for scheduling"));
+            .set_absent(Status::unresolvable(
+                "Preemption is not helpful for scheduling",
+            ));
         e.diagnosis.post_filter_msg = format!("preemption: {}", inner.message());
         assert_eq!(
             e.message(),
@@ -260,7 +291,10 @@ mod tests {
         d.add_plugin_status(&Status::unschedulable("x").with_plugin("A"));
         d.add_plugin_status(&Status::new(Code::Pending, "y").with_plugin("B"));
         d.add_plugin_status(&Status::error("z").with_plugin("C"));
-        assert_eq!(d.unschedulable_plugins.iter().copied().collect::<Vec<_>>(), ["A"]);
+        assert_eq!(
+            d.unschedulable_plugins.iter().copied().collect::<Vec<_>>(),
+            ["A"]
+        );
         assert_eq!(d.pending_plugins.iter().copied().collect::<Vec<_>>(), ["B"]);
     }
 

@@ -82,7 +82,12 @@ fn labels_of_node(n: &Node) -> Option<&std::collections::BTreeMap<String, String
 pub fn node_update_events(old: &Node, new: &Node) -> Vec<ClusterEvent> {
     let mut out = Vec::new();
     let mut push = |a| out.push(ClusterEvent::new(EventResource::Node, a));
-    let spec_unsched = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    let spec_unsched = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+    };
     if spec_unsched(old) != spec_unsched(new) {
         push(UPDATE_NODE_TAINT);
     }
@@ -93,7 +98,12 @@ pub fn node_update_events(old: &Node, new: &Node) -> Vec<ClusterEvent> {
     if labels_of_node(old) != labels_of_node(new) {
         push(UPDATE_NODE_LABEL);
     }
-    let taints = |n: &Node| n.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let taints = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+    };
     if taints(old) != taints(new) {
         push(UPDATE_NODE_TAINT);
     }
@@ -101,7 +111,11 @@ pub fn node_update_events(old: &Node, new: &Node) -> Vec<ClusterEvent> {
         n.status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .map(|c| c.iter().map(|c| (c.type_.clone(), c.status.clone())).collect())
+            .map(|c| {
+                c.iter()
+                    .map(|c| (c.type_.clone(), c.status.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if conds(old) != conds(new) {
@@ -133,7 +147,12 @@ pub fn pod_update_events(old: &Pod, new: &Pod) -> Vec<ClusterEvent> {
     if tol(old) != tol(new) {
         push(UPDATE_POD_TOLERATIONS);
     }
-    let gated = |p: &Pod| p.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
+    let gated = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_some_and(|g| !g.is_empty())
+    };
     if gated(old) && !gated(new) {
         push(UPDATE_POD_SCHEDULING_GATES_ELIMINATED);
     }
@@ -148,7 +167,10 @@ pub fn pod_update_events(old: &Pod, new: &Pod) -> Vec<ClusterEvent> {
 pub fn assigned_pod_update_events(old: &Pod, new: &Pod) -> Vec<ClusterEvent> {
     pod_update_events(old, new)
         .into_iter()
-        .filter(|e| e.action & (UPDATE_POD_LABEL | UPDATE_POD_SCALE_DOWN) != 0 || *e == ClusterEvent::POD_UPDATE)
+        .filter(|e| {
+            e.action & (UPDATE_POD_LABEL | UPDATE_POD_SCALE_DOWN) != 0
+                || *e == ClusterEvent::POD_UPDATE
+        })
         .collect()
 }
 
@@ -163,7 +185,10 @@ mod tests {
         assert!(label_only.matches(&ClusterEvent::new(EventResource::Node, UPDATE_NODE_LABEL)));
         assert!(label_only.matches(&ClusterEvent::NODE_ADD));
         assert!(!label_only.matches(&ClusterEvent::new(EventResource::Node, UPDATE_NODE_TAINT)));
-        assert!(!label_only.matches(&ClusterEvent::new(EventResource::Node, UPDATE)), "generic update is broader");
+        assert!(
+            !label_only.matches(&ClusterEvent::new(EventResource::Node, UPDATE)),
+            "generic update is broader"
+        );
         assert!(!label_only.matches(&ClusterEvent::ASSIGNED_POD_ADD));
         assert!(ClusterEvent::WILDCARD.matches(&ClusterEvent::ASSIGNED_POD_DELETE));
         assert!(ClusterEvent::new(EventResource::Pod, ALL).matches(&ClusterEvent::POD_UPDATE));
@@ -180,7 +205,10 @@ mod tests {
         let mut tainted = base;
         tainted["spec"] = json!({"taints": [{"key": "k", "effect": "NoSchedule"}]});
         let ev = node_update_events(&old, &serde_json::from_value(tainted).unwrap());
-        assert_eq!(ev, vec![ClusterEvent::new(EventResource::Node, UPDATE_NODE_TAINT)]);
+        assert_eq!(
+            ev,
+            vec![ClusterEvent::new(EventResource::Node, UPDATE_NODE_TAINT)]
+        );
     }
 
     #[test]
@@ -189,11 +217,26 @@ mod tests {
             "containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}],
             "schedulingGates": [{"name": "g"}]}}))
         .unwrap();
-        let new: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {
-            "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}))
+        let new: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}),
+        )
         .unwrap();
-        let actions: Vec<_> = pod_update_events(&old, &new).iter().map(|e| e.action).collect();
-        assert_eq!(actions, vec![UPDATE_POD_LABEL, UPDATE_POD_SCALE_DOWN, UPDATE_POD_SCHEDULING_GATES_ELIMINATED]);
-        assert_eq!(pod_update_events(&old, &old), vec![ClusterEvent::POD_UPDATE]);
+        let actions: Vec<_> = pod_update_events(&old, &new)
+            .iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                UPDATE_POD_LABEL,
+                UPDATE_POD_SCALE_DOWN,
+                UPDATE_POD_SCHEDULING_GATES_ELIMINATED
+            ]
+        );
+        assert_eq!(
+            pod_update_events(&old, &old),
+            vec![ClusterEvent::POD_UPDATE]
+        );
     }
 }

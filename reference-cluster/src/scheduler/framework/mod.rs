@@ -81,7 +81,11 @@ impl<T: Any + Clone + Send + Sync> StateData for T {
 impl Clone for CycleState {
     fn clone(&self) -> Self {
         CycleState {
-            entries: self.entries.iter().map(|(k, v)| (*k, v.clone_box())).collect(),
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, v)| (*k, (**v).clone_box()))
+                .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
         }
@@ -104,14 +108,14 @@ impl CycleState {
         self.entries
             .iter()
             .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.as_any().downcast_ref())
+            .and_then(|(_, v)| (**v).as_any().downcast_ref())
     }
 
     pub fn read_mut<T: 'static>(&mut self, key: &'static str) -> Option<&mut T> {
         self.entries
             .iter_mut()
             .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.as_any_mut().downcast_mut())
+            .and_then(|(_, v)| (**v).as_any_mut().downcast_mut())
     }
 }
 
@@ -170,15 +174,34 @@ pub trait Plugin: Send + Sync {
         Status::success()
     }
 
-    fn pre_filter(&self, _ctx: &Ctx, _state: &mut CycleState, _pod: &PodInfo) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        _ctx: &Ctx,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+    ) -> (Option<PreFilterResult>, Status) {
         (None, Status::success())
     }
 
-    fn add_pod(&self, _ctx: &Ctx, _state: &mut CycleState, _pod: &PodInfo, _added: &Arc<PodInfo>, _node: &NodeInfo) -> Status {
+    fn add_pod(
+        &self,
+        _ctx: &Ctx,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _added: &Arc<PodInfo>,
+        _node: &NodeInfo,
+    ) -> Status {
         Status::success()
     }
 
-    fn remove_pod(&self, _ctx: &Ctx, _state: &mut CycleState, _pod: &PodInfo, _removed: &Arc<PodInfo>, _node: &NodeInfo) -> Status {
+    fn remove_pod(
+        &self,
+        _ctx: &Ctx,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _removed: &Arc<PodInfo>,
+        _node: &NodeInfo,
+    ) -> Status {
         Status::success()
     }
 
@@ -198,16 +221,35 @@ pub trait Plugin: Send + Sync {
     }
 
     /// `nodes` are indices into the cache of the nodes that passed filtering.
-    fn pre_score(&self, _ctx: &Ctx, _state: &mut CycleState, _pod: &PodInfo, _nodes: &[usize]) -> Status {
+    fn pre_score(
+        &self,
+        _ctx: &Ctx,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _nodes: &[usize],
+    ) -> Status {
         Status::success()
     }
 
-    fn score(&self, _ctx: &Ctx, _state: &CycleState, _pod: &PodInfo, _node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _node: &NodeInfo,
+    ) -> Result<i64, Status> {
         Ok(0)
     }
 
     /// Rescales the raw scores (aligned with `nodes`) into `0..=MAX_NODE_SCORE`.
-    fn normalize_score(&self, _ctx: &Ctx, _state: &CycleState, _pod: &PodInfo, _nodes: &[usize], _scores: &mut [i64]) -> Status {
+    fn normalize_score(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _nodes: &[usize],
+        _scores: &mut [i64],
+    ) -> Status {
         Status::success()
     }
 
@@ -258,6 +300,8 @@ mod tests {
         };
         assert_eq!(set(&["a", "b"]).merge(set(&["b", "c"])), set(&["b"]));
         assert_eq!(PreFilterResult::default().merge(set(&["a"])), set(&["a"]));
-        assert!(PreFilterResult::default().merge(PreFilterResult::default()).all_nodes());
+        assert!(PreFilterResult::default()
+            .merge(PreFilterResult::default())
+            .all_nodes());
     }
 }

@@ -11,7 +11,10 @@ use super::super::nodeinfo::NodeInfo;
 use super::super::podinfo::PodInfo;
 use super::diagnosis::go_list;
 use super::events::ClusterEvent;
-use super::{points, Code, CycleState, Ctx, NodeToStatus, Plugin, PostFilterResult, PreFilterResult, Status, MAX_NODE_SCORE};
+use super::{
+    points, Code, Ctx, CycleState, NodeToStatus, Plugin, PostFilterResult, PreFilterResult, Status,
+    MAX_NODE_SCORE,
+};
 
 /// Plugins per extension point, already resolved from the configuration.
 #[derive(Clone, Default)]
@@ -38,7 +41,11 @@ pub struct Framework {
 }
 
 impl Framework {
-    pub fn new(profile_name: &str, percentage_of_nodes_to_score: Option<i32>, plugins: PluginLists) -> Framework {
+    pub fn new(
+        profile_name: &str,
+        percentage_of_nodes_to_score: Option<i32>,
+        plugins: PluginLists,
+    ) -> Framework {
         let mut seen = BTreeSet::new();
         let mut events = Vec::new();
         let all = plugins
@@ -128,7 +135,11 @@ impl Framework {
                     }
                     _ => {
                         let name = p.name();
-                        return (None, s.into_error(&format!("running PreFilter plugin {name:?}")), Vec::new());
+                        return (
+                            None,
+                            s.into_error(&format!("running PreFilter plugin {name:?}")),
+                            Vec::new(),
+                        );
                     }
                 }
             }
@@ -138,11 +149,18 @@ impl Framework {
                     Some(prev) => prev.merge(r),
                     None => r,
                 });
-                if result.as_ref().and_then(|r| r.node_names.as_ref()).is_some_and(|n| n.is_empty()) {
+                if result
+                    .as_ref()
+                    .and_then(|r| r.node_names.as_ref())
+                    .is_some_and(|n| n.is_empty())
+                {
                     let msg = if with_nodes.len() == 1 {
                         format!("node(s) didn't satisfy plugin {}", with_nodes[0])
                     } else {
-                        format!("node(s) didn't satisfy plugin(s) {} simultaneously", go_list(&with_nodes))
+                        format!(
+                            "node(s) didn't satisfy plugin(s) {} simultaneously",
+                            go_list(&with_nodes)
+                        )
                     };
                     return (result, Status::unresolvable(msg), with_nodes);
                 }
@@ -152,34 +170,62 @@ impl Framework {
         (result, returned, with_nodes)
     }
 
-    pub fn run_pre_filter_add_pod(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, added: &Arc<PodInfo>, node: &NodeInfo) -> Status {
+    pub fn run_pre_filter_add_pod(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
         for p in &self.plugins.pre_filter {
-            if p.points() & points::PRE_FILTER_EXTENSIONS == 0 || state.skip_filter.contains(p.name()) {
+            if p.points() & points::PRE_FILTER_EXTENSIONS == 0
+                || state.skip_filter.contains(p.name())
+            {
                 continue;
             }
             let s = p.add_pod(ctx, state, pod, added, node);
             if !s.is_success() {
-                return s.with_plugin(p.name()).into_error("running AddPod on PreFilter plugin");
+                return s
+                    .with_plugin(p.name())
+                    .into_error("running AddPod on PreFilter plugin");
             }
         }
         Status::success()
     }
 
-    pub fn run_pre_filter_remove_pod(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, removed: &Arc<PodInfo>, node: &NodeInfo) -> Status {
+    pub fn run_pre_filter_remove_pod(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
         for p in &self.plugins.pre_filter {
-            if p.points() & points::PRE_FILTER_EXTENSIONS == 0 || state.skip_filter.contains(p.name()) {
+            if p.points() & points::PRE_FILTER_EXTENSIONS == 0
+                || state.skip_filter.contains(p.name())
+            {
                 continue;
             }
             let s = p.remove_pod(ctx, state, pod, removed, node);
             if !s.is_success() {
-                return s.with_plugin(p.name()).into_error("running RemovePod on PreFilter plugin");
+                return s
+                    .with_plugin(p.name())
+                    .into_error("running RemovePod on PreFilter plugin");
             }
         }
         Status::success()
     }
 
     /// The first rejecting Filter plugin decides the node's status.
-    pub fn run_filter(&self, ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+    pub fn run_filter(
+        &self,
+        ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
         for p in &self.plugins.filter {
             if state.skip_filter.contains(p.name()) {
                 continue;
@@ -201,7 +247,13 @@ impl Framework {
     /// Filters as if the higher-or-equal-priority pods nominated to this node were already
     /// running there, then (if they changed anything) also without them: the pod must fit both
     /// ways (upstream `RunFilterPluginsWithNominatedPods`).
-    pub fn run_filter_with_nominated_pods(&self, ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+    pub fn run_filter_with_nominated_pods(
+        &self,
+        ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Status {
         let nominated = ctx.nominator.pods_for_node(node.name());
         let relevant: Vec<&Arc<PodInfo>> = nominated
             .iter()
@@ -227,7 +279,13 @@ impl Framework {
     }
 
     /// Runs PostFilter plugins until one succeeds (preemption).
-    pub fn run_post_filter(&self, ctx: &Ctx, state: &CycleState, pod: &PodInfo, statuses: &NodeToStatus) -> (Option<PostFilterResult>, Status) {
+    pub fn run_post_filter(
+        &self,
+        ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        statuses: &NodeToStatus,
+    ) -> (Option<PostFilterResult>, Status) {
         let mut result = None;
         let mut reasons = Vec::new();
         let mut rejector = "";
@@ -241,7 +299,10 @@ impl Framework {
             }
             if !s.is_rejected() {
                 let name = p.name();
-                return (None, s.into_error(&format!("running PostFilter plugin {name:?}")));
+                return (
+                    None,
+                    s.into_error(&format!("running PostFilter plugin {name:?}")),
+                );
             }
             if r.is_some() {
                 result = r;
@@ -251,10 +312,19 @@ impl Framework {
                 rejector = p.name();
             }
         }
-        (result, Status::with_reasons(Code::Unschedulable, reasons).with_plugin(rejector))
+        (
+            result,
+            Status::with_reasons(Code::Unschedulable, reasons).with_plugin(rejector),
+        )
     }
 
-    pub fn run_pre_score(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, nodes: &[usize]) -> Status {
+    pub fn run_pre_score(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[usize],
+    ) -> Status {
         let mut skipped = BTreeSet::new();
         for p in &self.plugins.pre_score {
             let s = p.pre_score(ctx, state, pod, nodes);
@@ -272,7 +342,13 @@ impl Framework {
     }
 
     /// Weighted total score of each node in `nodes` (same order).
-    pub fn run_score(&self, ctx: &Ctx, state: &CycleState, pod: &PodInfo, nodes: &[usize]) -> Result<Vec<i64>, Status> {
+    pub fn run_score(
+        &self,
+        ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        nodes: &[usize],
+    ) -> Result<Vec<i64>, Status> {
         let mut totals = vec![0i64; nodes.len()];
         let mut scores = vec![0i64; nodes.len()];
         for (p, weight) in &self.plugins.score {
@@ -303,7 +379,13 @@ impl Framework {
         Ok(totals)
     }
 
-    pub fn run_reserve(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, node: &str) -> Status {
+    pub fn run_reserve(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        node: &str,
+    ) -> Status {
         for p in &self.plugins.reserve {
             let s = p.reserve(ctx, state, pod, node);
             if !s.is_success() {

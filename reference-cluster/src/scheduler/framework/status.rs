@@ -51,7 +51,11 @@ impl Status {
     }
 
     pub fn with_reasons(code: Code, reasons: Vec<Cow<'static, str>>) -> Status {
-        Status { code, reasons, plugin: "" }
+        Status {
+            code,
+            reasons,
+            plugin: "",
+        }
     }
 
     pub fn code_only(code: Code) -> Status {
@@ -129,7 +133,11 @@ impl Status {
     /// `AsStatus(s.AsError())`), for codes that are invalid at an extension point.
     pub fn into_error(self, context: &str) -> Status {
         let msg = self.message();
-        let msg = if context.is_empty() { msg } else { format!("{context}: {msg}") };
+        let msg = if context.is_empty() {
+            msg
+        } else {
+            format!("{context}: {msg}")
+        };
         Status::error(msg).with_plugin(self.plugin)
     }
 }
@@ -140,13 +148,21 @@ mod tests {
 
     #[test]
     fn message_joins_reasons_and_codes_classify() {
-        let s = Status::with_reasons(Code::Unschedulable, vec!["Insufficient cpu".into(), "Too many pods".into()]);
+        let s = Status::with_reasons(
+            Code::Unschedulable,
+            vec!["Insufficient cpu".into(), "Too many pods".into()],
+        );
         assert_eq!(s.message(), "Insufficient cpu, Too many pods");
         assert!(s.is_rejected() && !s.is_success());
         assert!(Status::unresolvable("x").is_rejected());
         assert!(!Status::error("x").is_rejected());
         assert!(Status::success().reasons().is_empty());
-        let e = Status::unschedulable("boom").with_plugin("P").into_error("running P");
-        assert_eq!((e.code(), e.message().as_str(), e.plugin()), (Code::Error, "running P: boom", "P"));
+        let e = Status::unschedulable("boom")
+            .with_plugin("P")
+            .into_error("running P");
+        assert_eq!(
+            (e.code(), e.message().as_str(), e.plugin()),
+            (Code::Error, "running P: boom", "P")
+        );
     }
 }

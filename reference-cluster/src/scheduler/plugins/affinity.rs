@@ -8,11 +8,18 @@ use k8s_openapi::api::core::v1::{NodeAffinity as ApiNodeAffinity, Toleration};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::scheduler::framework::events::{EventResource, ADD, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT, UPDATE_POD_TOLERATIONS};
-use crate::scheduler::framework::{points, ClusterEvent, CycleState, Ctx, Plugin, PreFilterResult, Status, MAX_NODE_SCORE};
+use crate::scheduler::framework::events::{
+    EventResource, ADD, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT, UPDATE_POD_TOLERATIONS,
+};
+use crate::scheduler::framework::{
+    points, ClusterEvent, Ctx, CycleState, Plugin, PreFilterResult, Status, MAX_NODE_SCORE,
+};
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::PodInfo;
-use crate::scheduler::selector::{find_untolerated_do_not_schedule, tolerations_tolerate, NodeSelector, PreferredNodeAffinity, RequiredNodeAffinity};
+use crate::scheduler::selector::{
+    find_untolerated_do_not_schedule, tolerations_tolerate, NodeSelector, PreferredNodeAffinity,
+    RequiredNodeAffinity,
+};
 
 pub const NODE_AFFINITY_REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 pub const ENFORCED_REASON: &str = "node(s) didn't match scheduler-enforced node affinity";
@@ -38,10 +45,6 @@ pub fn default_normalize(scores: &mut [i64], reverse: bool) {
 struct NodeAffinityArgs {
     #[serde(default)]
     added_affinity: Option<ApiNodeAffinity>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 pub struct NodeAffinity {
@@ -65,7 +68,9 @@ const PRE_SCORE_KEY: &str = "PreScoreNodeAffinity";
 impl NodeAffinity {
     pub fn new(args: Option<&Value>) -> Result<NodeAffinity, String> {
         let args: NodeAffinityArgs = match args {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("NodeAffinityArgs: {e}"))?,
+            Some(v) => {
+                serde_json::from_value(v.clone()).map_err(|e| format!("NodeAffinityArgs: {e}"))?
+            }
             None => NodeAffinityArgs::default(),
         };
         let added = args.added_affinity.unwrap_or_default();
@@ -126,9 +131,17 @@ impl Plugin for NodeAffinity {
         points::PRE_FILTER | points::FILTER | points::PRE_SCORE | points::SCORE
     }
     fn events_to_register(&self) -> Vec<ClusterEvent> {
-        vec![ClusterEvent::new(EventResource::Node, ADD | UPDATE_NODE_LABEL)]
+        vec![ClusterEvent::new(
+            EventResource::Node,
+            ADD | UPDATE_NODE_LABEL,
+        )]
     }
-    fn pre_filter(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+    ) -> (Option<PreFilterResult>, Status) {
         let required = RequiredNodeAffinity::of(&pod.pod);
         if required.is_empty() && self.added_required.is_none() {
             return (None, Status::skip());
@@ -136,7 +149,12 @@ impl Plugin for NodeAffinity {
         state.write(PRE_FILTER_KEY, NodeAffinityState { required });
         match pinned_node_names(pod) {
             Some(names) if names.is_empty() => (None, Status::unresolvable(CONFLICT_REASON)),
-            Some(names) => (Some(PreFilterResult { node_names: Some(names) }), Status::success()),
+            Some(names) => (
+                Some(PreFilterResult {
+                    node_names: Some(names),
+                }),
+                Status::success(),
+            ),
             None => (None, Status::success()),
         }
     }
@@ -156,7 +174,13 @@ impl Plugin for NodeAffinity {
             Status::unresolvable(NODE_AFFINITY_REASON)
         }
     }
-    fn pre_score(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, nodes: &[usize]) -> Status {
+    fn pre_score(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[usize],
+    ) -> Status {
         if nodes.is_empty() {
             return Status::success();
         }
@@ -167,18 +191,36 @@ impl Plugin for NodeAffinity {
         state.write(PRE_SCORE_KEY, NodeAffinityScoreState { preferred });
         Status::success()
     }
-    fn score(&self, _ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        _ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
         let mut count = 0;
         if let Some(added) = &self.added_preferred {
             count += added.score(node.name(), node.labels());
         }
         let own = match state.read::<NodeAffinityScoreState>(PRE_SCORE_KEY) {
-            Some(s) => s.preferred.as_ref().map(|p| p.score(node.name(), node.labels())),
-            None => PreferredNodeAffinity::of(&pod.pod).map(|p| p.score(node.name(), node.labels())),
+            Some(s) => s
+                .preferred
+                .as_ref()
+                .map(|p| p.score(node.name(), node.labels())),
+            None => {
+                PreferredNodeAffinity::of(&pod.pod).map(|p| p.score(node.name(), node.labels()))
+            }
         };
         Ok(count + own.unwrap_or(0))
     }
-    fn normalize_score(&self, _ctx: &Ctx, _state: &CycleState, _pod: &PodInfo, _nodes: &[usize], scores: &mut [i64]) -> Status {
+    fn normalize_score(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _nodes: &[usize],
+        scores: &mut [i64],
+    ) -> Status {
         default_normalize(scores, false);
         Status::success()
     }
@@ -213,20 +255,39 @@ impl Plugin for TaintToleration {
     fn filter(&self, _ctx: &Ctx, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         match find_untolerated_do_not_schedule(node.taints(), pod.tolerations()) {
             None => Status::success(),
-            Some(t) => Status::unresolvable(untolerated_reason(&t.key, t.value.as_deref().unwrap_or(""))),
+            Some(t) => {
+                Status::unresolvable(untolerated_reason(&t.key, t.value.as_deref().unwrap_or("")))
+            }
         }
     }
-    fn pre_score(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, _nodes: &[usize]) -> Status {
+    fn pre_score(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _nodes: &[usize],
+    ) -> Status {
         let prefer_no_schedule = pod
             .tolerations()
             .iter()
-            .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+            .filter(|t| {
+                matches!(
+                    t.effect.as_deref(),
+                    None | Some("") | Some("PreferNoSchedule")
+                )
+            })
             .cloned()
             .collect();
         state.write(TAINT_KEY, TaintScoreState { prefer_no_schedule });
         Status::success()
     }
-    fn score(&self, _ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        _ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
         let tolerations = match state.read::<TaintScoreState>(TAINT_KEY) {
             Some(s) => s.prefer_no_schedule.as_slice(),
             None => pod.tolerations(),
@@ -237,7 +298,14 @@ impl Plugin for TaintToleration {
             .filter(|t| t.effect == "PreferNoSchedule" && !tolerations_tolerate(tolerations, t))
             .count() as i64)
     }
-    fn normalize_score(&self, _ctx: &Ctx, _state: &CycleState, _pod: &PodInfo, _nodes: &[usize], scores: &mut [i64]) -> Status {
+    fn normalize_score(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _nodes: &[usize],
+        scores: &mut [i64],
+    ) -> Status {
         default_normalize(scores, true);
         Status::success()
     }
@@ -269,18 +337,32 @@ mod tests {
             node("a", json!({"metadata": {"labels": {"disk": "ssd"}}})),
             node("b", json!({})),
         ]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let na = NodeAffinity::new(None).unwrap();
-        let p = pod("p", json!({"containers": [], "nodeSelector": {"disk": "ssd"}}));
+        let p = pod(
+            "p",
+            json!({"containers": [], "nodeSelector": {"disk": "ssd"}}),
+        );
         let mut st = CycleState::new();
         let (r, s) = na.pre_filter(&ctx, &mut st, &p);
         assert!(s.is_success() && r.is_none());
-        assert!(na.filter(&ctx, &st, &p, cache.get("a").unwrap()).is_success());
+        assert!(na
+            .filter(&ctx, &st, &p, cache.get("a").unwrap())
+            .is_success());
         let s = na.filter(&ctx, &st, &p, cache.get("b").unwrap());
-        assert_eq!((s.code(), s.message().as_str()), (Code::UnschedulableAndUnresolvable, NODE_AFFINITY_REASON));
+        assert_eq!(
+            (s.code(), s.message().as_str()),
+            (Code::UnschedulableAndUnresolvable, NODE_AFFINITY_REASON)
+        );
 
         let none = pod("q", json!({"containers": []}));
-        assert!(na.pre_filter(&ctx, &mut CycleState::new(), &none).1.is_skip());
+        assert!(na
+            .pre_filter(&ctx, &mut CycleState::new(), &none)
+            .1
+            .is_skip());
 
         let pinned = pod(
             "r",
@@ -289,27 +371,51 @@ mod tests {
             ]}}}}),
         );
         let (r, _) = na.pre_filter(&ctx, &mut CycleState::new(), &pinned);
-        assert_eq!(r.unwrap().node_names.unwrap().into_iter().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            r.unwrap()
+                .node_names
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
     }
 
     #[test]
     fn added_affinity_is_enforced() {
-        let (cache, nom) = ctx_for(vec![node("a", json!({"metadata": {"labels": {"pool": "x"}}})), node("b", json!({}))]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let (cache, nom) = ctx_for(vec![
+            node("a", json!({"metadata": {"labels": {"pool": "x"}}})),
+            node("b", json!({})),
+        ]);
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let na = NodeAffinity::new(Some(&json!({"addedAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["x"]}]}]}}})))
         .unwrap();
         let p = pod("p", json!({"containers": []}));
         let mut st = CycleState::new();
         assert!(na.pre_filter(&ctx, &mut st, &p).1.is_success());
-        assert!(na.filter(&ctx, &st, &p, cache.get("a").unwrap()).is_success());
-        assert_eq!(na.filter(&ctx, &st, &p, cache.get("b").unwrap()).message(), ENFORCED_REASON);
+        assert!(na
+            .filter(&ctx, &st, &p, cache.get("a").unwrap())
+            .is_success());
+        assert_eq!(
+            na.filter(&ctx, &st, &p, cache.get("b").unwrap()).message(),
+            ENFORCED_REASON
+        );
     }
 
     #[test]
     fn preferred_affinity_scores() {
-        let (cache, nom) = ctx_for(vec![node("a", json!({"metadata": {"labels": {"z": "1"}}})), node("b", json!({}))]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let (cache, nom) = ctx_for(vec![
+            node("a", json!({"metadata": {"labels": {"z": "1"}}})),
+            node("b", json!({})),
+        ]);
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let na = NodeAffinity::new(None).unwrap();
         let p = pod(
             "p",
@@ -325,26 +431,49 @@ mod tests {
         assert_eq!(scores, [40, 0]);
         na.normalize_score(&ctx, &st, &p, &[0, 1], &mut scores);
         assert_eq!(scores, [100, 0]);
-        assert!(na.pre_score(&ctx, &mut CycleState::new(), &pod("q", json!({"containers": []})), &[0]).is_skip());
+        assert!(na
+            .pre_score(
+                &ctx,
+                &mut CycleState::new(),
+                &pod("q", json!({"containers": []})),
+                &[0]
+            )
+            .is_skip());
     }
 
     #[test]
     fn taints_filter_and_score() {
         let (cache, nom) = ctx_for(vec![
-            node("hard", json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}})),
-            node("soft", json!({"spec": {"taints": [{"key": "s", "effect": "PreferNoSchedule"}]}})),
+            node(
+                "hard",
+                json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}}),
+            ),
+            node(
+                "soft",
+                json!({"spec": {"taints": [{"key": "s", "effect": "PreferNoSchedule"}]}}),
+            ),
             node("clean", json!({})),
         ]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let tt = TaintToleration;
         let p = pod("p", json!({"containers": []}));
         let mut st = CycleState::new();
         let s = tt.filter(&ctx, &st, &p, cache.get("hard").unwrap());
         assert_eq!(s.message(), "node(s) had untolerated taint {key: value}");
         assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
-        assert!(tt.filter(&ctx, &st, &p, cache.get("soft").unwrap()).is_success());
-        let tolerant = pod("t", json!({"containers": [], "tolerations": [{"key": "key", "operator": "Equal", "value": "value", "effect": "NoSchedule"}]}));
-        assert!(tt.filter(&ctx, &st, &tolerant, cache.get("hard").unwrap()).is_success());
+        assert!(tt
+            .filter(&ctx, &st, &p, cache.get("soft").unwrap())
+            .is_success());
+        let tolerant = pod(
+            "t",
+            json!({"containers": [], "tolerations": [{"key": "key", "operator": "Equal", "value": "value", "effect": "NoSchedule"}]}),
+        );
+        assert!(tt
+            .filter(&ctx, &st, &tolerant, cache.get("hard").unwrap())
+            .is_success());
 
         tt.pre_score(&ctx, &mut st, &p, &[0, 1]);
         let mut scores: Vec<i64> = ["soft", "clean"]

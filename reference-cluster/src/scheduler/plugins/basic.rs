@@ -4,9 +4,12 @@
 use k8s_openapi::api::core::v1::Taint;
 
 use crate::scheduler::framework::events::{
-    EventResource, ADD, DELETE, UPDATE, UPDATE_NODE_TAINT, UPDATE_POD_SCHEDULING_GATES_ELIMINATED, UPDATE_POD_TOLERATIONS,
+    EventResource, ADD, DELETE, UPDATE, UPDATE_NODE_TAINT, UPDATE_POD_SCHEDULING_GATES_ELIMINATED,
+    UPDATE_POD_TOLERATIONS,
 };
-use crate::scheduler::framework::{points, ClusterEvent, CycleState, Ctx, Plugin, Status, MAX_NODE_SCORE};
+use crate::scheduler::framework::{
+    points, ClusterEvent, Ctx, CycleState, Plugin, Status, MAX_NODE_SCORE,
+};
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::PodInfo;
 use crate::scheduler::selector::tolerations_tolerate;
@@ -114,7 +117,10 @@ impl Plugin for SchedulingGates {
         points::PRE_ENQUEUE
     }
     fn events_to_register(&self) -> Vec<ClusterEvent> {
-        vec![ClusterEvent::new(EventResource::Pod, UPDATE_POD_SCHEDULING_GATES_ELIMINATED)]
+        vec![ClusterEvent::new(
+            EventResource::Pod,
+            UPDATE_POD_SCHEDULING_GATES_ELIMINATED,
+        )]
     }
     fn pre_enqueue(&self, pod: &PodInfo) -> Status {
         let gates: Vec<&str> = pod
@@ -127,7 +133,10 @@ impl Plugin for SchedulingGates {
         if gates.is_empty() {
             Status::success()
         } else {
-            Status::unresolvable(format!("waiting for scheduling gates: [{}]", gates.join(" ")))
+            Status::unresolvable(format!(
+                "waiting for scheduling gates: [{}]",
+                gates.join(" ")
+            ))
         }
     }
 }
@@ -170,14 +179,29 @@ impl Plugin for ImageLocality {
     fn points(&self) -> u32 {
         points::SCORE
     }
-    fn score(&self, ctx: &Ctx, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let Some(spec) = pod.pod.spec.as_ref() else { return Ok(0) };
+    fn score(
+        &self,
+        ctx: &Ctx,
+        _state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
+        let Some(spec) = pod.pod.spec.as_ref() else {
+            return Ok(0);
+        };
         let total_nodes = ctx.cache.num_nodes().max(1) as f64;
-        let containers: Vec<_> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect();
+        let containers: Vec<_> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .collect();
         let mut sum: i64 = 0;
         if !node.images.is_empty() {
             for c in &containers {
-                let Some(image) = c.image.as_deref() else { continue };
+                let Some(image) = c.image.as_deref() else {
+                    continue;
+                };
                 let name = normalized_image_name(image);
                 if let Some(size) = node.images.get(&name) {
                     let spread = ctx.cache.image_num_nodes(&name) as f64 / total_nodes;
@@ -203,19 +227,35 @@ mod tests {
     #[test]
     fn node_name_filter() {
         let (cache, nom) = ctx_for(vec![node("n1", json!({}))]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let st = CycleState::new();
         let n1 = cache.get("n1").unwrap();
-        assert!(NodeName.filter(&ctx, &st, &pod("p", json!({"containers": []})), n1).is_success());
-        let s = NodeName.filter(&ctx, &st, &pod("p", json!({"containers": [], "nodeName": "n2"})), n1);
+        assert!(NodeName
+            .filter(&ctx, &st, &pod("p", json!({"containers": []})), n1)
+            .is_success());
+        let s = NodeName.filter(
+            &ctx,
+            &st,
+            &pod("p", json!({"containers": [], "nodeName": "n2"})),
+            n1,
+        );
         assert_eq!(s.message(), NODE_NAME_REASON);
-        assert_eq!(s.code(), crate::scheduler::framework::Code::UnschedulableAndUnresolvable);
+        assert_eq!(
+            s.code(),
+            crate::scheduler::framework::Code::UnschedulableAndUnresolvable
+        );
     }
 
     #[test]
     fn cordoned_nodes_need_the_toleration() {
         let (cache, nom) = ctx_for(vec![node("n1", json!({"spec": {"unschedulable": true}}))]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let st = CycleState::new();
         let n1 = cache.get("n1").unwrap();
         let s = NodeUnschedulable.filter(&ctx, &st, &pod("p", json!({"containers": []})), n1);
@@ -224,7 +264,9 @@ mod tests {
             "p",
             json!({"containers": [], "tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}),
         );
-        assert!(NodeUnschedulable.filter(&ctx, &st, &tolerant, n1).is_success());
+        assert!(NodeUnschedulable
+            .filter(&ctx, &st, &tolerant, n1)
+            .is_success());
     }
 
     #[test]
@@ -236,26 +278,54 @@ mod tests {
                 json!({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080, "hostIP": ip}]}]}),
             )
         };
-        cache.assume_pod(std::sync::Arc::new(with_port("a", "10.0.0.1")), "n1").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        cache
+            .assume_pod(std::sync::Arc::new(with_port("a", "10.0.0.1")), "n1")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let st = CycleState::new();
         let n1 = cache.get("n1").unwrap();
-        assert_eq!(NodePorts.filter(&ctx, &st, &with_port("b", "0.0.0.0"), n1).message(), NODE_PORTS_REASON);
-        assert!(NodePorts.filter(&ctx, &st, &with_port("c", "10.0.0.2"), n1).is_success());
-        assert_eq!(NodePorts.filter(&ctx, &st, &with_port("d", "10.0.0.1"), n1).code(), crate::scheduler::framework::Code::Unschedulable);
+        assert_eq!(
+            NodePorts
+                .filter(&ctx, &st, &with_port("b", "0.0.0.0"), n1)
+                .message(),
+            NODE_PORTS_REASON
+        );
+        assert!(NodePorts
+            .filter(&ctx, &st, &with_port("c", "10.0.0.2"), n1)
+            .is_success());
+        assert_eq!(
+            NodePorts
+                .filter(&ctx, &st, &with_port("d", "10.0.0.1"), n1)
+                .code(),
+            crate::scheduler::framework::Code::Unschedulable
+        );
     }
 
     #[test]
     fn scheduling_gates_hold_pods_back() {
-        let gated = pod("p", json!({"containers": [], "schedulingGates": [{"name": "a"}, {"name": "b"}]}));
-        assert_eq!(SchedulingGates.pre_enqueue(&gated).message(), "waiting for scheduling gates: [a b]");
-        assert!(SchedulingGates.pre_enqueue(&pod("q", json!({"containers": []}))).is_success());
+        let gated = pod(
+            "p",
+            json!({"containers": [], "schedulingGates": [{"name": "a"}, {"name": "b"}]}),
+        );
+        assert_eq!(
+            SchedulingGates.pre_enqueue(&gated).message(),
+            "waiting for scheduling gates: [a b]"
+        );
+        assert!(SchedulingGates
+            .pre_enqueue(&pod("q", json!({"containers": []})))
+            .is_success());
     }
 
     #[test]
     fn image_names_normalise() {
         assert_eq!(normalized_image_name("nginx"), "nginx:latest");
-        assert_eq!(normalized_image_name("reg:5000/nginx"), "reg:5000/nginx:latest");
+        assert_eq!(
+            normalized_image_name("reg:5000/nginx"),
+            "reg:5000/nginx:latest"
+        );
         assert_eq!(normalized_image_name("nginx:1.25"), "nginx:1.25");
     }
 
@@ -267,10 +337,20 @@ mod tests {
             node("has2", img(json!(["app:1"]))),
             node("none", json!({})),
         ]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let st = CycleState::new();
-        let p = pod("p", json!({"containers": [{"name": "c", "image": "app:1"}]}));
-        let score = |n| ImageLocality.score(&ctx, &st, &p, cache.get(n).unwrap()).unwrap();
+        let p = pod(
+            "p",
+            json!({"containers": [{"name": "c", "image": "app:1"}]}),
+        );
+        let score = |n| {
+            ImageLocality
+                .score(&ctx, &st, &p, cache.get(n).unwrap())
+                .unwrap()
+        };
         // 500MiB * 2/3 spread = 333MiB; (333-23)/(1000-23)*100 = 31.
         assert_eq!(score("has"), 31);
         assert_eq!(score("none"), 0);

@@ -6,9 +6,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::scheduler::framework::events::{
-    EventResource, ADD, DELETE, UPDATE_NODE_ALLOCATABLE, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT, UPDATE_POD_SCALE_DOWN,
+    EventResource, ADD, DELETE, UPDATE_NODE_ALLOCATABLE, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT,
+    UPDATE_POD_SCALE_DOWN,
 };
-use crate::scheduler::framework::{points, ClusterEvent, Code, CycleState, Ctx, Plugin, Status, MAX_NODE_SCORE};
+use crate::scheduler::framework::{
+    points, ClusterEvent, Code, Ctx, CycleState, Plugin, Status, MAX_NODE_SCORE,
+};
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::PodInfo;
 use crate::scheduler::resource::{is_extended_resource_name, is_scalar_resource_name};
@@ -76,10 +79,6 @@ struct FitArgs {
     ignored_resource_groups: Vec<String>,
     #[serde(default)]
     scoring_strategy: Option<ScoringStrategyArgs>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -113,16 +112,27 @@ impl AllocationScorer {
 
     /// (allocatable, requested-after-placing-the-pod) of each configured resource; zeros for
     /// resources the node does not have or extended resources the pod does not ask for.
-    pub fn allocatable_and_requested(&self, pod: &PodInfo, node: &NodeInfo) -> (Vec<i64>, Vec<i64>) {
+    pub fn allocatable_and_requested(
+        &self,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> (Vec<i64>, Vec<i64>) {
         let mut alloc = vec![0; self.resources.len()];
         let mut req = vec![0; self.resources.len()];
-        let used = if self.use_requested { &node.requested } else { &node.non_zero_requested };
+        let used = if self.use_requested {
+            &node.requested
+        } else {
+            &node.non_zero_requested
+        };
         for (i, r) in self.resources.iter().enumerate() {
             let pod_req = self.pod_request(pod, &r.name);
             let (a, q) = match r.name.as_str() {
                 "cpu" => (node.allocatable.milli_cpu, used.milli_cpu + pod_req),
                 "memory" => (node.allocatable.memory, used.memory + pod_req),
-                "ephemeral-storage" => (node.allocatable.ephemeral_storage, node.requested.ephemeral_storage + pod_req),
+                "ephemeral-storage" => (
+                    node.allocatable.ephemeral_storage,
+                    node.requested.ephemeral_storage + pod_req,
+                ),
                 name if pod_req == 0 && is_scalar_resource_name(name) => (0, 0),
                 name => match node.allocatable.scalar.get(name) {
                     Some(a) => (*a, node.requested.scalar(name) + pod_req),
@@ -159,7 +169,9 @@ fn broken_linear(shape: &[ShapePoint], p: i64) -> i64 {
                 return pt.score;
             }
             let prev = &shape[i - 1];
-            return prev.score + (pt.score - prev.score) * (p - prev.utilization) / (pt.utilization - prev.utilization);
+            return prev.score
+                + (pt.score - prev.score) * (p - prev.utilization)
+                    / (pt.utilization - prev.utilization);
         }
     }
     shape.last().map(|p| p.score).unwrap_or(0)
@@ -176,7 +188,11 @@ impl Strategy {
                 Strategy::LeastAllocated => least_requested(req[i], alloc[i]),
                 Strategy::MostAllocated => most_requested(req[i], alloc[i]),
                 Strategy::RequestedToCapacityRatio(shape) => {
-                    let util = if req[i] > alloc[i] { 100 } else { req[i] * 100 / alloc[i] };
+                    let util = if req[i] > alloc[i] {
+                        100
+                    } else {
+                        req[i] * 100 / alloc[i]
+                    };
                     let s = broken_linear(shape, util);
                     if s <= 0 {
                         continue;
@@ -214,7 +230,8 @@ pub const TOO_MANY_PODS: &str = "Too many pods";
 impl Fit {
     pub fn new(args: Option<&Value>) -> Result<Fit, String> {
         let args: FitArgs = match args {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("NodeResourcesFitArgs: {e}"))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("NodeResourcesFitArgs: {e}"))?,
             None => FitArgs::default(),
         };
         let ss = args.scoring_strategy.unwrap_or(ScoringStrategyArgs {
@@ -230,10 +247,16 @@ impl Fit {
                 if shape.is_empty() {
                     return Err("NodeResourcesFitArgs: scoringStrategy.requestedToCapacityRatio.shape: Required value".into());
                 }
-                if shape.windows(2).any(|w| w[1].utilization <= w[0].utilization) {
+                if shape
+                    .windows(2)
+                    .any(|w| w[1].utilization <= w[0].utilization)
+                {
                     return Err("NodeResourcesFitArgs: shape utilization values must be sorted in increasing order".into());
                 }
-                if shape.iter().any(|p| !(0..=100).contains(&p.utilization) || !(0..=10).contains(&p.score)) {
+                if shape
+                    .iter()
+                    .any(|p| !(0..=100).contains(&p.utilization) || !(0..=10).contains(&p.score))
+                {
                     return Err("NodeResourcesFitArgs: shape utilization must be in 0..100 and score in 0..10".into());
                 }
                 Strategy::RequestedToCapacityRatio(
@@ -246,7 +269,11 @@ impl Fit {
                         .collect(),
                 )
             }
-            other => return Err(format!("NodeResourcesFitArgs: scoringStrategy.type: Unsupported value: {other:?}")),
+            other => {
+                return Err(format!(
+                    "NodeResourcesFitArgs: scoringStrategy.type: Unsupported value: {other:?}"
+                ))
+            }
         };
         validate_resources(&ss.resources)?;
         Ok(Fit {
@@ -263,7 +290,10 @@ impl Fit {
     fn ignored(&self, name: &str) -> bool {
         is_extended_resource_name(name)
             && (self.ignored_resources.iter().any(|r| r == name)
-                || self.ignored_groups.iter().any(|g| name.split('/').next() == Some(g.as_str())))
+                || self
+                    .ignored_groups
+                    .iter()
+                    .any(|g| name.split('/').next() == Some(g.as_str())))
     }
 
     /// Every reason the pod does not fit; `unresolvable` is never set in 1.32 (a pod asking
@@ -284,7 +314,9 @@ impl Fit {
         if r.memory > 0 && r.memory > a.memory - u.memory {
             out.push(insufficient("memory"));
         }
-        if r.ephemeral_storage > 0 && r.ephemeral_storage > a.ephemeral_storage - u.ephemeral_storage {
+        if r.ephemeral_storage > 0
+            && r.ephemeral_storage > a.ephemeral_storage - u.ephemeral_storage
+        {
             out.push(insufficient("ephemeral-storage"));
         }
         for (name, want) in &r.scalar {
@@ -302,7 +334,10 @@ impl Fit {
 fn validate_resources(resources: &[ResourceSpec]) -> Result<(), String> {
     for r in resources {
         if !(1..=100).contains(&r.weight) {
-            return Err(format!("resources weight of {} should be in the range [1, 100]", r.name));
+            return Err(format!(
+                "resources weight of {} should be in the range [1, 100]",
+                r.name
+            ));
         }
     }
     Ok(())
@@ -329,10 +364,19 @@ impl Plugin for Fit {
         if reasons.is_empty() {
             Status::success()
         } else {
-            Status::with_reasons(Code::Unschedulable, reasons.into_iter().map(Into::into).collect())
+            Status::with_reasons(
+                Code::Unschedulable,
+                reasons.into_iter().map(Into::into).collect(),
+            )
         }
     }
-    fn score(&self, _ctx: &Ctx, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
         let (alloc, req) = self.scorer.allocatable_and_requested(pod, node);
         Ok(self.strategy.score(&self.scorer.resources, &alloc, &req))
     }
@@ -343,10 +387,6 @@ impl Plugin for Fit {
 struct BalancedArgs {
     #[serde(default)]
     resources: Option<Vec<ResourceSpec>>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 pub struct BalancedAllocation {
@@ -356,7 +396,8 @@ pub struct BalancedAllocation {
 impl BalancedAllocation {
     pub fn new(args: Option<&Value>) -> Result<BalancedAllocation, String> {
         let args: BalancedArgs = match args {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("NodeResourcesBalancedAllocationArgs: {e}"))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("NodeResourcesBalancedAllocationArgs: {e}"))?,
             None => BalancedArgs::default(),
         };
         let resources = args.resources.unwrap_or_else(default_resources);
@@ -382,7 +423,12 @@ pub fn balanced_score(alloc: &[i64], req: &[i64]) -> i64 {
         2 => ((fractions[0] - fractions[1]) / 2.0).abs(),
         n if n > 2 => {
             let mean = fractions.iter().sum::<f64>() / n as f64;
-            (fractions.iter().map(|f| (f - mean) * (f - mean)).sum::<f64>() / n as f64).sqrt()
+            (fractions
+                .iter()
+                .map(|f| (f - mean) * (f - mean))
+                .sum::<f64>()
+                / n as f64)
+                .sqrt()
         }
         _ => 0.0,
     };
@@ -396,7 +442,13 @@ impl Plugin for BalancedAllocation {
     fn points(&self) -> u32 {
         points::SCORE
     }
-    fn score(&self, _ctx: &Ctx, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
         let (alloc, req) = self.scorer.allocatable_and_requested(pod, node);
         Ok(balanced_score(&alloc, &req))
     }
@@ -419,43 +471,87 @@ mod tests {
             "n",
             json!({"status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "2", "example.com/gpu": "1"}}}),
         )]);
-        cache.assume_pod(Arc::new(pod("a", requests("1500m", "512Mi"))), "n").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        cache
+            .assume_pod(Arc::new(pod("a", requests("1500m", "512Mi"))), "n")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let fit = Fit::new(None).unwrap();
         let n = cache.get("n").unwrap();
         let st = CycleState::new();
-        assert!(fit.filter(&ctx, &st, &pod("b", requests("500m", "512Mi")), n).is_success());
+        assert!(fit
+            .filter(&ctx, &st, &pod("b", requests("500m", "512Mi")), n)
+            .is_success());
         let s = fit.filter(&ctx, &st, &pod("b", requests("501m", "600Mi")), n);
         assert_eq!(s.message(), "Insufficient cpu, Insufficient memory");
-        assert_eq!(s.code(), Code::Unschedulable, "1.32 does not mark oversize pods unresolvable");
+        assert_eq!(
+            s.code(),
+            Code::Unschedulable,
+            "1.32 does not mark oversize pods unresolvable"
+        );
         let gpu = pod(
             "g",
             json!({"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "2", "example.org/fpga": "1"}}}]}),
         );
         let mut reasons = fit.insufficient_resources(&gpu, n);
         reasons.sort();
-        assert_eq!(reasons, ["Insufficient example.com/gpu", "Insufficient example.org/fpga"]);
+        assert_eq!(
+            reasons,
+            [
+                "Insufficient example.com/gpu",
+                "Insufficient example.org/fpga"
+            ]
+        );
         let ignoring = Fit::new(Some(&json!({"ignoredResourceGroups": ["example.org"]}))).unwrap();
-        assert_eq!(ignoring.insufficient_resources(&gpu, n), ["Insufficient example.com/gpu"]);
+        assert_eq!(
+            ignoring.insufficient_resources(&gpu, n),
+            ["Insufficient example.com/gpu"]
+        );
     }
 
     #[test]
     fn pod_count_limit() {
-        let (mut cache, nom) = ctx_for(vec![node("n", json!({"status": {"allocatable": {"cpu": "4", "pods": "1"}}}))]);
-        cache.assume_pod(Arc::new(pod("a", json!({"containers": []}))), "n").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
-        let s = Fit::new(None).unwrap().filter(&ctx, &CycleState::new(), &pod("b", json!({"containers": []})), cache.get("n").unwrap());
+        let (mut cache, nom) = ctx_for(vec![node(
+            "n",
+            json!({"status": {"allocatable": {"cpu": "4", "pods": "1"}}}),
+        )]);
+        cache
+            .assume_pod(Arc::new(pod("a", json!({"containers": []}))), "n")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
+        let s = Fit::new(None).unwrap().filter(
+            &ctx,
+            &CycleState::new(),
+            &pod("b", json!({"containers": []})),
+            cache.get("n").unwrap(),
+        );
         assert_eq!(s.message(), TOO_MANY_PODS);
     }
 
     #[test]
     fn least_allocated_prefers_emptier_nodes_and_counts_defaults() {
         let (mut cache, nom) = ctx_for(vec![
-            node("busy", json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}})),
-            node("idle", json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}})),
+            node(
+                "busy",
+                json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}}),
+            ),
+            node(
+                "idle",
+                json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}}),
+            ),
         ]);
-        cache.assume_pod(Arc::new(pod("a", requests("2", "2Gi"))), "busy").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        cache
+            .assume_pod(Arc::new(pod("a", requests("2", "2Gi"))), "busy")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let fit = Fit::new(None).unwrap();
         let st = CycleState::new();
         let p = pod("p", requests("1", "1Gi"));
@@ -464,7 +560,9 @@ mod tests {
         assert_eq!((score("busy"), score("idle")), (25, 75));
         // A request-less pod counts as 100m/200Mi.
         let empty = pod("e", json!({"containers": [{"name": "c"}]}));
-        let s = fit.score(&ctx, &st, &empty, cache.get("idle").unwrap()).unwrap();
+        let s = fit
+            .score(&ctx, &st, &empty, cache.get("idle").unwrap())
+            .unwrap();
         let cpu = (4000 - 100) * 100 / 4000;
         let mem = (4096 - 200) * 100 / 4096;
         assert_eq!(s, (cpu + mem) / 2);
@@ -472,9 +570,17 @@ mod tests {
 
     #[test]
     fn most_allocated_and_ratio_strategies() {
-        let (mut cache, nom) = ctx_for(vec![node("n", json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}}))]);
-        cache.assume_pod(Arc::new(pod("a", requests("1", "1Gi"))), "n").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let (mut cache, nom) = ctx_for(vec![node(
+            "n",
+            json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}}),
+        )]);
+        cache
+            .assume_pod(Arc::new(pod("a", requests("1", "1Gi"))), "n")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let st = CycleState::new();
         let p = pod("p", requests("1", "1Gi"));
         let n = cache.get("n").unwrap();
@@ -493,7 +599,11 @@ mod tests {
     fn balanced_allocation_prefers_even_use() {
         assert_eq!(balanced_score(&[4000, 4096], &[2000, 2048]), 100);
         assert_eq!(balanced_score(&[4000, 4096], &[4000, 0]), 50);
-        assert_eq!(balanced_score(&[4000, 0], &[1000, 0]), 100, "one resource: no deviation");
+        assert_eq!(
+            balanced_score(&[4000, 0], &[1000, 0]),
+            100,
+            "one resource: no deviation"
+        );
         let three = balanced_score(&[10, 10, 10], &[0, 5, 10]);
         let std = ((0.25f64 + 0.0 + 0.25) / 3.0).sqrt();
         assert_eq!(three, ((1.0 - std) * 100.0) as i64);

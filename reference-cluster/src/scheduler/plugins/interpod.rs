@@ -8,15 +8,20 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::scheduler::framework::events::{EventResource, ADD, DELETE, UPDATE_NODE_LABEL, UPDATE_POD_LABEL};
-use crate::scheduler::framework::{points, ClusterEvent, CycleState, Ctx, Plugin, PreFilterResult, Status, MAX_NODE_SCORE};
+use crate::scheduler::framework::events::{
+    EventResource, ADD, DELETE, UPDATE_NODE_LABEL, UPDATE_POD_LABEL,
+};
+use crate::scheduler::framework::{
+    points, ClusterEvent, Ctx, CycleState, Plugin, PreFilterResult, Status, MAX_NODE_SCORE,
+};
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::{AffinityTerm, PodInfo, WeightedAffinityTerm};
 use crate::scheduler::selector::Labels;
 
 pub const AFFINITY_NOT_MATCH: &str = "node(s) didn't match pod affinity rules";
 pub const ANTI_AFFINITY_NOT_MATCH: &str = "node(s) didn't match pod anti-affinity rules";
-pub const EXISTING_ANTI_AFFINITY_NOT_MATCH: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const EXISTING_ANTI_AFFINITY_NOT_MATCH: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
 
 type TopologyCounts = HashMap<(String, String), i64>;
 
@@ -43,10 +48,6 @@ struct Args {
     hard_pod_affinity_weight: i64,
     #[serde(default)]
     ignore_preferred_terms_of_existing_pods: bool,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 fn one() -> i64 {
@@ -100,12 +101,11 @@ const SCORE_KEY: &str = "PreScoreInterPodAffinity";
 impl InterPodAffinity {
     pub fn new(args: Option<&Value>) -> Result<InterPodAffinity, String> {
         let args: Args = match args {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("InterPodAffinityArgs: {e}"))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("InterPodAffinityArgs: {e}"))?,
             None => Args {
                 hard_pod_affinity_weight: 1,
                 ignore_preferred_terms_of_existing_pods: false,
-                api_version: None,
-                kind: None,
             },
         };
         if !(0..=100).contains(&args.hard_pod_affinity_weight) {
@@ -133,16 +133,26 @@ impl InterPodAffinity {
             .iter()
             .cloned()
             .map(|mut t| {
-                t.term.merge_namespace_selector(ctx.cache.listers.namespaces.iter());
+                t.term
+                    .merge_namespace_selector(ctx.cache.listers.namespaces.iter());
                 t
             })
             .collect()
     }
 }
 
-fn add_score(scores: &mut HashMap<String, HashMap<String, i64>>, node: &NodeInfo, key: &str, delta: i64) {
+fn add_score(
+    scores: &mut HashMap<String, HashMap<String, i64>>,
+    node: &NodeInfo,
+    key: &str,
+    delta: i64,
+) {
     if let Some(v) = node.label(key) {
-        *scores.entry(key.to_string()).or_default().entry(v.to_string()).or_insert(0) += delta;
+        *scores
+            .entry(key.to_string())
+            .or_default()
+            .entry(v.to_string())
+            .or_insert(0) += delta;
     }
 }
 
@@ -151,7 +161,11 @@ impl Plugin for InterPodAffinity {
         "InterPodAffinity"
     }
     fn points(&self) -> u32 {
-        points::PRE_FILTER | points::PRE_FILTER_EXTENSIONS | points::FILTER | points::PRE_SCORE | points::SCORE
+        points::PRE_FILTER
+            | points::PRE_FILTER_EXTENSIONS
+            | points::FILTER
+            | points::PRE_SCORE
+            | points::SCORE
     }
     fn events_to_register(&self) -> Vec<ClusterEvent> {
         vec![
@@ -160,7 +174,12 @@ impl Plugin for InterPodAffinity {
         ]
     }
 
-    fn pre_filter(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+    ) -> (Option<PreFilterResult>, Status) {
         if let Some(e) = &pod.parse_error {
             return (None, Status::unresolvable(format!("parsing pod: {e}")));
         }
@@ -198,21 +217,38 @@ impl Plugin for InterPodAffinity {
                 }
             }
         }
-        if s.existing_anti.is_empty() && s.affinity_terms.is_empty() && s.anti_affinity_terms.is_empty() {
+        if s.existing_anti.is_empty()
+            && s.affinity_terms.is_empty()
+            && s.anti_affinity_terms.is_empty()
+        {
             return (None, Status::skip());
         }
         state.write(FILTER_KEY, s);
         (None, Status::success())
     }
 
-    fn add_pod(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, added: &Arc<PodInfo>, node: &NodeInfo) -> Status {
+    fn add_pod(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
         if let Some(s) = state.read_mut::<FilterState>(FILTER_KEY) {
             s.update(pod, added, node, 1);
         }
         Status::success()
     }
 
-    fn remove_pod(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, removed: &Arc<PodInfo>, node: &NodeInfo) -> Status {
+    fn remove_pod(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
         if let Some(s) = state.read_mut::<FilterState>(FILTER_KEY) {
             s.update(pod, removed, node, -1);
         }
@@ -221,7 +257,9 @@ impl Plugin for InterPodAffinity {
 
     fn filter(&self, _ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let Some(s) = state.read::<FilterState>(FILTER_KEY) else {
-            return Status::error("reading \"PreFilterInterPodAffinity\" from cycleState: not found");
+            return Status::error(
+                "reading \"PreFilterInterPodAffinity\" from cycleState: not found",
+            );
         };
         // The pod's own affinity: every term's topology must already hold a matching pod,
         // unless nothing in the cluster matches and the pod matches its own terms (the first
@@ -231,19 +269,31 @@ impl Plugin for InterPodAffinity {
             match node.label(&t.topology_key) {
                 None => return Status::unresolvable(AFFINITY_NOT_MATCH),
                 Some(v) => {
-                    if s.affinity_counts.get(&(t.topology_key.clone(), v.to_string())).copied().unwrap_or(0) <= 0 {
+                    if s.affinity_counts
+                        .get(&(t.topology_key.clone(), v.to_string()))
+                        .copied()
+                        .unwrap_or(0)
+                        <= 0
+                    {
                         pods_exist = false;
                     }
                 }
             }
         }
-        if !pods_exist && !(s.affinity_counts.is_empty() && matches_all(&s.affinity_terms, &pod.namespace, pod.labels())) {
+        let first_of_group = s.affinity_counts.is_empty()
+            && matches_all(&s.affinity_terms, &pod.namespace, pod.labels());
+        if !pods_exist && !first_of_group {
             return Status::unresolvable(AFFINITY_NOT_MATCH);
         }
         if !s.anti_counts.is_empty() {
             for t in &s.anti_affinity_terms {
                 if let Some(v) = node.label(&t.topology_key) {
-                    if s.anti_counts.get(&(t.topology_key.clone(), v.to_string())).copied().unwrap_or(0) > 0 {
+                    if s.anti_counts
+                        .get(&(t.topology_key.clone(), v.to_string()))
+                        .copied()
+                        .unwrap_or(0)
+                        > 0
+                    {
                         return Status::unschedulable(ANTI_AFFINITY_NOT_MATCH);
                     }
                 }
@@ -251,7 +301,12 @@ impl Plugin for InterPodAffinity {
         }
         if !s.existing_anti.is_empty() {
             for (k, v) in node.labels().into_iter().flatten() {
-                if s.existing_anti.get(&(k.clone(), v.clone())).copied().unwrap_or(0) > 0 {
+                if s.existing_anti
+                    .get(&(k.clone(), v.clone()))
+                    .copied()
+                    .unwrap_or(0)
+                    > 0
+                {
                     return Status::unschedulable(EXISTING_ANTI_AFFINITY_NOT_MATCH);
                 }
             }
@@ -259,11 +314,18 @@ impl Plugin for InterPodAffinity {
         Status::success()
     }
 
-    fn pre_score(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, nodes: &[usize]) -> Status {
+    fn pre_score(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[usize],
+    ) -> Status {
         if nodes.is_empty() {
             return Status::skip();
         }
-        let has_constraints = !pod.preferred_affinity_terms.is_empty() || !pod.preferred_anti_affinity_terms.is_empty();
+        let has_constraints = !pod.preferred_affinity_terms.is_empty()
+            || !pod.preferred_anti_affinity_terms.is_empty();
         if self.ignore_existing_preferred && !has_constraints {
             return Status::skip();
         }
@@ -280,7 +342,11 @@ impl Plugin for InterPodAffinity {
             if node.labels().is_none_or(|l| l.is_empty()) {
                 continue;
             }
-            let existing_pods = if has_constraints { &node.pods } else { &node.pods_with_affinity };
+            let existing_pods = if has_constraints {
+                &node.pods
+            } else {
+                &node.pods_with_affinity
+            };
             for existing in existing_pods {
                 for t in &preferred {
                     if t.term.matches(&existing.namespace, existing.labels(), None) {
@@ -318,9 +384,17 @@ impl Plugin for InterPodAffinity {
         Status::success()
     }
 
-    fn score(&self, _ctx: &Ctx, state: &CycleState, _pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        _ctx: &Ctx,
+        state: &CycleState,
+        _pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
         let Some(s) = state.read::<ScoreState>(SCORE_KEY) else {
-            return Err(Status::error("reading \"PreScoreInterPodAffinity\" from cycleState: not found"));
+            return Err(Status::error(
+                "reading \"PreScoreInterPodAffinity\" from cycleState: not found",
+            ));
         };
         Ok(s.scores
             .iter()
@@ -328,7 +402,14 @@ impl Plugin for InterPodAffinity {
             .sum())
     }
 
-    fn normalize_score(&self, _ctx: &Ctx, state: &CycleState, _pod: &PodInfo, _nodes: &[usize], scores: &mut [i64]) -> Status {
+    fn normalize_score(
+        &self,
+        _ctx: &Ctx,
+        state: &CycleState,
+        _pod: &PodInfo,
+        _nodes: &[usize],
+        scores: &mut [i64],
+    ) -> Status {
         if state.read::<ScoreState>(SCORE_KEY).is_none() {
             return Status::success();
         }
@@ -362,11 +443,18 @@ mod tests {
     }
 
     fn labelled(name: &str, app: &str, affinity: serde_json::Value) -> PodInfo {
-        pod_in(json!({"name": name, "labels": {"app": app}}), json!({"containers": [], "affinity": affinity}))
+        pod_in(
+            json!({"name": name, "labels": {"app": app}}),
+            json!({"containers": [], "affinity": affinity}),
+        )
     }
 
     fn cache_with(pods: Vec<(PodInfo, &str)>) -> crate::scheduler::cache::Cache {
-        let (mut cache, _) = ctx_for(vec![zone_node("a1", "a"), zone_node("b1", "b"), node("nolabel", json!({}))]);
+        let (mut cache, _) = ctx_for(vec![
+            zone_node("a1", "a"),
+            zone_node("b1", "b"),
+            node("nolabel", json!({})),
+        ]);
         for (p, n) in pods {
             cache.assume_pod(std::sync::Arc::new(p), n).unwrap();
         }
@@ -375,7 +463,10 @@ mod tests {
 
     fn run_filter(cache: &crate::scheduler::cache::Cache, p: &PodInfo, node: &str) -> Status {
         let nom = Default::default();
-        let ctx = Ctx { cache, nominator: &nom };
+        let ctx = Ctx {
+            cache,
+            nominator: &nom,
+        };
         let pl = InterPodAffinity::new(None).unwrap();
         let mut st = CycleState::new();
         let (_, s) = pl.pre_filter(&ctx, &mut st, p);
@@ -389,19 +480,37 @@ mod tests {
     #[test]
     fn required_affinity_needs_a_matching_pod_in_the_topology() {
         let cache = cache_with(vec![(labelled("db", "db", json!({})), "a1")]);
-        let p = labelled("web", "web", json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("db")]}}));
+        let p = labelled(
+            "web",
+            "web",
+            json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("db")]}}),
+        );
         assert!(run_filter(&cache, &p, "a1").is_success());
         let s = run_filter(&cache, &p, "b1");
-        assert_eq!((s.code(), s.message().as_str()), (Code::UnschedulableAndUnresolvable, AFFINITY_NOT_MATCH));
-        assert_eq!(run_filter(&cache, &p, "nolabel").message(), AFFINITY_NOT_MATCH);
+        assert_eq!(
+            (s.code(), s.message().as_str()),
+            (Code::UnschedulableAndUnresolvable, AFFINITY_NOT_MATCH)
+        );
+        assert_eq!(
+            run_filter(&cache, &p, "nolabel").message(),
+            AFFINITY_NOT_MATCH
+        );
     }
 
     #[test]
     fn first_pod_of_a_self_affine_group_may_go_anywhere() {
         let cache = cache_with(vec![]);
-        let p = labelled("web", "web", json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}));
+        let p = labelled(
+            "web",
+            "web",
+            json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}),
+        );
         assert!(run_filter(&cache, &p, "b1").is_success());
-        let other = labelled("web", "web", json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("db")]}}));
+        let other = labelled(
+            "web",
+            "web",
+            json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("db")]}}),
+        );
         assert!(!run_filter(&cache, &other, "b1").is_success());
     }
 
@@ -410,18 +519,35 @@ mod tests {
         let cache = cache_with(vec![
             (labelled("w1", "web", json!({})), "a1"),
             (
-                labelled("loner", "loner", json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}})),
+                labelled(
+                    "loner",
+                    "loner",
+                    json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}),
+                ),
                 "b1",
             ),
         ]);
-        let p = labelled("w2", "web", json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}));
+        let p = labelled(
+            "w2",
+            "web",
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}),
+        );
         let s = run_filter(&cache, &p, "a1");
-        assert_eq!((s.code(), s.message().as_str()), (Code::Unschedulable, ANTI_AFFINITY_NOT_MATCH));
+        assert_eq!(
+            (s.code(), s.message().as_str()),
+            (Code::Unschedulable, ANTI_AFFINITY_NOT_MATCH)
+        );
         // b1 holds a pod that refuses web pods in its zone.
-        assert_eq!(run_filter(&cache, &p, "b1").message(), EXISTING_ANTI_AFFINITY_NOT_MATCH);
+        assert_eq!(
+            run_filter(&cache, &p, "b1").message(),
+            EXISTING_ANTI_AFFINITY_NOT_MATCH
+        );
         assert!(run_filter(&cache, &p, "nolabel").is_success());
         let plain = labelled("w3", "web", json!({}));
-        assert_eq!(run_filter(&cache, &plain, "b1").message(), EXISTING_ANTI_AFFINITY_NOT_MATCH);
+        assert_eq!(
+            run_filter(&cache, &plain, "b1").message(),
+            EXISTING_ANTI_AFFINITY_NOT_MATCH
+        );
         assert!(run_filter(&cache, &plain, "a1").is_success());
     }
 
@@ -429,9 +555,16 @@ mod tests {
     fn remove_pod_updates_counts_for_preemption() {
         let cache = cache_with(vec![(labelled("w1", "web", json!({})), "a1")]);
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = InterPodAffinity::new(None).unwrap();
-        let p = labelled("w2", "web", json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}));
+        let p = labelled(
+            "w2",
+            "web",
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web")]}}),
+        );
         let mut st = CycleState::new();
         pl.pre_filter(&ctx, &mut st, &p);
         let a1 = cache.get("a1").unwrap();
@@ -444,38 +577,62 @@ mod tests {
     fn preferred_terms_score_by_topology() {
         let cache = cache_with(vec![(labelled("db", "db", json!({})), "a1")]);
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = InterPodAffinity::new(None).unwrap();
         let p = labelled(
             "web",
             "web",
             json!({"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10, "podAffinityTerm": term("db")}]}}),
         );
-        let nodes: Vec<usize> = ["a1", "b1"].iter().map(|n| cache.node_index(n).unwrap()).collect();
+        let nodes: Vec<usize> = ["a1", "b1"]
+            .iter()
+            .map(|n| cache.node_index(n).unwrap())
+            .collect();
         let mut st = CycleState::new();
         assert!(pl.pre_score(&ctx, &mut st, &p, &nodes).is_success());
-        let mut scores: Vec<i64> = nodes.iter().map(|n| pl.score(&ctx, &st, &p, cache.node(*n)).unwrap()).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| pl.score(&ctx, &st, &p, cache.node(*n)).unwrap())
+            .collect();
         assert_eq!(scores, [10, 0]);
         pl.normalize_score(&ctx, &st, &p, &nodes, &mut scores);
         assert_eq!(scores, [100, 0]);
         let plain = labelled("x", "x", json!({}));
-        assert!(pl.pre_score(&ctx, &mut CycleState::new(), &plain, &nodes).is_skip());
+        assert!(pl
+            .pre_score(&ctx, &mut CycleState::new(), &plain, &nodes)
+            .is_skip());
     }
 
     #[test]
     fn existing_required_affinity_attracts_matching_pods() {
         let cache = cache_with(vec![(
-            labelled("fan", "fan", json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("star")]}})),
+            labelled(
+                "fan",
+                "fan",
+                json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("star")]}}),
+            ),
             "b1",
         )]);
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = InterPodAffinity::new(None).unwrap();
         let star = labelled("star", "star", json!({}));
-        let nodes: Vec<usize> = ["a1", "b1"].iter().map(|n| cache.node_index(n).unwrap()).collect();
+        let nodes: Vec<usize> = ["a1", "b1"]
+            .iter()
+            .map(|n| cache.node_index(n).unwrap())
+            .collect();
         let mut st = CycleState::new();
         assert!(pl.pre_score(&ctx, &mut st, &star, &nodes).is_success());
-        let scores: Vec<i64> = nodes.iter().map(|n| pl.score(&ctx, &st, &star, cache.node(*n)).unwrap()).collect();
+        let scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| pl.score(&ctx, &st, &star, cache.node(*n)).unwrap())
+            .collect();
         assert_eq!(scores, [0, 1], "hardPodAffinityWeight 1");
     }
 
@@ -488,8 +645,14 @@ mod tests {
                 {"labelSelector": {"matchExpressions": [{"key": "a", "operator": "Nope"}]}, "topologyKey": "zone"}]}}}),
         );
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
-        let (_, s) = InterPodAffinity::new(None).unwrap().pre_filter(&ctx, &mut CycleState::new(), &bad);
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
+        let (_, s) =
+            InterPodAffinity::new(None)
+                .unwrap()
+                .pre_filter(&ctx, &mut CycleState::new(), &bad);
         assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
         assert!(s.message().starts_with("parsing pod: "));
     }

@@ -43,8 +43,17 @@ pub const DEFAULT_PLUGINS: &[(&str, Option<i64>)] = &[
 /// Configurations naming them are accepted; the plugins do nothing.
 const ACCEPTED_NO_OP: &[&str] = &["VolumeRestrictions", "NodeVolumeLimits", "VolumeZone"];
 
-/// Builds a plugin by name with its (already decoded) arguments.
+/// Builds a plugin by name with its arguments (`apiVersion`/`kind` in them are allowed).
 pub fn new_plugin(name: &str, args: Option<&Value>) -> Result<Arc<dyn Plugin>, String> {
+    let stripped = args.map(|a| {
+        let mut a = a.clone();
+        if let Some(o) = a.as_object_mut() {
+            o.remove("apiVersion");
+            o.remove("kind");
+        }
+        a
+    });
+    let args = stripped.as_ref();
     Ok(match name {
         "SchedulingGates" => Arc::new(basic::SchedulingGates),
         "PrioritySort" => Arc::new(basic::PrioritySort),
@@ -61,7 +70,13 @@ pub fn new_plugin(name: &str, args: Option<&Value>) -> Result<Arc<dyn Plugin>, S
         "InterPodAffinity" => Arc::new(interpod::InterPodAffinity::new(args)?),
         "DefaultPreemption" => Arc::new(preemption::DefaultPreemption::new(args)?),
         "DefaultBinder" => Arc::new(preemption::DefaultBinder),
-        other if ACCEPTED_NO_OP.contains(&other) => Arc::new(NoOp(ACCEPTED_NO_OP.iter().find(|n| **n == other).copied().unwrap_or(""))),
+        other if ACCEPTED_NO_OP.contains(&other) => Arc::new(NoOp(
+            ACCEPTED_NO_OP
+                .iter()
+                .find(|n| **n == other)
+                .copied()
+                .unwrap_or(""),
+        )),
         other => return Err(format!("plugin {other:?} does not exist")),
     })
 }
@@ -97,7 +112,14 @@ fn merge(defaults: &[PluginRef], custom: &PluginSet) -> PluginSet {
             }
         }
     }
-    enabled.extend(custom.enabled.iter().zip(&used).filter(|(_, u)| !**u).map(|(c, _)| c.clone()));
+    enabled.extend(
+        custom
+            .enabled
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(c, _)| c.clone()),
+    );
     PluginSet {
         enabled,
         disabled: custom.disabled.clone(),
@@ -106,20 +128,31 @@ fn merge(defaults: &[PluginRef], custom: &PluginSet) -> PluginSet {
 
 /// Plugins at one extension point: explicitly configured overrides first, then `multiPoint`
 /// plugins implementing the point, then other explicitly enabled plugins.
-fn expand(point: u32, specific: &PluginSet, multi: &PluginSet, instances: &BTreeMap<String, Arc<dyn Plugin>>) -> Result<Vec<String>, String> {
+fn expand(
+    point: u32,
+    specific: &PluginSet,
+    multi: &PluginSet,
+    instances: &BTreeMap<String, Arc<dyn Plugin>>,
+) -> Result<Vec<String>, String> {
     let disabled: Vec<&str> = specific.disabled.iter().map(|p| p.name.as_str()).collect();
     let explicit: Vec<&str> = specific.enabled.iter().map(|p| p.name.as_str()).collect();
     for name in &explicit {
-        let p = instances.get(*name).ok_or_else(|| format!("plugin {name:?} does not exist"))?;
+        let p = instances
+            .get(*name)
+            .ok_or_else(|| format!("plugin {name:?} does not exist"))?;
         if p.points() & point == 0 && !ACCEPTED_NO_OP.contains(name) {
-            return Err(format!("plugin {name:?} does not extend this extension point"));
+            return Err(format!(
+                "plugin {name:?} does not extend this extension point"
+            ));
         }
     }
     let mut from_multi: Vec<&str> = Vec::new();
     let mut overridden: Vec<&str> = Vec::new();
     if !disabled.contains(&"*") {
         for m in &multi.enabled {
-            let p = instances.get(&m.name).ok_or_else(|| format!("plugin {:?} does not exist", m.name))?;
+            let p = instances
+                .get(&m.name)
+                .ok_or_else(|| format!("plugin {:?} does not exist", m.name))?;
             if p.points() & point == 0 || disabled.contains(&m.name.as_str()) {
                 continue;
             }
@@ -187,7 +220,8 @@ pub fn build_framework(profile: &ProfileConfig) -> Result<Framework, String> {
         if !instances.contains_key(name) {
             // Upstream builds every configured plugin's args; args for a plugin that is not
             // enabled are still validated.
-            new_plugin(name, profile.plugin_args.get(name)).map_err(|e| format!("profile {:?}: {e}", profile.scheduler_name))?;
+            new_plugin(name, profile.plugin_args.get(name))
+                .map_err(|e| format!("profile {:?}: {e}", profile.scheduler_name))?;
         }
     }
     let pick = |point: u32, set: &PluginSet| -> Result<Vec<Arc<dyn Plugin>>, String> {
@@ -201,7 +235,10 @@ pub fn build_framework(profile: &ProfileConfig) -> Result<Framework, String> {
     for r in multi.enabled.iter().chain(&p.score.enabled) {
         let w = r.weight.unwrap_or(0);
         if !(0..=100).contains(&w) {
-            return Err(format!("profile {:?}: plugin {:?}: weight {w} out of range [0, 100]", profile.scheduler_name, r.name));
+            return Err(format!(
+                "profile {:?}: plugin {:?}: weight {w} out of range [0, 100]",
+                profile.scheduler_name, r.name
+            ));
         }
         weights.insert(r.name.clone(), if w == 0 { 1 } else { w });
     }
@@ -225,13 +262,23 @@ pub fn build_framework(profile: &ProfileConfig) -> Result<Framework, String> {
         bind: pick(points::BIND, &p.bind)?,
     };
     if lists.bind.is_empty() {
-        return Err(format!("profile {:?}: at least one bind plugin is needed", profile.scheduler_name));
+        return Err(format!(
+            "profile {:?}: at least one bind plugin is needed",
+            profile.scheduler_name
+        ));
     }
     let queue_sort = pick(points::QUEUE_SORT, &p.queue_sort)?;
     if queue_sort.len() != 1 || queue_sort[0].name() != "PrioritySort" {
-        return Err(format!("profile {:?}: exactly one queue sort plugin (PrioritySort) is needed", profile.scheduler_name));
+        return Err(format!(
+            "profile {:?}: exactly one queue sort plugin (PrioritySort) is needed",
+            profile.scheduler_name
+        ));
     }
-    Ok(Framework::new(&profile.scheduler_name, profile.percentage_of_nodes_to_score, lists))
+    Ok(Framework::new(
+        &profile.scheduler_name,
+        profile.percentage_of_nodes_to_score,
+        lists,
+    ))
 }
 
 #[cfg(test)]
@@ -261,7 +308,15 @@ mod tests {
                 "InterPodAffinity"
             ]
         );
-        assert_eq!(names(&l.pre_filter), ["NodeAffinity", "VolumeBinding", "PodTopologySpread", "InterPodAffinity"]);
+        assert_eq!(
+            names(&l.pre_filter),
+            [
+                "NodeAffinity",
+                "VolumeBinding",
+                "PodTopologySpread",
+                "InterPodAffinity"
+            ]
+        );
         let scores: Vec<(&str, i64)> = l.score.iter().map(|(p, w)| (p.name(), *w)).collect();
         assert_eq!(
             scores,
@@ -316,17 +371,36 @@ profiles:
 
     #[test]
     fn configuration_errors() {
-        let bad = |y: &str| build_framework(&SchedulerFile::from_yaml(y).unwrap().profiles[0]).unwrap_err();
-        assert!(bad("profiles: [{plugins: {filter: {enabled: [{name: Nope}]}}}]").contains("does not exist"));
-        assert!(bad("profiles: [{plugins: {filter: {enabled: [{name: ImageLocality}]}}}]").contains("does not extend"));
-        assert!(bad("profiles: [{plugins: {multiPoint: {disabled: [{name: DefaultBinder}]}}}]").contains("bind plugin"));
+        let bad = |y: &str| match build_framework(&SchedulerFile::from_yaml(y).unwrap().profiles[0])
+        {
+            Ok(_) => panic!("{y} should be rejected"),
+            Err(e) => e,
+        };
+        assert!(
+            bad("profiles: [{plugins: {filter: {enabled: [{name: Nope}]}}}]")
+                .contains("does not exist")
+        );
+        assert!(
+            bad("profiles: [{plugins: {filter: {enabled: [{name: ImageLocality}]}}}]")
+                .contains("does not extend")
+        );
+        assert!(
+            bad("profiles: [{plugins: {multiPoint: {disabled: [{name: DefaultBinder}]}}}]")
+                .contains("bind plugin")
+        );
         assert!(bad("profiles: [{pluginConfig: [{name: NodeResourcesFit, args: {scoringStrategy: {type: X}}}]}]").contains("Unsupported"));
-        assert!(bad("profiles: [{plugins: {score: {enabled: [{name: ImageLocality, weight: 1000}]}}}]").contains("out of range"));
+        assert!(bad(
+            "profiles: [{plugins: {score: {enabled: [{name: ImageLocality, weight: 1000}]}}}]"
+        )
+        .contains("out of range"));
     }
 
     #[test]
     fn accepted_no_op_plugins() {
-        let f = SchedulerFile::from_yaml("profiles: [{plugins: {multiPoint: {enabled: [{name: VolumeZone}]}}}]").unwrap();
+        let f = SchedulerFile::from_yaml(
+            "profiles: [{plugins: {multiPoint: {enabled: [{name: VolumeZone}]}}}]",
+        )
+        .unwrap();
         assert!(build_framework(&f.profiles[0]).is_ok());
     }
 }

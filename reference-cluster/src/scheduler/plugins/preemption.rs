@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::scheduler::api::ApiClient;
 use crate::scheduler::framework::{
-    points, Code, CycleState, Ctx, Diagnosis, FitError, Framework, NodeToStatus, Plugin, PostFilterResult, Preemption, Status,
+    points, Code, Ctx, CycleState, Diagnosis, FitError, Framework, NodeToStatus, Plugin,
+    PostFilterResult, Preemption, Status,
 };
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::PodInfo;
@@ -28,10 +29,6 @@ struct Args {
     min_candidate_nodes_percentage: i64,
     #[serde(default = "hundred")]
     min_candidate_nodes_absolute: i64,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 fn ten() -> i64 {
@@ -68,26 +65,30 @@ fn more_important(a: &PodInfo, b: &PodInfo, now: i128) -> std::cmp::Ordering {
 
 fn terminating_by_preemption(p: &PodInfo) -> bool {
     p.is_deleting()
-        && p
-            .pod
+        && p.pod
             .status
             .iter()
             .flat_map(|s| s.conditions.iter().flatten())
-            .any(|c| c.type_ == "DisruptionTarget" && c.status == "True" && c.reason.as_deref() == Some("PreemptionByScheduler"))
+            .any(|c| {
+                c.type_ == "DisruptionTarget"
+                    && c.status == "True"
+                    && c.reason.as_deref() == Some("PreemptionByScheduler")
+            })
 }
 
 impl DefaultPreemption {
     pub fn new(args: Option<&Value>) -> Result<DefaultPreemption, String> {
         let a: Args = match args {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("DefaultPreemptionArgs: {e}"))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("DefaultPreemptionArgs: {e}"))?,
             None => Args {
                 min_candidate_nodes_percentage: 10,
                 min_candidate_nodes_absolute: 100,
-                api_version: None,
-                kind: None,
             },
         };
-        if !(0..=100).contains(&a.min_candidate_nodes_percentage) || a.min_candidate_nodes_absolute < 0 {
+        if !(0..=100).contains(&a.min_candidate_nodes_percentage)
+            || a.min_candidate_nodes_absolute < 0
+        {
             return Err("DefaultPreemptionArgs: minCandidateNodes values out of range".into());
         }
         if a.min_candidate_nodes_percentage == 0 && a.min_candidate_nodes_absolute == 0 {
@@ -105,8 +106,19 @@ impl DefaultPreemption {
     }
 
     /// Why the pod may not preempt, if it may not.
-    fn ineligible(&self, ctx: &Ctx, pod: &PodInfo, statuses: &NodeToStatus) -> Option<&'static str> {
-        if pod.pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref()) == Some("Never") {
+    fn ineligible(
+        &self,
+        ctx: &Ctx,
+        pod: &PodInfo,
+        statuses: &NodeToStatus,
+    ) -> Option<&'static str> {
+        if pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.preemption_policy.as_deref())
+            == Some("Never")
+        {
             return Some("not eligible due to preemptionPolicy=Never.");
         }
         let nominated = pod.nominated_node_name();
@@ -128,11 +140,19 @@ impl DefaultPreemption {
 
     /// Splits victims into those whose eviction would exceed a PDB's allowed disruptions and
     /// the others (upstream `filterPodsWithPDBViolation`).
-    fn split_by_pdb(ctx: &Ctx, victims: Vec<Arc<PodInfo>>) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+    fn split_by_pdb(
+        ctx: &Ctx,
+        victims: Vec<Arc<PodInfo>>,
+    ) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
         let pdbs: Vec<_> = ctx.cache.listers.pdbs.values().collect();
         let mut allowed: Vec<i64> = pdbs
             .iter()
-            .map(|p| p.status.as_ref().map(|s| s.disruptions_allowed as i64).unwrap_or(0))
+            .map(|p| {
+                p.status
+                    .as_ref()
+                    .map(|s| s.disruptions_allowed as i64)
+                    .unwrap_or(0)
+            })
             .collect();
         let selectors: Vec<Option<Selector>> = pdbs
             .iter()
@@ -189,7 +209,12 @@ impl DefaultPreemption {
     ) -> Result<(Vec<Arc<PodInfo>>, i64), Status> {
         let mut node = original.clone();
         let mut state = state.clone();
-        let mut potential: Vec<Arc<PodInfo>> = node.pods.iter().filter(|p| p.priority < pod.priority).cloned().collect();
+        let mut potential: Vec<Arc<PodInfo>> = node
+            .pods
+            .iter()
+            .filter(|p| p.priority < pod.priority)
+            .cloned()
+            .collect();
         for v in &potential {
             node.remove_pod(&v.key);
             let s = fwk.run_pre_filter_remove_pod(ctx, &mut state, pod, v, &node);
@@ -215,7 +240,10 @@ impl DefaultPreemption {
                 if !s.is_success() {
                     return Err(s);
                 }
-                if !fwk.run_filter_with_nominated_pods(ctx, &state, pod, &node).is_success() {
+                if !fwk
+                    .run_filter_with_nominated_pods(ctx, &state, pod, &node)
+                    .is_success()
+                {
                     node.remove_pod(&p.key);
                     let s = fwk.run_pre_filter_remove_pod(ctx, &mut state, pod, &p, &node);
                     if !s.is_success() {
@@ -229,7 +257,10 @@ impl DefaultPreemption {
             }
         }
         if victims.is_empty() {
-            return Err(Status::error(format!("expected at least one victim pod on node {:?}", original.name())));
+            return Err(Status::error(format!(
+                "expected at least one victim pod on node {:?}",
+                original.name()
+            )));
         }
         Ok((victims, violations))
     }
@@ -242,7 +273,12 @@ fn pick_candidate(cands: &[Candidate], now: i128) -> usize {
     let scores: Vec<Score> = vec![
         Box::new(|c: &Candidate| -(c.pdb_violations as i128)),
         Box::new(|c: &Candidate| -(c.victims[0].priority as i128)),
-        Box::new(|c: &Candidate| -c.victims.iter().map(|v| v.priority as i128 + i32::MAX as i128 + 1).sum::<i128>()),
+        Box::new(|c: &Candidate| {
+            -c.victims
+                .iter()
+                .map(|v| v.priority as i128 + i32::MAX as i128 + 1)
+                .sum::<i128>()
+        }),
         Box::new(|c: &Candidate| -(c.victims.len() as i128)),
         Box::new(move |c: &Candidate| {
             let top = c.victims.iter().map(|v| v.priority).max().unwrap_or(0);
@@ -303,13 +339,20 @@ impl Plugin for DefaultPreemption {
         if num_all == 0 {
             return (None, Status::error("preemption: no nodes available"));
         }
-        let potential = statuses.nodes_with_code(ctx.cache.order().iter().copied(), Code::Unschedulable);
+        let potential =
+            statuses.nodes_with_code(ctx.cache.order().iter().copied(), Code::Unschedulable);
         let clear = PostFilterResult {
             nominated_node: Some(String::new()),
             preemption: None,
         };
         if potential.is_empty() {
-            return (Some(clear), wrap(Code::Unschedulable, not_helpful(num_all, NodeToStatus::new())));
+            return (
+                Some(clear),
+                wrap(
+                    Code::Unschedulable,
+                    not_helpful(num_all, NodeToStatus::new()),
+                ),
+            );
         }
         let now = k8s_openapi::jiff::Timestamp::now().as_nanosecond();
         let offset = rand::rng().random_range(0..potential.len());
@@ -332,7 +375,8 @@ impl Plugin for DefaultPreemption {
                     } else {
                         violating.push(c);
                     }
-                    if !non_violating.is_empty() && non_violating.len() + violating.len() >= wanted {
+                    if !non_violating.is_empty() && non_violating.len() + violating.len() >= wanted
+                    {
                         break;
                     }
                 }
@@ -348,11 +392,21 @@ impl Plugin for DefaultPreemption {
         candidates.extend(violating);
         if candidates.is_empty() {
             if !errors.is_empty() {
-                return (None, Status::error(format!("preemption: {}", errors.join(", "))));
+                return (
+                    None,
+                    Status::error(format!("preemption: {}", errors.join(", "))),
+                );
             }
-            return (Some(clear), wrap(Code::Unschedulable, not_helpful(num_all, node_statuses)));
+            return (
+                Some(clear),
+                wrap(Code::Unschedulable, not_helpful(num_all, node_statuses)),
+            );
         }
-        let best = if candidates.len() == 1 { 0 } else { pick_candidate(&candidates, now) };
+        let best = if candidates.len() == 1 {
+            0
+        } else {
+            pick_candidate(&candidates, now)
+        };
         let chosen = candidates.swap_remove(best);
         let node_name = ctx.cache.node(chosen.node).name().to_string();
         let clear_nominated = ctx
@@ -438,11 +492,23 @@ mod tests {
 
     #[test]
     fn evicts_the_fewest_lowest_priority_pods() {
-        let (mut cache, nom) = ctx_for(vec![node("n1", json!({"status": {"allocatable": {"cpu": "4", "pods": "10"}}}))]);
-        cache.assume_pod(Arc::new(cpu_pod("low-a", "2", 1, json!({}))), "n1").unwrap();
-        cache.assume_pod(Arc::new(cpu_pod("low-b", "1", 2, json!({}))), "n1").unwrap();
-        cache.assume_pod(Arc::new(cpu_pod("same", "1", 100, json!({}))), "n1").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let (mut cache, nom) = ctx_for(vec![node(
+            "n1",
+            json!({"status": {"allocatable": {"cpu": "4", "pods": "10"}}}),
+        )]);
+        cache
+            .assume_pod(Arc::new(cpu_pod("low-a", "2", 1, json!({}))), "n1")
+            .unwrap();
+        cache
+            .assume_pod(Arc::new(cpu_pod("low-b", "1", 2, json!({}))), "n1")
+            .unwrap();
+        cache
+            .assume_pod(Arc::new(cpu_pod("same", "1", 100, json!({}))), "n1")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let f = fwk(DefaultPreemption::new(None).unwrap());
         let p = cpu_pod("hi", "2", 100, json!({}));
         let statuses = statuses_after_filter(&f, &ctx, &p);
@@ -450,7 +516,14 @@ mod tests {
         assert!(s.is_success(), "{s:?}");
         let r = r.unwrap();
         assert_eq!(r.nominated_node.as_deref(), Some("n1"));
-        let victims: Vec<&str> = r.preemption.as_ref().unwrap().victims.iter().map(|v| v.name.as_str()).collect();
+        let victims: Vec<&str> = r
+            .preemption
+            .as_ref()
+            .unwrap()
+            .victims
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
         // Removing low-a (2 cpu) alone is enough; low-b (higher priority) is reprieved.
         assert_eq!(victims, ["low-a"]);
     }
@@ -458,16 +531,30 @@ mod tests {
     #[test]
     fn messages_when_preemption_cannot_help() {
         let (mut cache, nom) = ctx_for(vec![
-            node("n1", json!({"status": {"allocatable": {"cpu": "1", "pods": "10"}}})),
-            node("tainted", json!({"status": {"allocatable": {"cpu": "8", "pods": "10"}}})),
+            node(
+                "n1",
+                json!({"status": {"allocatable": {"cpu": "1", "pods": "10"}}}),
+            ),
+            node(
+                "tainted",
+                json!({"status": {"allocatable": {"cpu": "8", "pods": "10"}}}),
+            ),
         ]);
-        cache.assume_pod(Arc::new(cpu_pod("peer", "500m", 100, json!({}))), "n1").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        cache
+            .assume_pod(Arc::new(cpu_pod("peer", "500m", 100, json!({}))), "n1")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let f = fwk(DefaultPreemption::new(None).unwrap());
         let p = cpu_pod("big", "2", 100, json!({}));
         let mut statuses = statuses_after_filter(&f, &ctx, &p);
         // Pretend the second node was rejected for an unresolvable reason.
-        statuses.set(cache.node_index("tainted").unwrap(), Status::unresolvable("node(s) had untolerated taint {k: v}"));
+        statuses.set(
+            cache.node_index("tainted").unwrap(),
+            Status::unresolvable("node(s) had untolerated taint {k: v}"),
+        );
         let (r, s) = f.run_post_filter(&ctx, &CycleState::new(), &p, &statuses);
         assert_eq!(r.unwrap().nominated_node.as_deref(), Some(""));
         assert_eq!(
@@ -479,21 +566,43 @@ mod tests {
         raw.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
         never = PodInfo::new(Arc::new(raw), 100);
         let (_, s) = f.run_post_filter(&ctx, &CycleState::new(), &never, &statuses);
-        assert_eq!(s.message(), "preemption: not eligible due to preemptionPolicy=Never.");
+        assert_eq!(
+            s.message(),
+            "preemption: not eligible due to preemptionPolicy=Never."
+        );
         let mut all_unresolvable = NodeToStatus::new();
         all_unresolvable.set(0, Status::unresolvable("x"));
         let (_, s) = f.run_post_filter(&ctx, &CycleState::new(), &p, &all_unresolvable);
-        assert_eq!(s.message(), "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.");
+        assert_eq!(
+            s.message(),
+            "preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+        );
     }
 
     #[test]
     fn pdb_violations_are_avoided_when_possible() {
         let (mut cache, nom) = ctx_for(vec![
-            node("guarded", json!({"status": {"allocatable": {"cpu": "1", "pods": "10"}}})),
-            node("free", json!({"status": {"allocatable": {"cpu": "1", "pods": "10"}}})),
+            node(
+                "guarded",
+                json!({"status": {"allocatable": {"cpu": "1", "pods": "10"}}}),
+            ),
+            node(
+                "free",
+                json!({"status": {"allocatable": {"cpu": "1", "pods": "10"}}}),
+            ),
         ]);
-        cache.assume_pod(Arc::new(cpu_pod("g", "1", 0, json!({"app": "db"}))), "guarded").unwrap();
-        cache.assume_pod(Arc::new(cpu_pod("f", "1", 0, json!({"app": "web"}))), "free").unwrap();
+        cache
+            .assume_pod(
+                Arc::new(cpu_pod("g", "1", 0, json!({"app": "db"}))),
+                "guarded",
+            )
+            .unwrap();
+        cache
+            .assume_pod(
+                Arc::new(cpu_pod("f", "1", 0, json!({"app": "web"}))),
+                "free",
+            )
+            .unwrap();
         cache.listers.pdbs.insert(
             "default/db".into(),
             Arc::new(
@@ -503,7 +612,10 @@ mod tests {
                 .unwrap(),
             ),
         );
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let f = fwk(DefaultPreemption::new(None).unwrap());
         let p = cpu_pod("hi", "1", 10, json!({}));
         let statuses = statuses_after_filter(&f, &ctx, &p);
@@ -537,6 +649,9 @@ mod tests {
         ];
         assert_eq!(pick_candidate(&cands, now), 2);
         assert_eq!(DefaultPreemption::new(None).unwrap().num_candidates(50), 50);
-        assert_eq!(DefaultPreemption::new(None).unwrap().num_candidates(5000), 500);
+        assert_eq!(
+            DefaultPreemption::new(None).unwrap().num_candidates(5000),
+            500
+        );
     }
 }

@@ -10,15 +10,21 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::scheduler::framework::events::{
-    EventResource, ADD, DELETE, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT, UPDATE_POD_LABEL, UPDATE_POD_TOLERATIONS,
+    EventResource, ADD, DELETE, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT, UPDATE_POD_LABEL,
+    UPDATE_POD_TOLERATIONS,
 };
-use crate::scheduler::framework::{points, ClusterEvent, CycleState, Ctx, Plugin, PreFilterResult, Status, MAX_NODE_SCORE};
+use crate::scheduler::framework::{
+    points, ClusterEvent, Ctx, CycleState, Plugin, PreFilterResult, Status, MAX_NODE_SCORE,
+};
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::PodInfo;
-use crate::scheduler::selector::{find_untolerated_do_not_schedule, Labels, RequiredNodeAffinity, Selector};
+use crate::scheduler::selector::{
+    find_untolerated_do_not_schedule, Labels, RequiredNodeAffinity, Selector,
+};
 
 pub const CONSTRAINTS_NOT_MATCH: &str = "node(s) didn't match pod topology spread constraints";
-pub const MISSING_LABEL: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
+pub const MISSING_LABEL: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
 const ZONE: &str = "topology.kubernetes.io/zone";
@@ -39,7 +45,9 @@ impl Constraint {
         if self.honor_node_affinity && !required.matches(node.name(), node.labels()) {
             return false;
         }
-        if self.honor_node_taints && find_untolerated_do_not_schedule(node.taints(), pod.tolerations()).is_some() {
+        if self.honor_node_taints
+            && find_untolerated_do_not_schedule(node.taints(), pod.tolerations()).is_some()
+        {
             return false;
         }
         true
@@ -70,10 +78,6 @@ struct SpreadArgs {
     default_constraints: Vec<TopologySpreadConstraint>,
     #[serde(default)]
     defaulting_type: Option<String>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
 }
 
 pub struct PodTopologySpread {
@@ -139,7 +143,8 @@ const SCORE_KEY: &str = "PreScorePodTopologySpread";
 impl PodTopologySpread {
     pub fn new(args: Option<&Value>) -> Result<PodTopologySpread, String> {
         let args: SpreadArgs = match args {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("PodTopologySpreadArgs: {e}"))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("PodTopologySpreadArgs: {e}"))?,
             None => SpreadArgs::default(),
         };
         match args.defaulting_type.as_deref().unwrap_or("System") {
@@ -153,15 +158,24 @@ impl PodTopologySpread {
                 })
             }
             "List" => {
-                if args.default_constraints.iter().any(|c| c.label_selector.is_some()) {
-                    return Err("PodTopologySpreadArgs: defaultConstraints[*].labelSelector: Forbidden".into());
+                if args
+                    .default_constraints
+                    .iter()
+                    .any(|c| c.label_selector.is_some())
+                {
+                    return Err(
+                        "PodTopologySpreadArgs: defaultConstraints[*].labelSelector: Forbidden"
+                            .into(),
+                    );
                 }
                 Ok(PodTopologySpread {
                     default_constraints: args.default_constraints,
                     system_defaulted: false,
                 })
             }
-            other => Err(format!("PodTopologySpreadArgs: defaultingType: Unsupported value: {other:?}")),
+            other => Err(format!(
+                "PodTopologySpreadArgs: defaultingType: Unsupported value: {other:?}"
+            )),
         }
     }
 
@@ -177,7 +191,11 @@ impl PodTopologySpread {
             if !keys.is_empty() {
                 let own: Labels = keys
                     .iter()
-                    .filter_map(|k| pod_labels.and_then(|l| l.get(k)).map(|v| (k.clone(), v.clone())))
+                    .filter_map(|k| {
+                        pod_labels
+                            .and_then(|l| l.get(k))
+                            .map(|v| (k.clone(), v.clone()))
+                    })
                     .collect();
                 if !own.is_empty() {
                     selector = selector.and_set(&own);
@@ -195,8 +213,18 @@ impl PodTopologySpread {
         Ok(out)
     }
 
-    fn pod_constraints(&self, ctx: &Ctx, pod: &PodInfo, action: &str) -> Result<Vec<Constraint>, String> {
-        let own = pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+    fn pod_constraints(
+        &self,
+        ctx: &Ctx,
+        pod: &PodInfo,
+        action: &str,
+    ) -> Result<Vec<Constraint>, String> {
+        let own = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_deref())
+            .unwrap_or_default();
         if !own.is_empty() {
             return Self::constraints(own, pod.labels(), action);
         }
@@ -215,7 +243,11 @@ impl PodTopologySpread {
     }
 
     fn require_all_topologies(&self, pod: &PodInfo) -> bool {
-        let own = pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_ref());
+        let own = pod
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.topology_spread_constraints.as_ref());
         own.is_some_and(|c| !c.is_empty()) || !self.system_defaulted
     }
 }
@@ -230,16 +262,31 @@ impl Plugin for PodTopologySpread {
         "PodTopologySpread"
     }
     fn points(&self) -> u32 {
-        points::PRE_FILTER | points::PRE_FILTER_EXTENSIONS | points::FILTER | points::PRE_SCORE | points::SCORE
+        points::PRE_FILTER
+            | points::PRE_FILTER_EXTENSIONS
+            | points::FILTER
+            | points::PRE_SCORE
+            | points::SCORE
     }
     fn events_to_register(&self) -> Vec<ClusterEvent> {
         vec![
-            ClusterEvent::new(EventResource::Pod, ADD | UPDATE_POD_LABEL | UPDATE_POD_TOLERATIONS | DELETE),
-            ClusterEvent::new(EventResource::Node, ADD | DELETE | UPDATE_NODE_LABEL | UPDATE_NODE_TAINT),
+            ClusterEvent::new(
+                EventResource::Pod,
+                ADD | UPDATE_POD_LABEL | UPDATE_POD_TOLERATIONS | DELETE,
+            ),
+            ClusterEvent::new(
+                EventResource::Node,
+                ADD | DELETE | UPDATE_NODE_LABEL | UPDATE_NODE_TAINT,
+            ),
         ]
     }
 
-    fn pre_filter(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+    ) -> (Option<PreFilterResult>, Status) {
         let constraints = match self.pod_constraints(ctx, pod, "DoNotSchedule") {
             Ok(c) => c,
             Err(e) => return (None, Status::error(e)),
@@ -273,14 +320,28 @@ impl Plugin for PodTopologySpread {
         (None, Status::success())
     }
 
-    fn add_pod(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, added: &Arc<PodInfo>, node: &NodeInfo) -> Status {
+    fn add_pod(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        added: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
         if let Some(s) = state.read_mut::<FilterState>(FILTER_KEY) {
             s.update(pod, added, node, 1);
         }
         Status::success()
     }
 
-    fn remove_pod(&self, _ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, removed: &Arc<PodInfo>, node: &NodeInfo) -> Status {
+    fn remove_pod(
+        &self,
+        _ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        removed: &Arc<PodInfo>,
+        node: &NodeInfo,
+    ) -> Status {
         if let Some(s) = state.read_mut::<FilterState>(FILTER_KEY) {
             s.update(pod, removed, node, -1);
         }
@@ -289,7 +350,9 @@ impl Plugin for PodTopologySpread {
 
     fn filter(&self, _ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let Some(s) = state.read::<FilterState>(FILTER_KEY) else {
-            return Status::error("reading \"PreFilterPodTopologySpread\" from cycleState: not found");
+            return Status::error(
+                "reading \"PreFilterPodTopologySpread\" from cycleState: not found",
+            );
         };
         for (i, c) in s.constraints.iter().enumerate() {
             let Some(value) = node.label(&c.topology_key) else {
@@ -304,13 +367,23 @@ impl Plugin for PodTopologySpread {
         Status::success()
     }
 
-    fn pre_score(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, nodes: &[usize]) -> Status {
+    fn pre_score(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[usize],
+    ) -> Status {
         if nodes.is_empty() || ctx.cache.num_nodes() == 0 {
             return Status::skip();
         }
         let constraints = match self.pod_constraints(ctx, pod, "ScheduleAnyway") {
             Ok(c) => c,
-            Err(e) => return Status::error(format!("obtaining pod's soft topology spread constraints: {e}")),
+            Err(e) => {
+                return Status::error(format!(
+                    "obtaining pod's soft topology spread constraints: {e}"
+                ))
+            }
         };
         if constraints.is_empty() {
             return Status::skip();
@@ -340,7 +413,11 @@ impl Plugin for PodTopologySpread {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let size = if c.topology_key == HOSTNAME { nodes.len() - ignored.len() } else { sizes[i] };
+                let size = if c.topology_key == HOSTNAME {
+                    nodes.len() - ignored.len()
+                } else {
+                    sizes[i]
+                };
                 normalizing_weight(size)
             })
             .collect();
@@ -374,16 +451,30 @@ impl Plugin for PodTopologySpread {
         Status::success()
     }
 
-    fn score(&self, ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(
+        &self,
+        ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &NodeInfo,
+    ) -> Result<i64, Status> {
         let Some(s) = state.read::<ScoreState>(SCORE_KEY) else {
-            return Err(Status::error("reading \"PreScorePodTopologySpread\" from cycleState: not found"));
+            return Err(Status::error(
+                "reading \"PreScorePodTopologySpread\" from cycleState: not found",
+            ));
         };
-        if ctx.cache.node_index(node.name()).is_some_and(|i| s.ignored.contains(&i)) {
+        if ctx
+            .cache
+            .node_index(node.name())
+            .is_some_and(|i| s.ignored.contains(&i))
+        {
             return Ok(0);
         }
         let mut score = 0f64;
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(v) = node.label(&c.topology_key) else { continue };
+            let Some(v) = node.label(&c.topology_key) else {
+                continue;
+            };
             let cnt = if c.topology_key == HOSTNAME {
                 count_matching(&node.pods, &c.selector, &pod.namespace)
             } else {
@@ -394,7 +485,14 @@ impl Plugin for PodTopologySpread {
         Ok(score.round() as i64)
     }
 
-    fn normalize_score(&self, _ctx: &Ctx, state: &CycleState, _pod: &PodInfo, nodes: &[usize], scores: &mut [i64]) -> Status {
+    fn normalize_score(
+        &self,
+        _ctx: &Ctx,
+        state: &CycleState,
+        _pod: &PodInfo,
+        nodes: &[usize],
+        scores: &mut [i64],
+    ) -> Status {
         let Some(s) = state.read::<ScoreState>(SCORE_KEY) else {
             return Status::success();
         };
@@ -441,13 +539,25 @@ mod tests {
     }
 
     fn web(name: &str) -> PodInfo {
-        pod_in(json!({"name": name, "labels": {"app": "web"}}), json!({"containers": []}))
+        pod_in(
+            json!({"name": name, "labels": {"app": "web"}}),
+            json!({"containers": []}),
+        )
     }
 
     fn setup() -> crate::scheduler::cache::Cache {
-        let (mut cache, _) = ctx_for(vec![zone_node("a1", "a"), zone_node("a2", "a"), zone_node("b1", "b"), node("nolabel", json!({}))]);
-        cache.assume_pod(std::sync::Arc::new(web("w1")), "a1").unwrap();
-        cache.assume_pod(std::sync::Arc::new(web("w2")), "a2").unwrap();
+        let (mut cache, _) = ctx_for(vec![
+            zone_node("a1", "a"),
+            zone_node("a2", "a"),
+            zone_node("b1", "b"),
+            node("nolabel", json!({})),
+        ]);
+        cache
+            .assume_pod(std::sync::Arc::new(web("w1")), "a1")
+            .unwrap();
+        cache
+            .assume_pod(std::sync::Arc::new(web("w2")), "a2")
+            .unwrap();
         cache
     }
 
@@ -455,7 +565,10 @@ mod tests {
     fn do_not_schedule_limits_skew() {
         let cache = setup();
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = PodTopologySpread::new(None).unwrap();
         let mut p = web("new");
         let mut pi = (*p.pod).clone();
@@ -465,57 +578,102 @@ mod tests {
         assert!(pl.pre_filter(&ctx, &mut st, &p).1.is_success());
         // zone a has 2, zone b 0: a → 3-0 > 1.
         let s = pl.filter(&ctx, &st, &p, cache.get("a1").unwrap());
-        assert_eq!((s.code(), s.message().as_str()), (Code::Unschedulable, CONSTRAINTS_NOT_MATCH));
-        assert!(pl.filter(&ctx, &st, &p, cache.get("b1").unwrap()).is_success());
+        assert_eq!(
+            (s.code(), s.message().as_str()),
+            (Code::Unschedulable, CONSTRAINTS_NOT_MATCH)
+        );
+        assert!(pl
+            .filter(&ctx, &st, &p, cache.get("b1").unwrap())
+            .is_success());
         let s = pl.filter(&ctx, &st, &p, cache.get("nolabel").unwrap());
-        assert_eq!((s.code(), s.message().as_str()), (Code::UnschedulableAndUnresolvable, MISSING_LABEL));
+        assert_eq!(
+            (s.code(), s.message().as_str()),
+            (Code::UnschedulableAndUnresolvable, MISSING_LABEL)
+        );
         // Preemption removing one pod from zone a changes the count.
         let w1 = cache.get("a1").unwrap().pods[0].clone();
         pl.remove_pod(&ctx, &mut st, &p, &w1, cache.get("a1").unwrap());
-        pl.remove_pod(&ctx, &mut st, &p, &cache.get("a2").unwrap().pods[0].clone(), cache.get("a2").unwrap());
-        assert!(pl.filter(&ctx, &st, &p, cache.get("a1").unwrap()).is_success());
+        pl.remove_pod(
+            &ctx,
+            &mut st,
+            &p,
+            &cache.get("a2").unwrap().pods[0].clone(),
+            cache.get("a2").unwrap(),
+        );
+        assert!(pl
+            .filter(&ctx, &st, &p, cache.get("a1").unwrap())
+            .is_success());
     }
 
     #[test]
     fn min_domains_treats_missing_domains_as_empty() {
         let (mut cache, nom) = ctx_for(vec![zone_node("a1", "a"), zone_node("b1", "b")]);
-        cache.assume_pod(std::sync::Arc::new(web("w1")), "a1").unwrap();
-        cache.assume_pod(std::sync::Arc::new(web("w2")), "b1").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        cache
+            .assume_pod(std::sync::Arc::new(web("w1")), "a1")
+            .unwrap();
+        cache
+            .assume_pod(std::sync::Arc::new(web("w2")), "b1")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = PodTopologySpread::new(None).unwrap();
         let mut pi = (*web("new").pod).clone();
-        pi.spec = Some(serde_json::from_value(spread(1, "DoNotSchedule", json!({"minDomains": 3}))).unwrap());
+        pi.spec = Some(
+            serde_json::from_value(spread(1, "DoNotSchedule", json!({"minDomains": 3}))).unwrap(),
+        );
         let p = PodInfo::new(std::sync::Arc::new(pi), 0);
         let mut st = CycleState::new();
         pl.pre_filter(&ctx, &mut st, &p);
         // Two domains < minDomains 3: global minimum is 0, so 1 + 1 - 0 > 1 everywhere.
-        assert!(!pl.filter(&ctx, &st, &p, cache.get("a1").unwrap()).is_success());
-        assert!(!pl.filter(&ctx, &st, &p, cache.get("b1").unwrap()).is_success());
+        assert!(!pl
+            .filter(&ctx, &st, &p, cache.get("a1").unwrap())
+            .is_success());
+        assert!(!pl
+            .filter(&ctx, &st, &p, cache.get("b1").unwrap())
+            .is_success());
     }
 
     #[test]
     fn no_constraints_skip() {
         let (cache, nom) = ctx_for(vec![zone_node("a1", "a")]);
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = PodTopologySpread::new(None).unwrap();
         let p = pod("p", json!({"containers": []}));
         assert!(pl.pre_filter(&ctx, &mut CycleState::new(), &p).1.is_skip());
-        assert!(pl.pre_score(&ctx, &mut CycleState::new(), &p, &[0]).is_skip(), "no owner, no default selector");
+        assert!(
+            pl.pre_score(&ctx, &mut CycleState::new(), &p, &[0])
+                .is_skip(),
+            "no owner, no default selector"
+        );
     }
 
     #[test]
     fn schedule_anyway_scores_emptier_domains_higher() {
         let cache = setup();
         let nom = Default::default();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = PodTopologySpread::new(None).unwrap();
         let mut pi = (*web("new").pod).clone();
         pi.spec = Some(serde_json::from_value(spread(1, "ScheduleAnyway", json!({}))).unwrap());
         let p = PodInfo::new(std::sync::Arc::new(pi), 0);
-        let nodes: Vec<usize> = ["a1", "b1", "nolabel"].iter().map(|n| cache.node_index(n).unwrap()).collect();
+        let nodes: Vec<usize> = ["a1", "b1", "nolabel"]
+            .iter()
+            .map(|n| cache.node_index(n).unwrap())
+            .collect();
         let mut st = CycleState::new();
         assert!(pl.pre_score(&ctx, &mut st, &p, &nodes).is_success());
-        let mut scores: Vec<i64> = nodes.iter().map(|n| pl.score(&ctx, &st, &p, cache.node(*n)).unwrap()).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| pl.score(&ctx, &st, &p, cache.node(*n)).unwrap())
+            .collect();
         // Domains among candidates: a, b → weight ln(4); a: 2·ln4 = 2.77 → 3; b: 0.
         assert_eq!(scores, [3, 0, 0]);
         pl.normalize_score(&ctx, &st, &p, &nodes, &mut scores);
@@ -525,18 +683,35 @@ mod tests {
     #[test]
     fn system_defaults_spread_workload_pods_by_host() {
         let (mut cache, nom) = ctx_for(vec![node("h1", json!({})), node("h2", json!({}))]);
-        cache.listers.services.insert("default/web".into(), Some([("app".to_string(), "web".to_string())].into()));
-        cache.assume_pod(std::sync::Arc::new(web("w1")), "h1").unwrap();
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        cache.listers.services.insert(
+            "default/web".into(),
+            Some([("app".to_string(), "web".to_string())].into()),
+        );
+        cache
+            .assume_pod(std::sync::Arc::new(web("w1")), "h1")
+            .unwrap();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let pl = PodTopologySpread::new(None).unwrap();
         let p = web("new");
-        let nodes = [cache.node_index("h1").unwrap(), cache.node_index("h2").unwrap()];
+        let nodes = [
+            cache.node_index("h1").unwrap(),
+            cache.node_index("h2").unwrap(),
+        ];
         let mut st = CycleState::new();
         assert!(pl.pre_score(&ctx, &mut st, &p, &nodes).is_success());
-        let mut scores: Vec<i64> = nodes.iter().map(|n| pl.score(&ctx, &st, &p, cache.node(*n)).unwrap()).collect();
+        let mut scores: Vec<i64> = nodes
+            .iter()
+            .map(|n| pl.score(&ctx, &st, &p, cache.node(*n)).unwrap())
+            .collect();
         pl.normalize_score(&ctx, &st, &p, &nodes, &mut scores);
         assert!(scores[1] > scores[0], "{scores:?}");
-        assert!(PodTopologySpread::new(Some(&json!({"defaultingType": "List", "defaultConstraints": []}))).is_ok());
+        assert!(PodTopologySpread::new(Some(
+            &json!({"defaultingType": "List", "defaultConstraints": []})
+        ))
+        .is_ok());
         assert!(PodTopologySpread::new(Some(&json!({"defaultingType": "Other"}))).is_err());
     }
 }

@@ -11,27 +11,29 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::scheduler::api::ApiClient;
-use crate::scheduler::framework::events::{EventResource, ADD, UPDATE, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT};
-use crate::scheduler::framework::{points, ClusterEvent, Code, CycleState, Ctx, Plugin, PreFilterResult, Status};
+use crate::scheduler::framework::events::{
+    EventResource, ADD, UPDATE, UPDATE_NODE_LABEL, UPDATE_NODE_TAINT,
+};
+use crate::scheduler::framework::{
+    points, ClusterEvent, Code, Ctx, CycleState, Plugin, PreFilterResult, Status,
+};
 use crate::scheduler::nodeinfo::NodeInfo;
 use crate::scheduler::podinfo::PodInfo;
 use crate::scheduler::selector::NodeSelector;
 
 pub const UNBOUND_IMMEDIATE: &str = "pod has unbound immediate PersistentVolumeClaims";
 pub const NODE_CONFLICT: &str = "node(s) had volume node affinity conflict";
-pub const PV_NOT_EXIST: &str = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
+pub const PV_NOT_EXIST: &str =
+    "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Args {
     #[serde(default = "default_timeout")]
     bind_timeout_seconds: i64,
-    #[serde(default)]
-    shape: Option<Value>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
+    /// Storage-capacity scoring (alpha upstream); accepted, not used.
+    #[serde(default, rename = "shape")]
+    _shape: Option<Value>,
 }
 
 fn default_timeout() -> i64 {
@@ -58,7 +60,8 @@ impl VolumeBinding {
     pub fn new(args: Option<&Value>) -> Result<VolumeBinding, String> {
         let timeout = match args {
             Some(v) => {
-                let a: Args = serde_json::from_value(v.clone()).map_err(|e| format!("VolumeBindingArgs: {e}"))?;
+                let a: Args = serde_json::from_value(v.clone())
+                    .map_err(|e| format!("VolumeBindingArgs: {e}"))?;
                 if a.bind_timeout_seconds < 0 {
                     return Err("VolumeBindingArgs: bindTimeoutSeconds: Invalid value: must be non-negative".into());
                 }
@@ -82,7 +85,9 @@ fn claim_names(pod: &PodInfo) -> Vec<(String, bool)> {
             if let Some(pvc) = &v.persistent_volume_claim {
                 Some((pvc.claim_name.clone(), false))
             } else {
-                v.ephemeral.as_ref().map(|_| (format!("{}-{}", pod.name, v.name), true))
+                v.ephemeral
+                    .as_ref()
+                    .map(|_| (format!("{}-{}", pod.name, v.name), true))
             }
         })
         .collect()
@@ -101,11 +106,19 @@ impl Plugin for VolumeBinding {
             ClusterEvent::new(EventResource::StorageClass, ADD | UPDATE),
             ClusterEvent::new(EventResource::PersistentVolumeClaim, ADD | UPDATE),
             ClusterEvent::new(EventResource::PersistentVolume, ADD | UPDATE),
-            ClusterEvent::new(EventResource::Node, ADD | UPDATE_NODE_LABEL | UPDATE_NODE_TAINT),
+            ClusterEvent::new(
+                EventResource::Node,
+                ADD | UPDATE_NODE_LABEL | UPDATE_NODE_TAINT,
+            ),
         ]
     }
 
-    fn pre_filter(&self, ctx: &Ctx, state: &mut CycleState, pod: &PodInfo) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        ctx: &Ctx,
+        state: &mut CycleState,
+        pod: &PodInfo,
+    ) -> (Option<PreFilterResult>, Status) {
         let claims = claim_names(pod);
         if claims.is_empty() {
             return (None, Status::skip());
@@ -123,7 +136,11 @@ impl Plugin for VolumeBinding {
                 };
                 return (None, Status::unresolvable(msg));
             };
-            let volume = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()).unwrap_or_default();
+            let volume = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.clone())
+                .unwrap_or_default();
             if pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Lost") {
                 return (
                     None,
@@ -131,7 +148,12 @@ impl Plugin for VolumeBinding {
                 );
             }
             if pvc.metadata.deletion_timestamp.is_some() {
-                return (None, Status::unresolvable(format!("persistentvolumeclaim {name:?} is being deleted")));
+                return (
+                    None,
+                    Status::unresolvable(format!(
+                        "persistentvolumeclaim {name:?} is being deleted"
+                    )),
+                );
             }
             if ephemeral {
                 let owned = pvc
@@ -162,7 +184,11 @@ impl Plugin for VolumeBinding {
                 });
                 continue;
             }
-            let class = pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone()).unwrap_or_default();
+            let class = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone())
+                .unwrap_or_default();
             let delayed = l
                 .storage_classes
                 .get(&class)
@@ -266,8 +292,16 @@ mod tests {
         )
     }
 
-    fn pvc(name: &str, spec: serde_json::Value) -> Arc<k8s_openapi::api::core::v1::PersistentVolumeClaim> {
-        Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})).unwrap())
+    fn pvc(
+        name: &str,
+        spec: serde_json::Value,
+    ) -> Arc<k8s_openapi::api::core::v1::PersistentVolumeClaim> {
+        Arc::new(
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+            )
+            .unwrap(),
+        )
     }
 
     #[test]
@@ -276,10 +310,22 @@ mod tests {
             node("a", json!({"metadata": {"labels": {"zone": "a"}}})),
             node("b", json!({"metadata": {"labels": {"zone": "b"}}})),
         ]);
-        cache.listers.pvcs.insert("default/unbound".into(), pvc("unbound", json!({"storageClassName": "fast"})));
-        cache.listers.pvcs.insert("default/bound".into(), pvc("bound", json!({"volumeName": "pv1"})));
-        cache.listers.pvcs.insert("default/dangling".into(), pvc("dangling", json!({"volumeName": "gone"})));
-        cache.listers.pvcs.insert("default/later".into(), pvc("later", json!({"storageClassName": "wffc"})));
+        cache.listers.pvcs.insert(
+            "default/unbound".into(),
+            pvc("unbound", json!({"storageClassName": "fast"})),
+        );
+        cache.listers.pvcs.insert(
+            "default/bound".into(),
+            pvc("bound", json!({"volumeName": "pv1"})),
+        );
+        cache.listers.pvcs.insert(
+            "default/dangling".into(),
+            pvc("dangling", json!({"volumeName": "gone"})),
+        );
+        cache.listers.pvcs.insert(
+            "default/later".into(),
+            pvc("later", json!({"storageClassName": "wffc"})),
+        );
         cache.listers.storage_classes.insert(
             "wffc".into(),
             Arc::new(serde_json::from_value(json!({"metadata": {"name": "wffc"}, "provisioner": "x", "volumeBindingMode": "WaitForFirstConsumer"})).unwrap()),
@@ -292,28 +338,51 @@ mod tests {
                 .unwrap(),
             ),
         );
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let vb = VolumeBinding::new(None).unwrap();
         let pre = |claim: &str| {
             let mut st = CycleState::new();
             let (_, s) = vb.pre_filter(&ctx, &mut st, &with_claim(claim));
             (s, st)
         };
-        assert_eq!(pre("nope").0.message(), "persistentvolumeclaim \"nope\" not found");
+        assert_eq!(
+            pre("nope").0.message(),
+            "persistentvolumeclaim \"nope\" not found"
+        );
         let (s, _) = pre("unbound");
-        assert_eq!((s.code(), s.message().as_str()), (Code::UnschedulableAndUnresolvable, UNBOUND_IMMEDIATE));
+        assert_eq!(
+            (s.code(), s.message().as_str()),
+            (Code::UnschedulableAndUnresolvable, UNBOUND_IMMEDIATE)
+        );
         let (s, st) = pre("bound");
         assert!(s.is_success());
         let p = with_claim("bound");
-        assert!(vb.filter(&ctx, &st, &p, cache.get("a").unwrap()).is_success());
-        assert_eq!(vb.filter(&ctx, &st, &p, cache.get("b").unwrap()).message(), NODE_CONFLICT);
+        assert!(vb
+            .filter(&ctx, &st, &p, cache.get("a").unwrap())
+            .is_success());
+        assert_eq!(
+            vb.filter(&ctx, &st, &p, cache.get("b").unwrap()).message(),
+            NODE_CONFLICT
+        );
         let (_, st) = pre("dangling");
-        assert_eq!(vb.filter(&ctx, &st, &with_claim("dangling"), cache.get("a").unwrap()).message(), PV_NOT_EXIST);
+        assert_eq!(
+            vb.filter(&ctx, &st, &with_claim("dangling"), cache.get("a").unwrap())
+                .message(),
+            PV_NOT_EXIST
+        );
         let (s, st) = pre("later");
         assert!(s.is_success());
-        assert!(vb.filter(&ctx, &st, &with_claim("later"), cache.get("b").unwrap()).is_success());
+        assert!(vb
+            .filter(&ctx, &st, &with_claim("later"), cache.get("b").unwrap())
+            .is_success());
         let none = pod_in(json!({"name": "q"}), json!({"containers": []}));
-        assert!(vb.pre_filter(&ctx, &mut CycleState::new(), &none).1.is_skip());
+        assert!(vb
+            .pre_filter(&ctx, &mut CycleState::new(), &none)
+            .1
+            .is_skip());
     }
 
     #[test]
@@ -323,7 +392,10 @@ mod tests {
             json!({"name": "p", "uid": "u1"}),
             json!({"containers": [], "volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}]}),
         );
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let vb = VolumeBinding::new(None).unwrap();
         let (_, s) = vb.pre_filter(&ctx, &mut CycleState::new(), &p);
         assert_eq!(s.message(), "waiting for ephemeral volume controller to create the persistentvolumeclaim \"p-scratch\"");
@@ -333,7 +405,10 @@ mod tests {
                 "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "other", "uid": "u2", "controller": true}]},
                 "spec": {"volumeName": "v"}})).unwrap()),
         );
-        let ctx = Ctx { cache: &cache, nominator: &nom };
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
         let (_, s) = vb.pre_filter(&ctx, &mut CycleState::new(), &p);
         assert!(s.message().contains("pod is not owner"), "{}", s.message());
     }

@@ -12,7 +12,10 @@ pub const DEFAULT_SECONDS: i64 = 300;
 
 /// Adds the default tolerations to a pod being created.
 pub fn admit(attrs: &Attributes, pod: &mut Value) {
-    if !(attrs.is("", "pods") && attrs.subresource.is_empty() && attrs.operation == Operation::Create) {
+    if !(attrs.is("", "pods")
+        && attrs.subresource.is_empty()
+        && attrs.operation == Operation::Create)
+    {
         return;
     }
     let tolerations = pod
@@ -60,7 +63,14 @@ mod tests {
     use crate::security::UserInfo;
 
     fn create() -> Attributes {
-        Attributes::core(Operation::Create, "pods", "Pod", "ns", "p", UserInfo::new("u", &[]))
+        Attributes::core(
+            Operation::Create,
+            "pods",
+            "Pod",
+            "ns",
+            "p",
+            UserInfo::new("u", &[]),
+        )
     }
 
     #[test]

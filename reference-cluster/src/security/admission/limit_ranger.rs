@@ -36,7 +36,11 @@ pub fn default_limit_range_item(item: &mut Value) {
         return;
     };
     let fill = |target: &str, source: &str, obj: &mut Map<String, Value>| {
-        let src = obj.get(source).and_then(Value::as_object).cloned().unwrap_or_default();
+        let src = obj
+            .get(source)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         if src.is_empty() {
             return;
         }
@@ -85,7 +89,10 @@ pub fn mutate(attrs: &Attributes, pod: &mut Value, limit_ranges: &[Value]) {
         if item.get("type").and_then(Value::as_str) != Some("Container") {
             continue;
         }
-        for (target, key) in [(&mut default_requests, "defaultRequest"), (&mut default_limits, "default")] {
+        for (target, key) in [
+            (&mut default_requests, "defaultRequest"),
+            (&mut default_limits, "default"),
+        ] {
             if let Some(m) = item.get(key).and_then(Value::as_object) {
                 for (k, v) in m {
                     target.insert(k.clone(), v.clone());
@@ -97,7 +104,10 @@ pub fn mutate(attrs: &Attributes, pod: &mut Value, limit_ranges: &[Value]) {
         return;
     }
     let mut notes = Vec::new();
-    for (list, label) in [("containers", "container"), ("initContainers", "init container")] {
+    for (list, label) in [
+        ("containers", "container"),
+        ("initContainers", "init container"),
+    ] {
         let Some(containers) = pod
             .get_mut("spec")
             .and_then(|s| s.get_mut(list))
@@ -106,7 +116,11 @@ pub fn mutate(attrs: &Attributes, pod: &mut Value, limit_ranges: &[Value]) {
             continue;
         };
         for c in containers.iter_mut().filter(|c| c.is_object()) {
-            let name = c.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !c.get("resources").is_some_and(Value::is_object) {
                 c["resources"] = json!({});
             }
@@ -135,7 +149,10 @@ pub fn mutate(attrs: &Attributes, pod: &mut Value, limit_ranges: &[Value]) {
             let limits = set("limits", &default_limits);
             let requests = set("requests", &default_requests);
             if !requests.is_empty() {
-                notes.push(format!("{} request for {label} {name}", requests.join(", ")));
+                notes.push(format!(
+                    "{} request for {label} {name}",
+                    requests.join(", ")
+                ));
             }
             if !limits.is_empty() {
                 notes.push(format!("{} limit for {label} {name}", limits.join(", ")));
@@ -149,59 +166,116 @@ pub fn mutate(attrs: &Attributes, pod: &mut Value, limit_ranges: &[Value]) {
         if !meta.get("annotations").is_some_and(Value::is_object) {
             meta["annotations"] = json!({});
         }
-        meta["annotations"][ANNOTATION] = json!(format!("LimitRanger plugin set: {}", notes.join("; ")));
+        meta["annotations"][ANNOTATION] =
+            json!(format!("LimitRanger plugin set: {}", notes.join("; ")));
     }
 }
 
 /// Upstream compares milli-values unless the bound is too large for them.
-fn compare_values(req: Option<&Quantity>, lim: Option<&Quantity>, enforced: &Quantity) -> (i128, i128, i128) {
+fn compare_values(
+    req: Option<&Quantity>,
+    lim: Option<&Quantity>,
+    enforced: &Quantity,
+) -> (i128, i128, i128) {
     const MAX_MILLI: i128 = i64::MAX as i128 / 1000;
     let milli = enforced.value() <= MAX_MILLI;
     let v = |q: Option<&Quantity>| q.map_or(0, |q| if milli { q.milli_value() } else { q.value() });
-    (v(req), v(lim), if milli { enforced.milli_value() } else { enforced.value() })
+    (
+        v(req),
+        v(lim),
+        if milli {
+            enforced.milli_value()
+        } else {
+            enforced.value()
+        },
+    )
 }
 
-fn min_constraint(kind: &str, res: &str, enforced: &Quantity, req: &ResourceList, lim: &ResourceList) -> Option<String> {
+fn min_constraint(
+    kind: &str,
+    res: &str,
+    enforced: &Quantity,
+    req: &ResourceList,
+    lim: &ResourceList,
+) -> Option<String> {
     let (r, l) = (req.get(res), lim.get(res));
     let (rv, lv, ev) = compare_values(r, l, enforced);
     let e = enforced.canonical();
     match r {
-        None => Some(format!("minimum {res} usage per {kind} is {e}.  No request is specified")),
-        Some(r) if rv < ev => Some(format!("minimum {res} usage per {kind} is {e}, but request is {}", r.canonical())),
+        None => Some(format!(
+            "minimum {res} usage per {kind} is {e}.  No request is specified"
+        )),
+        Some(r) if rv < ev => Some(format!(
+            "minimum {res} usage per {kind} is {e}, but request is {}",
+            r.canonical()
+        )),
         _ => match l {
-            Some(l) if lv < ev => Some(format!("minimum {res} usage per {kind} is {e}, but limit is {}", l.canonical())),
+            Some(l) if lv < ev => Some(format!(
+                "minimum {res} usage per {kind} is {e}, but limit is {}",
+                l.canonical()
+            )),
             _ => None,
         },
     }
 }
 
-fn max_constraint(kind: &str, res: &str, enforced: &Quantity, req: &ResourceList, lim: &ResourceList) -> Option<String> {
+fn max_constraint(
+    kind: &str,
+    res: &str,
+    enforced: &Quantity,
+    req: &ResourceList,
+    lim: &ResourceList,
+) -> Option<String> {
     let (r, l) = (req.get(res), lim.get(res));
     let (rv, lv, ev) = compare_values(r, l, enforced);
     let e = enforced.canonical();
     match l {
-        None => Some(format!("maximum {res} usage per {kind} is {e}.  No limit is specified")),
-        Some(l) if lv > ev => Some(format!("maximum {res} usage per {kind} is {e}, but limit is {}", l.canonical())),
+        None => Some(format!(
+            "maximum {res} usage per {kind} is {e}.  No limit is specified"
+        )),
+        Some(l) if lv > ev => Some(format!(
+            "maximum {res} usage per {kind} is {e}, but limit is {}",
+            l.canonical()
+        )),
         _ => match r {
-            Some(r) if rv > ev => Some(format!("maximum {res} usage per {kind} is {e}, but request is {}", r.canonical())),
+            Some(r) if rv > ev => Some(format!(
+                "maximum {res} usage per {kind} is {e}, but request is {}",
+                r.canonical()
+            )),
             _ => None,
         },
     }
 }
 
 /// For PVCs, whose limits are not user input: only the request is compared.
-fn max_request_constraint(kind: &str, res: &str, enforced: &Quantity, req: &ResourceList) -> Option<String> {
+fn max_request_constraint(
+    kind: &str,
+    res: &str,
+    enforced: &Quantity,
+    req: &ResourceList,
+) -> Option<String> {
     let r = req.get(res);
     let (rv, _, ev) = compare_values(r, None, enforced);
     let e = enforced.canonical();
     match r {
-        None => Some(format!("maximum {res} usage per {kind} is {e}.  No request is specified")),
-        Some(r) if rv > ev => Some(format!("maximum {res} usage per {kind} is {e}, but request is {}", r.canonical())),
+        None => Some(format!(
+            "maximum {res} usage per {kind} is {e}.  No request is specified"
+        )),
+        Some(r) if rv > ev => Some(format!(
+            "maximum {res} usage per {kind} is {e}, but request is {}",
+            r.canonical()
+        )),
         _ => None,
     }
 }
 
-fn ratio_constraint(kind: &str, res: &str, enforced: &Quantity, req: &ResourceList, lim: &ResourceList) -> Option<String> {
+fn ratio_constraint(
+    kind: &str,
+    res: &str,
+    enforced: &Quantity,
+    req: &ResourceList,
+    lim: &ResourceList,
+) -> Option<String> {
     let (rv, lv, _) = compare_values(req.get(res), lim.get(res), enforced);
     let e = enforced.canonical();
     if rv == 0 {
@@ -218,7 +292,13 @@ fn ratio_constraint(kind: &str, res: &str, enforced: &Quantity, req: &ResourceLi
     None
 }
 
-fn check(kind: &str, item: &Value, req: &ResourceList, lim: &ResourceList, errors: &mut Vec<String>) {
+fn check(
+    kind: &str,
+    item: &Value,
+    req: &ResourceList,
+    lim: &ResourceList,
+    errors: &mut Vec<String>,
+) {
     for (k, v) in resource_list(item.get("min")) {
         errors.extend(min_constraint(kind, &k, &v, req, lim));
     }
@@ -232,7 +312,10 @@ fn check(kind: &str, item: &Value, req: &ResourceList, lim: &ResourceList, error
 
 fn sum_into(total: &mut ResourceList, add: &ResourceList) {
     for (k, v) in add {
-        let e = total.entry(k.clone()).or_insert(Quantity { nanos: 0, format: v.format });
+        let e = total.entry(k.clone()).or_insert(Quantity {
+            nanos: 0,
+            format: v.format,
+        });
         e.nanos += v.nanos;
     }
 }
@@ -303,7 +386,14 @@ mod tests {
     use crate::security::UserInfo;
 
     fn create(resource: &str) -> Attributes {
-        Attributes::core(Operation::Create, resource, "", "dev", "p", UserInfo::new("u", &[]))
+        Attributes::core(
+            Operation::Create,
+            resource,
+            "",
+            "dev",
+            "p",
+            UserInfo::new("u", &[]),
+        )
     }
 
     fn limit_range(limits: Value) -> Value {
@@ -345,7 +435,9 @@ mod tests {
         let ok = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "resources": {"limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "500m", "memory": "64Mi"}}}
         ]}});
-        let lr = limit_range(json!([{"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "64Mi"}, "maxLimitRequestRatio": {"cpu": "2"}}]));
+        let lr = limit_range(
+            json!([{"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "64Mi"}, "maxLimitRequestRatio": {"cpu": "2"}}]),
+        );
         assert!(validate(&create("pods"), &ok, &[lr]).is_ok());
     }
 
@@ -357,7 +449,9 @@ mod tests {
             {"name": "b", "resources": {"limits": {"memory": "600Mi"}}}
         ]}});
         assert_eq!(
-            validate(&create("pods"), &pod, &[lr.clone()]).unwrap_err().message,
+            validate(&create("pods"), &pod, std::slice::from_ref(&lr))
+                .unwrap_err()
+                .message,
             r#"pods "p" is forbidden: maximum memory usage per Pod is 1Gi, but limit is 1200Mi"#
         );
         let bare = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
@@ -369,14 +463,34 @@ mod tests {
 
     #[test]
     fn claims_are_bounded_by_their_storage_request() {
-        let lr = limit_range(json!([{"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]));
+        let lr = limit_range(
+            json!([{"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}}]),
+        );
         let pvc = |size: &str| json!({"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": size}}}});
-        assert!(validate(&create("persistentvolumeclaims"), &pvc("5Gi"), &[lr.clone()]).is_ok());
+        assert!(validate(
+            &create("persistentvolumeclaims"),
+            &pvc("5Gi"),
+            std::slice::from_ref(&lr)
+        )
+        .is_ok());
         assert_eq!(
-            validate(&create("persistentvolumeclaims"), &pvc("20Gi"), &[lr.clone()]).unwrap_err().message,
+            validate(
+                &create("persistentvolumeclaims"),
+                &pvc("20Gi"),
+                std::slice::from_ref(&lr)
+            )
+            .unwrap_err()
+            .message,
             r#"persistentvolumeclaims "data" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi"#
         );
-        assert!(validate(&create("persistentvolumeclaims"), &pvc("500Mi"), &[lr]).unwrap_err().message.contains("minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"));
+        assert!(
+            validate(&create("persistentvolumeclaims"), &pvc("500Mi"), &[lr])
+                .unwrap_err()
+                .message
+                .contains(
+                    "minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"
+                )
+        );
     }
 
     #[test]

@@ -75,7 +75,14 @@ pub struct Attributes {
 
 impl Attributes {
     /// Attributes of a core (`v1`) resource, the common case in tests and built-ins.
-    pub fn core(op: Operation, resource: &str, kind: &str, namespace: &str, name: &str, user: UserInfo) -> Self {
+    pub fn core(
+        op: Operation,
+        resource: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        user: UserInfo,
+    ) -> Self {
         Attributes {
             operation: op,
             group: String::new(),
@@ -170,7 +177,10 @@ pub fn forbidden(attrs: &Attributes, obj: Option<&Value>, err: &str) -> Rejectio
     Rejection {
         code: 403,
         reason: "Forbidden",
-        message: format!("{} \"{name}\" is forbidden: {err}", attrs.qualified_resource()),
+        message: format!(
+            "{} \"{name}\" is forbidden: {err}",
+            attrs.qualified_resource()
+        ),
         details: Some(details),
     }
 }
@@ -184,7 +194,9 @@ pub(crate) fn aggregate(errors: &[String]) -> String {
 }
 
 pub(crate) fn str_of<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 pub(crate) fn array_of<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
@@ -200,17 +212,33 @@ mod tests {
 
     #[test]
     fn forbidden_names_the_object_like_upstream() {
-        let a = Attributes::core(Operation::Create, "pods", "Pod", "ns", "", UserInfo::anonymous());
+        let a = Attributes::core(
+            Operation::Create,
+            "pods",
+            "Pod",
+            "ns",
+            "",
+            UserInfo::anonymous(),
+        );
         let pod = json!({"metadata": {"generateName": "web-"}});
-        assert_eq!(forbidden(&a, Some(&pod), "no").message, r#"pods "web-" is forbidden: no"#);
-        assert_eq!(forbidden(&a, None, "no").message, r#"pods "Unknown" is forbidden: no"#);
+        assert_eq!(
+            forbidden(&a, Some(&pod), "no").message,
+            r#"pods "web-" is forbidden: no"#
+        );
+        assert_eq!(
+            forbidden(&a, None, "no").message,
+            r#"pods "Unknown" is forbidden: no"#
+        );
         let mut d = a.clone();
         d.group = "apps".into();
         d.resource = "deployments".into();
         let dep = json!({"metadata": {"name": "d"}});
         let r = forbidden(&d, Some(&dep), "x");
         assert_eq!(r.message, r#"deployments.apps "d" is forbidden: x"#);
-        assert_eq!(r.to_status()["details"], json!({"name": "d", "kind": "deployments", "group": "apps"}));
+        assert_eq!(
+            r.to_status()["details"],
+            json!({"name": "d", "kind": "deployments", "group": "apps"})
+        );
         assert_eq!(aggregate(&["a".into(), "b".into()]), "[a, b]");
     }
 }

@@ -27,12 +27,15 @@ pub fn admit(
     namespace: Option<&Value>,
 ) -> Result<(), Rejection> {
     if attrs.group.is_empty() && attrs.resource == "namespaces" && attrs.subresource.is_empty() {
-        if attrs.operation == Operation::Delete && IMMORTAL_NAMESPACES.contains(&attrs.name.as_str()) {
+        if attrs.operation == Operation::Delete
+            && IMMORTAL_NAMESPACES.contains(&attrs.name.as_str())
+        {
             return Err(forbidden(attrs, None, "this namespace may not be deleted"));
         }
         return Ok(());
     }
-    if attrs.namespace.is_empty() || attrs.operation == Operation::Delete || is_access_review(attrs) {
+    if attrs.namespace.is_empty() || attrs.operation == Operation::Delete || is_access_review(attrs)
+    {
         return Ok(());
     }
     let Some(ns) = namespace else {
@@ -79,7 +82,10 @@ mod tests {
         for ns in IMMORTAL_NAMESPACES {
             let err = admit(&a(Operation::Delete, "namespaces", "", ns), None, None).unwrap_err();
             assert_eq!(err.code, 403);
-            assert_eq!(err.message, format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted"));
+            assert_eq!(
+                err.message,
+                format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+            );
         }
         assert!(admit(&a(Operation::Delete, "namespaces", "", "dev"), None, None).is_ok());
     }
@@ -88,23 +94,44 @@ mod tests {
     fn terminating_namespaces_refuse_new_content() {
         let ns = json!({"metadata": {"name": "dev"}, "status": {"phase": "Terminating"}});
         let pod = json!({"metadata": {"name": "p"}});
-        let err = admit(&a(Operation::Create, "pods", "dev", "p"), Some(&pod), Some(&ns)).unwrap_err();
+        let err = admit(
+            &a(Operation::Create, "pods", "dev", "p"),
+            Some(&pod),
+            Some(&ns),
+        )
+        .unwrap_err();
         assert_eq!(
             err.message,
             r#"pods "p" is forbidden: unable to create new content in namespace dev because it is being terminated"#
         );
-        assert_eq!(err.details.unwrap()["causes"][0]["reason"], "NamespaceTerminating");
+        assert_eq!(
+            err.details.unwrap()["causes"][0]["reason"],
+            "NamespaceTerminating"
+        );
         // Updates and deletes of existing content go on while the namespace drains.
-        assert!(admit(&a(Operation::Update, "pods", "dev", "p"), Some(&pod), Some(&ns)).is_ok());
+        assert!(admit(
+            &a(Operation::Update, "pods", "dev", "p"),
+            Some(&pod),
+            Some(&ns)
+        )
+        .is_ok());
         assert!(admit(&a(Operation::Delete, "pods", "dev", "p"), None, None).is_ok());
         let active = json!({"status": {"phase": "Active"}});
-        assert!(admit(&a(Operation::Create, "pods", "dev", "p"), Some(&pod), Some(&active)).is_ok());
+        assert!(admit(
+            &a(Operation::Create, "pods", "dev", "p"),
+            Some(&pod),
+            Some(&active)
+        )
+        .is_ok());
     }
 
     #[test]
     fn missing_namespaces_are_not_found() {
         let err = admit(&a(Operation::Create, "configmaps", "nope", "c"), None, None).unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (404, r#"namespaces "nope" not found"#));
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (404, r#"namespaces "nope" not found"#)
+        );
         let mut review = a(Operation::Create, "localsubjectaccessreviews", "nope", "");
         review.group = "authorization.k8s.io".into();
         assert!(admit(&review, None, None).is_ok());

@@ -12,31 +12,55 @@ const RESTRICTED_LABEL_PREFIX: &str = "node-restriction.kubernetes.io/";
 
 /// Admits a request from a node. `object`/`old` are the new and current objects (the current
 /// pod for pod deletes, status updates and evictions; the pod a token is requested for).
-pub fn admit(attrs: &Attributes, object: Option<&Value>, old: Option<&Value>) -> Result<(), Rejection> {
+pub fn admit(
+    attrs: &Attributes,
+    object: Option<&Value>,
+    old: Option<&Value>,
+) -> Result<(), Rejection> {
     let Some(node) = attrs.user.node_name() else {
         return Ok(());
     };
     let deny = |msg: String| Err(forbidden(attrs, object.or(old), &msg));
-    match (attrs.group.as_str(), attrs.resource.as_str(), attrs.subresource.as_str()) {
+    match (
+        attrs.group.as_str(),
+        attrs.resource.as_str(),
+        attrs.subresource.as_str(),
+    ) {
         ("", "nodes", _) => {
-            if matches!(attrs.operation, Operation::Create | Operation::Update | Operation::Delete) {
+            if matches!(
+                attrs.operation,
+                Operation::Create | Operation::Update | Operation::Delete
+            ) {
                 let requested = if attrs.name.is_empty() {
-                    object.map(|o| str_of(o, "/metadata/name")).unwrap_or_default()
+                    object
+                        .map(|o| str_of(o, "/metadata/name"))
+                        .unwrap_or_default()
                 } else {
                     attrs.name.as_str()
                 };
                 if requested != node {
-                    return deny(format!("node \"{node}\" is not allowed to modify node \"{requested}\""));
+                    return deny(format!(
+                        "node \"{node}\" is not allowed to modify node \"{requested}\""
+                    ));
                 }
                 if let Some(obj) = object {
-                    let old_labels = old.map(|o| crate::resources::json::string_map(o, "metadata.labels")).unwrap_or_default();
-                    let bad: Vec<String> = crate::resources::json::string_map(obj, "metadata.labels")
-                        .into_iter()
-                        .filter(|(k, v)| k.starts_with(RESTRICTED_LABEL_PREFIX) && old_labels.get(k) != Some(v))
-                        .map(|(k, _)| k)
-                        .collect();
+                    let old_labels = old
+                        .map(|o| crate::resources::json::string_map(o, "metadata.labels"))
+                        .unwrap_or_default();
+                    let bad: Vec<String> =
+                        crate::resources::json::string_map(obj, "metadata.labels")
+                            .into_iter()
+                            .filter(|(k, v)| {
+                                k.starts_with(RESTRICTED_LABEL_PREFIX)
+                                    && old_labels.get(k) != Some(v)
+                            })
+                            .map(|(k, _)| k)
+                            .collect();
                     if !bad.is_empty() {
-                        return deny(format!("is not allowed to modify labels: {}", bad.join(", ")));
+                        return deny(format!(
+                            "is not allowed to modify labels: {}",
+                            bad.join(", ")
+                        ));
                     }
                 }
             }
@@ -55,13 +79,17 @@ pub fn admit(attrs: &Attributes, object: Option<&Value>, old: Option<&Value>) ->
                     ));
                 }
                 if str_of(pod, "/spec/nodeName") != node {
-                    return deny(format!("node \"{node}\" can only create pods with spec.nodeName set to itself"));
+                    return deny(format!(
+                        "node \"{node}\" can only create pods with spec.nodeName set to itself"
+                    ));
                 }
                 Ok(())
             }
             Operation::Delete => {
                 if old.is_some_and(|p| str_of(p, "/spec/nodeName") != node) {
-                    return deny(format!("node \"{node}\" can only delete pods with spec.nodeName set to itself"));
+                    return deny(format!(
+                        "node \"{node}\" can only delete pods with spec.nodeName set to itself"
+                    ));
                 }
                 Ok(())
             }
@@ -79,31 +107,42 @@ pub fn admit(attrs: &Attributes, object: Option<&Value>, old: Option<&Value>) ->
         }
         ("", "pods", "eviction") => {
             if old.is_some_and(|p| str_of(p, "/spec/nodeName") != node) {
-                return deny(format!("node \"{node}\" can only evict pods with spec.nodeName set to itself"));
+                return deny(format!(
+                    "node \"{node}\" can only evict pods with spec.nodeName set to itself"
+                ));
             }
             Ok(())
         }
         ("", "serviceaccounts", "token") => {
             // `old` is the pod the token is bound to, if any.
             match old {
-                None => deny(format!("node \"{node}\" can only create tokens for pods bound to itself")),
-                Some(pod) if str_of(pod, "/spec/nodeName") != node => {
-                    deny(format!("node \"{node}\" can only create tokens for pods bound to itself"))
-                }
+                None => deny(format!(
+                    "node \"{node}\" can only create tokens for pods bound to itself"
+                )),
+                Some(pod) if str_of(pod, "/spec/nodeName") != node => deny(format!(
+                    "node \"{node}\" can only create tokens for pods bound to itself"
+                )),
                 _ => Ok(()),
             }
         }
         ("coordination.k8s.io", "leases", _) => {
-            if attrs.namespace != "kube-node-lease" || attrs.name.is_empty() && attrs.operation != Operation::Create {
+            if attrs.namespace != "kube-node-lease"
+                || attrs.name.is_empty() && attrs.operation != Operation::Create
+            {
                 return Ok(());
             }
             let requested = if attrs.name.is_empty() {
-                object.map(|o| str_of(o, "/metadata/name")).unwrap_or_default()
+                object
+                    .map(|o| str_of(o, "/metadata/name"))
+                    .unwrap_or_default()
             } else {
                 attrs.name.as_str()
             };
             if requested != node {
-                return deny("can only access node lease with the same name as the requesting node".to_string());
+                return deny(
+                    "can only access node lease with the same name as the requesting node"
+                        .to_string(),
+                );
             }
             Ok(())
         }
@@ -119,18 +158,45 @@ mod tests {
     use crate::security::UserInfo;
 
     fn node(op: Operation, resource: &str, name: &str) -> Attributes {
-        Attributes::core(op, resource, "", "", name, UserInfo::new("system:node:n1", &["system:nodes"]))
+        Attributes::core(
+            op,
+            resource,
+            "",
+            "",
+            name,
+            UserInfo::new("system:node:n1", &["system:nodes"]),
+        )
     }
 
     #[test]
     fn nodes_modify_only_themselves() {
         let own = json!({"metadata": {"name": "n1"}});
-        assert!(admit(&node(Operation::Update, "nodes", "n1"), Some(&own), Some(&own)).is_ok());
+        assert!(admit(
+            &node(Operation::Update, "nodes", "n1"),
+            Some(&own),
+            Some(&own)
+        )
+        .is_ok());
         let other = json!({"metadata": {"name": "n2"}});
-        let err = admit(&node(Operation::Update, "nodes", "n2"), Some(&other), Some(&other)).unwrap_err();
-        assert_eq!(err.message, r#"nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2""#);
+        let err = admit(
+            &node(Operation::Update, "nodes", "n2"),
+            Some(&other),
+            Some(&other),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2""#
+        );
         let labelled = json!({"metadata": {"name": "n1", "labels": {"node-restriction.kubernetes.io/pci": "true"}}});
-        assert!(admit(&node(Operation::Update, "nodes", "n1"), Some(&labelled), Some(&own)).unwrap_err().message.ends_with("is not allowed to modify labels: node-restriction.kubernetes.io/pci"));
+        assert!(admit(
+            &node(Operation::Update, "nodes", "n1"),
+            Some(&labelled),
+            Some(&own)
+        )
+        .unwrap_err()
+        .message
+        .ends_with("is not allowed to modify labels: node-restriction.kubernetes.io/pci"));
         // Other identities are not restricted here.
         let mut a = node(Operation::Update, "nodes", "n2");
         a.user = UserInfo::new("admin", &["system:masters"]);
@@ -150,11 +216,26 @@ mod tests {
         );
         let elsewhere = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n2"}});
         let status = node(Operation::Update, "pods", "p").with_subresource("status");
-        assert!(admit(&status, Some(&elsewhere), Some(&elsewhere)).unwrap_err().message.contains("can only update pod status for pods with spec.nodeName set to itself"));
+        assert!(admit(&status, Some(&elsewhere), Some(&elsewhere))
+            .unwrap_err()
+            .message
+            .contains("can only update pod status for pods with spec.nodeName set to itself"));
         let own = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
         assert!(admit(&status, Some(&own), Some(&own)).is_ok());
-        assert!(admit(&node(Operation::Delete, "pods", "p"), None, Some(&elsewhere)).is_err());
-        assert!(admit(&node(Operation::Update, "pods", "p"), Some(&own), Some(&own)).unwrap_err().message.contains("unexpected operation UPDATE"));
+        assert!(admit(
+            &node(Operation::Delete, "pods", "p"),
+            None,
+            Some(&elsewhere)
+        )
+        .is_err());
+        assert!(admit(
+            &node(Operation::Update, "pods", "p"),
+            Some(&own),
+            Some(&own)
+        )
+        .unwrap_err()
+        .message
+        .contains("unexpected operation UPDATE"));
     }
 
     #[test]

@@ -13,7 +13,10 @@ pub const SYSTEM_CLASSES: &[(&str, i64)] = &[
 
 /// Admits a pod create. `classes` are the cluster's PriorityClass objects.
 pub fn admit(attrs: &Attributes, pod: &mut Value, classes: &[Value]) -> Result<(), Rejection> {
-    if !(attrs.is("", "pods") && attrs.subresource.is_empty() && attrs.operation == Operation::Create) {
+    if !(attrs.is("", "pods")
+        && attrs.subresource.is_empty()
+        && attrs.operation == Operation::Create)
+    {
         return Ok(());
     }
     let name = pod
@@ -34,9 +37,14 @@ pub fn admit(attrs: &Attributes, pod: &mut Value, classes: &[Value]) -> Result<(
             .min_by_key(|c| c.get("value").and_then(Value::as_i64).unwrap_or(0));
         match default {
             Some(c) => (
-                c.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                c.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 c.get("value").and_then(Value::as_i64).unwrap_or(0),
-                c.get("preemptionPolicy").and_then(Value::as_str).map(String::from),
+                c.get("preemptionPolicy")
+                    .and_then(Value::as_str)
+                    .map(String::from),
             ),
             None => (String::new(), 0, None),
         }
@@ -44,7 +52,9 @@ pub fn admit(attrs: &Attributes, pod: &mut Value, classes: &[Value]) -> Result<(
         (
             name.clone(),
             c.get("value").and_then(Value::as_i64).unwrap_or(0),
-            c.get("preemptionPolicy").and_then(Value::as_str).map(String::from),
+            c.get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .map(String::from),
         )
     } else if let Some((_, v)) = SYSTEM_CLASSES.iter().find(|(n, _)| *n == name) {
         (name.clone(), *v, None)
@@ -65,7 +75,10 @@ pub fn admit(attrs: &Attributes, pod: &mut Value, classes: &[Value]) -> Result<(
         }
     }
     let policy = policy.unwrap_or_else(|| "PreemptLowerPriority".to_string());
-    if let Some(given) = pod.pointer("/spec/preemptionPolicy").and_then(Value::as_str) {
+    if let Some(given) = pod
+        .pointer("/spec/preemptionPolicy")
+        .and_then(Value::as_str)
+    {
         if given != policy {
             return Err(forbidden(
                 attrs,
@@ -90,7 +103,14 @@ mod tests {
     use crate::security::UserInfo;
 
     fn create() -> Attributes {
-        Attributes::core(Operation::Create, "pods", "Pod", "ns", "p", UserInfo::new("u", &[]))
+        Attributes::core(
+            Operation::Create,
+            "pods",
+            "Pod",
+            "ns",
+            "p",
+            UserInfo::new("u", &[]),
+        )
     }
 
     fn class(name: &str, value: i64, default: bool) -> Value {
@@ -102,7 +122,13 @@ mod tests {
         let classes = vec![class("high", 1000, false), class("normal", 10, true)];
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "high"}});
         admit(&create(), &mut pod, &classes).unwrap();
-        assert_eq!((pod["spec"]["priority"].as_i64(), pod["spec"]["preemptionPolicy"].as_str()), (Some(1000), Some("PreemptLowerPriority")));
+        assert_eq!(
+            (
+                pod["spec"]["priority"].as_i64(),
+                pod["spec"]["preemptionPolicy"].as_str()
+            ),
+            (Some(1000), Some("PreemptLowerPriority"))
+        );
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {}});
         admit(&create(), &mut pod, &classes).unwrap();
         assert_eq!(pod["spec"]["priorityClassName"], "normal");
@@ -120,9 +146,17 @@ mod tests {
     fn unknown_class_and_conflicting_priority_are_forbidden() {
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "x"}});
         let err = admit(&create(), &mut pod, &[]).unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (403, r#"pods "p" is forbidden: no PriorityClass with name x was found"#));
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (
+                403,
+                r#"pods "p" is forbidden: no PriorityClass with name x was found"#
+            )
+        );
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "high", "priority": 5}});
         let err = admit(&create(), &mut pod, &[class("high", 1000, false)]).unwrap_err();
-        assert!(err.message.contains("the integer value of priority (5) must not be provided in pod spec"));
+        assert!(err
+            .message
+            .contains("the integer value of priority (5) must not be provided in pod spec"));
     }
 }

@@ -92,9 +92,8 @@ fn pod_compute_usage(requests: &ResourceList, limits: &ResourceList) -> Resource
         }
     }
     for (k, v) in requests {
-        if k.starts_with("hugepages-") {
-            out.insert(format!("requests.{k}"), *v);
-        } else if !is_native(k) {
+        // Huge pages and extended resources are only quotable as requests.
+        if k.starts_with("hugepages-") || !is_native(k) {
             out.insert(format!("requests.{k}"), *v);
         }
     }
@@ -114,12 +113,11 @@ pub fn usage(group: &str, resource: &str, obj: &Value) -> ResourceList {
         return out;
     }
     match resource {
-        "pods" => {
-            if !is_terminal(obj) {
-                let requests = pod_resources(obj, "requests");
-                let limits = pod_resources(obj, "limits");
-                out.extend(pod_compute_usage(&requests, &limits));
-            }
+        // Terminated pods hold no resources; they still count as objects.
+        "pods" if !is_terminal(obj) => {
+            let requests = pod_resources(obj, "requests");
+            let limits = pod_resources(obj, "limits");
+            out.extend(pod_compute_usage(&requests, &limits));
         }
         "services" => {
             out.insert("services".into(), count(1));
@@ -188,7 +186,11 @@ fn matches_scopes(quota: &Value, group: &str, resource: &str, obj: &Value) -> bo
             .iter()
             .filter_map(|v| v.as_str().map(String::from))
             .collect();
-        scopes.push((str_of(expr, "/scopeName").into(), str_of(expr, "/operator").into(), values));
+        scopes.push((
+            str_of(expr, "/scopeName").into(),
+            str_of(expr, "/operator").into(),
+            values,
+        ));
     }
     if scopes.is_empty() {
         return true;
@@ -202,22 +204,26 @@ fn matches_scopes(quota: &Value, group: &str, resource: &str, obj: &Value) -> bo
                 && resource_list(c.pointer("/resources/limits")).is_empty()
         })
     });
-    let terminating = obj.pointer("/spec/activeDeadlineSeconds").is_some_and(|v| !v.is_null());
+    let terminating = obj
+        .pointer("/spec/activeDeadlineSeconds")
+        .is_some_and(|v| !v.is_null());
     let class = str_of(obj, "/spec/priorityClassName");
-    scopes.iter().all(|(scope, op, values)| match scope.as_str() {
-        "BestEffort" => best_effort,
-        "NotBestEffort" => !best_effort,
-        "Terminating" => terminating,
-        "NotTerminating" => !terminating,
-        "PriorityClass" => match op.as_str() {
-            "In" => values.iter().any(|v| v == class),
-            "NotIn" => !values.iter().any(|v| v == class),
-            "Exists" => !class.is_empty(),
-            "DoesNotExist" => class.is_empty(),
+    scopes
+        .iter()
+        .all(|(scope, op, values)| match scope.as_str() {
+            "BestEffort" => best_effort,
+            "NotBestEffort" => !best_effort,
+            "Terminating" => terminating,
+            "NotTerminating" => !terminating,
+            "PriorityClass" => match op.as_str() {
+                "In" => values.iter().any(|v| v == class),
+                "NotIn" => !values.iter().any(|v| v == class),
+                "Exists" => !class.is_empty(),
+                "DoesNotExist" => class.is_empty(),
+                _ => false,
+            },
             _ => false,
-        },
-        _ => false,
-    })
+        })
 }
 
 /// One object in a namespace, for [`compute_status`].
@@ -288,7 +294,12 @@ fn pod_constraints(required: &BTreeSet<String>, pod: &Value) -> Option<String> {
     }
     let parts: Vec<String> = missing
         .iter()
-        .map(|(r, names)| format!("{r} for: {}", names.iter().cloned().collect::<Vec<_>>().join(",")))
+        .map(|(r, names)| {
+            format!(
+                "{r} for: {}",
+                names.iter().cloned().collect::<Vec<_>>().join(",")
+            )
+        })
         .collect();
     Some(format!("must specify {}", parts.join("; ")))
 }
@@ -302,7 +313,10 @@ fn handles(attrs: &Attributes) -> bool {
         // Updates only change usage for these (resizes, service type changes).
         Operation::Update => {
             attrs.group.is_empty()
-                && matches!(attrs.resource.as_str(), "persistentvolumeclaims" | "services")
+                && matches!(
+                    attrs.resource.as_str(),
+                    "persistentvolumeclaims" | "services"
+                )
         }
         _ => false,
     }
@@ -348,7 +362,11 @@ pub fn admit(
                 .cloned()
                 .collect();
             if let Some(err) = pod_constraints(&required, obj) {
-                return Err(forbidden(attrs, Some(obj), &format!("failed quota: {name}: {err}")));
+                return Err(forbidden(
+                    attrs,
+                    Some(obj),
+                    &format!("failed quota: {name}: {err}"),
+                ));
             }
         }
         let requested: ResourceList = delta
@@ -368,7 +386,10 @@ pub fn admit(
             return Err(forbidden(
                 attrs,
                 Some(obj),
-                &format!("status unknown for quota: {name}, resources: {}", unknown.join(",")),
+                &format!(
+                    "status unknown for quota: {name}, resources: {}",
+                    unknown.join(",")
+                ),
             ));
         }
         let mut new_used = used.clone();
@@ -412,12 +433,21 @@ mod tests {
     use crate::security::UserInfo;
 
     fn create(resource: &str) -> Attributes {
-        Attributes::core(Operation::Create, resource, "", "dev", "p", UserInfo::new("u", &[]))
+        Attributes::core(
+            Operation::Create,
+            resource,
+            "",
+            "dev",
+            "p",
+            UserInfo::new("u", &[]),
+        )
     }
 
     fn pod(name: &str, cpu: Option<&str>) -> Value {
         let resources = match cpu {
-            Some(c) => json!({"requests": {"cpu": c, "memory": "64Mi"}, "limits": {"cpu": c, "memory": "64Mi"}}),
+            Some(c) => {
+                json!({"requests": {"cpu": c, "memory": "64Mi"}, "limits": {"cpu": c, "memory": "64Mi"}})
+            }
             None => json!({}),
         };
         json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "resources": resources}]}})
@@ -445,8 +475,14 @@ mod tests {
         done["status"] = json!({"phase": "Succeeded"});
         assert_eq!(pretty(&usage("", "pods", &done)), "count/pods=1");
         let svc = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 443}]}});
-        assert_eq!(pretty(&usage("", "services", &svc)), "count/services=1,services=1,services.nodeports=2");
-        assert_eq!(pretty(&usage("apps", "deployments", &json!({}))), "count/deployments.apps=1");
+        assert_eq!(
+            pretty(&usage("", "services", &svc)),
+            "count/services=1,services=1,services.nodeports=2"
+        );
+        assert_eq!(
+            pretty(&usage("apps", "deployments", &json!({}))),
+            "count/deployments.apps=1"
+        );
     }
 
     #[test]
@@ -462,10 +498,22 @@ mod tests {
 
     #[test]
     fn admitted_requests_charge_the_quota() {
-        let q = quota(json!({"pods": "2", "requests.cpu": "1"}), json!({"pods": "1", "requests.cpu": "500m"}));
-        let charged = admit(&create("pods"), &pod("p", Some("250m")), None, &[q.clone()]).unwrap();
+        let q = quota(
+            json!({"pods": "2", "requests.cpu": "1"}),
+            json!({"pods": "1", "requests.cpu": "500m"}),
+        );
+        let charged = admit(
+            &create("pods"),
+            &pod("p", Some("250m")),
+            None,
+            std::slice::from_ref(&q),
+        )
+        .unwrap();
         assert_eq!(charged.len(), 1);
-        assert_eq!(charged[0]["status"]["used"], json!({"pods": "2", "requests.cpu": "750m"}));
+        assert_eq!(
+            charged[0]["status"]["used"],
+            json!({"pods": "2", "requests.cpu": "750m"})
+        );
         let err = admit(&create("pods"), &pod("p", Some("600m")), None, &[q]).unwrap_err();
         assert_eq!(
             err.message,
@@ -475,7 +523,10 @@ mod tests {
 
     #[test]
     fn cpu_quotas_require_containers_to_declare_it() {
-        let q = quota(json!({"limits.cpu": "2", "requests.memory": "1Gi"}), json!({"limits.cpu": "0", "requests.memory": "0"}));
+        let q = quota(
+            json!({"limits.cpu": "2", "requests.memory": "1Gi"}),
+            json!({"limits.cpu": "0", "requests.memory": "0"}),
+        );
         let err = admit(&create("pods"), &pod("p", None), None, &[q]).unwrap_err();
         assert_eq!(
             err.message,
@@ -488,7 +539,9 @@ mod tests {
         let q = json!({"metadata": {"name": "q"}, "spec": {"hard": {"configmaps": "1"}}, "status": {"hard": {"configmaps": "1"}}});
         let cm = json!({"metadata": {"name": "c"}});
         assert_eq!(
-            admit(&create("configmaps"), &cm, None, &[q]).unwrap_err().message,
+            admit(&create("configmaps"), &cm, None, &[q])
+                .unwrap_err()
+                .message,
             r#"configmaps "c" is forbidden: status unknown for quota: q, resources: configmaps"#
         );
     }
@@ -500,12 +553,27 @@ mod tests {
         let p2 = pod("b", Some("500m"));
         let s = json!({"metadata": {"name": "s"}});
         let objs = [
-            QuotaObject { group: "", resource: "pods", object: &p1 },
-            QuotaObject { group: "", resource: "pods", object: &p2 },
-            QuotaObject { group: "", resource: "secrets", object: &s },
+            QuotaObject {
+                group: "",
+                resource: "pods",
+                object: &p1,
+            },
+            QuotaObject {
+                group: "",
+                resource: "pods",
+                object: &p2,
+            },
+            QuotaObject {
+                group: "",
+                resource: "secrets",
+                object: &s,
+            },
         ];
         let status = compute_status(&q, &objs);
-        assert_eq!(status["used"], json!({"pods": "2", "requests.cpu": "1500m", "secrets": "1"}));
+        assert_eq!(
+            status["used"],
+            json!({"pods": "2", "requests.cpu": "1500m", "secrets": "1"})
+        );
         assert_eq!(status["hard"]["pods"], "10");
     }
 
@@ -514,13 +582,23 @@ mod tests {
         let q = json!({"metadata": {"name": "be"}, "spec": {"hard": {"pods": "1"}, "scopes": ["BestEffort"]},
                        "status": {"hard": {"pods": "1"}, "used": {"pods": "1"}}});
         // A burstable pod is not counted by a BestEffort quota.
-        assert!(admit(&create("pods"), &pod("p", Some("1")), None, &[q.clone()]).unwrap().is_empty());
+        assert!(admit(
+            &create("pods"),
+            &pod("p", Some("1")),
+            None,
+            std::slice::from_ref(&q)
+        )
+        .unwrap()
+        .is_empty());
         assert!(admit(&create("pods"), &pod("p", None), None, &[q]).is_err());
     }
 
     #[test]
     fn claim_resizes_charge_only_the_growth() {
-        let q = quota(json!({"requests.storage": "10Gi"}), json!({"requests.storage": "8Gi"}));
+        let q = quota(
+            json!({"requests.storage": "10Gi"}),
+            json!({"requests.storage": "8Gi"}),
+        );
         let old = json!({"metadata": {"name": "d"}, "spec": {"resources": {"requests": {"storage": "5Gi"}}}});
         let new = json!({"metadata": {"name": "d"}, "spec": {"resources": {"requests": {"storage": "8Gi"}}}});
         let mut a = create("persistentvolumeclaims");

@@ -59,7 +59,9 @@ fn references_secrets(pod: &Value) -> bool {
         array_of(c, "/env")
             .iter()
             .any(|e| e.pointer("/valueFrom/secretKeyRef").is_some())
-            || array_of(c, "/envFrom").iter().any(|e| e.get("secretRef").is_some())
+            || array_of(c, "/envFrom")
+                .iter()
+                .any(|e| e.get("secretRef").is_some())
     });
     secret_volume || secret_env || !array_of(pod, "/spec/imagePullSecrets").is_empty()
 }
@@ -71,7 +73,10 @@ pub fn admit(
     pod: &mut Value,
     service_account: Option<&Value>,
 ) -> Result<Outcome, Rejection> {
-    if !(attrs.is("", "pods") && attrs.subresource.is_empty() && attrs.operation == Operation::Create) {
+    if !(attrs.is("", "pods")
+        && attrs.subresource.is_empty()
+        && attrs.operation == Operation::Create)
+    {
         return Ok(Outcome::default());
     }
     if !pod.get("spec").is_some_and(Value::is_object) {
@@ -79,10 +84,18 @@ pub fn admit(
     }
     if is_mirror_pod(pod) {
         if !str_of(pod, "/spec/serviceAccountName").is_empty() {
-            return Err(forbidden(attrs, Some(pod), "a mirror pod may not reference service accounts"));
+            return Err(forbidden(
+                attrs,
+                Some(pod),
+                "a mirror pod may not reference service accounts",
+            ));
         }
         if references_secrets(pod) {
-            return Err(forbidden(attrs, Some(pod), "a mirror pod may not reference secrets"));
+            return Err(forbidden(
+                attrs,
+                Some(pod),
+                "a mirror pod may not reference secrets",
+            ));
         }
         return Ok(Outcome::default());
     }
@@ -106,7 +119,10 @@ pub fn admit(
     let automount = pod
         .pointer("/spec/automountServiceAccountToken")
         .and_then(Value::as_bool)
-        .or_else(|| sa.get("automountServiceAccountToken").and_then(Value::as_bool))
+        .or_else(|| {
+            sa.get("automountServiceAccountToken")
+                .and_then(Value::as_bool)
+        })
         .unwrap_or(true);
     if automount {
         mount_token(pod);
@@ -168,7 +184,14 @@ mod tests {
     use crate::security::UserInfo;
 
     fn create() -> Attributes {
-        Attributes::core(Operation::Create, "pods", "Pod", "dev", "p", UserInfo::new("u", &[]))
+        Attributes::core(
+            Operation::Create,
+            "pods",
+            "Pod",
+            "dev",
+            "p",
+            UserInfo::new("u", &[]),
+        )
     }
 
     fn sa() -> Value {
@@ -187,20 +210,38 @@ mod tests {
         let volumes = pod["spec"]["volumes"].as_array().unwrap();
         assert_eq!(volumes.len(), 1);
         let name = volumes[0]["name"].as_str().unwrap();
-        assert!(name.starts_with(VOLUME_PREFIX) && name.len() == VOLUME_PREFIX.len() + 5, "{name}");
-        assert!(name[VOLUME_PREFIX.len()..].bytes().all(|b| NAME_ALPHABET.contains(&b)));
+        assert!(
+            name.starts_with(VOLUME_PREFIX) && name.len() == VOLUME_PREFIX.len() + 5,
+            "{name}"
+        );
+        assert!(name[VOLUME_PREFIX.len()..]
+            .bytes()
+            .all(|b| NAME_ALPHABET.contains(&b)));
         assert_eq!(volumes[0], token_volume(name));
-        assert_eq!(volumes[0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3607);
+        assert_eq!(
+            volumes[0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
         let mount = json!({"name": name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
-        assert_eq!(pod["spec"]["initContainers"][0]["volumeMounts"], json!([mount]));
+        assert_eq!(
+            pod["spec"]["initContainers"][0]["volumeMounts"],
+            json!([mount])
+        );
         assert_eq!(pod["spec"]["containers"][0]["volumeMounts"], json!([mount]));
         // A container with its own mount at the token path is left alone.
-        assert_eq!(pod["spec"]["containers"][1]["volumeMounts"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            pod["spec"]["containers"][1]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn respects_automount_settings_and_copies_pull_secrets() {
-        let mut pod = json!({"spec": {"automountServiceAccountToken": false, "containers": [{"name": "c"}]}});
+        let mut pod =
+            json!({"spec": {"automountServiceAccountToken": false, "containers": [{"name": "c"}]}});
         admit(&create(), &mut pod, Some(&sa())).unwrap();
         assert!(pod["spec"].get("volumes").is_none());
         let no_mount = json!({"metadata": {"name": "default"}, "automountServiceAccountToken": false,
@@ -208,9 +249,13 @@ mod tests {
         let mut pod = json!({"spec": {"containers": [{"name": "c"}]}});
         admit(&create(), &mut pod, Some(&no_mount)).unwrap();
         assert!(pod["spec"].get("volumes").is_none());
-        assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "regcred"}]));
+        assert_eq!(
+            pod["spec"]["imagePullSecrets"],
+            json!([{"name": "regcred"}])
+        );
         // The pod's own setting wins over the account's.
-        let mut pod = json!({"spec": {"automountServiceAccountToken": true, "containers": [{"name": "c"}]}});
+        let mut pod =
+            json!({"spec": {"automountServiceAccountToken": true, "containers": [{"name": "c"}]}});
         admit(&create(), &mut pod, Some(&no_mount)).unwrap();
         assert_eq!(pod["spec"]["volumes"].as_array().unwrap().len(), 1);
     }
@@ -233,6 +278,9 @@ mod tests {
         assert!(pod["spec"].get("serviceAccountName").is_none());
         let mut with_secret = pod.clone();
         with_secret["spec"]["volumes"] = json!([{"name": "s", "secret": {"secretName": "x"}}]);
-        assert!(admit(&create(), &mut with_secret, None).unwrap_err().message.ends_with("a mirror pod may not reference secrets"));
+        assert!(admit(&create(), &mut with_secret, None)
+            .unwrap_err()
+            .message
+            .ends_with("a mirror pod may not reference secrets"));
     }
 }

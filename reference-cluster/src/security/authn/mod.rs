@@ -40,7 +40,9 @@ impl fmt::Display for TokenError {
             TokenError::Expired => write!(f, "token has expired"),
             TokenError::NotYetValid => write!(f, "token is not valid yet"),
             TokenError::WrongAudience => write!(f, "token audiences do not match the server's"),
-            TokenError::Invalidated(what) => write!(f, "token has been invalidated: {what} no longer exists"),
+            TokenError::Invalidated(what) => {
+                write!(f, "token has been invalidated: {what} no longer exists")
+            }
             TokenError::Internal(m) => write!(f, "{m}"),
         }
     }
@@ -79,14 +81,19 @@ impl Authenticator {
             return Ok(with_authenticated_group(user));
         }
         match &self.service_accounts {
-            Some(issuer) => issuer.verify(token, now, objects).map(with_authenticated_group),
+            Some(issuer) => issuer
+                .verify(token, now, objects)
+                .map(with_authenticated_group),
             None => Err(TokenError::NotOurs),
         }
     }
 
     /// Answers a TokenReview: `status.authenticated`, `user`, `audiences` or `error`.
     pub fn token_review(&self, review: &Value, now: i64, objects: &dyn BoundObjects) -> Value {
-        let token = review.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default();
+        let token = review
+            .pointer("/spec/token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let status = match self.authenticate_bearer(token, now, objects) {
             Ok(user) => {
                 let audiences = self
@@ -140,8 +147,13 @@ mod tests {
         };
         let user = auth.authenticate_bearer("s3cret", 0, &Nothing).unwrap();
         assert_eq!(user.groups, vec!["ci", "system:authenticated"]);
-        assert_eq!(auth.authenticate_bearer("nope", 0, &Nothing), Err(TokenError::NotOurs));
-        assert!(auth.authenticate_bearer(&"x".repeat(20_000), 0, &Nothing).is_err());
+        assert_eq!(
+            auth.authenticate_bearer("nope", 0, &Nothing),
+            Err(TokenError::NotOurs)
+        );
+        assert!(auth
+            .authenticate_bearer(&"x".repeat(20_000), 0, &Nothing)
+            .is_err());
         let ok = auth.token_review(&json!({"spec": {"token": "s3cret"}}), 0, &Nothing);
         assert_eq!(ok["status"]["authenticated"], true);
         assert_eq!(ok["status"]["user"]["username"], "ci-bot");

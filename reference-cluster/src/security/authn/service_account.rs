@@ -89,10 +89,21 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 fn pem_decode(pem: &str, label: &str) -> Result<Vec<u8>, String> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
-    let start = pem.find(&begin).ok_or_else(|| format!("no {label} block"))? + begin.len();
-    let stop = pem[start..].find(&end).ok_or_else(|| format!("unterminated {label} block"))? + start;
-    let body: String = pem[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
-    STANDARD.decode(body).map_err(|e| format!("bad base64 in {label}: {e}"))
+    let start = pem
+        .find(&begin)
+        .ok_or_else(|| format!("no {label} block"))?
+        + begin.len();
+    let stop = pem[start..]
+        .find(&end)
+        .ok_or_else(|| format!("unterminated {label} block"))?
+        + start;
+    let body: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    STANDARD
+        .decode(body)
+        .map_err(|e| format!("bad base64 in {label}: {e}"))
 }
 
 impl TokenIssuer {
@@ -102,7 +113,8 @@ impl TokenIssuer {
         let path = dir.join(KEY_FILE);
         let rng = SystemRandom::new();
         let pkcs8 = if path.exists() {
-            let pem = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
             pem_decode(&pem, "PRIVATE KEY")?
         } else {
             let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -148,7 +160,10 @@ impl TokenIssuer {
 
     /// The public key in PEM (`PUBLIC KEY`), for `--service-account-key-file` style consumers.
     pub fn public_key_pem(&self) -> String {
-        pem_encode("PUBLIC KEY", &[P256_SPKI_PREFIX, self.key.public_key().as_ref()].concat())
+        pem_encode(
+            "PUBLIC KEY",
+            &[P256_SPKI_PREFIX, self.key.public_key().as_ref()].concat(),
+        )
     }
 
     /// `/openid/v1/jwks`.
@@ -183,7 +198,10 @@ impl TokenIssuer {
             .key
             .sign(&self.rng, signing_input.as_bytes())
             .map_err(|_| TokenError::Internal("signing failed".into()))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(sig.as_ref())
+        ))
     }
 
     /// Answers a TokenRequest (`authentication.k8s.io/v1`) posted for `service_account` at
@@ -197,7 +215,10 @@ impl TokenIssuer {
         now: i64,
     ) -> Result<Value, String> {
         let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
-        let requested = spec.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(DEFAULT_EXPIRATION_SECONDS);
+        let requested = spec
+            .get("expirationSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
         if requested < MIN_EXPIRATION_SECONDS {
             return Err(format!("spec.expirationSeconds: Invalid value: {requested}: may not specify a duration less than 10 minutes"));
         }
@@ -207,12 +228,25 @@ impl TokenIssuer {
         let audiences: Vec<String> = spec
             .get("audiences")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .filter(|a: &Vec<String>| !a.is_empty())
             .unwrap_or_else(|| self.audiences.clone());
-        let ns = service_account.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-        let name = service_account.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-        let uid = service_account.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+        let ns = service_account
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = service_account
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let uid = service_account
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut k8s = json!({"namespace": ns, "serviceaccount": {"name": name, "uid": uid}});
         let expires = now + requested;
         let mut exp_claim = expires;
@@ -262,13 +296,24 @@ impl TokenIssuer {
 
     /// Verifies a token at `now` and returns the identity it carries. Tokens of other issuers
     /// answer [`TokenError::NotOurs`] so other authenticators can be tried.
-    pub fn verify(&self, token: &str, now: i64, objects: &dyn BoundObjects) -> Result<UserInfo, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        now: i64,
+        objects: &dyn BoundObjects,
+    ) -> Result<UserInfo, TokenError> {
         let claims = self.verified_claims(token)?;
-        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if iss != self.issuer {
             return Err(TokenError::NotOurs);
         }
-        let exp = claims.get("exp").and_then(Value::as_i64).ok_or(TokenError::Malformed("missing exp"))?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or(TokenError::Malformed("missing exp"))?;
         if now > exp + LEEWAY_SECONDS {
             return Err(TokenError::Expired);
         }
@@ -285,18 +330,37 @@ impl TokenIssuer {
         if !aud.iter().any(|a| self.audiences.iter().any(|x| x == a)) {
             return Err(TokenError::WrongAudience);
         }
-        let k8s = claims.get("kubernetes.io").ok_or(TokenError::Malformed("missing kubernetes.io claim"))?;
-        let s = |p: &str| k8s.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-        let (ns, name, uid) = (s("/namespace"), s("/serviceaccount/name"), s("/serviceaccount/uid"));
+        let k8s = claims
+            .get("kubernetes.io")
+            .ok_or(TokenError::Malformed("missing kubernetes.io claim"))?;
+        let s = |p: &str| {
+            k8s.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (ns, name, uid) = (
+            s("/namespace"),
+            s("/serviceaccount/name"),
+            s("/serviceaccount/uid"),
+        );
         if ns.is_empty() || name.is_empty() {
             return Err(TokenError::Malformed("missing service account"));
         }
-        if claims.get("sub").and_then(Value::as_str) != Some(service_account_username(&ns, &name).as_str()) {
-            return Err(TokenError::Malformed("sub does not name the service account"));
+        if claims.get("sub").and_then(Value::as_str)
+            != Some(service_account_username(&ns, &name).as_str())
+        {
+            return Err(TokenError::Malformed(
+                "sub does not name the service account",
+            ));
         }
         match objects.service_account_uid(&ns, &name) {
             Some(current) if current == uid => {}
-            _ => return Err(TokenError::Invalidated(format!("service account {ns}/{name}"))),
+            _ => {
+                return Err(TokenError::Invalidated(format!(
+                    "service account {ns}/{name}"
+                )))
+            }
         }
         let mut user = UserInfo {
             name: service_account_username(&ns, &name),
@@ -313,15 +377,27 @@ impl TokenIssuer {
                 return Err(TokenError::Invalidated(format!("{kind} {ns}/{bound_name}")));
             }
             if kind == "pod" {
-                user.extra.insert("authentication.kubernetes.io/pod-name".into(), vec![bound_name.into()]);
-                user.extra.insert("authentication.kubernetes.io/pod-uid".into(), vec![bound_uid.into()]);
+                user.extra.insert(
+                    "authentication.kubernetes.io/pod-name".into(),
+                    vec![bound_name.into()],
+                );
+                user.extra.insert(
+                    "authentication.kubernetes.io/pod-uid".into(),
+                    vec![bound_uid.into()],
+                );
             }
         }
         if let Some(node) = k8s.pointer("/node/name").and_then(Value::as_str) {
-            user.extra.insert("authentication.kubernetes.io/node-name".into(), vec![node.into()]);
+            user.extra.insert(
+                "authentication.kubernetes.io/node-name".into(),
+                vec![node.into()],
+            );
         }
         if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
-            user.extra.insert("authentication.kubernetes.io/credential-id".into(), vec![format!("JTI={jti}")]);
+            user.extra.insert(
+                "authentication.kubernetes.io/credential-id".into(),
+                vec![format!("JTI={jti}")],
+            );
         }
         Ok(user)
     }
@@ -329,15 +405,23 @@ impl TokenIssuer {
     /// Checks the JWS structure and signature, returning the claims.
     fn verified_claims(&self, token: &str) -> Result<Value, TokenError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(c), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::NotOurs);
         };
-        let decode = |s: &str| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| TokenError::Malformed("bad base64"));
-        let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed("bad header"))?;
+        let decode = |s: &str| {
+            URL_SAFE_NO_PAD
+                .decode(s.trim_end_matches('='))
+                .map_err(|_| TokenError::Malformed("bad base64"))
+        };
+        let header: Value =
+            serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed("bad header"))?;
         if header.get("alg").and_then(Value::as_str) != Some("ES256") {
             return Err(TokenError::NotOurs);
         }
-        let claims: Value = serde_json::from_slice(&decode(c)?).map_err(|_| TokenError::Malformed("bad claims"))?;
+        let claims: Value =
+            serde_json::from_slice(&decode(c)?).map_err(|_| TokenError::Malformed("bad claims"))?;
         let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref());
         let signing_input = &token[..h.len() + 1 + c.len()];
         key.verify(signing_input.as_bytes(), &decode(sig)?)
@@ -388,7 +472,10 @@ mod tests {
 
     fn world() -> Objects {
         Objects(HashMap::from([
-            ("ServiceAccount/ci/builder".to_string(), "sa-uid".to_string()),
+            (
+                "ServiceAccount/ci/builder".to_string(),
+                "sa-uid".to_string(),
+            ),
             ("Pod/ci/runner".to_string(), "pod-uid".to_string()),
         ]))
     }
@@ -401,41 +488,92 @@ mod tests {
     #[test]
     fn issues_tokens_with_upstream_claims_and_verifies_them() {
         let (_d, iss) = issuer();
-        let pod = BoundObject { kind: "Pod".into(), name: "runner".into(), uid: "pod-uid".into(), node: None };
-        let out = iss.token_request(&json!({"spec": {"audiences": [ISS]}}), &sa(), Some(&pod), NOW).unwrap();
+        let pod = BoundObject {
+            kind: "Pod".into(),
+            name: "runner".into(),
+            uid: "pod-uid".into(),
+            node: None,
+        };
+        let out = iss
+            .token_request(
+                &json!({"spec": {"audiences": [ISS]}}),
+                &sa(),
+                Some(&pod),
+                NOW,
+            )
+            .unwrap();
         assert_eq!(out["status"]["expirationTimestamp"], rfc3339(NOW + 3600));
         assert_eq!(out["spec"]["expirationSeconds"], 3600);
         let token = out["status"]["token"].as_str().unwrap();
         let c = claims_of(token);
         assert_eq!(c["sub"], "system:serviceaccount:ci:builder");
         assert_eq!(c["aud"], json!([ISS]));
-        assert_eq!((c["iat"].as_i64(), c["nbf"].as_i64(), c["exp"].as_i64()), (Some(NOW), Some(NOW), Some(NOW + 3600)));
+        assert_eq!(
+            (c["iat"].as_i64(), c["nbf"].as_i64(), c["exp"].as_i64()),
+            (Some(NOW), Some(NOW), Some(NOW + 3600))
+        );
         assert_eq!(c["kubernetes.io"]["namespace"], "ci");
-        assert_eq!(c["kubernetes.io"]["serviceaccount"], json!({"name": "builder", "uid": "sa-uid"}));
-        assert_eq!(c["kubernetes.io"]["pod"], json!({"name": "runner", "uid": "pod-uid"}));
+        assert_eq!(
+            c["kubernetes.io"]["serviceaccount"],
+            json!({"name": "builder", "uid": "sa-uid"})
+        );
+        assert_eq!(
+            c["kubernetes.io"]["pod"],
+            json!({"name": "runner", "uid": "pod-uid"})
+        );
         let user = iss.verify(token, NOW + 10, &world()).unwrap();
         assert_eq!(user.name, "system:serviceaccount:ci:builder");
-        assert_eq!(user.groups, vec!["system:serviceaccounts", "system:serviceaccounts:ci"]);
-        assert_eq!(user.extra["authentication.kubernetes.io/pod-name"], vec!["runner"]);
+        assert_eq!(
+            user.groups,
+            vec!["system:serviceaccounts", "system:serviceaccounts:ci"]
+        );
+        assert_eq!(
+            user.extra["authentication.kubernetes.io/pod-name"],
+            vec!["runner"]
+        );
     }
 
     #[test]
     fn rejects_expired_foreign_audience_and_invalidated_tokens() {
         let (_d, iss) = issuer();
-        let pod = BoundObject { kind: "Pod".into(), name: "runner".into(), uid: "pod-uid".into(), node: None };
-        let out = iss.token_request(&json!({"spec": {}}), &sa(), Some(&pod), NOW).unwrap();
+        let pod = BoundObject {
+            kind: "Pod".into(),
+            name: "runner".into(),
+            uid: "pod-uid".into(),
+            node: None,
+        };
+        let out = iss
+            .token_request(&json!({"spec": {}}), &sa(), Some(&pod), NOW)
+            .unwrap();
         let token = out["status"]["token"].as_str().unwrap();
-        assert_eq!(iss.verify(token, NOW + 3600 + 61, &world()), Err(TokenError::Expired));
-        let other = iss.token_request(&json!({"spec": {"audiences": ["vault"]}}), &sa(), None, NOW).unwrap();
-        assert_eq!(iss.verify(other["status"]["token"].as_str().unwrap(), NOW, &world()), Err(TokenError::WrongAudience));
+        assert_eq!(
+            iss.verify(token, NOW + 3600 + 61, &world()),
+            Err(TokenError::Expired)
+        );
+        let other = iss
+            .token_request(&json!({"spec": {"audiences": ["vault"]}}), &sa(), None, NOW)
+            .unwrap();
+        assert_eq!(
+            iss.verify(other["status"]["token"].as_str().unwrap(), NOW, &world()),
+            Err(TokenError::WrongAudience)
+        );
         // The pod is gone (or replaced by another with the same name): the token dies with it.
         let replaced = Objects(HashMap::from([
-            ("ServiceAccount/ci/builder".to_string(), "sa-uid".to_string()),
+            (
+                "ServiceAccount/ci/builder".to_string(),
+                "sa-uid".to_string(),
+            ),
             ("Pod/ci/runner".to_string(), "other-uid".to_string()),
         ]));
-        assert!(matches!(iss.verify(token, NOW, &replaced), Err(TokenError::Invalidated(_))));
+        assert!(matches!(
+            iss.verify(token, NOW, &replaced),
+            Err(TokenError::Invalidated(_))
+        ));
         let no_sa = Objects(HashMap::new());
-        assert!(matches!(iss.verify(token, NOW, &no_sa), Err(TokenError::Invalidated(_))));
+        assert!(matches!(
+            iss.verify(token, NOW, &no_sa),
+            Err(TokenError::Invalidated(_))
+        ));
     }
 
     #[test]
@@ -444,24 +582,57 @@ mod tests {
         let out = iss.token_request(&json!({}), &sa(), None, NOW).unwrap();
         let token = out["status"]["token"].as_str().unwrap().to_string();
         let mut parts: Vec<&str> = token.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(json!({"sub": "system:serviceaccount:kube-system:admin"}).to_string());
+        let forged = URL_SAFE_NO_PAD
+            .encode(json!({"sub": "system:serviceaccount:kube-system:admin"}).to_string());
         parts[1] = &forged;
-        assert_eq!(iss.verify(&parts.join("."), NOW, &world()), Err(TokenError::BadSignature));
-        for junk in ["", "a.b", "a.b.c.d", "!!!.###.$$$", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA", "\u{0}.\u{0}.\u{0}"] {
+        assert_eq!(
+            iss.verify(&parts.join("."), NOW, &world()),
+            Err(TokenError::BadSignature)
+        );
+        for junk in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!!.###.$$$",
+            "eyJhbGciOiJFUzI1NiJ9.e30.AAAA",
+            "\u{0}.\u{0}.\u{0}",
+        ] {
             assert!(iss.verify(junk, NOW, &world()).is_err(), "{junk:?}");
         }
         // Another issuer's key does not verify our tokens.
         let (_d2, other) = issuer();
-        assert_eq!(other.verify(&token, NOW, &world()), Err(TokenError::BadSignature));
+        assert_eq!(
+            other.verify(&token, NOW, &world()),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn expiration_rules_follow_upstream() {
         let (_d, iss) = issuer();
-        let err = iss.token_request(&json!({"spec": {"expirationSeconds": 599}}), &sa(), None, NOW).unwrap_err();
+        let err = iss
+            .token_request(
+                &json!({"spec": {"expirationSeconds": 599}}),
+                &sa(),
+                None,
+                NOW,
+            )
+            .unwrap_err();
         assert_eq!(err, "spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes");
-        let pod = BoundObject { kind: "Pod".into(), name: "runner".into(), uid: "pod-uid".into(), node: None };
-        let out = iss.token_request(&json!({"spec": {"expirationSeconds": 3607}}), &sa(), Some(&pod), NOW).unwrap();
+        let pod = BoundObject {
+            kind: "Pod".into(),
+            name: "runner".into(),
+            uid: "pod-uid".into(),
+            node: None,
+        };
+        let out = iss
+            .token_request(
+                &json!({"spec": {"expirationSeconds": 3607}}),
+                &sa(),
+                Some(&pod),
+                NOW,
+            )
+            .unwrap();
         let c = claims_of(out["status"]["token"].as_str().unwrap());
         assert_eq!(c["exp"].as_i64(), Some(NOW + EXTENDED_EXPIRATION_SECONDS));
         assert_eq!(c["kubernetes.io"]["warnafter"].as_i64(), Some(NOW + 3607));
@@ -472,14 +643,22 @@ mod tests {
     fn key_survives_restarts_and_publishes_jwks() {
         let dir = tempfile::tempdir().unwrap();
         let a = TokenIssuer::load_or_create(dir.path(), ISS).unwrap();
-        let token = a.token_request(&json!({}), &sa(), None, NOW).unwrap()["status"]["token"].as_str().unwrap().to_string();
+        let token = a.token_request(&json!({}), &sa(), None, NOW).unwrap()["status"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let b = TokenIssuer::load_or_create(dir.path(), ISS).unwrap();
         assert!(b.verify(&token, NOW, &world()).is_ok());
         let jwks = b.jwks();
         assert_eq!(jwks["keys"][0]["kid"], a.jwks()["keys"][0]["kid"]);
         assert_eq!(jwks["keys"][0]["x"].as_str().unwrap().len(), 43);
-        assert_eq!(b.openid_configuration()["jwks_uri"], format!("{ISS}/openid/v1/jwks"));
-        assert!(b.public_key_pem().starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert_eq!(
+            b.openid_configuration()["jwks_uri"],
+            format!("{ISS}/openid/v1/jwks")
+        );
+        assert!(b
+            .public_key_pem()
+            .starts_with("-----BEGIN PUBLIC KEY-----\n"));
         std::fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
         assert!(TokenIssuer::load_or_create(dir.path(), ISS).is_err());
     }

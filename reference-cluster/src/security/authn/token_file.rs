@@ -63,7 +63,8 @@ impl TokenFile {
             if line.trim().is_empty() {
                 continue;
             }
-            let record = split_record(line).map_err(|e| format!("token file record {}: {e}", i + 1))?;
+            let record =
+                split_record(line).map_err(|e| format!("token file record {}: {e}", i + 1))?;
             if record.len() < 3 {
                 return Err(format!(
                     "token file must have at least 3 columns (token, user name, user uid), found {} in record {}",
@@ -130,7 +131,10 @@ mod tests {
         .unwrap();
         assert_eq!(f.len(), 2);
         let alice = f.authenticate("abc123").unwrap();
-        assert_eq!((alice.name.as_str(), alice.uid.as_str()), ("alice2", "1003"));
+        assert_eq!(
+            (alice.name.as_str(), alice.uid.as_str()),
+            ("alice2", "1003")
+        );
         assert_eq!(alice.groups, vec!["admins"]);
         let bob = f.authenticate("xyz").unwrap();
         assert!(bob.groups.is_empty());
@@ -141,7 +145,9 @@ mod tests {
 
     #[test]
     fn rejects_short_or_malformed_records() {
-        assert!(TokenFile::parse("tok,user").unwrap_err().contains("at least 3 columns"));
+        assert!(TokenFile::parse("tok,user")
+            .unwrap_err()
+            .contains("at least 3 columns"));
         assert!(TokenFile::parse("t,u,1,\"open").is_err());
         assert!(TokenFile::parse("t,u\"x,1").is_err());
     }

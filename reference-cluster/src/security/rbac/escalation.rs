@@ -10,10 +10,10 @@ use super::{authorize, role_ref_rules, rules_for, Attributes, Binding, RbacObjec
 use crate::security::user::names;
 use crate::security::UserInfo;
 
-/// Why an escalation check refused a write; `message` is the text after `is forbidden: `.
+/// Why an escalation check refused a write: the text after `is forbidden: `.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EscalationError {
-    pub message: String,
+struct EscalationError {
+    message: String,
 }
 
 /// Full authority (`*` on everything), which setting an `aggregationRule` requires.
@@ -36,7 +36,10 @@ fn confirm_no_escalation(
     if ok {
         return Ok(());
     }
-    let mut described: Vec<String> = compact(&missing).iter().map(|r| r.compact_string()).collect();
+    let mut described: Vec<String> = compact(&missing)
+        .iter()
+        .map(|r| r.compact_string())
+        .collect();
     described.sort();
     described.dedup();
     let mut message = format!(

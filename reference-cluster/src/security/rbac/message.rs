@@ -33,7 +33,11 @@ impl Forbidden {
 fn user_message(attrs: &Attributes) -> String {
     let user = go_quote(&attrs.user.name);
     if !attrs.resource_request {
-        return format!("User {user} cannot {} path {}", attrs.verb, go_quote(&attrs.path));
+        return format!(
+            "User {user} cannot {} path {}",
+            attrs.verb,
+            go_quote(&attrs.path)
+        );
     }
     let mut resource = attrs.resource.clone();
     if !attrs.subresource.is_empty() {

@@ -17,12 +17,14 @@ use super::UserInfo;
 
 mod aggregate;
 mod escalation;
+mod impersonation;
 mod message;
 mod review;
 mod rules;
 
 pub use aggregate::{aggregate_all, aggregated_rules};
-pub use escalation::{check_binding_escalation, check_role_escalation, EscalationError};
+pub use escalation::{check_binding_escalation, check_role_escalation};
+pub use impersonation::{impersonate, impersonation_checks, ImpersonationRequest};
 pub use message::{forbidden, Forbidden};
 pub use review::{
     local_subject_access_review, self_subject_access_review, self_subject_rules_review,
@@ -253,7 +255,8 @@ impl RbacSnapshot {
                 self.cluster_roles.remove(name);
             }
             "Role" => {
-                self.roles.remove(&(namespace.to_string(), name.to_string()));
+                self.roles
+                    .remove(&(namespace.to_string(), name.to_string()));
             }
             "ClusterRoleBinding" => {
                 self.cluster_role_bindings.remove(name);
@@ -336,7 +339,10 @@ fn role_ref_rules(
                     rules::go_quote(&role_ref.name)
                 )
             }),
-        other => Err(format!("unsupported role reference kind: {}", rules::go_quote(other))),
+        other => Err(format!(
+            "unsupported role reference kind: {}",
+            rules::go_quote(other)
+        )),
     }
 }
 
@@ -349,7 +355,11 @@ fn describe(binding: &Binding, subject: &Subject) -> String {
             } else {
                 &subject.namespace
             };
-            format!("{} {}", subject.kind, rules::go_quote(&format!("{}/{}", subject.name, ns)))
+            format!(
+                "{} {}",
+                subject.kind,
+                rules::go_quote(&format!("{}/{}", subject.name, ns))
+            )
         }
         _ => format!("{} {}", subject.kind, rules::go_quote(&subject.name)),
     };
@@ -416,13 +426,19 @@ pub fn authorize(attrs: &Attributes, objects: &dyn RbacObjects) -> Decision {
     }
     let mut errors = Vec::new();
     let mut allowed_by = None;
-    visit_rules_for(objects, &attrs.user, &attrs.namespace, &mut errors, &mut |b, s, role| {
-        if role.rules.iter().any(|r| r.allows(attrs)) {
-            allowed_by = Some(describe(b, s));
-            return false;
-        }
-        true
-    });
+    visit_rules_for(
+        objects,
+        &attrs.user,
+        &attrs.namespace,
+        &mut errors,
+        &mut |b, s, role| {
+            if role.rules.iter().any(|r| r.allows(attrs)) {
+                allowed_by = Some(describe(b, s));
+                return false;
+            }
+            true
+        },
+    );
     match allowed_by {
         Some(source) => Decision {
             allowed: true,

@@ -148,7 +148,11 @@ pub fn subject_access_review(
         return Err(invalid("SubjectAccessReview", review, errors));
     }
     let attrs = attributes_of(spec, user);
-    Ok(respond("SubjectAccessReview", review, access_status(&attrs, objects)))
+    Ok(respond(
+        "SubjectAccessReview",
+        review,
+        access_status(&attrs, objects),
+    ))
 }
 
 /// `SelfSubjectAccessReview`: may the requesting `user` do what the spec describes?

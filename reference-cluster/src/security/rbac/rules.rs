@@ -257,11 +257,14 @@ pub fn covers(owner: &[PolicyRule], wanted: &[PolicyRule]) -> (bool, Vec<PolicyR
     (missing.is_empty(), missing)
 }
 
+/// (group, resource, resource name) of a rule `compact` can merge.
+type SimpleKey<'a> = (&'a str, &'a str, Option<&'a str>);
+
 /// Upstream `CompactRules`: merges simple resource rules (one group, one resource, at most one
 /// name) that differ only in verbs, keeping first-seen order.
 pub fn compact(rules: &[PolicyRule]) -> Vec<PolicyRule> {
     let mut out: Vec<PolicyRule> = Vec::new();
-    let mut simple_index: Vec<((&str, &str, Option<&str>), usize)> = Vec::new();
+    let mut simple_index: Vec<(SimpleKey, usize)> = Vec::new();
     for rule in rules {
         let simple = rule.api_groups.len() == 1
             && rule.resources.len() == 1
@@ -321,7 +324,13 @@ mod tests {
         // A rule for `pods` does not grant its subresources.
         assert!(!r.allows(&req("get", "", "pods", "log", "p")));
         let star = PolicyRule::resource(&["*"], &["*"], &["*"]);
-        assert!(star.allows(&req("escalate", "rbac.authorization.k8s.io", "roles", "", "")));
+        assert!(star.allows(&req(
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "roles",
+            "",
+            ""
+        )));
     }
 
     #[test]
@@ -367,10 +376,17 @@ mod tests {
         assert!(ok && missing.is_empty());
         let (ok, missing) = covers(
             &owner,
-            &[PolicyRule::resource(&["get", "delete"], &[""], &["pods", "secrets"])],
+            &[PolicyRule::resource(
+                &["get", "delete"],
+                &[""],
+                &["pods", "secrets"],
+            )],
         );
         assert!(!ok);
-        let shown: Vec<String> = compact(&missing).iter().map(|r| r.compact_string()).collect();
+        let shown: Vec<String> = compact(&missing)
+            .iter()
+            .map(|r| r.compact_string())
+            .collect();
         assert_eq!(
             shown,
             vec![
@@ -379,12 +395,38 @@ mod tests {
             ]
         );
         // */scale covers deployments/scale; names are covered by an unnamed owner rule.
-        let owner = vec![PolicyRule::resource(&["get"], &["apps"], &["*/scale", "configmaps"])];
-        assert!(covers(&owner, &[PolicyRule::resource(&["get"], &["apps"], &["deployments/scale"])]).0);
-        assert!(covers(&owner, &[PolicyRule::resource(&["get"], &["apps"], &["configmaps"]).names(&["x"])]).0);
+        let owner = vec![PolicyRule::resource(
+            &["get"],
+            &["apps"],
+            &["*/scale", "configmaps"],
+        )];
+        assert!(
+            covers(
+                &owner,
+                &[PolicyRule::resource(
+                    &["get"],
+                    &["apps"],
+                    &["deployments/scale"]
+                )]
+            )
+            .0
+        );
+        assert!(
+            covers(
+                &owner,
+                &[PolicyRule::resource(&["get"], &["apps"], &["configmaps"]).names(&["x"])]
+            )
+            .0
+        );
         // A named owner rule does not cover an unnamed request for the same resource.
         let named = vec![PolicyRule::resource(&["get"], &[""], &["secrets"]).names(&["x"])];
-        assert!(!covers(&named, &[PolicyRule::resource(&["get"], &[""], &["secrets"])]).0);
+        assert!(
+            !covers(
+                &named,
+                &[PolicyRule::resource(&["get"], &[""], &["secrets"])]
+            )
+            .0
+        );
         let urls = vec![PolicyRule::non_resource(&["get"], &["/logs/*"])];
         assert!(covers(&urls, &[PolicyRule::non_resource(&["get"], &["/logs/a/b"])]).0);
         assert!(!covers(&urls, &[PolicyRule::non_resource(&["get"], &["/metrics"])]).0);

@@ -70,7 +70,10 @@ fn role_binding_grants_only_in_its_namespace() {
     assert!(!authorize(&delete, &s).allowed);
     let logs = Attributes::resource(jane(), "get", "", "pods", "dev", "p").with_subresource("log");
     assert!(!authorize(&logs, &s).allowed);
-    let ok = authorize(&Attributes::resource(jane(), "get", "", "pods", "dev", "p"), &s);
+    let ok = authorize(
+        &Attributes::resource(jane(), "get", "", "pods", "dev", "p"),
+        &s,
+    );
     assert_eq!(
         ok.reason,
         r#"RBAC: allowed by RoleBinding "read-pods/dev" of Role "pod-reader" to User "jane""#
@@ -93,15 +96,36 @@ fn role_binding_to_cluster_role_is_scoped_to_the_binding_namespace() {
         ),
     ]);
     let dev = UserInfo::new("bob", &["devs"]);
-    assert!(authorize(&Attributes::resource(dev.clone(), "get", "", "secrets", "dev", "s"), &s).allowed);
-    assert!(!authorize(&Attributes::resource(dev, "get", "", "secrets", "prod", "s"), &s).allowed);
+    assert!(
+        authorize(
+            &Attributes::resource(dev.clone(), "get", "", "secrets", "dev", "s"),
+            &s
+        )
+        .allowed
+    );
+    assert!(
+        !authorize(
+            &Attributes::resource(dev, "get", "", "secrets", "prod", "s"),
+            &s
+        )
+        .allowed
+    );
 }
 
 #[test]
 fn service_account_subjects_default_to_the_binding_namespace() {
     let s = snap(&[
-        cluster_role("r", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}])),
-        role_binding("ns1", "b", "ClusterRole", "r", json!([{"kind": "ServiceAccount", "name": "bot"}])),
+        cluster_role(
+            "r",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]),
+        ),
+        role_binding(
+            "ns1",
+            "b",
+            "ClusterRole",
+            "r",
+            json!([{"kind": "ServiceAccount", "name": "bot"}]),
+        ),
         cluster_binding(
             "cb",
             "r",
@@ -111,7 +135,9 @@ fn service_account_subjects_default_to_the_binding_namespace() {
     let bot = UserInfo::new("system:serviceaccount:ns1:bot", &[]);
     let bot2 = UserInfo::new("system:serviceaccount:ns2:bot", &[]);
     let global = UserInfo::new("system:serviceaccount:ops:global", &[]);
-    let a = |u: &UserInfo, ns: &str| Attributes::resource(u.clone(), "create", "", "configmaps", ns, "");
+    let a = |u: &UserInfo, ns: &str| {
+        Attributes::resource(u.clone(), "create", "", "configmaps", ns, "")
+    };
     assert!(authorize(&a(&bot, "ns1"), &s).allowed);
     assert!(!authorize(&a(&bot2, "ns1"), &s).allowed);
     assert!(authorize(&a(&global, "anywhere"), &s).allowed);
@@ -132,9 +158,15 @@ fn masters_are_always_allowed_and_missing_roles_are_reported() {
     )]);
     let root = UserInfo::new("root", &["system:masters"]);
     assert!(authorize(&Attributes::non_resource(root, "delete", "/anything"), &s).allowed);
-    let d = authorize(&Attributes::resource(jane(), "get", "", "pods", "dev", ""), &s);
+    let d = authorize(
+        &Attributes::resource(jane(), "get", "", "pods", "dev", ""),
+        &s,
+    );
     assert!(!d.allowed);
-    assert_eq!(d.reason, r#"RBAC: role.rbac.authorization.k8s.io "gone" not found"#);
+    assert_eq!(
+        d.reason,
+        r#"RBAC: role.rbac.authorization.k8s.io "gone" not found"#
+    );
 }
 
 #[test]
@@ -144,14 +176,24 @@ fn forbidden_messages_match_upstream() {
         forbidden(&list, "").message,
         r#"pods is forbidden: User "x" cannot list resource "pods" in API group "" in the namespace "y""#
     );
-    let get = Attributes::resource(UserInfo::new("x", &[]), "get", "apps", "deployments", "y", "web")
-        .with_subresource("scale");
+    let get = Attributes::resource(
+        UserInfo::new("x", &[]),
+        "get",
+        "apps",
+        "deployments",
+        "y",
+        "web",
+    )
+    .with_subresource("scale");
     let f = forbidden(&get, "");
     assert_eq!(
         f.message,
         r#"deployments.apps "web" is forbidden: User "x" cannot get resource "deployments/scale" in API group "apps" in the namespace "y""#
     );
-    assert_eq!(f.details, json!({"name": "web", "group": "apps", "kind": "deployments"}));
+    assert_eq!(
+        f.details,
+        json!({"name": "web", "group": "apps", "kind": "deployments"})
+    );
     assert_eq!(f.to_status()["code"], 403);
     let nodes = Attributes::resource(UserInfo::new("x", &[]), "list", "", "nodes", "", "");
     assert_eq!(
@@ -164,7 +206,11 @@ fn forbidden_messages_match_upstream() {
         r#"forbidden: User "system:anonymous" cannot get path "/metrics""#
     );
     assert_eq!(
-        forbidden(&list, r#"RBAC: role.rbac.authorization.k8s.io "gone" not found"#).message,
+        forbidden(
+            &list,
+            r#"RBAC: role.rbac.authorization.k8s.io "gone" not found"#
+        )
+        .message,
         r#"pods is forbidden: User "x" cannot list resource "pods" in API group "" in the namespace "y": RBAC: role.rbac.authorization.k8s.io "gone" not found"#
     );
 }
@@ -190,7 +236,11 @@ fn role_admin_world() -> Vec<Value> {
 #[test]
 fn role_escalation_requires_holding_the_rules_or_escalate() {
     let s = snap(&role_admin_world());
-    let same = role("dev", "r2", json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]));
+    let same = role(
+        "dev",
+        "r2",
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]),
+    );
     assert!(check_role_escalation(&jane(), "dev", "", &same, None, &s).is_ok());
     let more = role(
         "dev",
@@ -209,7 +259,13 @@ fn role_escalation_requires_holding_the_rules_or_escalate() {
         "escalator",
         json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]),
     ));
-    w.push(role_binding("dev", "e", "Role", "escalator", json!([{"kind": "User", "name": "jane"}])));
+    w.push(role_binding(
+        "dev",
+        "e",
+        "Role",
+        "escalator",
+        json!([{"kind": "User", "name": "jane"}]),
+    ));
     assert!(check_role_escalation(&jane(), "dev", "", &more, None, &snap(&w)).is_ok());
     // Only-GC updates are never blocked.
     let mut with_owner = more.clone();
@@ -238,7 +294,10 @@ fn aggregation_rule_requires_full_authority() {
     assert!(check_role_escalation(&root, "", "", &agg, None, &s).is_ok());
     // `*` on everything includes `escalate`, so a cluster admin by RBAC may set it too.
     let admin = snap(&[
-        cluster_role("all", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])),
+        cluster_role(
+            "all",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+        ),
         cluster_binding("b", "all", json!([{"kind": "User", "name": "ops"}])),
     ]);
     assert!(check_role_escalation(&ops, "", "", &agg, None, &admin).is_ok());
@@ -247,11 +306,26 @@ fn aggregation_rule_requires_full_authority() {
 #[test]
 fn binding_requires_bind_or_holding_the_role() {
     let mut w = role_admin_world();
-    w.push(cluster_role("admin-ish", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])));
+    w.push(cluster_role(
+        "admin-ish",
+        json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+    ));
     let s = snap(&w);
-    let ok = role_binding("dev", "b1", "Role", "pod-reader", json!([{"kind": "User", "name": "tom"}]));
+    let ok = role_binding(
+        "dev",
+        "b1",
+        "Role",
+        "pod-reader",
+        json!([{"kind": "User", "name": "tom"}]),
+    );
     assert!(check_binding_escalation(&jane(), &ok, None, &s).is_ok());
-    let too_much = role_binding("dev", "b2", "ClusterRole", "admin-ish", json!([{"kind": "User", "name": "tom"}]));
+    let too_much = role_binding(
+        "dev",
+        "b2",
+        "ClusterRole",
+        "admin-ish",
+        json!([{"kind": "User", "name": "tom"}]),
+    );
     let err = check_binding_escalation(&jane(), &too_much, None, &s).unwrap_err();
     assert!(
         err.message.starts_with(
@@ -262,7 +336,9 @@ fn binding_requires_bind_or_holding_the_role() {
     );
     let missing = role_binding("dev", "b3", "Role", "nope", json!([]));
     assert_eq!(
-        check_binding_escalation(&jane(), &missing, None, &s).unwrap_err().message,
+        check_binding_escalation(&jane(), &missing, None, &s)
+            .unwrap_err()
+            .message,
         r#"rolebindings.rbac.authorization.k8s.io "b3" is forbidden: role.rbac.authorization.k8s.io "nope" not found"#
     );
     // `bind` on that cluster role by name lets jane bind it.
@@ -271,7 +347,13 @@ fn binding_requires_bind_or_holding_the_role() {
         "binder",
         json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["admin-ish"]}]),
     ));
-    w.push(role_binding("dev", "bb", "Role", "binder", json!([{"kind": "User", "name": "jane"}])));
+    w.push(role_binding(
+        "dev",
+        "bb",
+        "Role",
+        "binder",
+        json!([{"kind": "User", "name": "jane"}]),
+    ));
     assert!(check_binding_escalation(&jane(), &too_much, None, &snap(&w)).is_ok());
 }
 
@@ -300,7 +382,10 @@ fn aggregation_collects_matching_roles_in_name_order_without_duplicates() {
         json!([{"verbs": ["get"], "apiGroups": [""], "resources": ["services"]},
                {"verbs": ["get"], "apiGroups": [""], "resources": ["endpoints"]}])
     );
-    assert!(aggregate_all(&mut roles).is_empty(), "a second sync changes nothing");
+    assert!(
+        aggregate_all(&mut roles).is_empty(),
+        "a second sync changes nothing"
+    );
     assert_eq!(aggregated_rules(&roles[1], &roles), None);
 }
 
@@ -316,7 +401,10 @@ fn access_reviews_answer_like_can_i() {
     assert_eq!(out["metadata"]["creationTimestamp"], Value::Null);
     assert_eq!(out["spec"], sar["spec"]);
     let denied = json!({"spec": {"user": "jane", "resourceAttributes": {"namespace": "dev", "verb": "delete", "resource": "pods"}}});
-    assert_eq!(subject_access_review(&denied, &s).unwrap()["status"], json!({"allowed": false}));
+    assert_eq!(
+        subject_access_review(&denied, &s).unwrap()["status"],
+        json!({"allowed": false})
+    );
     let bad = json!({"spec": {"resourceAttributes": {"verb": "get"}}});
     let err = subject_access_review(&bad, &s).unwrap_err();
     assert_eq!(err.code, 422);
@@ -329,11 +417,24 @@ fn access_reviews_answer_like_can_i() {
     assert_eq!(out["kind"], "SelfSubjectAccessReview");
     assert_eq!(out["status"]["allowed"], true);
     let both = json!({"spec": {"resourceAttributes": {}, "nonResourceAttributes": {"path": "/x", "verb": "get"}}});
-    assert_eq!(self_subject_access_review(&both, &jane(), &s).unwrap_err().code, 422);
+    assert_eq!(
+        self_subject_access_review(&both, &jane(), &s)
+            .unwrap_err()
+            .code,
+        422
+    );
     let lsar = json!({"metadata": {"namespace": "dev"}, "spec": {"user": "jane", "resourceAttributes": {"namespace": "dev", "verb": "get", "resource": "pods"}}});
     let out = local_subject_access_review(&lsar, "dev", &s).unwrap();
-    assert_eq!((out["kind"].as_str(), out["status"]["allowed"].as_bool()), (Some("LocalSubjectAccessReview"), Some(true)));
-    assert_eq!(local_subject_access_review(&lsar, "prod", &s).unwrap_err().code, 400);
+    assert_eq!(
+        (out["kind"].as_str(), out["status"]["allowed"].as_bool()),
+        (Some("LocalSubjectAccessReview"), Some(true))
+    );
+    assert_eq!(
+        local_subject_access_review(&lsar, "prod", &s)
+            .unwrap_err()
+            .code,
+        400
+    );
 }
 
 #[test]
@@ -345,15 +446,30 @@ fn rules_review_lists_what_the_user_holds() {
     let review = json!({"spec": {"namespace": "dev"}});
     let out = self_subject_rules_review(&review, &jane(), &s).unwrap();
     let rr = out["status"]["resourceRules"].as_array().unwrap();
-    assert!(rr.contains(&json!({"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"]})));
+    assert!(rr.contains(
+        &json!({"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"]})
+    ));
     assert!(rr.contains(&json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]})));
     let nr = out["status"]["nonResourceRules"].as_array().unwrap();
-    assert!(nr.iter().any(|r| r["nonResourceURLs"].as_array().unwrap().contains(&json!("/version"))));
+    assert!(nr.iter().any(|r| r["nonResourceURLs"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("/version"))));
     assert_eq!(out["status"]["incomplete"], false);
     // In another namespace the Role does not apply.
-    let other = self_subject_rules_review(&json!({"spec": {"namespace": "prod"}}), &jane(), &s).unwrap();
-    assert!(!other["status"]["resourceRules"].as_array().unwrap().iter().any(|r| r["resources"] == json!(["pods"])));
-    assert_eq!(self_subject_rules_review(&json!({"spec": {}}), &jane(), &s).unwrap_err().code, 400);
+    let other =
+        self_subject_rules_review(&json!({"spec": {"namespace": "prod"}}), &jane(), &s).unwrap();
+    assert!(!other["status"]["resourceRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["resources"] == json!(["pods"])));
+    assert_eq!(
+        self_subject_rules_review(&json!({"spec": {}}), &jane(), &s)
+            .unwrap_err()
+            .code,
+        400
+    );
 }
 
 #[test]
@@ -366,8 +482,19 @@ fn bad_objects_never_panic() {
     ]);
     assert_eq!(errors.len(), 2);
     assert!(s.cluster_role("ok").unwrap().rules.is_empty());
-    assert!(!authorize(&Attributes::resource(jane(), "get", "", "pods", "n", ""), &s).allowed);
-    for junk in [json!(null), json!([]), json!({"spec": 3}), json!({"spec": {"resourceAttributes": 1}})] {
+    assert!(
+        !authorize(
+            &Attributes::resource(jane(), "get", "", "pods", "n", ""),
+            &s
+        )
+        .allowed
+    );
+    for junk in [
+        json!(null),
+        json!([]),
+        json!({"spec": 3}),
+        json!({"spec": {"resourceAttributes": 1}}),
+    ] {
         let _ = subject_access_review(&junk, &s);
         let _ = self_subject_access_review(&junk, &jane(), &s);
         let _ = local_subject_access_review(&junk, "n", &s);

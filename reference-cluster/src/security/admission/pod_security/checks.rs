@@ -31,23 +31,125 @@ pub struct Check {
 /// Every check, baseline ones first, each group in ID order: upstream evaluates them in this
 /// order, so messages list violations in it.
 pub const CHECKS: &[Check] = &[
-    Check { id: "appArmorProfile", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: app_armor },
-    Check { id: "capabilities_baseline", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: capabilities_baseline },
-    Check { id: "hostNamespaces", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: host_namespaces },
-    Check { id: "hostPathVolumes", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: host_path_volumes },
-    Check { id: "hostPorts", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: host_ports },
-    Check { id: "privileged", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: privileged },
-    Check { id: "procMount", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: proc_mount },
-    Check { id: "seLinuxOptions", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: se_linux_options },
-    Check { id: "seccompProfile_baseline", level: CheckLevel::Baseline, since_minor: 19, overrides: &[], run: seccomp_baseline },
-    Check { id: "sysctls", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: sysctls },
-    Check { id: "windowsHostProcess", level: CheckLevel::Baseline, since_minor: 0, overrides: &[], run: windows_host_process },
-    Check { id: "allowPrivilegeEscalation", level: CheckLevel::Restricted, since_minor: 8, overrides: &[], run: allow_privilege_escalation },
-    Check { id: "capabilities_restricted", level: CheckLevel::Restricted, since_minor: 22, overrides: &["capabilities_baseline"], run: capabilities_restricted },
-    Check { id: "restrictedVolumes", level: CheckLevel::Restricted, since_minor: 0, overrides: &["hostPathVolumes"], run: restricted_volumes },
-    Check { id: "runAsNonRoot", level: CheckLevel::Restricted, since_minor: 0, overrides: &[], run: run_as_non_root },
-    Check { id: "runAsUser", level: CheckLevel::Restricted, since_minor: 23, overrides: &[], run: run_as_user },
-    Check { id: "seccompProfile_restricted", level: CheckLevel::Restricted, since_minor: 19, overrides: &["seccompProfile_baseline"], run: seccomp_restricted },
+    Check {
+        id: "appArmorProfile",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: app_armor,
+    },
+    Check {
+        id: "capabilities_baseline",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: capabilities_baseline,
+    },
+    Check {
+        id: "hostNamespaces",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: host_namespaces,
+    },
+    Check {
+        id: "hostPathVolumes",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: host_path_volumes,
+    },
+    Check {
+        id: "hostPorts",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: host_ports,
+    },
+    Check {
+        id: "privileged",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: privileged,
+    },
+    Check {
+        id: "procMount",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: proc_mount,
+    },
+    Check {
+        id: "seLinuxOptions",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: se_linux_options,
+    },
+    Check {
+        id: "seccompProfile_baseline",
+        level: CheckLevel::Baseline,
+        since_minor: 19,
+        overrides: &[],
+        run: seccomp_baseline,
+    },
+    Check {
+        id: "sysctls",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: sysctls,
+    },
+    Check {
+        id: "windowsHostProcess",
+        level: CheckLevel::Baseline,
+        since_minor: 0,
+        overrides: &[],
+        run: windows_host_process,
+    },
+    Check {
+        id: "allowPrivilegeEscalation",
+        level: CheckLevel::Restricted,
+        since_minor: 8,
+        overrides: &[],
+        run: allow_privilege_escalation,
+    },
+    Check {
+        id: "capabilities_restricted",
+        level: CheckLevel::Restricted,
+        since_minor: 22,
+        overrides: &["capabilities_baseline"],
+        run: capabilities_restricted,
+    },
+    Check {
+        id: "restrictedVolumes",
+        level: CheckLevel::Restricted,
+        since_minor: 0,
+        overrides: &["hostPathVolumes"],
+        run: restricted_volumes,
+    },
+    Check {
+        id: "runAsNonRoot",
+        level: CheckLevel::Restricted,
+        since_minor: 0,
+        overrides: &[],
+        run: run_as_non_root,
+    },
+    Check {
+        id: "runAsUser",
+        level: CheckLevel::Restricted,
+        since_minor: 23,
+        overrides: &[],
+        run: run_as_user,
+    },
+    Check {
+        id: "seccompProfile_restricted",
+        level: CheckLevel::Restricted,
+        since_minor: 19,
+        overrides: &["seccompProfile_baseline"],
+        run: seccomp_restricted,
+    },
 ];
 
 fn pluralize<'a>(one: &'a str, many: &'a str, n: usize) -> &'a str {
@@ -75,7 +177,10 @@ fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
 }
 
 fn name(c: &Value) -> String {
-    c.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
+    c.get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn csc<'a>(c: &'a Value, key: &str) -> Option<&'a Value> {
@@ -83,7 +188,9 @@ fn csc<'a>(c: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 fn psc<'a>(spec: &'a Value, key: &str) -> Option<&'a Value> {
-    spec.get("securityContext")?.get(key).filter(|v| !v.is_null())
+    spec.get("securityContext")?
+        .get(key)
+        .filter(|v| !v.is_null())
 }
 
 fn is_windows(spec: &Value) -> bool {
@@ -91,7 +198,11 @@ fn is_windows(spec: &Value) -> bool {
 }
 
 fn containers_phrase(bad: &[String]) -> String {
-    format!("{} {}", pluralize("container", "containers", bad.len()), join_quote(bad))
+    format!(
+        "{} {}",
+        pluralize("container", "containers", bad.len()),
+        join_quote(bad)
+    )
 }
 
 fn violation(reason: &str, detail: String) -> Option<Violation> {
@@ -105,7 +216,10 @@ fn app_armor(meta: &Value, spec: &Value, _: u32) -> Option<Violation> {
     let allowed_type = |t: &str| matches!(t, "RuntimeDefault" | "Localhost");
     let mut setters = Vec::new();
     let mut values = BTreeSet::new();
-    if let Some(t) = psc(spec, "appArmorProfile").and_then(|p| p.get("type")).and_then(Value::as_str) {
+    if let Some(t) = psc(spec, "appArmorProfile")
+        .and_then(|p| p.get("type"))
+        .and_then(Value::as_str)
+    {
         if !allowed_type(t) {
             setters.push("pod".to_string());
             values.insert(t.to_string());
@@ -113,7 +227,10 @@ fn app_armor(meta: &Value, spec: &Value, _: u32) -> Option<Violation> {
     }
     let mut bad = Vec::new();
     for c in containers(spec) {
-        if let Some(t) = csc(c, "appArmorProfile").and_then(|p| p.get("type")).and_then(Value::as_str) {
+        if let Some(t) = csc(c, "appArmorProfile")
+            .and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+        {
             if !allowed_type(t) {
                 bad.push(name(c));
                 values.insert(t.to_string());
@@ -145,8 +262,16 @@ fn app_armor(meta: &Value, spec: &Value, _: u32) -> Option<Violation> {
         return None;
     }
     violation(
-        pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", values.len()),
-        format!("{} must not set AppArmor profile type to {}", setters.join(" and "), join_quote(&values)),
+        pluralize(
+            "forbidden AppArmor profile",
+            "forbidden AppArmor profiles",
+            values.len(),
+        ),
+        format!(
+            "{} must not set AppArmor profile type to {}",
+            setters.join(" and "),
+            join_quote(&values)
+        ),
     )
 }
 
@@ -193,16 +318,24 @@ fn capabilities_baseline(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     let caps: Vec<String> = caps.into_iter().collect();
     violation(
         "non-default capabilities",
-        format!("{} must not include {} in securityContext.capabilities.add", containers_phrase(&bad), join_quote(&caps)),
+        format!(
+            "{} must not include {} in securityContext.capabilities.add",
+            containers_phrase(&bad),
+            join_quote(&caps)
+        ),
     )
 }
 
 fn host_namespaces(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
-    let set: Vec<&str> = [("hostNetwork", "hostNetwork=true"), ("hostPID", "hostPID=true"), ("hostIPC", "hostIPC=true")]
-        .into_iter()
-        .filter(|(k, _)| spec.get(*k).and_then(Value::as_bool) == Some(true))
-        .map(|(_, s)| s)
-        .collect();
+    let set: Vec<&str> = [
+        ("hostNetwork", "hostNetwork=true"),
+        ("hostPID", "hostPID=true"),
+        ("hostIPC", "hostIPC=true"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| spec.get(*k).and_then(Value::as_bool) == Some(true))
+    .map(|(_, s)| s)
+    .collect();
     if set.is_empty() {
         return None;
     }
@@ -210,7 +343,10 @@ fn host_namespaces(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
 }
 
 fn volumes(spec: &Value) -> impl Iterator<Item = &Value> {
-    spec.get("volumes").and_then(Value::as_array).into_iter().flatten()
+    spec.get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 fn host_path_volumes(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
@@ -221,7 +357,14 @@ fn host_path_volumes(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     if bad.is_empty() {
         return None;
     }
-    violation("hostPath volumes", format!("{} {}", pluralize("volume", "volumes", bad.len()), join_quote(&bad)))
+    violation(
+        "hostPath volumes",
+        format!(
+            "{} {}",
+            pluralize("volume", "volumes", bad.len()),
+            join_quote(&bad)
+        ),
+    )
 }
 
 fn host_ports(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
@@ -266,7 +409,13 @@ fn privileged(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     if bad.is_empty() {
         return None;
     }
-    violation("privileged", format!("{} must not set securityContext.privileged=true", containers_phrase(&bad)))
+    violation(
+        "privileged",
+        format!(
+            "{} must not set securityContext.privileged=true",
+            containers_phrase(&bad)
+        ),
+    )
 }
 
 fn proc_mount(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
@@ -290,7 +439,11 @@ fn proc_mount(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
     let types: Vec<String> = types.into_iter().collect();
     violation(
         "procMount",
-        format!("{} must not set securityContext.procMount to {}", containers_phrase(&bad), join_quote(&types)),
+        format!(
+            "{} must not set securityContext.procMount to {}",
+            containers_phrase(&bad),
+            join_quote(&types)
+        ),
     )
 }
 
@@ -308,11 +461,21 @@ fn se_linux_options(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
             ok = false;
             bad_types.insert(t.to_string());
         }
-        if !opts.get("user").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        if !opts
+            .get("user")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+        {
             ok = false;
             set_user = true;
         }
-        if !opts.get("role").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        if !opts
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+        {
             ok = false;
             set_role = true;
         }
@@ -341,7 +504,11 @@ fn se_linux_options(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
     let mut data = Vec::new();
     if !bad_types.is_empty() {
         let types: Vec<String> = bad_types.into_iter().collect();
-        data.push(format!("{} {}", pluralize("type", "types", types.len()), join_quote(&types)));
+        data.push(format!(
+            "{} {}",
+            pluralize("type", "types", types.len()),
+            join_quote(&types)
+        ));
     }
     if set_user {
         data.push("user may not be set".to_string());
@@ -351,11 +518,15 @@ fn se_linux_options(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
     }
     violation(
         "seLinuxOptions",
-        format!("{} set forbidden securityContext.seLinuxOptions: {}", setters.join(" and "), data.join("; ")),
+        format!(
+            "{} set forbidden securityContext.seLinuxOptions: {}",
+            setters.join(" and "),
+            data.join("; ")
+        ),
     )
 }
 
-fn seccomp_type<'a>(v: Option<&'a Value>) -> Option<&'a str> {
+fn seccomp_type(v: Option<&Value>) -> Option<&str> {
     v.and_then(|p| p.get("type")).and_then(Value::as_str)
 }
 
@@ -390,7 +561,11 @@ fn seccomp_baseline(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     let values: Vec<String> = values.into_iter().collect();
     violation(
         "seccompProfile",
-        format!("{} must not set securityContext.seccompProfile.type to {}", setters.join(" and "), join_quote(&values)),
+        format!(
+            "{} must not set securityContext.seccompProfile.type to {}",
+            setters.join(" and "),
+            join_quote(&values)
+        ),
     )
 }
 
@@ -432,7 +607,9 @@ fn sysctls(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
 
 fn windows_host_process(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     let host_process = |sc: Option<&Value>| {
-        sc.and_then(|w| w.get("hostProcess")).and_then(Value::as_bool) == Some(true)
+        sc.and_then(|w| w.get("hostProcess"))
+            .and_then(Value::as_bool)
+            == Some(true)
     };
     let mut setters = Vec::new();
     if host_process(psc(spec, "windowsOptions")) {
@@ -450,7 +627,10 @@ fn windows_host_process(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     }
     violation(
         "hostProcess",
-        format!("{} must not set securityContext.windowsOptions.hostProcess=true", setters.join(" and ")),
+        format!(
+            "{} must not set securityContext.windowsOptions.hostProcess=true",
+            setters.join(" and ")
+        ),
     )
 }
 
@@ -467,7 +647,10 @@ fn allow_privilege_escalation(_: &Value, spec: &Value, minor: u32) -> Option<Vio
     }
     violation(
         "allowPrivilegeEscalation != false",
-        format!("{} must set securityContext.allowPrivilegeEscalation=false", containers_phrase(&bad)),
+        format!(
+            "{} must set securityContext.allowPrivilegeEscalation=false",
+            containers_phrase(&bad)
+        ),
     )
 }
 
@@ -537,11 +720,18 @@ fn restricted_volumes(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
             .filter(|(k, val)| k.as_str() != "name" && !val.is_null())
             .map(|(k, _)| k)
             .collect();
-        if sources.iter().any(|k| ALLOWED_VOLUME_TYPES.contains(&k.as_str())) {
+        if sources
+            .iter()
+            .any(|k| ALLOWED_VOLUME_TYPES.contains(&k.as_str()))
+        {
             continue;
         }
         bad.push(name(v));
-        types.insert(sources.first().map_or("unknown".to_string(), |k| k.to_string()));
+        types.insert(
+            sources
+                .first()
+                .map_or("unknown".to_string(), |k| k.to_string()),
+        );
     }
     if bad.is_empty() {
         return None;
@@ -554,7 +744,11 @@ fn restricted_volumes(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
             pluralize("volume", "volumes", bad.len()),
             join_quote(&bad),
             pluralize("uses", "use", bad.len()),
-            pluralize("restricted volume type", "restricted volume types", types.len()),
+            pluralize(
+                "restricted volume type",
+                "restricted volume types",
+                types.len()
+            ),
             join_quote(&types)
         ),
     )
@@ -584,13 +778,19 @@ fn run_as_non_root(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     if !setters.is_empty() {
         return violation(
             "runAsNonRoot != true",
-            format!("{} must not set securityContext.runAsNonRoot=false", setters.join(" and ")),
+            format!(
+                "{} must not set securityContext.runAsNonRoot=false",
+                setters.join(" and ")
+            ),
         );
     }
     if !implicit.is_empty() {
         return violation(
             "runAsNonRoot != true",
-            format!("pod or {} must set securityContext.runAsNonRoot=true", containers_phrase(&implicit)),
+            format!(
+                "pod or {} must set securityContext.runAsNonRoot=true",
+                containers_phrase(&implicit)
+            ),
         );
     }
     None
@@ -611,7 +811,10 @@ fn run_as_user(_: &Value, spec: &Value, _: u32) -> Option<Violation> {
     if setters.is_empty() {
         return None;
     }
-    violation("runAsUser=0", format!("{} must not set runAsUser=0", setters.join(" and ")))
+    violation(
+        "runAsUser=0",
+        format!("{} must not set runAsUser=0", setters.join(" and ")),
+    )
 }
 
 fn seccomp_restricted(_: &Value, spec: &Value, minor: u32) -> Option<Violation> {
@@ -649,7 +852,11 @@ fn seccomp_restricted(_: &Value, spec: &Value, minor: u32) -> Option<Violation> 
         let values: Vec<String> = values.into_iter().collect();
         return violation(
             "seccompProfile",
-            format!("{} must not set securityContext.seccompProfile.type to {}", setters.join(" and "), join_quote(&values)),
+            format!(
+                "{} must not set securityContext.seccompProfile.type to {}",
+                setters.join(" and "),
+                join_quote(&values)
+            ),
         );
     }
     if !implicit.is_empty() {

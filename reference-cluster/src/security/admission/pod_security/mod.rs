@@ -63,7 +63,11 @@ impl Version {
             return Some(Version::Latest);
         }
         let (major, minor) = s.strip_prefix('v')?.split_once('.')?;
-        if major != "1" || minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) || minor.len() > 4 {
+        if major != "1"
+            || minor.is_empty()
+            || !minor.bytes().all(|b| b.is_ascii_digit())
+            || minor.len() > 4
+        {
             return None;
         }
         minor.parse().ok().map(Version::Minor)
@@ -143,7 +147,10 @@ impl Default for Config {
 /// Reads a namespace's labels into its policy. Invalid levels fail closed to `restricted`
 /// and invalid versions fall back to `latest`, as upstream; the field errors are returned for
 /// namespace validation.
-pub fn policy_from_labels(labels: &BTreeMap<String, String>, defaults: &NamespacePolicy) -> (NamespacePolicy, Vec<String>) {
+pub fn policy_from_labels(
+    labels: &BTreeMap<String, String>,
+    defaults: &NamespacePolicy,
+) -> (NamespacePolicy, Vec<String>) {
     let mut errors = Vec::new();
     let mut read = |mode: &str, default: Policy| -> Policy {
         let mut p = default;
@@ -216,7 +223,11 @@ pub fn forbidden_detail(violations: &[Violation]) -> String {
 }
 
 fn forbidden_reasons(violations: &[Violation]) -> String {
-    violations.iter().map(|v| v.reason.as_str()).collect::<Vec<_>>().join(", ")
+    violations
+        .iter()
+        .map(|v| v.reason.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where a workload keeps its pod template.
@@ -264,7 +275,11 @@ fn forbidden_status(attrs: &Attributes, message: String) -> Rejection {
     let prefix = if attrs.name.is_empty() {
         format!("{} is forbidden", attrs.qualified_resource())
     } else {
-        format!("{} \"{}\" is forbidden", attrs.qualified_resource(), attrs.name)
+        format!(
+            "{} \"{}\" is forbidden",
+            attrs.qualified_resource(),
+            attrs.name
+        )
     };
     let mut details = json!({"kind": attrs.resource});
     if !attrs.name.is_empty() {
@@ -288,7 +303,9 @@ pub fn admit(
     config: &Config,
 ) -> Result<Outcome, Rejection> {
     let mut outcome = Outcome::default();
-    if !matches!(attrs.operation, Operation::Create | Operation::Update) || attrs.namespace.is_empty() {
+    if !matches!(attrs.operation, Operation::Create | Operation::Update)
+        || attrs.namespace.is_empty()
+    {
         return Ok(outcome);
     }
     let is_pod = attrs.is("", "pods");
@@ -299,7 +316,11 @@ pub fn admit(
         return Ok(outcome);
     }
     let (metadata, spec, old_template) = if is_pod {
-        (obj.get("metadata").unwrap_or(empty()), obj.get("spec").unwrap_or(empty()), None)
+        (
+            obj.get("metadata").unwrap_or(empty()),
+            obj.get("spec").unwrap_or(empty()),
+            None,
+        )
     } else {
         let Some(t) = template_of(attrs, obj) else {
             return Ok(outcome);
@@ -323,16 +344,30 @@ pub fn admit(
         }
     }
     if config.exempt_namespaces.contains(&attrs.namespace) {
-        outcome.audit_annotations.insert(EXEMPT_ANNOTATION.into(), "namespace".into());
+        outcome
+            .audit_annotations
+            .insert(EXEMPT_ANNOTATION.into(), "namespace".into());
         return Ok(outcome);
     }
     if config.exempt_usernames.contains(&attrs.user.name) {
-        outcome.audit_annotations.insert(EXEMPT_ANNOTATION.into(), "user".into());
+        outcome
+            .audit_annotations
+            .insert(EXEMPT_ANNOTATION.into(), "user".into());
         return Ok(outcome);
     }
-    let runtime_class = spec.get("runtimeClassName").and_then(Value::as_str).unwrap_or_default();
-    if !runtime_class.is_empty() && config.exempt_runtime_classes.iter().any(|c| c == runtime_class) {
-        outcome.audit_annotations.insert(EXEMPT_ANNOTATION.into(), "runtimeClass".into());
+    let runtime_class = spec
+        .get("runtimeClassName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !runtime_class.is_empty()
+        && config
+            .exempt_runtime_classes
+            .iter()
+            .any(|c| c == runtime_class)
+    {
+        outcome
+            .audit_annotations
+            .insert(EXEMPT_ANNOTATION.into(), "runtimeClass".into());
         return Ok(outcome);
     }
     let (policy, _) = policy_from_labels(&labels_of(namespace), &config.defaults);
@@ -344,7 +379,11 @@ pub fn admit(
         if !violations.is_empty() {
             return Err(forbidden_status(
                 attrs,
-                format!("violates PodSecurity \"{}\": {}", policy.enforce, forbidden_detail(&violations)),
+                format!(
+                    "violates PodSecurity \"{}\": {}",
+                    policy.enforce,
+                    forbidden_detail(&violations)
+                ),
             ));
         }
     }
@@ -352,7 +391,11 @@ pub fn admit(
     if !audit.is_empty() {
         outcome.audit_annotations.insert(
             AUDIT_VIOLATIONS_ANNOTATION.into(),
-            format!("would violate PodSecurity \"{}\": {}", policy.audit, forbidden_detail(&audit)),
+            format!(
+                "would violate PodSecurity \"{}\": {}",
+                policy.audit,
+                forbidden_detail(&audit)
+            ),
         );
     }
     let warn = evaluate(policy.warn, metadata, spec);
@@ -376,9 +419,10 @@ pub fn admit_namespace(
     config: &Config,
 ) -> Result<Outcome, Rejection> {
     let mut outcome = Outcome::default();
-    if !(attrs.is("", "namespaces") && attrs.subresource.is_empty())
-        || !matches!(attrs.operation, Operation::Create | Operation::Update)
-    {
+    let applies = attrs.is("", "namespaces")
+        && attrs.subresource.is_empty()
+        && matches!(attrs.operation, Operation::Create | Operation::Update);
+    if !applies {
         return Ok(outcome);
     }
     let name = namespace
@@ -409,8 +453,16 @@ pub fn admit_namespace(
     // Pods with the same violations are reported together, first pod named, in pod order.
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for pod in pods {
-        let runtime_class = pod.pointer("/spec/runtimeClassName").and_then(Value::as_str).unwrap_or_default();
-        if !runtime_class.is_empty() && config.exempt_runtime_classes.iter().any(|c| c == runtime_class) {
+        let runtime_class = pod
+            .pointer("/spec/runtimeClassName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !runtime_class.is_empty()
+            && config
+                .exempt_runtime_classes
+                .iter()
+                .any(|c| c == runtime_class)
+        {
             continue;
         }
         let v = evaluate(
@@ -422,7 +474,11 @@ pub fn admit_namespace(
             continue;
         }
         let reasons = forbidden_reasons(&v);
-        let pod_name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let pod_name = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         match groups.iter_mut().find(|(r, _)| *r == reasons) {
             Some((_, names)) => names.push(pod_name),
             None => groups.push((reasons, vec![pod_name])),

@@ -8,7 +8,14 @@ fn ns(labels: Value) -> Value {
 }
 
 fn create_pod(name: &str) -> Attributes {
-    Attributes::core(Operation::Create, "pods", "Pod", "ns", name, UserInfo::new("u", &[]))
+    Attributes::core(
+        Operation::Create,
+        "pods",
+        "Pod",
+        "ns",
+        name,
+        UserInfo::new("u", &[]),
+    )
 }
 
 fn pod(spec: Value) -> Value {
@@ -29,12 +36,18 @@ fn compliant() -> Value {
 }
 
 fn restricted(p: &Value) -> Vec<Violation> {
-    let policy = Policy { level: Level::Restricted, version: Version::Latest };
+    let policy = Policy {
+        level: Level::Restricted,
+        version: Version::Latest,
+    };
     evaluate(policy, &p["metadata"], &p["spec"])
 }
 
 fn baseline(p: &Value) -> Vec<Violation> {
-    let policy = Policy { level: Level::Baseline, version: Version::Latest };
+    let policy = Policy {
+        level: Level::Baseline,
+        version: Version::Latest,
+    };
     evaluate(policy, &p["metadata"], &p["spec"])
 }
 
@@ -44,7 +57,9 @@ fn restricted_enforce_rejects_with_upstream_message() {
         &create_pod("x"),
         &plain(),
         None,
-        Some(&ns(json!({"pod-security.kubernetes.io/enforce": "restricted"}))),
+        Some(&ns(
+            json!({"pod-security.kubernetes.io/enforce": "restricted"}),
+        )),
         &Config::default(),
     )
     .unwrap_err();
@@ -58,9 +73,19 @@ fn restricted_enforce_rejects_with_upstream_message() {
 #[test]
 fn compliant_pods_pass_every_level() {
     let labels = json!({"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"});
-    let out = admit(&create_pod("x"), &compliant(), None, Some(&ns(labels)), &Config::default()).unwrap();
+    let out = admit(
+        &create_pod("x"),
+        &compliant(),
+        None,
+        Some(&ns(labels)),
+        &Config::default(),
+    )
+    .unwrap();
     assert!(out.warnings.is_empty());
-    assert_eq!(out.audit_annotations[ENFORCE_POLICY_ANNOTATION], "restricted:latest");
+    assert_eq!(
+        out.audit_annotations[ENFORCE_POLICY_ANNOTATION],
+        "restricted:latest"
+    );
     assert!(restricted(&compliant()).is_empty());
 }
 
@@ -72,10 +97,24 @@ fn warn_and_audit_modes_do_not_reject() {
         "pod-security.kubernetes.io/warn-version": "v1.30",
         "pod-security.kubernetes.io/audit": "restricted",
     });
-    let out = admit(&create_pod("x"), &plain(), None, Some(&ns(labels)), &Config::default()).unwrap();
+    let out = admit(
+        &create_pod("x"),
+        &plain(),
+        None,
+        Some(&ns(labels)),
+        &Config::default(),
+    )
+    .unwrap();
     assert_eq!(out.warnings.len(), 1);
-    assert!(out.warnings[0].starts_with(r#"would violate PodSecurity "restricted:v1.30": allowPrivilegeEscalation != false"#), "{}", out.warnings[0]);
-    assert!(out.audit_annotations[AUDIT_VIOLATIONS_ANNOTATION].starts_with(r#"would violate PodSecurity "restricted:latest": "#));
+    assert!(
+        out.warnings[0].starts_with(
+            r#"would violate PodSecurity "restricted:v1.30": allowPrivilegeEscalation != false"#
+        ),
+        "{}",
+        out.warnings[0]
+    );
+    assert!(out.audit_annotations[AUDIT_VIOLATIONS_ANNOTATION]
+        .starts_with(r#"would violate PodSecurity "restricted:latest": "#));
 }
 
 #[test]
@@ -119,7 +158,10 @@ fn restricted_overrides_the_baseline_versions_of_its_checks() {
         "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": false,
             "runAsNonRoot": false, "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}}]
     }));
-    let reasons: Vec<String> = restricted(&p).into_iter().map(|v| format!("{} ({})", v.reason, v.detail)).collect();
+    let reasons: Vec<String> = restricted(&p)
+        .into_iter()
+        .map(|v| format!("{} ({})", v.reason, v.detail))
+        .collect();
     assert_eq!(
         reasons,
         vec![
@@ -134,9 +176,20 @@ fn restricted_overrides_the_baseline_versions_of_its_checks() {
 
 #[test]
 fn versions_select_the_checks_of_their_time() {
-    let p = pod(json!({"securityContext": {"runAsNonRoot": true, "runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}},
-                      "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": false}}]}));
-    let at = |minor| evaluate(Policy { level: Level::Restricted, version: Version::Minor(minor) }, &p["metadata"], &p["spec"]);
+    let p = pod(
+        json!({"securityContext": {"runAsNonRoot": true, "runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}},
+                      "containers": [{"name": "c", "securityContext": {"allowPrivilegeEscalation": false}}]}),
+    );
+    let at = |minor| {
+        evaluate(
+            Policy {
+                level: Level::Restricted,
+                version: Version::Minor(minor),
+            },
+            &p["metadata"],
+            &p["spec"],
+        )
+    };
     // runAsUser joined restricted in 1.23, capabilities in 1.22.
     assert!(at(21).is_empty());
     assert_eq!(at(22).len(), 1);
@@ -149,7 +202,9 @@ fn versions_select_the_checks_of_their_time() {
 
 #[test]
 fn windows_pods_skip_linux_only_checks() {
-    let p = pod(json!({"os": {"name": "windows"}, "securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c"}]}));
+    let p = pod(
+        json!({"os": {"name": "windows"}, "securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c"}]}),
+    );
     assert!(restricted(&p).is_empty());
 }
 
@@ -160,24 +215,77 @@ fn workloads_get_warnings_but_are_never_rejected() {
     a.group = "apps".into();
     a.resource = "deployments".into();
     let labels = json!({"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"});
-    let out = admit(&a, &deploy, None, Some(&ns(labels.clone())), &Config::default()).unwrap();
+    let out = admit(
+        &a,
+        &deploy,
+        None,
+        Some(&ns(labels.clone())),
+        &Config::default(),
+    )
+    .unwrap();
     assert_eq!(out.warnings.len(), 1);
-    assert!(out.warnings[0].starts_with("would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"));
+    assert!(out.warnings[0].starts_with(
+        "would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+    ));
     let cron = json!({"metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec": {"template": plain()}}}});
     a.group = "batch".into();
     a.resource = "cronjobs".into();
-    assert_eq!(admit(&a, &cron, None, Some(&ns(labels.clone())), &Config::default()).unwrap().warnings.len(), 1);
+    assert_eq!(
+        admit(
+            &a,
+            &cron,
+            None,
+            Some(&ns(labels.clone())),
+            &Config::default()
+        )
+        .unwrap()
+        .warnings
+        .len(),
+        1
+    );
     // An update that leaves the template alone is not re-evaluated.
     a.operation = Operation::Update;
-    assert!(admit(&a, &cron, Some(&cron), Some(&ns(labels)), &Config::default()).unwrap().warnings.is_empty());
+    assert!(admit(
+        &a,
+        &cron,
+        Some(&cron),
+        Some(&ns(labels)),
+        &Config::default()
+    )
+    .unwrap()
+    .warnings
+    .is_empty());
 }
 
 #[test]
 fn invalid_labels_fail_closed_and_are_refused_on_namespaces() {
-    let err = admit(&create_pod("x"), &plain(), None, Some(&ns(json!({"pod-security.kubernetes.io/enforce": "strict"}))), &Config::default()).unwrap_err();
-    assert!(err.message.contains(r#"violates PodSecurity "restricted:latest""#));
-    let a = Attributes::core(Operation::Create, "namespaces", "Namespace", "", "ns", UserInfo::new("u", &[]));
-    let err = admit_namespace(&a, &ns(json!({"pod-security.kubernetes.io/enforce": "strict"})), None, &[], &Config::default()).unwrap_err();
+    let err = admit(
+        &create_pod("x"),
+        &plain(),
+        None,
+        Some(&ns(json!({"pod-security.kubernetes.io/enforce": "strict"}))),
+        &Config::default(),
+    )
+    .unwrap_err();
+    assert!(err
+        .message
+        .contains(r#"violates PodSecurity "restricted:latest""#));
+    let a = Attributes::core(
+        Operation::Create,
+        "namespaces",
+        "Namespace",
+        "",
+        "ns",
+        UserInfo::new("u", &[]),
+    );
+    let err = admit_namespace(
+        &a,
+        &ns(json!({"pod-security.kubernetes.io/enforce": "strict"})),
+        None,
+        &[],
+        &Config::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.code, 422);
     assert_eq!(
         err.message,
@@ -187,7 +295,14 @@ fn invalid_labels_fail_closed_and_are_refused_on_namespaces() {
 
 #[test]
 fn tightening_enforce_warns_about_existing_pods() {
-    let mut a = Attributes::core(Operation::Update, "namespaces", "Namespace", "", "ns", UserInfo::new("u", &[]));
+    let mut a = Attributes::core(
+        Operation::Update,
+        "namespaces",
+        "Namespace",
+        "",
+        "ns",
+        UserInfo::new("u", &[]),
+    );
     a.name = "ns".into();
     let mut p2 = plain();
     p2["metadata"]["name"] = json!("y");
@@ -223,9 +338,15 @@ fn tightening_enforce_warns_about_existing_pods() {
 #[test]
 fn exemptions_and_insignificant_updates_skip_evaluation() {
     let labels = ns(json!({"pod-security.kubernetes.io/enforce": "restricted"}));
-    let cfg = Config { exempt_usernames: vec!["system:serviceaccount:kube-system:replicaset-controller".into()], ..Config::default() };
+    let cfg = Config {
+        exempt_usernames: vec!["system:serviceaccount:kube-system:replicaset-controller".into()],
+        ..Config::default()
+    };
     let mut a = create_pod("x");
-    a.user = UserInfo::new("system:serviceaccount:kube-system:replicaset-controller", &[]);
+    a.user = UserInfo::new(
+        "system:serviceaccount:kube-system:replicaset-controller",
+        &[],
+    );
     let out = admit(&a, &plain(), None, Some(&labels), &cfg).unwrap();
     assert_eq!(out.audit_annotations[EXEMPT_ANNOTATION], "user");
     let mut upd = create_pod("x");
@@ -233,16 +354,40 @@ fn exemptions_and_insignificant_updates_skip_evaluation() {
     let mut new_image = plain();
     new_image["spec"]["containers"][0]["image"] = json!("nginx:2");
     new_image["metadata"]["labels"] = json!({"a": "b"});
-    assert!(admit(&upd, &new_image, Some(&plain()), Some(&labels), &Config::default()).is_ok());
+    assert!(admit(
+        &upd,
+        &new_image,
+        Some(&plain()),
+        Some(&labels),
+        &Config::default()
+    )
+    .is_ok());
     // Status and other subresources are not pod specs.
-    assert!(admit(&create_pod("x").with_subresource("status"), &plain(), None, Some(&labels), &Config::default()).is_ok());
+    assert!(admit(
+        &create_pod("x").with_subresource("status"),
+        &plain(),
+        None,
+        Some(&labels),
+        &Config::default()
+    )
+    .is_ok());
 }
 
 #[test]
 fn malformed_pods_never_panic() {
     let labels = ns(json!({"pod-security.kubernetes.io/enforce": "restricted"}));
-    for junk in [json!(null), json!({"spec": 5}), json!({"spec": {"containers": "x", "volumes": [1, null], "securityContext": []}}),
-                 json!({"spec": {"containers": [null, {"securityContext": {"capabilities": {"add": [1]}}}]}})] {
-        let _ = admit(&create_pod("x"), &junk, None, Some(&labels), &Config::default());
+    for junk in [
+        json!(null),
+        json!({"spec": 5}),
+        json!({"spec": {"containers": "x", "volumes": [1, null], "securityContext": []}}),
+        json!({"spec": {"containers": [null, {"securityContext": {"capabilities": {"add": [1]}}}]}}),
+    ] {
+        let _ = admit(
+            &create_pod("x"),
+            &junk,
+            None,
+            Some(&labels),
+            &Config::default(),
+        );
     }
 }
