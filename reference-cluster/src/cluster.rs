@@ -210,7 +210,7 @@ pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
             "v1",
             "priorityclasses",
             None,
-            json!({"metadata": {"name": name}, "value": value, "description": format!("Used for {} critical pods that must not be moved from their current node.", if name.contains("node") {"system"} else {"system"})}),
+            json!({"metadata": {"name": name}, "value": value, "description": "Used for system critical pods that must not be moved from their current node."}),
         ));
     }
     for i in 0..nodes {

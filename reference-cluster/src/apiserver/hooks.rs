@@ -194,7 +194,7 @@ async fn evict(
     let pod = server.get_object(info, ns, name).await?;
     if let Some(pdb_info) = server.catalog.get("policy", "v1", "poddisruptionbudgets") {
         let filter_all = super::watch_stream::Filter::everything(server, &pdb_info);
-        let pdbs = server.list_objects(&pdb_info, ns, &filter_all, 0, None, None, None).await?;
+        let pdbs = server.list_objects(&pdb_info, ns, &filter_all, Default::default()).await?;
         for pdb in pdbs.items {
             let sel = pdb.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
             let matches = crate::resources::fields::LabelSelector::from_json(&sel)
@@ -344,7 +344,7 @@ async fn allocate_service(server: &ApiServer, svc: &mut Value) -> ApiResult<()> 
     }
     let Some(info) = server.catalog.get("", "v1", "services") else { return Ok(()) };
     let all = server
-        .list_objects(&info, None, &super::watch_stream::Filter::everything(server, &info), 0, None, None, None)
+        .list_objects(&info, None, &super::watch_stream::Filter::everything(server, &info), Default::default())
         .await?;
     let used_ips: std::collections::HashSet<String> = all
         .items

@@ -11,6 +11,7 @@ pub struct Metrics {
     pub watchers: IntGaugeVec,
     pub watch_events: IntCounterVec,
     pub longrunning: IntGaugeVec,
+    pub inflight: IntGaugeVec,
 }
 
 /// Labels of one request as upstream records them.
@@ -80,8 +81,20 @@ impl Metrics {
             &["verb", "group", "version", "resource", "subresource", "scope", "component"],
         )
         .expect("valid metric");
+        let inflight = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_current_inflight_requests",
+                "Maximal number of currently used inflight request limit of this apiserver per request kind in last second.",
+            ),
+            &["request_kind"],
+        )
+        .expect("valid metric");
+        // Both series exist from the start, as upstream reports them.
+        inflight.with_label_values(&["readOnly"]).set(0);
+        inflight.with_label_values(&["mutating"]).set(0);
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(inflight.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(durations.clone()),
             Box::new(watchers.clone()),
             Box::new(watch_events.clone()),
@@ -96,6 +109,7 @@ impl Metrics {
             watchers,
             watch_events,
             longrunning,
+            inflight,
         }
     }
 

@@ -228,15 +228,29 @@ impl ApiServer {
         };
         match target {
             request::Target::Resource(r) => {
-                let labels_scope = if r.namespace.is_some() {
+                // Upstream's scope label: one object, one namespace, or the whole cluster.
+                let scope = if r.name.is_some() {
+                    "resource"
+                } else if r.namespace.is_some() {
                     "namespace"
-                } else if r.name.is_some() {
-                    "cluster"
                 } else {
                     "cluster"
                 };
                 let verb = r.verb.to_uppercase();
+                // Watches are long-running and not counted in flight, as upstream.
+                let kind = match r.verb.as_str() {
+                    "watch" => None,
+                    "get" | "list" => Some("readOnly"),
+                    _ => Some("mutating"),
+                };
+                let gauge = kind.map(|k| self.metrics.inflight.with_label_values(&[k]));
+                if let Some(g) = &gauge {
+                    g.inc();
+                }
                 let resp = registry::handle(self, &ctx, &r).await;
+                if let Some(g) = &gauge {
+                    g.dec();
+                }
                 let resp = match resp {
                     Ok(resp) => resp,
                     Err(e) => respond_error(&e),
@@ -248,7 +262,7 @@ impl ApiServer {
                         version: &r.version,
                         resource: &r.resource,
                         subresource: r.subresource.as_deref().unwrap_or(""),
-                        scope: if r.name.is_some() { "resource" } else { labels_scope },
+                        scope,
                     },
                     resp.status().as_u16(),
                     started.elapsed().as_secs_f64(),

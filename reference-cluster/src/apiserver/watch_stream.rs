@@ -50,6 +50,11 @@ impl Filter {
         Filter { labels: None, fields: vec![], strategy: server.strategy(info) }
     }
 
+    /// Whether no selector restricts the result (then upstream announces remainingItemCount).
+    pub fn is_everything(&self) -> bool {
+        self.labels.as_ref().map(|l| l.is_everything()).unwrap_or(true) && self.fields.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels {
             if !sel.matches_object(obj) {
@@ -103,6 +108,18 @@ pub struct Listed {
     pub items: Vec<Value>,
     pub revision: Revision,
     pub continue_token: Option<String>,
+    /// Items after this page, when known (lists without selectors).
+    pub remaining: Option<usize>,
+}
+
+/// Paging and consistency of a list: `limit`/`continue`, `resourceVersion`/`resourceVersionMatch`.
+/// The default reads everything at the latest revision.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListQuery<'a> {
+    pub limit: usize,
+    pub continue_from: Option<&'a str>,
+    pub resource_version: Option<&'a str>,
+    pub rv_match: Option<&'a str>,
 }
 
 impl ApiServer {
@@ -112,11 +129,9 @@ impl ApiServer {
         info: &ResourceInfo,
         ns: Option<&str>,
         filter: &Filter,
-        limit: usize,
-        continue_from: Option<&str>,
-        resource_version: Option<&str>,
-        rv_match: Option<&str>,
+        query: ListQuery<'_>,
     ) -> ApiResult<Listed> {
+        let ListQuery { limit, continue_from, resource_version, rv_match } = query;
         let prefix = info.prefix(ns);
         let (mut at, mut start) = (None, None);
         if let Some(token) = continue_from {
@@ -166,15 +181,25 @@ impl ApiServer {
                 }
             }
             if !page.more {
-                return Ok(Listed { items, revision: page.revision, continue_token: None });
+                return Ok(Listed { items, revision: page.revision, continue_token: None, remaining: None });
             }
             cursor = last_key;
             if limit > 0 && items.len() >= limit {
                 let start_key = cursor.as_deref().unwrap_or("").strip_prefix(&prefix).unwrap_or("");
+                let remaining = if filter.is_everything() {
+                    self.store
+                        .list(&prefix, cursor.as_deref(), Some(page.revision), 0)
+                        .await
+                        .ok()
+                        .map(|rest| rest.items.len())
+                } else {
+                    None
+                };
                 return Ok(Listed {
                     items,
                     revision: page.revision,
                     continue_token: Some(encode_continue(page.revision, &format!("{start_key}\u{0}"))),
+                    remaining,
                 });
             }
         }
@@ -228,15 +253,20 @@ pub async fn list(
             info,
             ns,
             &filter,
-            parse_limit(ctx)?,
-            ctx.q("continue"),
-            ctx.query.get("resourceVersion").map(String::as_str),
-            ctx.q("resourceVersionMatch"),
+            ListQuery {
+                limit: parse_limit(ctx)?,
+                continue_from: ctx.q("continue"),
+                resource_version: ctx.query.get("resourceVersion").map(String::as_str),
+                rv_match: ctx.q("resourceVersionMatch"),
+            },
         )
         .await?;
     let mut list_meta = json!({"resourceVersion": listed.revision.to_string()});
     if let Some(c) = listed.continue_token {
         list_meta["continue"] = json!(c);
+    }
+    if let Some(n) = listed.remaining.filter(|n| *n > 0) {
+        list_meta["remainingItemCount"] = json!(n);
     }
     super::table::respond_list(server, ctx, info, listed.items, list_meta)
 }
@@ -293,7 +323,7 @@ pub async fn watch(
         if !rv.is_empty() && rv != "0" {
             server.wait_for_revision(parse_rv(&rv)?).await?;
         }
-        let listed = server.list_objects(info, ns, &filter, 0, None, None, None).await?;
+        let listed = server.list_objects(info, ns, &filter, ListQuery::default()).await?;
         initial = listed.items;
         listed.revision
     } else {
@@ -425,7 +455,7 @@ pub async fn delete_collection(
     opts: &DeleteOptions,
 ) -> ApiResult<Response<Body>> {
     let filter = Filter::parse(server, info, ctx, None)?;
-    let listed = server.list_objects(info, ns, &filter, 0, None, None, None).await?;
+    let listed = server.list_objects(info, ns, &filter, ListQuery::default()).await?;
     let mut deleted = Vec::new();
     for obj in listed.items {
         let name = object::name(&obj).to_string();

@@ -153,7 +153,11 @@ fn object(msg: &'static Message, buf: &[u8], depth: usize) -> Result<Map<String,
                 };
                 for (k, v) in inner {
                     // The outer struct's own fields win over an embedded one's, as in Go.
-                    if !msg.fields.iter().any(|f| f.json == k && f.emit != Emit::Inline) {
+                    if !msg
+                        .fields
+                        .iter()
+                        .any(|f| f.json == k && f.emit != Emit::Inline)
+                    {
                         out.entry(k).or_insert(v);
                     }
                 }
@@ -225,7 +229,9 @@ fn float(f: f64) -> Result<Value> {
     if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
         return Ok(Value::from(f as i64));
     }
-    Ok(Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null))
+    Ok(Number::from_f64(f)
+        .map(Value::Number)
+        .unwrap_or(Value::Null))
 }
 
 /// One occurrence of a repeated field: an element, or a packed run of numbers.
@@ -303,14 +309,10 @@ fn raw_json(buf: &[u8], depth: usize, nested_protobuf: bool) -> Result<Value> {
 }
 
 fn special_value(special: Special, fields: &[Collected], empty: bool) -> Result<Value> {
-    let get = |tag: u32| {
-        fields
-            .iter()
-            .find(|c| c.field.tag == tag)
-            .map(|c| &c.value)
-    };
+    let get = |tag: u32| fields.iter().find(|c| c.field.tag == tag).map(|c| &c.value);
     let int = |tag: u32| get(tag).and_then(Value::as_i64).unwrap_or(0);
-    let non_empty_array = |tag: u32| get(tag).filter(|v| v.as_array().is_some_and(|a| !a.is_empty()));
+    let non_empty_array =
+        |tag: u32| get(tag).filter(|v| v.as_array().is_some_and(|a| !a.is_empty()));
     Ok(match special {
         // Upstream writes the zero time as an empty message and reads it back as null.
         Special::Time if empty => Value::Null,
@@ -321,12 +323,12 @@ fn special_value(special: Special, fields: &[Collected], empty: bool) -> Result<
             i32::try_from(int(2)).unwrap_or(0),
         )?),
         Special::Duration => Value::String(go_format::duration(int(1))),
-        Special::Quantity => get(1)
-            .cloned()
-            .unwrap_or_else(|| Value::String("0".into())),
+        Special::Quantity => get(1).cloned().unwrap_or_else(|| Value::String("0".into())),
         Special::IntOrString => match int(1) {
             0 => Value::from(int(2)),
-            1 => get(3).cloned().unwrap_or_else(|| Value::String(String::new())),
+            1 => get(3)
+                .cloned()
+                .unwrap_or_else(|| Value::String(String::new())),
             other => {
                 return Err(DecodeError::new(format!(
                     "IntOrString has impossible type {other}"

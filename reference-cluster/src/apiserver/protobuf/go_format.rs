@@ -112,10 +112,7 @@ mod tests {
             rfc3339_micro(0, 1_500_000_000).unwrap(),
             "1970-01-01T00:00:01.500000Z"
         );
-        assert_eq!(
-            rfc3339_micro(0, -1).unwrap(),
-            "1969-12-31T23:59:59.999999Z"
-        );
+        assert_eq!(rfc3339_micro(0, -1).unwrap(), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]

@@ -158,9 +158,18 @@ mod tests {
     #[test]
     fn kinds_resolve_to_their_messages() {
         let name = |av, k| message_for_kind(av, k).map(|i| message(i).name);
-        assert_eq!(name("v1", "Namespace"), Some("k8s.io.api.core.v1.Namespace"));
-        assert_eq!(name("apps/v1", "Deployment"), Some("k8s.io.api.apps.v1.Deployment"));
-        assert_eq!(name("policy/v1", "Eviction"), Some("k8s.io.api.policy.v1.Eviction"));
+        assert_eq!(
+            name("v1", "Namespace"),
+            Some("k8s.io.api.core.v1.Namespace")
+        );
+        assert_eq!(
+            name("apps/v1", "Deployment"),
+            Some("k8s.io.api.apps.v1.Deployment")
+        );
+        assert_eq!(
+            name("policy/v1", "Eviction"),
+            Some("k8s.io.api.policy.v1.Eviction")
+        );
         assert_eq!(
             name("storage.k8s.io/v1", "CSIDriver"),
             Some("k8s.io.api.storage.v1.CSIDriver")

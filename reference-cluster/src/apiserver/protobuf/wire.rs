@@ -201,6 +201,8 @@ mod tests {
     fn groups_and_field_zero_are_rejected() {
         assert!(fields(&[0x0B]).unwrap_err().contains("wire type 3"));
         assert!(fields(&[0x0C]).unwrap_err().contains("wire type 4"));
-        assert!(fields(&[0x00, 0x01]).unwrap_err().contains("field number 0"));
+        assert!(fields(&[0x00, 0x01])
+            .unwrap_err()
+            .contains("field number 0"));
     }
 }

@@ -158,8 +158,8 @@ impl Outcome {
     }
 }
 
-/// Upstream `admission.NewForbidden`: names the object by its name, its `generateName`, or
-/// `Unknown`, e.g. `pods "web" is forbidden: <err>`.
+/// Upstream `admission.NewForbidden`: names the (new) object by its name, its `generateName`,
+/// or `Unknown` (as for deletes, which have no new object), e.g. `pods "web" is forbidden: <err>`.
 pub fn forbidden(attrs: &Attributes, obj: Option<&Value>, err: &str) -> Rejection {
     let meta = |k: &str| {
         obj.and_then(|o| o.pointer(&format!("/metadata/{k}")))
@@ -168,7 +168,6 @@ pub fn forbidden(attrs: &Attributes, obj: Option<&Value>, err: &str) -> Rejectio
     };
     let name = meta("name")
         .or_else(|| meta("generateName"))
-        .or(Some(attrs.name.as_str()).filter(|n| !n.is_empty()))
         .unwrap_or("Unknown");
     let mut details = json!({"name": name, "kind": attrs.resource});
     if !attrs.group.is_empty() {

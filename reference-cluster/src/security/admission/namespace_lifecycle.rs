@@ -30,7 +30,16 @@ pub fn admit(
         if attrs.operation == Operation::Delete
             && IMMORTAL_NAMESPACES.contains(&attrs.name.as_str())
         {
-            return Err(forbidden(attrs, None, "this namespace may not be deleted"));
+            // Upstream names the namespace from the request here (apierrors.NewForbidden).
+            return Err(Rejection {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+                    attrs.name
+                ),
+                details: Some(json!({"name": attrs.name, "kind": "namespaces"})),
+            });
         }
         return Ok(());
     }

@@ -20,7 +20,7 @@ pub fn admit(
     let Some(node) = attrs.user.node_name() else {
         return Ok(());
     };
-    let deny = |msg: String| Err(forbidden(attrs, object.or(old), &msg));
+    let deny = |msg: String| Err(forbidden(attrs, object, &msg));
     match (
         attrs.group.as_str(),
         attrs.resource.as_str(),
