@@ -187,7 +187,17 @@ impl ApiServer {
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let server = server.clone();
             let user = user.clone();
-            async move { Ok::<_, Infallible>(server.handle(req, user).await) }
+            async move {
+                // A bug in one handler must answer 500, not take the connection or the process.
+                let handled = std::panic::AssertUnwindSafe(server.handle(req, user));
+                let resp = match futures::FutureExt::catch_unwind(handled).await {
+                    Ok(resp) => resp,
+                    Err(_) => respond_error(&ApiError::internal(
+                        "the server panicked while handling the request; this is a bug in kubeproof",
+                    )),
+                };
+                Ok::<_, Infallible>(resp)
+            }
         });
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
