@@ -3,6 +3,7 @@
 //! cluster` commands call it.
 
 pub mod apiserver;
+pub mod cel;
 pub mod cluster;
 pub mod controllers;
 pub mod leaderelection;

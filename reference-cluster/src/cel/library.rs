@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use cel::common::types::{Type, INT_TYPE, LIST_TYPE, STRING_TYPE};
+use cel::common::types::{Type, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::objects::Opaque;
 use cel::{DeclarationError, Env, ExecutionError, Value as Cel};
@@ -41,19 +41,18 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
     env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum)?;
     env.add_member_overload("min", "list_min", LIST_TYPE, vec![], min)?;
     env.add_member_overload("max", "list_max", LIST_TYPE, vec![], max)?;
-    let dyn_type = cel::common::types::DYN_TYPE;
     env.add_member_overload(
         "indexOf",
         "list_index_of",
         LIST_TYPE,
-        vec![dyn_type.clone()],
+        vec![DYN_TYPE],
         index_of,
     )?;
     env.add_member_overload(
         "lastIndexOf",
         "list_last_index_of",
         LIST_TYPE,
-        vec![dyn_type],
+        vec![DYN_TYPE],
         last_index_of,
     )?;
     env.add_member_overload(
@@ -91,14 +90,13 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         vec![STRING_TYPE],
         is_quantity,
     )?;
-    let q = quantity_type();
     for (name, f) in [
         ("isInteger", q_is_integer as cel::common::functions::Function),
         ("asInteger", q_as_integer),
         ("asApproximateFloat", q_as_float),
         ("sign", q_sign),
     ] {
-        env.add_member_overload(name, &format!("quantity_{name}"), q.clone(), vec![], f)?;
+        env.add_member_overload(name, &format!("quantity_{name}"), quantity_type(), vec![], f)?;
     }
     for (name, f) in [
         ("isLessThan", q_less as cel::common::functions::Function),
@@ -110,8 +108,8 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         env.add_member_overload(
             name,
             &format!("quantity_{name}_quantity"),
-            q.clone(),
-            vec![q.clone()],
+            quantity_type(),
+            vec![quantity_type()],
             f,
         )?;
     }
@@ -122,7 +120,7 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         env.add_member_overload(
             name,
             &format!("quantity_{name}_int"),
-            q.clone(),
+            quantity_type(),
             vec![INT_TYPE],
             f,
         )?;

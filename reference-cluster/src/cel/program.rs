@@ -114,6 +114,14 @@ pub fn error_text(e: &ExecutionError) -> String {
             a.type_of(),
             b.type_of()
         ),
+        ExecutionError::ValuesNotComparable(a, b) => format!(
+            "no such overload: ({}, {})",
+            a.type_of(),
+            b.type_of()
+        ),
+        ExecutionError::UnexpectedType { got, want } => {
+            format!("no such overload: got '{got}', want '{want}'")
+        }
         ExecutionError::DivisionByZero(_) => "division by zero".into(),
         ExecutionError::RemainderByZero(_) => "modulus by zero".into(),
         ExecutionError::Overflow(..) => "integer overflow".into(),

@@ -177,9 +177,13 @@ def parse_openapi():
     return defs
 
 
+def openapi_package(package):
+    """`k8s.io.apiextensions_apiserver...` -> `io.k8s.apiextensions-apiserver...`."""
+    return "io." + package.replace("k8s.io.", "k8s.", 1).replace("_", "-")
+
+
 def openapi_def(package, name):
-    return "io." + package.replace("k8s.io.", "k8s.", 1).replace("_", "-").replace(
-        "custom-metrics", "custom_metrics").replace("external-metrics", "external_metrics") + "." + name
+    return openapi_package(package) + "." + name
 
 
 def camel(rust):
@@ -202,7 +206,7 @@ def main():
     for key, m in messages.items():
         pkg, rust = m["package"], m["rust"]
         g = go.get((go_package_of(pkg), rust.lower()))
-        name = (g and g["name"]) or openapi_names.get((openapi_def(pkg, "x")[:-2], rust.lower())) \
+        name = (g and g["name"]) or openapi_names.get((openapi_package(pkg), rust.lower())) \
             or kinds.get((pkg, rust)) or rust
         m["go"] = g
         m["name"] = pkg + "." + name

@@ -98,7 +98,6 @@ class Types:
         # moduledata.types is the start of .rodata in the Go linker's layout; every nameOff
         # and typeOff is relative to it.
         self.base = elf.sections[".rodata"][0]
-        self.seen = {}
 
     def kind(self, t):
         return self.elf.u8(t + 23) & 0x1F
@@ -111,27 +110,22 @@ class Types:
         return s
 
     def pkg_path(self, t):
-        if not self.elf.u8(t + 20) & TFLAG_UNCOMMON:
+        """The package of a named struct, from the `abi.UncommonType` that follows its
+        `abi.StructType` (48-byte Type, PkgPath name, Fields slice)."""
+        if self.kind(t) != 25 or not self.elf.u8(t + 20) & TFLAG_UNCOMMON:
             return ""
-        k = self.kind(t)
-        extra = {25: 32, 22: 8, 23: 8, 21: 40, 17: 24}.get(k, 0)
-        if k == 20:
-            extra = 32
-        if k == 21:
-            # abi.MapType (pre-swiss, Go <= 1.23): Key, Elem, Bucket, Hasher, 4 bytes, flags u32.
-            extra = 8 * 4 + 8
-        off = self.elf.i32(t + 48 + extra)
+        off = self.elf.i32(t + 80)
         if off == 0:
             return ""
         s, _, _ = read_name(self.elf, self.base + off)
         return s
 
     def children(self, t):
+        """Types a type refers to: the element of a pointer, slice or array (first word after
+        the 48-byte header), a map's key and value, a struct's fields."""
         k = self.kind(t)
         e = self.elf
-        if k in (22, 23):
-            return [e.u64(t + 48)]
-        if k == 17:
+        if k in (17, 22, 23):
             return [e.u64(t + 48)]
         if k == 21:
             return [e.u64(t + 48), e.u64(t + 56)]
@@ -146,7 +140,7 @@ class Types:
         for i in range(n):
             fa = ptr + 24 * i
             name, tag, flags = read_name(e, e.u64(fa))
-            out.append((name, e.u64(fa + 8), tag, bool(flags & 8)))
+            out.append((name, e.u64(fa + 8), tag))
         return out
 
     def describe(self, t):
@@ -159,7 +153,7 @@ class Types:
 def struct_rows(path):
     elf = Elf(path)
     ty = Types(elf)
-    tl_addr, tl_off, tl_size, _ = elf.sections[".typelink"]
+    _, tl_off, tl_size, _ = elf.sections[".typelink"]
     todo = [ty.base + struct.unpack_from("<i", elf.data, tl_off + 4 * i)[0] for i in range(tl_size // 4)]
     # Named types are reachable through the pointer-to-them that typelinks lists and through
     # field, element and map key/value types.
@@ -184,7 +178,7 @@ def struct_rows(path):
                 structs.append((pkg, ty.name(t).split(".")[-1], t))
     rows = set()
     for pkg, name, t in structs:
-        for fname, ftype, tag, embedded in ty.fields(t):
+        for _, ftype, tag in ty.fields(t):
             pb = parse_tag(tag).get("protobuf")
             if not pb:
                 continue
@@ -201,19 +195,16 @@ def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     taken = {}
+    rows = set()
     for path in sys.argv[1:]:
         for row in struct_rows(path):
             if taken.setdefault(row[0], path) == path:
-                taken[row[0]] = path
-                ROWS.add(row)
+                rows.add(row)
     print("# Go struct tags of the Kubernetes API types, made by go_struct_tags.py from:")
     for path in dict.fromkeys(taken.values()):
         print("#   %s: %s" % (os.path.basename(path), " ".join(sorted(p for p, b in taken.items() if b == path))))
-    for r in sorted(ROWS):
+    for r in sorted(rows):
         print("\t".join(str(x) for x in r))
-
-
-ROWS = set()
 
 
 def parse_tag(tag):
