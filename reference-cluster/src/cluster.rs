@@ -1,5 +1,6 @@
 //! Starting and stopping the bundled cluster: store, PKI, API server, built-in control loops,
-//! bootstrap objects and the admin kubeconfig.
+//! bootstrap objects (including upstream's RBAC policy and flow-control configuration) and the
+//! admin kubeconfig; kubeconfigs and clients for other identities.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -11,8 +12,10 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::apiserver::encrypted_store::EncryptedStore;
 use crate::apiserver::registry::WriteOptions;
-use crate::apiserver::{ApiServer, ApiServerConfig};
+use crate::apiserver::{bootstrap_policy, informer, loops, ApiServer, ApiServerConfig};
+use crate::security::encryption::EncryptionConfig;
 use crate::pki::{self, Pki};
 use crate::store::{self, Store};
 
@@ -43,8 +46,12 @@ pub struct ClusterConfig {
     pub watch_window: usize,
     /// How often history is compacted (upstream: 5 minutes).
     pub compaction_interval: Duration,
-    /// How often the namespace controller re-lists namespaces.
+    /// How often the namespace controller re-lists namespaces (also the resync of the
+    /// ServiceAccount and ClusterRole aggregation loops).
     pub namespace_resync: Duration,
+    /// How often every ResourceQuota's usage is recounted (upstream
+    /// `--resource-quota-sync-period`: 5 minutes).
+    pub quota_resync: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +66,7 @@ impl Default for ClusterConfig {
             watch_window: 10_000,
             compaction_interval: Duration::from_secs(300),
             namespace_resync: Duration::from_secs(300),
+            quota_resync: Duration::from_secs(300),
         }
     }
 }
@@ -77,6 +85,7 @@ impl ClusterConfig {
             },
             compaction_interval: Duration::from_secs(30),
             namespace_resync: Duration::from_secs(5),
+            quota_resync: Duration::from_secs(10),
             ..ClusterConfig::default()
         }
     }
@@ -87,6 +96,9 @@ pub struct RunningCluster {
     pub server: Arc<ApiServer>,
     pub addr: SocketAddr,
     pub pki: Pki,
+    /// The store below encryption at rest: what is really written (the same store as the
+    /// server's when no encryption is configured).
+    pub raw_store: Arc<dyn Store>,
     kubeconfig: PathBuf,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -119,10 +131,22 @@ impl RunningCluster {
     pub async fn start(cfg: ClusterConfig) -> Result<RunningCluster> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
-        let pki = Pki::load_or_create(&cfg.data_dir.join("pki"), &[cfg.bind])?;
-        let store = open_store(&cfg).await?;
-        let server = ApiServer::new(store.clone(), cfg.apiserver.clone());
+        let pki_dir = cfg.data_dir.join("pki");
+        let pki = Pki::load_or_create(&pki_dir, &[cfg.bind])?;
+        let raw_store = open_store(&cfg).await?;
+        let store: Arc<dyn Store> = match &cfg.apiserver.encryption_provider_config {
+            Some(path) => {
+                let config = EncryptionConfig::load(path)
+                    .with_context(|| format!("cannot use the encryption configuration {}", path.display()))?;
+                Arc::new(EncryptedStore::new(raw_store.clone(), config))
+            }
+            None => raw_store.clone(),
+        };
+        let server = ApiServer::new(store.clone(), cfg.apiserver.clone(), Some(&pki_dir))?;
         bootstrap(&server, cfg.nodes).await?;
+        let watch_from = informer::prime(&server)
+            .await
+            .context("cannot load the authorization policy")?;
         let listener = tokio::net::TcpListener::bind((cfg.bind, cfg.api_port))
             .await
             .with_context(|| {
@@ -135,10 +159,15 @@ impl RunningCluster {
         let (tx, rx) = watch::channel(false);
         let tls = ApiServer::tls_acceptor(&pki)?;
         let serve = tokio::spawn(server.clone().serve(listener, tls, rx));
+        let resync = cfg.namespace_resync;
         let tasks = vec![
-            tokio::spawn(crate::controllers::namespace::run(server.clone(), cfg.namespace_resync)),
+            tokio::spawn(crate::controllers::namespace::run(server.clone(), resync)),
             tokio::spawn(crate::controllers::compaction::run(store, cfg.compaction_interval)),
-            tokio::spawn(crate::controllers::gc::run(server.clone(), cfg.namespace_resync)),
+            tokio::spawn(crate::controllers::gc::run(server.clone(), resync)),
+            tokio::spawn(informer::run(server.clone(), watch_from)),
+            tokio::spawn(loops::aggregation::run(server.clone(), resync)),
+            tokio::spawn(loops::service_accounts::run(server.clone(), pki.ca.cert_pem.clone(), resync)),
+            tokio::spawn(loops::quota::run(server.clone(), cfg.quota_resync)),
         ];
         let url = format!("https://{addr}");
         let kubeconfig = cfg.data_dir.join("kubeconfig");
@@ -150,6 +179,7 @@ impl RunningCluster {
             server,
             addr,
             pki,
+            raw_store,
             kubeconfig,
             shutdown: tx,
             tasks,
@@ -168,6 +198,22 @@ impl RunningCluster {
     /// A kube-rs client with the admin identity.
     pub async fn client(&self) -> Result<kube::Client> {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A kubeconfig (YAML) for `user` in `groups`, with a new client certificate from the
+    /// cluster CA.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<String> {
+        let pair = self.pki.issue_client(user, groups)?;
+        Ok(pki::kubeconfig(&self.url(), &self.pki.ca.cert_pem, &pair, user))
+    }
+
+    /// A kube-rs client acting as `user` in `groups` (client certificate from the cluster CA),
+    /// so that components run with least privilege: e.g. `system:kube-scheduler`,
+    /// `system:kube-controller-manager`, or `system:node:<name>` in `system:nodes`.
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Result<kube::Client> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_for(user, groups)?)?;
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
@@ -234,7 +280,40 @@ pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
             Err(e) => anyhow::bail!("cannot create bootstrap {plural}: {e}"),
         }
     }
+    bootstrap_policy::ensure_bootstrap_policy(server)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot store the bootstrap policy: {e}"))?;
+    loops::aggregation::sync(server).await;
     Ok(())
+}
+
+/// A kubeconfig (YAML) for a new client-certificate identity of the cluster kept in
+/// `data_dir`, pointing at the server its admin kubeconfig names (`kubeproof cluster user
+/// add`). The cluster need not be running.
+pub fn user_kubeconfig(data_dir: &Path, user: &str, groups: &[&str]) -> Result<String> {
+    if user.is_empty() {
+        anyhow::bail!("the user name must not be empty");
+    }
+    let pki_dir = data_dir.join("pki");
+    if !pki_dir.join("ca.crt").exists() {
+        anyhow::bail!(
+            "no cluster in {} (start one with `kubeproof cluster up --data-dir {}`)",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    let pki = Pki::load_or_create(&pki_dir, &[])?;
+    let admin = data_dir.join("kubeconfig");
+    let text = std::fs::read_to_string(&admin)
+        .with_context(|| format!("cannot read the cluster's kubeconfig {}", admin.display()))?;
+    let doc: Value = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("{} is not a kubeconfig", admin.display()))?;
+    let server = doc
+        .pointer("/clusters/0/cluster/server")
+        .and_then(Value::as_str)
+        .with_context(|| format!("{} names no server", admin.display()))?;
+    let pair = pki.issue_client(user, groups)?;
+    Ok(pki::kubeconfig(server, &pki.ca.cert_pem, &pair, user))
 }
 
 fn first_service_ip(server: &ApiServer) -> String {

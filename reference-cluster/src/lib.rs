@@ -7,6 +7,7 @@ pub mod cel;
 pub mod cluster;
 pub mod controllers;
 pub mod leaderelection;
+pub mod node;
 pub mod openapi;
 pub mod patch;
 pub mod pki;

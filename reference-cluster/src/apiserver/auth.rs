@@ -1,25 +1,13 @@
-//! Who is asking. This part authenticates client certificates signed by the cluster CA; tokens,
-//! RBAC and admission come with the security part of the reference cluster.
+//! Who is asking: the identity type shared by the API server and the security library, and the
+//! paths open to unauthenticated callers.
 
-use serde::Serialize;
+pub use crate::security::UserInfo;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct UserInfo {
-    pub name: String,
-    pub groups: Vec<String>,
-}
+use crate::security::user::names;
 
-impl UserInfo {
-    pub fn anonymous() -> Self {
-        UserInfo {
-            name: "system:anonymous".into(),
-            groups: vec!["system:unauthenticated".into()],
-        }
-    }
-
-    pub fn is_anonymous(&self) -> bool {
-        self.name == "system:anonymous"
-    }
+/// Whether `user` is the identity of a request that carried no credentials.
+pub fn is_anonymous(user: &UserInfo) -> bool {
+    user.name == names::ANONYMOUS
 }
 
 /// Paths that upstream's default RBAC (system:public-info-viewer) opens to anonymous users.

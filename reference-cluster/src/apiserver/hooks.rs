@@ -38,21 +38,23 @@ pub async fn subresource(
     }
     let opts = || WriteOptions::from_query(ctx);
     match (sub, r.verb.as_str()) {
-        ("status", "get") => {
+        // Subresources that are views of the object itself, each writable only in its own part
+        // (the strategy's prepare_subresource_update keeps the rest).
+        ("status" | "approval" | "ephemeralcontainers", "get") => {
             let obj = server.get_object(info, ns, name).await?;
             super::table::respond_object(server, ctx, info, obj, 200)
         }
-        ("status", "update") => {
+        ("status" | "approval" | "ephemeralcontainers", "update") => {
             let opts = opts()?;
             let obj = object::decode(ctx.content_type(), &ctx.body)?;
-            let (v, _) = server.update_object(info, ns, name, Some("status"), obj, &opts).await?;
+            let (v, _) = server.update_object(info, ns, name, Some(sub), obj, &opts).await?;
             Ok(respond_json(200, &v))
         }
-        ("status", "patch") => {
+        ("status" | "approval" | "ephemeralcontainers", "patch") => {
             let opts = opts()?;
             let force = ctx.flag("force") == Some(true);
             let (v, _) = server
-                .patch_object(info, ns, name, Some("status"), ctx, &opts, force)
+                .patch_object(info, ns, name, Some(sub), ctx, &opts, force)
                 .await?;
             Ok(respond_json(200, &v))
         }
@@ -94,10 +96,6 @@ pub async fn subresource(
                 .await?;
             Ok(respond_json(200, &scale_of(info, &updated)?))
         }
-        ("binding", "create") => {
-            let body = object::decode(ctx.content_type(), &ctx.body)?;
-            bind(server, info, ns, name, &body).await
-        }
         ("finalize", "update") => {
             let opts = opts()?;
             let obj = object::decode(ctx.content_type(), &ctx.body)?;
@@ -113,8 +111,15 @@ pub async fn subresource(
         }
         ("eviction", "create") => {
             let body = object::decode(ctx.content_type(), &ctx.body)?;
+            admit_subresource_create(server, ctx, info, ns, name, "eviction", "Eviction", &body).await?;
             evict(server, info, ns, name, &body).await
         }
+        ("binding", "create") => {
+            let body = object::decode(ctx.content_type(), &ctx.body)?;
+            admit_subresource_create(server, ctx, info, ns, name, "binding", "Binding", &body).await?;
+            bind(server, info, ns, name, &body).await
+        }
+        ("token", "create") => super::reviews::token_request(server, ctx, info, ns, name).await,
         (other, _) => Err(ApiError::new(
             503,
             "ServiceUnavailable",
@@ -131,8 +136,41 @@ impl WriteOptions {
             field_manager: manager,
             validation: super::registry::FieldValidation::Ignore,
             warnings: Default::default(),
+            requester: Some(ctx.requester()),
         })
     }
+}
+
+/// Admission of a create on a subresource (`pods/eviction`, `pods/binding`): the body is the
+/// subresource's object, the current parent object is what it acts on.
+#[allow(clippy::too_many_arguments)]
+async fn admit_subresource_create(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    sub: &str,
+    kind: &str,
+    body: &Value,
+) -> ApiResult<()> {
+    let requester = ctx.requester();
+    let warnings = Default::default();
+    let call = super::admission::AdmissionCall::new(
+        info,
+        ns,
+        name,
+        Some(sub),
+        Some(kind),
+        crate::security::admission::Operation::Create,
+        ctx.dry_run(),
+        &requester,
+        &warnings,
+    );
+    let parent = server.get_object(info, ns, name).await?;
+    let mut body = body.clone();
+    server.admit_mutating(&call, Some(&mut body), Some(&parent)).await?;
+    server.admit_validating(&call, Some(&body), Some(&parent)).await
 }
 
 /// The `autoscaling/v1 Scale` view of a scalable object.
@@ -251,6 +289,12 @@ pub async fn before_update(_server: &ApiServer, info: &ResourceInfo, new: &mut V
 
 /// Follow-up after a successful write (`new = None`: deleted).
 pub async fn after_write(server: &ApiServer, info: &ResourceInfo, _old: Option<&Value>, new: Option<&Value>) {
+    super::informer::observe_local_write(server, info, _old, new);
+    if info.namespaced && releases_quota(info, _old, new) {
+        if let Some(ns) = new.or(_old).and_then(|o| object::meta_str(o, "namespace")) {
+            server.security.quota_queue.touch(ns);
+        }
+    }
     if is(info, "apiextensions.k8s.io", "customresourcedefinitions") {
         let name = new.map(object::name).or(_old.map(object::name)).unwrap_or("").to_string();
         match new {
@@ -264,6 +308,17 @@ pub async fn after_write(server: &ApiServer, info: &ResourceInfo, _old: Option<&
             }
         }
     }
+}
+
+/// Whether a write may lower quota usage: deletes, and pods reaching a terminal phase.
+fn releases_quota(info: &ResourceInfo, old: Option<&Value>, new: Option<&Value>) -> bool {
+    let terminal = |o: Option<&Value>| {
+        matches!(
+            o.and_then(|o| o.pointer("/status/phase")).and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        )
+    };
+    new.is_none() || (is(info, "", "pods") && terminal(new) && !terminal(old))
 }
 
 /// Registers the custom resources a stored CRD serves.

@@ -140,6 +140,11 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// The registry served at `/metrics`, for subsystems that bring their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()

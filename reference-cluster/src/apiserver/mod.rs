@@ -1,14 +1,19 @@
 //! A kube-apiserver-compatible HTTPS API over the [`crate::store`].
 //!
-//! Request path: TLS (client certificate → identity) → authentication → classification
-//! ([`request`]) → discovery / non-resource endpoints, or the generic [`registry`] which
-//! implements every verb once for every resource, parameterised by the resource's
-//! [`crate::resources::Strategy`]. Special resources (namespaces, services, CRDs, pod binding,
-//! scale) hook into the registry in [`hooks`].
+//! Request path, in upstream's filter order: TLS (client certificate) → authentication
+//! ([`authn`]: certificate, bearer tokens, anonymous) → classification ([`request`]) → audit
+//! ([`audit`]) → impersonation → API Priority and Fairness ([`fairness`]) → authorization
+//! ([`authz`]) → discovery / non-resource endpoints, the review APIs ([`reviews`]), or the
+//! generic [`registry`] which implements every verb once for every resource, parameterised by
+//! the resource's [`crate::resources::Strategy`], with the [`admission`] chain around its
+//! writes. Special resources (namespaces, services, CRDs, pod binding, scale) hook into the
+//! registry in [`hooks`]. The security caches are kept current by [`informer`]; the control
+//! loops security needs are in [`loops`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,23 +33,36 @@ use crate::pki::Pki;
 use crate::resources::Catalog;
 use crate::store::Store;
 
+pub mod admission;
+pub mod audit;
 pub mod auth;
+pub mod authn;
+pub mod authz;
+pub mod bootstrap_policy;
 pub mod discovery;
+pub mod encrypted_store;
+pub mod fairness;
 pub mod hooks;
-pub mod object;
+pub mod informer;
+pub mod loops;
 pub mod metrics;
 pub mod negotiate;
 pub mod nonresource;
+pub mod object;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
+pub mod reviews;
 pub mod status;
 pub mod table;
 pub mod tls;
 pub mod typed;
 pub mod watch_stream;
+pub mod webhooks;
 
+pub use admission::Requester;
 pub use auth::UserInfo;
+pub use authz::AuthorizationMode;
 pub use status::{ApiError, ApiResult};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
@@ -63,6 +81,39 @@ pub struct ApiServerConfig {
     pub max_body_bytes: usize,
     /// How long a list with a future resourceVersion waits before 504 (upstream: 3 s).
     pub future_rv_wait: Duration,
+    /// `--anonymous-auth`: requests without credentials proceed as `system:anonymous` and
+    /// RBAC decides. Off (the default here): they get 401, except on `/healthz`, `/livez`,
+    /// `/readyz` and `/version`.
+    pub anonymous_auth: bool,
+    /// `--token-auth-file`: static bearer tokens (`token,user,uid[,"groups"]` lines).
+    pub token_auth_file: Option<PathBuf>,
+    /// `--service-account-issuer`: the `iss` of ServiceAccount tokens.
+    pub service_account_issuer: String,
+    /// `--api-audiences`: audiences tokens must carry (empty: the issuer).
+    pub api_audiences: Vec<String>,
+    /// `--authorization-mode`, tried in order (kubeadm's `Node,RBAC` by default).
+    pub authorization_modes: Vec<AuthorizationMode>,
+    /// `--enable-admission-plugins`, on top of upstream's default set.
+    pub enable_admission_plugins: Vec<String>,
+    /// `--disable-admission-plugins`.
+    pub disable_admission_plugins: Vec<String>,
+    /// PodSecurity's defaults for unlabelled namespaces and its exemptions.
+    pub pod_security: crate::security::admission::pod_security::Config,
+    /// `--audit-policy-file`; auditing is on when it and `audit_log_path` are set.
+    pub audit_policy_file: Option<PathBuf>,
+    /// `--audit-log-path`: JSON lines of `audit.k8s.io/v1` Events.
+    pub audit_log_path: Option<PathBuf>,
+    /// `--encryption-provider-config`: an EncryptionConfiguration for data at rest.
+    pub encryption_provider_config: Option<PathBuf>,
+    /// `--enable-priority-and-fairness`.
+    pub priority_and_fairness: bool,
+    /// `--max-requests-inflight` + `--max-mutating-requests-inflight`: the seats API Priority
+    /// and Fairness shares among priority levels (upstream: 400 + 200).
+    pub max_requests_inflight: usize,
+    pub max_mutating_requests_inflight: usize,
+    /// How long a request may wait in a priority level's queue before 429 (upstream: a
+    /// quarter of the 60 s request timeout).
+    pub flow_control_max_wait: Duration,
 }
 
 impl Default for ApiServerConfig {
@@ -74,7 +125,98 @@ impl Default for ApiServerConfig {
             max_watch_timeout: Duration::from_secs(1800),
             max_body_bytes: 3 * 1024 * 1024,
             future_rv_wait: Duration::from_secs(3),
+            anonymous_auth: false,
+            token_auth_file: None,
+            service_account_issuer: "https://kubernetes.default.svc.cluster.local".into(),
+            api_audiences: Vec::new(),
+            authorization_modes: vec![AuthorizationMode::Node, AuthorizationMode::Rbac],
+            enable_admission_plugins: vec![admission::NODE_RESTRICTION.to_string()],
+            disable_admission_plugins: Vec::new(),
+            pod_security: Default::default(),
+            audit_policy_file: None,
+            audit_log_path: None,
+            encryption_provider_config: None,
+            priority_and_fairness: true,
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
+            flow_control_max_wait: Duration::from_secs(15),
         }
+    }
+}
+
+/// Authentication, authorization, admission, audit and fairness of the server.
+pub struct Security {
+    pub authn: authn::Authentication,
+    pub authz: authz::Authorizer,
+    pub admission: admission::Admission,
+    pub audit: Option<audit::Auditor>,
+    pub fairness: Option<fairness::Fairness>,
+    pub quota_queue: loops::quota::QuotaQueue,
+}
+
+impl Security {
+    /// Builds everything `config` asks for. `pki_dir` holds the ServiceAccount signing key
+    /// (created when missing); without it the TokenRequest API and ServiceAccount tokens are
+    /// off.
+    pub fn from_config(
+        config: &ApiServerConfig,
+        metrics: &prometheus::Registry,
+        pki_dir: Option<&std::path::Path>,
+    ) -> Result<Security> {
+        use crate::security::authn::{Authenticator, TokenFile, TokenIssuer};
+        let token_file = match &config.token_auth_file {
+            Some(p) => Some(TokenFile::load(p).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let service_accounts = match pki_dir {
+            Some(dir) => Some(
+                TokenIssuer::load_or_create(dir, &config.service_account_issuer)
+                    .map_err(anyhow::Error::msg)?
+                    .with_audiences(config.api_audiences.clone()),
+            ),
+            None => None,
+        };
+        let audit = match (&config.audit_policy_file, &config.audit_log_path) {
+            (Some(policy), Some(log)) => {
+                Some(audit::Auditor::open(policy, log).map_err(anyhow::Error::msg)?)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("auditing needs both an audit policy file and an audit log path"),
+        };
+        let fairness = if config.priority_and_fairness {
+            Some(
+                fairness::Fairness::new(
+                    metrics,
+                    config.max_requests_inflight + config.max_mutating_requests_inflight,
+                    config.flow_control_max_wait,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            None
+        };
+        if config.authorization_modes.is_empty() {
+            anyhow::bail!("at least one authorization mode is required");
+        }
+        Ok(Security {
+            authn: authn::Authentication {
+                anonymous: config.anonymous_auth,
+                tokens: Authenticator {
+                    token_file,
+                    service_accounts,
+                },
+            },
+            authz: authz::Authorizer::new(&config.authorization_modes),
+            admission: admission::Admission::new(
+                &config.enable_admission_plugins,
+                &config.disable_admission_plugins,
+                config.pod_security.clone(),
+            )
+            .map_err(anyhow::Error::msg)?,
+            audit,
+            fairness,
+            quota_queue: Default::default(),
+        })
     }
 }
 
@@ -89,19 +231,28 @@ pub struct ApiServer {
     pub advertise: RwLock<String>,
     /// Serialises cluster-IP / node-port allocation.
     pub(crate) alloc_lock: tokio::sync::Mutex<()>,
+    pub security: Security,
 }
 
 impl ApiServer {
-    pub fn new(store: Arc<dyn Store>, config: ApiServerConfig) -> Arc<ApiServer> {
-        Arc::new(ApiServer {
+    /// A server over `store` as `config` says; `pki_dir` holds the ServiceAccount signing key.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: ApiServerConfig,
+        pki_dir: Option<&std::path::Path>,
+    ) -> Result<Arc<ApiServer>> {
+        let metrics = metrics::Metrics::new();
+        let security = Security::from_config(&config, metrics.registry(), pki_dir)?;
+        Ok(Arc::new(ApiServer {
             catalog: Arc::new(Catalog::builtin()),
             store,
             config,
-            metrics: metrics::Metrics::new(),
+            metrics,
             openapi: RwLock::new(None),
             advertise: RwLock::new(String::new()),
             alloc_lock: tokio::sync::Mutex::new(()),
-        })
+            security,
+        }))
     }
 
     /// The OpenAPI documents for the current set of resources, built on first use and again
@@ -165,7 +316,7 @@ impl ApiServer {
         self: Arc<Self>,
         tls: tokio_rustls::TlsAcceptor,
         tcp: tokio::net::TcpStream,
-        _peer: SocketAddr,
+        peer: SocketAddr,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let stream =
@@ -184,9 +335,10 @@ impl ApiServer {
             .and_then(|c| c.first())
             .and_then(|c| tls::identity_from_certificate(c.as_ref()));
         let server = self.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let server = server.clone();
             let user = user.clone();
+            req.extensions_mut().insert(peer);
             async move {
                 // A bug in one handler must answer 500, not take the connection or the process.
                 let handled = std::panic::AssertUnwindSafe(server.handle(req, user));
@@ -208,25 +360,55 @@ impl ApiServer {
         }
     }
 
-    /// Handles one request; never fails (errors become `Status` responses).
+    /// Handles one request; never fails (errors become `Status` responses). `certificate`
+    /// is the identity of the verified client certificate, if any.
     pub async fn handle(
         self: &Arc<Self>,
         req: Request<Incoming>,
-        user: Option<UserInfo>,
+        certificate: Option<UserInfo>,
     ) -> Response<Body> {
         let started = Instant::now();
+        let peer = req.extensions().get::<SocketAddr>().copied();
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_string();
         let query = request::parse_query(parts.uri.query());
-        let user = user.unwrap_or_else(UserInfo::anonymous);
-        if user.is_anonymous() && !auth::public_path(&path) {
-            return respond_error(&ApiError::new(401, "Unauthorized", "Unauthorized"));
-        }
+        let requester = match self.authenticate(&parts.headers, &path, certificate).await {
+            Ok(u) => u,
+            Err(e) => return respond_error(&e),
+        };
         let watch_flag = query.get("watch").and_then(|v| parse_bool(v)) == Some(true);
         let target = request::classify(parts.method.as_str(), &path, watch_flag);
+        let field_selector = query.get("fieldSelector").map(String::as_str);
+        let method = parts.method.as_str();
+        let requester_attrs =
+            authz::request_attributes(&requester, method, &path, &target, field_selector);
+        let uri = parts.uri.to_string();
+        let user_agent = parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mut audited = self.security.audit.as_ref().and_then(|a| {
+            a.begin(
+                &requester_attrs,
+                audit::RequestFacts {
+                    uri: &uri,
+                    target: &target,
+                    source_ip: peer.map(|p| p.ip().to_string()),
+                    user_agent,
+                },
+            )
+        });
+        let admitted = self
+            .authorize_request(&parts.headers, requester, requester_attrs, &target, field_selector, &mut audited)
+            .await;
+        let (user, attrs, _permit) = match admitted {
+            Ok(x) => x,
+            Err(resp) => return self.finish_audit(audited, None, resp).await,
+        };
         let body = match read_body(body, self.config.max_body_bytes).await {
             Ok(b) => b,
-            Err(e) => return respond_error(&e),
+            Err(e) => return self.finish_audit(audited, None, respond_error(&e)).await,
         };
         let ctx = RequestContext {
             method: parts.method.clone(),
@@ -235,7 +417,139 @@ impl ApiServer {
             headers: parts.headers,
             body,
             user,
+            annotations: Default::default(),
         };
+        let resp = self.dispatch(&ctx, target, started).await;
+        drop(attrs);
+        if let Some(a) = audited.as_mut() {
+            a.annotate(&ctx.annotations.lock());
+        }
+        self.finish_audit(audited, Some(&ctx), resp).await
+    }
+
+    /// Impersonation, API Priority and Fairness and authorization of an authenticated
+    /// request. Returns the identity it runs as, its attributes and its seat, or the response
+    /// refusing it.
+    async fn authorize_request(
+        &self,
+        headers: &HeaderMap,
+        requester: UserInfo,
+        requester_attrs: crate::security::rbac::Attributes,
+        target: &request::Target,
+        field_selector: Option<&str>,
+        audited: &mut Option<audit::AuditedRequest>,
+    ) -> std::result::Result<
+        (UserInfo, crate::security::rbac::Attributes, Option<crate::security::flowcontrol::Permit>),
+        Response<Body>,
+    > {
+        // Without anonymous auth, an anonymous request got here only for a public path.
+        let public_only = auth::is_anonymous(&requester) && !self.security.authn.anonymous;
+        let (user, attrs) = match authn::impersonation_request(headers) {
+            Some(imp) if !public_only => {
+                let impersonated = {
+                    let policy = self.security.authz.policy();
+                    crate::security::rbac::impersonate(&requester, &imp, policy.objects())
+                };
+                match impersonated {
+                    Ok(user) => {
+                        if let Some(a) = audited.as_mut() {
+                            a.set_impersonated(&user);
+                        }
+                        let method = requester_attrs.verb.clone();
+                        let attrs = if requester_attrs.resource_request {
+                            crate::security::rbac::Attributes {
+                                user: user.clone(),
+                                ..requester_attrs
+                            }
+                        } else {
+                            authz::request_attributes(&user, &method, &requester_attrs.path, target, field_selector)
+                        };
+                        (user, attrs)
+                    }
+                    Err(f) => {
+                        return Err(respond_json(403, &f.to_status()));
+                    }
+                }
+            }
+            _ => (requester, requester_attrs),
+        };
+        let permit = match &self.security.fairness {
+            Some(f) => match f.acquire(&attrs).await {
+                // A watch holds its seat only while it starts, as upstream.
+                Ok(p) if attrs.verb == "watch" => {
+                    drop(p);
+                    None
+                }
+                Ok(p) => Some(p),
+                Err(t) => return Err(fairness::too_many_requests(&t)),
+            },
+            None => None,
+        };
+        if !public_only {
+            let decision = self.security.authz.authorize(&attrs);
+            if !decision.allowed {
+                return Err(respond_error(&authz::forbidden(&attrs, &decision)));
+            }
+        }
+        Ok((user, attrs, permit))
+    }
+
+    /// Writes the audit event of a finished request and stamps its `Audit-Id`.
+    async fn finish_audit(
+        &self,
+        audited: Option<audit::AuditedRequest>,
+        ctx: Option<&RequestContext>,
+        resp: Response<Body>,
+    ) -> Response<Body> {
+        let (Some(audited), Some(auditor)) = (audited, self.security.audit.as_ref()) else {
+            return resp;
+        };
+        let code = resp.status().as_u16();
+        let streaming = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.contains("stream") || ct.contains("watch"));
+        let request_object = ctx
+            .filter(|c| audited.wants_request_object() && !c.body.is_empty())
+            .and_then(|c| object::decode(c.content_type(), &c.body).ok());
+        let mut resp = resp;
+        if let Ok(v) = http::HeaderValue::from_str(audited.audit_id()) {
+            resp.headers_mut().insert("Audit-Id", v);
+        }
+        if streaming {
+            audited.finish(
+                auditor,
+                crate::security::audit::Stage::ResponseStarted,
+                code,
+                None,
+                request_object.as_ref(),
+                None,
+            );
+            return resp;
+        }
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let response_object = parsed.as_ref().filter(|_| audited.wants_response_object());
+        audited.finish(
+            auditor,
+            crate::security::audit::Stage::ResponseComplete,
+            code,
+            parsed.as_ref().filter(|_| code >= 400),
+            request_object.as_ref(),
+            response_object,
+        );
+        Response::from_parts(parts, full(bytes))
+    }
+
+    /// Serves an authorized request.
+    async fn dispatch(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        target: request::Target,
+        started: Instant,
+    ) -> Response<Body> {
         match target {
             request::Target::Resource(r) => {
                 // Upstream's scope label: one object, one namespace, or the whole cluster.
@@ -257,7 +571,7 @@ impl ApiServer {
                 if let Some(g) = &gauge {
                     g.inc();
                 }
-                let resp = registry::handle(self, &ctx, &r).await;
+                let resp = registry::handle(self, ctx, &r).await;
                 if let Some(g) = &gauge {
                     g.dec();
                 }
@@ -280,7 +594,7 @@ impl ApiServer {
                 resp
             }
             request::Target::NonResource => {
-                let resp = nonresource::handle(self, &ctx)
+                let resp = nonresource::handle(self, ctx)
                     .await
                     .unwrap_or_else(|e| respond_error(&e));
                 self.metrics.observe(
@@ -297,7 +611,7 @@ impl ApiServer {
                 );
                 resp
             }
-            other => discovery::handle(self, &ctx, other).unwrap_or_else(|e| respond_error(&e)),
+            other => discovery::handle(self, ctx, other).unwrap_or_else(|e| respond_error(&e)),
         }
     }
 }
@@ -309,10 +623,21 @@ pub struct RequestContext {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who the request runs as (the impersonated identity when impersonating).
     pub user: UserInfo,
+    /// Audit annotations admission adds while handling the request.
+    pub annotations: Arc<parking_lot::Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl RequestContext {
+    /// The writer admission judges for this request.
+    pub fn requester(&self) -> Requester {
+        Requester {
+            user: self.user.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+
     pub fn q(&self, key: &str) -> Option<&str> {
         self.query.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }

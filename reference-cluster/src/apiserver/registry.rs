@@ -11,8 +11,10 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::object::{self, meta, meta_mut};
+use super::admission::AdmissionCall;
 use super::request::ResourceRequest;
-use super::{respond_json, ApiError, ApiResult, ApiServer, Body, RequestContext};
+use super::{respond_json, ApiError, ApiResult, ApiServer, Body, RequestContext, Requester};
+use crate::security::admission::Operation as AdmissionOperation;
 use crate::patch::{self, ManagedFieldsUpdate, Operation, PatchType};
 use crate::resources::{ResourceInfo, Strategy};
 use crate::store::StoreError;
@@ -32,6 +34,9 @@ pub struct WriteOptions {
     pub validation: FieldValidation,
     /// Warnings for the `Warning` response header.
     pub warnings: Mutex<Vec<String>>,
+    /// Who is writing, for writes that come from API requests: the admission chain and the
+    /// RBAC escalation checks judge them. `None` for the cluster's own bookkeeping.
+    pub requester: Option<Requester>,
 }
 
 impl WriteOptions {
@@ -42,6 +47,7 @@ impl WriteOptions {
             field_manager: manager.to_string(),
             validation: FieldValidation::Ignore,
             warnings: Mutex::new(Vec::new()),
+            requester: None,
         }
     }
 
@@ -77,6 +83,7 @@ impl WriteOptions {
             field_manager,
             validation,
             warnings: Mutex::new(Vec::new()),
+            requester: Some(ctx.requester()),
         })
     }
 }
@@ -89,11 +96,16 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
+    /// Who is deleting, for deletes that come from API requests (admission judges them).
+    pub requester: Option<Requester>,
 }
 
 impl DeleteOptions {
-    fn from_request(ctx: &RequestContext) -> ApiResult<Self> {
-        let mut opts = DeleteOptions::default();
+    pub(crate) fn from_request(ctx: &RequestContext) -> ApiResult<Self> {
+        let mut opts = DeleteOptions {
+            requester: Some(ctx.requester()),
+            ..Default::default()
+        };
         if !ctx.body.is_empty() {
             let body = object::decode(ctx.content_type(), &ctx.body)?;
             opts.propagation = body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
@@ -178,6 +190,12 @@ pub async fn handle(
     }
     if let Some(sub) = &r.subresource {
         return super::hooks::subresource(server, ctx, &info, ns, r, sub).await;
+    }
+    if super::reviews::is_review(&info) {
+        return match (r.verb.as_str(), r.name.as_deref()) {
+            ("create", None) => super::reviews::handle(server, ctx, &info, ns).await,
+            (verb, _) => Err(ApiError::method_not_allowed(verb)),
+        };
     }
     let verb_allowed = info.verbs.iter().any(|v| v == &r.verb);
     if !verb_allowed {
@@ -440,9 +458,20 @@ impl ApiServer {
         self.check_namespace_for_create(info, ns).await?;
         let strategy = self.strategy(info);
         strategy.default(&mut obj);
+        let name = object::name(&obj).to_string();
+        let call = opts.requester.as_ref().map(|r| {
+            AdmissionCall::new(info, ns, &name, None, None, AdmissionOperation::Create, opts.dry_run, r, &opts.warnings)
+        });
+        if let Some(call) = &call {
+            self.admit_mutating(call, Some(&mut obj), None).await?;
+            self.check_rbac_escalation(info, ns, "", &obj, None, opts)?;
+        }
         strategy.prepare_create(&mut obj);
         super::hooks::before_create(self, info, &mut obj).await?;
         self.validate(info, strategy.as_ref(), &obj, None)?;
+        if let Some(call) = &call {
+            self.admit_validating(call, Some(&obj), None).await?;
+        }
         let pm = self.patch_meta(info);
         patch::update_managed_fields(
             &pm,
@@ -680,6 +709,10 @@ impl ApiServer {
         let key = info.key(ns, name);
         let strategy = self.strategy(info);
         let pm = self.patch_meta(info);
+        let kind = (subresource == Some("scale")).then_some("Scale");
+        let call = opts.requester.as_ref().map(|r| {
+            AdmissionCall::new(info, ns, name, subresource, kind, AdmissionOperation::Update, opts.dry_run, r, &opts.warnings)
+        });
         for _attempt in 0..16 {
             let current_kv = self
                 .store
@@ -714,12 +747,19 @@ impl ApiServer {
                 }
             }
             strategy.default(&mut new);
+            if let Some(call) = &call {
+                self.admit_mutating(call, Some(&mut new), Some(&old)).await?;
+                self.check_rbac_escalation(info, ns, name, &new, Some(&old), opts)?;
+            }
             match subresource {
                 Some(sub) => strategy.prepare_subresource_update(sub, &mut new, &old),
                 None => strategy.prepare_update(&mut new, &old),
             }
             super::hooks::before_update(self, info, &mut new, &old).await?;
             self.validate(info, strategy.as_ref(), &new, Some(&old))?;
+            if let Some(call) = &call {
+                self.admit_validating(call, Some(&new), Some(&old)).await?;
+            }
             if operation == Operation::Update {
                 patch::update_managed_fields(
                     &pm,
@@ -784,6 +824,10 @@ impl ApiServer {
         opts: &DeleteOptions,
     ) -> ApiResult<(u16, Value)> {
         let key = info.key(ns, name);
+        let warnings = Mutex::new(Vec::new());
+        let mut call = opts.requester.as_ref().map(|r| {
+            AdmissionCall::new(info, ns, name, None, None, AdmissionOperation::Delete, opts.dry_run, r, &warnings)
+        });
         for _attempt in 0..16 {
             let kv = self
                 .store
@@ -792,6 +836,11 @@ impl ApiServer {
                 .map_err(|e| ApiError::from_store(e, info, name))?
                 .ok_or_else(|| ApiError::not_found(info, name))?;
             let current = self.decode(info, &kv)?;
+            // Admission judges a delete once, against the object as first found.
+            if let Some(call) = call.take() {
+                self.admit_mutating(&call, None, Some(&current)).await?;
+                self.admit_validating(&call, None, Some(&current)).await?;
+            }
             if let Some(uid) = &opts.precondition_uid {
                 let actual = object::meta_str(&current, "uid").unwrap_or("");
                 if actual != uid {

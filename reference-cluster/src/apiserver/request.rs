@@ -107,7 +107,8 @@ pub fn classify(method: &str, path: &str, watch_param: bool) -> Target {
     }
     // `namespaces/<ns>/<resource>…` addresses a namespaced resource, except the namespace object
     // itself and its subresources (`namespaces/<name>/status`, `/finalize`).
-    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" {
+    let namespace_subresource = matches!(rest.get(2), Some(&"status" | &"finalize"));
+    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource {
         (Some(rest[1].to_string()), rest[2..].to_vec())
     } else {
         (None, rest)

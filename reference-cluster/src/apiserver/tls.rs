@@ -63,5 +63,9 @@ pub fn identity_from_certificate(der: &[u8]) -> Option<UserInfo> {
         .filter_map(|a| a.as_str().ok().map(str::to_string))
         .collect();
     groups.push("system:authenticated".to_string());
-    Some(UserInfo { name, groups })
+    Some(UserInfo {
+        name,
+        groups,
+        ..Default::default()
+    })
 }

@@ -219,10 +219,7 @@ impl Checker<'_> {
             },
             Ty::Map(_, v) => (**v).clone(),
             t if t.is_primitive() || matches!(t, Ty::List(_) | Ty::Null) => {
-                self.report(
-                    id,
-                    format!("type '{t}' does not support field selection"),
-                );
+                self.report(id, format!("type '{t}' does not support field selection"));
                 Ty::Dyn
             }
             _ => Ty::Dyn,
@@ -239,13 +236,9 @@ impl Checker<'_> {
             Some(t) => format!("{t}.({list})"),
             None => format!("({list})"),
         };
-        let shown = match name {
-            "@in" => "@in",
-            other => other,
-        };
         self.report(
             id,
-            format!("found no matching overload for '{shown}' applied to '{applied}'"),
+            format!("found no matching overload for '{name}' applied to '{applied}'"),
         );
         Ty::Dyn
     }
@@ -339,9 +332,7 @@ fn operator(name: &str, args: &[Ty]) -> Option<Result<Ty, ()>> {
         },
         "@in" => Ok(Ty::Bool),
         "-_" => match args {
-            [t] if t.is_dyn() || matches!(t, Ty::Int | Ty::Double | Ty::Duration) => {
-                Ok(t.clone())
-            }
+            [t] if t.is_dyn() || matches!(t, Ty::Int | Ty::Double | Ty::Duration) => Ok(t.clone()),
             _ => Err(()),
         },
         "_+_" => arith(&|a, b| match (a, b) {
@@ -362,7 +353,7 @@ fn operator(name: &str, args: &[Ty]) -> Option<Result<Ty, ()>> {
         "_*_" | "_/_" => arith(&|a, b| same_numeric(a, b)),
         "_%_" => arith(&|a, b| (a == b && matches!(a, Ty::Int | Ty::Uint)).then(|| a.clone())),
         "_[_]" => match args {
-            [Ty::List(t), i] if matches!(i, Ty::Int | Ty::Uint | Ty::Dyn) => Ok((**t).clone()),
+            [Ty::List(t), Ty::Int | Ty::Uint | Ty::Dyn] => Ok((**t).clone()),
             [Ty::List(_), _] => Err(()),
             [Ty::Map(_, v), _] => Ok((**v).clone()),
             [t, _] if t.is_primitive() || matches!(t, Ty::Null) => Err(()),
@@ -373,7 +364,7 @@ fn operator(name: &str, args: &[Ty]) -> Option<Result<Ty, ()>> {
             _ => Ok(Ty::Optional(Box::new(Ty::Dyn))),
         },
         "_?_:_" => match args {
-            [c, a, b] if matches!(c, Ty::Bool | Ty::Dyn) => Ok(Ty::join(a, b)),
+            [Ty::Bool | Ty::Dyn, a, b] => Ok(Ty::join(a, b)),
             _ => Err(()),
         },
         _ => return None,
@@ -385,20 +376,23 @@ fn operator(name: &str, args: &[Ty]) -> Option<Result<Ty, ()>> {
 fn receivers(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
         "contains" | "startsWith" | "endsWith" | "matches" | "lowerAscii" | "upperAscii"
-        | "trim" | "split" | "replace" | "substring" | "charAt" | "find" | "findAll"
-        | "format" => &["string"],
+        | "trim" | "split" | "replace" | "substring" | "charAt" | "find" | "findAll" | "format" => {
+            &["string"]
+        }
         "indexOf" | "lastIndexOf" => &["string", "list"],
         "reverse" => &["string", "list"],
         "join" | "isSorted" | "sum" | "min" | "max" => &["list"],
         "size" => &["string", "bytes", "list", "map"],
         "getFullYear" | "getMonth" | "getDate" | "getDayOfMonth" | "getDayOfWeek"
         | "getDayOfYear" => &["timestamp"],
-        "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds" => {
-            &["timestamp", "duration"]
-        }
+        "getHours" | "getMinutes" | "getSeconds" | "getMilliseconds" => &["timestamp", "duration"],
         "hasValue" | "value" | "or" | "orValue" => &["optional"],
         "isLessThan" | "isGreaterThan" | "compareTo" | "add" | "sub" | "asInteger"
         | "asApproximateFloat" | "sign" | "isInteger" => &["quantity"],
+        // The authorizer library: declared so policies using it compile; evaluating it is
+        // not supported.
+        "path" | "group" | "resource" | "subresource" | "namespace" | "name" | "check"
+        | "serviceAccount" | "allowed" | "errored" | "reason" | "error" => &["authorizer"],
         _ => return None,
     })
 }
@@ -438,8 +432,11 @@ pub fn signature(name: &str, target: Option<&Ty>, args: &[Ty]) -> Option<Result<
     let ty = match (name, target.is_some()) {
         ("size", _) => Ty::Int,
         ("contains" | "startsWith" | "endsWith" | "matches", _) => Ty::Bool,
-        ("lowerAscii" | "upperAscii" | "trim" | "replace" | "substring" | "charAt" | "find"
-        | "format" | "join", true) => Ty::String,
+        (
+            "lowerAscii" | "upperAscii" | "trim" | "replace" | "substring" | "charAt" | "find"
+            | "format" | "join",
+            true,
+        ) => Ty::String,
         ("reverse", true) if is_string => Ty::String,
         ("reverse", true) => target.cloned().unwrap_or(Ty::Dyn),
         ("indexOf" | "lastIndexOf", true) => Ty::Int,
@@ -458,6 +455,13 @@ pub fn signature(name: &str, target: Option<&Ty>, args: &[Ty]) -> Option<Result<
         ("compareTo" | "asInteger" | "sign", true) => Ty::Int,
         ("asApproximateFloat", true) => Ty::Double,
         ("add" | "sub", true) => Ty::Opaque("kubernetes.Quantity"),
+        ("allowed" | "errored", true) => Ty::Bool,
+        ("reason" | "error", true) => Ty::String,
+        (
+            "path" | "group" | "resource" | "subresource" | "namespace" | "name" | "check"
+            | "serviceAccount",
+            true,
+        ) => Ty::Dyn,
         ("int", false) => Ty::Int,
         ("uint", false) => Ty::Uint,
         ("double", false) => Ty::Double,

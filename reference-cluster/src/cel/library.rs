@@ -77,13 +77,21 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         find_all,
     )?;
     for (name, f) in [
-        ("sets.contains", sets_contains as cel::common::functions::Function),
+        (
+            "sets.contains",
+            sets_contains as cel::common::functions::Function,
+        ),
         ("sets.equivalent", sets_equivalent),
         ("sets.intersects", sets_intersects),
     ] {
         env.add_overload(name, name, vec![LIST_TYPE, LIST_TYPE], f)?;
     }
-    env.add_overload("quantity", "string_to_quantity", vec![STRING_TYPE], quantity)?;
+    env.add_overload(
+        "quantity",
+        "string_to_quantity",
+        vec![STRING_TYPE],
+        quantity,
+    )?;
     env.add_overload(
         "isQuantity",
         "is_quantity_string",
@@ -91,12 +99,21 @@ pub fn register(env: &mut Env) -> Result<(), DeclarationError> {
         is_quantity,
     )?;
     for (name, f) in [
-        ("isInteger", q_is_integer as cel::common::functions::Function),
+        (
+            "isInteger",
+            q_is_integer as cel::common::functions::Function,
+        ),
         ("asInteger", q_as_integer),
         ("asApproximateFloat", q_as_float),
         ("sign", q_sign),
     ] {
-        env.add_member_overload(name, &format!("quantity_{name}"), quantity_type(), vec![], f)?;
+        env.add_member_overload(
+            name,
+            &format!("quantity_{name}"),
+            quantity_type(),
+            vec![],
+            f,
+        )?;
     }
     for (name, f) in [
         ("isLessThan", q_less as cel::common::functions::Function),
@@ -183,9 +200,10 @@ pub fn equal(a: &Cel, b: &Cel) -> bool {
         (Cel::List(x), Cel::List(y)) => {
             x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equal(p, q))
         }
-        (Cel::Int(_) | Cel::UInt(_) | Cel::Float(_), Cel::Int(_) | Cel::UInt(_) | Cel::Float(_)) => {
-            compare(a, b) == Some(Ordering::Equal)
-        }
+        (
+            Cel::Int(_) | Cel::UInt(_) | Cel::Float(_),
+            Cel::Int(_) | Cel::UInt(_) | Cel::Float(_),
+        ) => compare(a, b) == Some(Ordering::Equal),
         _ => a == b,
     }
 }
@@ -285,7 +303,9 @@ fn find_impl(args: &[Cel]) -> Result<Cel, ExecutionError> {
     let s = string(&args[0], "find")?;
     let re = regex(string(&args[1], "find")?, "find")?;
     Ok(Cel::String(Arc::new(
-        re.find(s).map(|m| m.as_str().to_string()).unwrap_or_default(),
+        re.find(s)
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
     )))
 }
 
@@ -423,7 +443,9 @@ fn q_less_impl(args: &[Cel]) -> Result<Cel, ExecutionError> {
 }
 
 fn q_greater_impl(args: &[Cel]) -> Result<Cel, ExecutionError> {
-    Ok(Cel::Bool(q_cmp(args, "isGreaterThan")? == Ordering::Greater))
+    Ok(Cel::Bool(
+        q_cmp(args, "isGreaterThan")? == Ordering::Greater,
+    ))
 }
 
 fn q_compare_impl(args: &[Cel]) -> Result<Cel, ExecutionError> {
@@ -477,3 +499,93 @@ value_fn!(q_greater, q_greater_impl);
 value_fn!(q_compare, q_compare_impl);
 value_fn!(q_add, q_add_impl);
 value_fn!(q_sub, q_sub_impl);
+
+#[cfg(test)]
+mod tests {
+    use crate::cel::program::{bind, error_text, parse, run};
+    use crate::cel::value::{from_json, to_json};
+    use serde_json::{json, Value};
+
+    fn eval(src: &str) -> Result<Value, String> {
+        let program = parse(src)?;
+        let vars = vec![(
+            "self",
+            bind(from_json(&json!({"xs": [3, 1, 2], "name": "Web-App_01"}))),
+        )];
+        run(&program, vars)
+            .map(|v| to_json(&v))
+            .map_err(|e| error_text(&e))
+    }
+
+    fn is_true(src: &str) {
+        assert_eq!(eval(src), Ok(json!(true)), "{src}");
+    }
+
+    #[test]
+    fn kubernetes_list_functions() {
+        is_true("[1, 2, 2, 5].isSorted() && !self.xs.isSorted() && [].isSorted()");
+        is_true("['a', 'b'].isSorted()");
+        is_true("self.xs.sum() == 6 && [1.5, 2.0].sum() == 3.5 && [].sum() == 0");
+        is_true("self.xs.min() == 1 && self.xs.max() == 3 && ['b', 'a'].min() == 'a'");
+        is_true(
+            "self.xs.indexOf(2) == 2 && [1, 2, 1].lastIndexOf(1) == 2 && self.xs.indexOf(9) == -1",
+        );
+        assert_eq!(
+            eval("[].max()"),
+            Err("max: max called on empty list".into())
+        );
+        assert!(eval("[1, 'a'].isSorted()").is_err());
+    }
+
+    #[test]
+    fn kubernetes_regex_functions() {
+        assert_eq!(eval("'abc 123 def 456'.find('[0-9]+')"), Ok(json!("123")));
+        assert_eq!(eval("'abc'.find('[0-9]+')"), Ok(json!("")));
+        assert_eq!(
+            eval("'a1 b2 c3'.findAll('[a-z][0-9]')"),
+            Ok(json!(["a1", "b2", "c3"]))
+        );
+        assert_eq!(
+            eval("'a1 b2 c3'.findAll('[a-z][0-9]', 2)"),
+            Ok(json!(["a1", "b2"]))
+        );
+        assert!(eval("'x'.find('(')").unwrap_err().contains("invalid regex"));
+    }
+
+    #[test]
+    fn sets_functions() {
+        is_true("sets.contains([1, 2, 3], [3, 1]) && !sets.contains([1], [2])");
+        is_true("sets.contains([1, 2], [2.0])");
+        is_true("sets.equivalent([1, 2, 2], [2, 1]) && !sets.equivalent([1], [1, 3])");
+        is_true("sets.intersects([1, 2], [2, 9]) && !sets.intersects([1], [])");
+    }
+
+    #[test]
+    fn quantity_functions() {
+        is_true("quantity('1500m').isGreaterThan(quantity('1')) && quantity('1Gi').isLessThan(quantity('2G'))");
+        is_true("quantity('1k') == quantity('1000') && quantity('1') != quantity('2')");
+        is_true("quantity('2').asInteger() == 2 && quantity('500m').asApproximateFloat() == 0.5");
+        is_true("quantity('500m').add(quantity('500m')).isInteger() && quantity('3').sub(1).asInteger() == 2");
+        is_true("quantity('1').compareTo(quantity('2')) == -1 && quantity('-5').sign() == -1");
+        is_true("isQuantity('10Mi') && !isQuantity('ten')");
+        assert!(eval("quantity('ten')").is_err());
+        assert!(eval("quantity('1500m').asInteger()")
+            .unwrap_err()
+            .contains("loss of precision"));
+    }
+
+    #[test]
+    fn standard_and_strings_functions_are_available() {
+        is_true(
+            "self.name.lowerAscii() == 'web-app_01' && self.name.upperAscii().startsWith('WEB')",
+        );
+        is_true("'a,b,c'.split(',') == ['a', 'b', 'c'] && ['a', 'b'].join('-') == 'a-b'");
+        is_true("'  x '.trim() == 'x' && 'aaa'.replace('a', 'b', 2) == 'bba' && 'hello'.indexOf('l') == 2");
+        is_true("self.name.matches('^[A-Za-z0-9_-]+$') && self.name.contains('App') && self.name.endsWith('01')");
+        is_true("size(self.xs) == 3 && self.xs.all(x, x > 0) && self.xs.exists_one(x, x == 2)");
+        is_true("self.xs.map(x, x * 2).filter(x, x > 2) == [6, 4]");
+        is_true("int('42') == 42 && double('1.5') == 1.5 && string(7) == '7'");
+        is_true("duration('1h') > duration('59m') && timestamp('2024-01-01T00:00:00Z') < timestamp('2024-06-01T00:00:00Z')");
+        is_true("has(self.name) && !has(self.other)");
+    }
+}

@@ -3,8 +3,10 @@
 //! libraries it lacks, JSON values converted the way the API server converts them, and a light
 //! static check in place of cel-go's type checker.
 //!
-//! Not covered: cost estimation and runtime cost limits, the `authorizer` variable, the URL,
-//! IP/CIDR and format libraries, and set/map-list equality that ignores order.
+//! Not covered: cost estimation and runtime cost limits; evaluating the `authorizer`
+//! variable (policies using it compile, their evaluation is an error); evaluating
+//! `auditAnnotations` (compiled only); the URL, IP/CIDR and format libraries; equality of
+//! `set`/`map` lists that ignores order.
 
 mod check;
 mod library;

@@ -96,7 +96,9 @@ pub fn denial_message(
 ) -> String {
     let denied = match binding {
         Some(b) => {
-            format!("ValidatingAdmissionPolicy '{policy}' with binding '{b}' denied request: {message}")
+            format!(
+                "ValidatingAdmissionPolicy '{policy}' with binding '{b}' denied request: {message}"
+            )
         }
         None => format!("ValidatingAdmissionPolicy '{policy}' denied request: {message}"),
     };
@@ -194,7 +196,9 @@ pub fn compile_policy(policy: &Value) -> Result<CompiledPolicy, Vec<String>> {
     let mut errors = Vec::new();
     let mut compile = |field: String, source: &str, declared: &[(String, Ty)], want: &[Ty]| {
         if source.trim().is_empty() {
-            errors.push(format!("{field}: Required value: expression is not specified"));
+            errors.push(format!(
+                "{field}: Required value: expression is not specified"
+            ));
             return None;
         }
         match program::compile(source, declared) {
@@ -213,7 +217,10 @@ pub fn compile_policy(policy: &Value) -> Result<CompiledPolicy, Vec<String>> {
                         many.iter().map(Ty::to_string).collect::<Vec<_>>().join(" ")
                     ),
                 };
-                errors.push(format!("{field}: Invalid value: {}: {must}", quoted(source)));
+                errors.push(format!(
+                    "{field}: Invalid value: {}: {must}",
+                    quoted(source)
+                ));
                 None
             }
             Ok(c) => Some((c.program, c.ty)),
@@ -504,4 +511,276 @@ fn denial_detail(v: &Validation, activation: &Activation) -> String {
         return v.message.trim().to_string();
     }
     format!("failed expression: {}", v.expression.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(spec: Value) -> Value {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "replica-limit"}, "spec": spec})
+    }
+
+    fn request(op: &str) -> Value {
+        json!({"kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "web", "namespace": "prod", "operation": op,
+            "userInfo": {"username": "alice", "groups": ["devs", "system:authenticated"]}})
+    }
+
+    fn deployment(replicas: i64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod", "labels": {"env": "prod"}},
+            "spec": {"replicas": replicas}})
+    }
+
+    fn input<'a>(object: Option<&'a Value>, request: &'a Value) -> PolicyInput<'a> {
+        PolicyInput {
+            object,
+            old_object: None,
+            request,
+            params: None,
+            namespace_object: None,
+        }
+    }
+
+    #[test]
+    fn validations_admit_and_deny_with_upstream_messages() {
+        let p = compile_policy(&policy(json!({
+            "validations": [
+                {"expression": "object.spec.replicas <= 5"},
+                {"expression": "object.spec.replicas % 2 == 1", "message": "replicas must be odd", "reason": "Forbidden"},
+                {"expression": "object.spec.replicas < 3",
+                 "messageExpression": "'too many: ' + string(object.spec.replicas)"}]})))
+        .unwrap();
+        assert_eq!(p.name(), "replica-limit");
+        assert_eq!(p.failure_policy(), FailurePolicy::Fail);
+        let req = request("CREATE");
+        let small = deployment(1);
+        assert_eq!(
+            p.evaluate(&input(Some(&small), &req)),
+            [
+                PolicyOutcome::Admit,
+                PolicyOutcome::Admit,
+                PolicyOutcome::Admit
+            ]
+        );
+        let big = deployment(6);
+        assert_eq!(
+            p.evaluate(&input(Some(&big), &req)),
+            [
+                PolicyOutcome::Deny {
+                    message: "failed expression: object.spec.replicas <= 5".into(),
+                    reason: "Invalid".into(),
+                    code: 422
+                },
+                PolicyOutcome::Deny {
+                    message: "replicas must be odd".into(),
+                    reason: "Forbidden".into(),
+                    code: 403
+                },
+                PolicyOutcome::Deny {
+                    message: "too many: 6".into(),
+                    reason: "Invalid".into(),
+                    code: 422
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn failing_message_expression_falls_back() {
+        let p = compile_policy(&policy(json!({"validations": [
+            {"expression": "false", "messageExpression": "object.missing", "message": "fallback"},
+            {"expression": "false", "messageExpression": "'  '"}]})))
+        .unwrap();
+        let req = request("CREATE");
+        let obj = deployment(1);
+        let out = p.evaluate(&input(Some(&obj), &req));
+        assert!(matches!(&out[0], PolicyOutcome::Deny { message, .. } if message == "fallback"));
+        assert!(
+            matches!(&out[1], PolicyOutcome::Deny { message, .. } if message == "failed expression: false")
+        );
+    }
+
+    #[test]
+    fn evaluation_errors_are_reported_for_the_failure_policy() {
+        let p = compile_policy(&policy(json!({"failurePolicy": "Ignore",
+            "validations": [{"expression": "object.spec.paused == true"}]})))
+        .unwrap();
+        assert_eq!(p.failure_policy(), FailurePolicy::Ignore);
+        let req = request("DELETE");
+        assert_eq!(
+            p.evaluate(&input(None, &req)),
+            [PolicyOutcome::Error(
+                "expression 'object.spec.paused == true' resulted in error: no such overload: _._ applied to (null_type, string)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn request_params_and_namespace_are_visible() {
+        let p = compile_policy(&policy(json!({
+            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "validations": [
+                {"expression": "request.operation == 'CREATE' && request.userInfo.username == 'alice'"},
+                {"expression": "object.spec.replicas <= int(params.data.max)"},
+                {"expression": "namespaceObject.metadata.labels.tier == 'gold'"},
+                {"expression": "'devs' in request.userInfo.groups && request.kind.kind == 'Deployment'"}]})))
+        .unwrap();
+        let req = request("CREATE");
+        let obj = deployment(4);
+        let params = json!({"data": {"max": "3"}});
+        let ns = json!({"metadata": {"name": "prod", "labels": {"tier": "gold"}}});
+        let out = p.evaluate(&PolicyInput {
+            object: Some(&obj),
+            old_object: None,
+            request: &req,
+            params: Some(&params),
+            namespace_object: Some(&ns),
+        });
+        assert_eq!(out[0], PolicyOutcome::Admit);
+        assert!(matches!(out[1], PolicyOutcome::Deny { .. }));
+        assert_eq!(out[2], PolicyOutcome::Admit);
+        assert_eq!(out[3], PolicyOutcome::Admit);
+    }
+
+    #[test]
+    fn variables_compose_and_fail_lazily() {
+        let p = compile_policy(&policy(json!({
+            "variables": [
+                {"name": "replicas", "expression": "object.spec.replicas"},
+                {"name": "doubled", "expression": "variables.replicas * 2"},
+                {"name": "broken", "expression": "object.spec.missing"}],
+            "validations": [
+                {"expression": "variables.doubled <= 10"},
+                {"expression": "variables.broken == 1"}]})))
+        .unwrap();
+        let req = request("UPDATE");
+        let obj = deployment(6);
+        let out = p.evaluate(&input(Some(&obj), &req));
+        assert!(matches!(&out[0], PolicyOutcome::Deny { message, .. }
+            if message == "failed expression: variables.doubled <= 10"));
+        assert_eq!(
+            out[1],
+            PolicyOutcome::Error(
+                "expression 'variables.broken == 1' resulted in error: composited variable \"broken\" fails to evaluate: no such key: missing".into()
+            )
+        );
+    }
+
+    #[test]
+    fn match_conditions_false_wins_over_errors() {
+        let p = compile_policy(&policy(json!({
+            "matchConditions": [
+                {"name": "not-system", "expression": "!request.userInfo.username.startsWith('system:')"},
+                {"name": "labelled", "expression": "object.metadata.labels.env == 'prod'"}],
+            "validations": [{"expression": "true"}]})))
+        .unwrap();
+        let req = request("CREATE");
+        let obj = deployment(1);
+        assert_eq!(p.matches_conditions(&input(Some(&obj), &req)), Ok(true));
+        let mut unlabelled = deployment(1);
+        unlabelled["metadata"]["labels"] = json!({"env": "dev"});
+        assert_eq!(
+            p.matches_conditions(&input(Some(&unlabelled), &req)),
+            Ok(false)
+        );
+        let mut system = request("CREATE");
+        system["userInfo"]["username"] = json!("system:admin");
+        assert_eq!(p.matches_conditions(&input(None, &system)), Ok(false));
+        let err = p.matches_conditions(&input(None, &req)).unwrap_err();
+        assert!(
+            err.starts_with(
+                "expression 'object.metadata.labels.env == 'prod'' resulted in error: "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn compile_errors_name_their_fields() {
+        let errs = compile_policy(&policy(json!({
+            "variables": [{"name": "v", "expression": "object.x +"}],
+            "matchConditions": [{"name": "m", "expression": "'not a bool'"}],
+            "validations": [
+                {"expression": "params.max > 1"},
+                {"expression": "request.operaton == 'CREATE'"},
+                {"expression": "true", "messageExpression": "1"},
+                {"expression": ""}]})))
+        .err()
+        .unwrap();
+        assert_eq!(errs.len(), 6, "{errs:#?}");
+        assert!(errs[0].starts_with("spec.variables[0].expression: Invalid value: \"object.x +\": compilation failed: ERROR: <input>:1:11: Syntax error:"), "{}", errs[0]);
+        assert_eq!(errs[1], "spec.matchConditions[0].expression: Invalid value: \"'not a bool'\": must evaluate to bool");
+        assert_eq!(errs[2], "spec.validations[0].expression: Invalid value: \"params.max > 1\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'params' (in container '')\n | params.max > 1\n | ^");
+        assert!(
+            errs[3].ends_with(
+                "undefined field 'operaton'\n | request.operaton == 'CREATE'\n | .......^"
+            ),
+            "{}",
+            errs[3]
+        );
+        assert_eq!(
+            errs[4],
+            "spec.validations[2].messageExpression: Invalid value: \"1\": must evaluate to string"
+        );
+        assert_eq!(
+            errs[5],
+            "spec.validations[3].expression: Required value: expression is not specified"
+        );
+    }
+
+    #[test]
+    fn authorizer_compiles_but_evaluating_it_is_an_error() {
+        let p = compile_policy(&policy(json!({"validations": [{"expression":
+            "authorizer.group('apps').resource('deployments').check('create').allowed()"}]})))
+        .unwrap();
+        let req = request("CREATE");
+        let out = p.evaluate(&input(None, &req));
+        assert!(
+            matches!(&out[0], PolicyOutcome::Error(m) if m.ends_with("resulted in error: the authorizer is not supported by this cluster")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn denial_message_and_codes() {
+        assert_eq!(
+            denial_message("deployments.apps", "web", "replica-limit", Some("prod-binding"), "failed expression: x"),
+            "deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'replica-limit' with binding 'prod-binding' denied request: failed expression: x"
+        );
+        assert_eq!(
+            denial_message("pods", "p", "pol", None, "no"),
+            "pods \"p\" is forbidden: ValidatingAdmissionPolicy 'pol' denied request: no"
+        );
+        assert_eq!(
+            [
+                reason_code("Invalid"),
+                reason_code("Forbidden"),
+                reason_code("Unauthorized"),
+                reason_code("RequestEntityTooLarge"),
+                reason_code("")
+            ],
+            [422, 403, 401, 413, 422]
+        );
+    }
+
+    #[test]
+    fn odd_policies_never_panic() {
+        for p in [
+            json!(null),
+            json!({"spec": []}),
+            json!({"spec": {"validations": [null, 1, {"expression": 5}]}}),
+            json!({"spec": {"variables": [{"expression": "1"}], "validations": [{"expression": "variables[''] == 1"}]}}),
+        ] {
+            if let Ok(c) = compile_policy(&p) {
+                let req = json!(null);
+                let _ = c.evaluate(&input(None, &req));
+                let _ = c.matches_conditions(&input(None, &req));
+            }
+        }
+    }
 }

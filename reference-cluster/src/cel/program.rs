@@ -33,11 +33,7 @@ pub fn env() -> Arc<Env> {
 pub fn parse(source: &str) -> Result<Arc<Program>, String> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(p) = cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(source)
-    {
+    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(source) {
         return Ok(p.clone());
     }
     let program = Arc::new(
@@ -114,11 +110,9 @@ pub fn error_text(e: &ExecutionError) -> String {
             a.type_of(),
             b.type_of()
         ),
-        ExecutionError::ValuesNotComparable(a, b) => format!(
-            "no such overload: ({}, {})",
-            a.type_of(),
-            b.type_of()
-        ),
+        ExecutionError::ValuesNotComparable(a, b) => {
+            format!("no such overload: ({}, {})", a.type_of(), b.type_of())
+        }
         ExecutionError::UnexpectedType { got, want } => {
             format!("no such overload: got '{got}', want '{want}'")
         }

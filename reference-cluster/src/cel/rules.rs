@@ -191,6 +191,11 @@ fn go_rule(rule: &Value) -> String {
     )
 }
 
+/// An "Invalid value" error quoting a string as Go's `%q` does.
+fn invalid_str(field: String, value: &str, detail: &str) -> FieldError {
+    crate::resources::validation::invalid_raw(field, &format!("{value:?}"), detail)
+}
+
 fn internal(field: String, detail: &str) -> FieldError {
     FieldError {
         reason: "InternalError".into(),
@@ -275,17 +280,20 @@ fn check_rules(
         let src = text(rule, "rule");
         let message = text(rule, "message");
         if src.trim().is_empty() {
-            errs.push(FieldError::required_detail(at("rule"), "rule is not specified"));
+            errs.push(FieldError::required_detail(
+                at("rule"),
+                "rule is not specified",
+            ));
         } else if !message.is_empty() && message.trim().is_empty() {
-            errs.push(FieldError::invalid(
+            errs.push(invalid_str(
                 at("message"),
-                &Value::String(message.into()),
+                message,
                 "message must be non-empty if specified",
             ));
         } else if has_newlines(message.trim()) {
-            errs.push(FieldError::invalid(
+            errs.push(invalid_str(
                 at("message"),
-                &Value::String(message.into()),
+                message,
                 "message must not contain line breaks",
             ));
         } else if has_newlines(src.trim()) && message.trim().is_empty() {
@@ -312,25 +320,17 @@ fn check_rules(
         }
         let field_path = text(rule, "fieldPath");
         if !field_path.is_empty() {
-            let value = Value::String(field_path.into());
-            if field_path.trim().is_empty() {
-                errs.push(FieldError::invalid(
-                    at("fieldPath"),
-                    &value,
-                    "fieldPath must be non-empty if specified",
-                ));
+            let problem = if field_path.trim().is_empty() {
+                Some("fieldPath must be non-empty if specified")
             } else if has_newlines(field_path) {
-                errs.push(FieldError::invalid(
-                    at("fieldPath"),
-                    &value,
-                    "fieldPath must not contain line breaks",
-                ));
+                Some("fieldPath must not contain line breaks")
             } else if valid_field_path(field_path, node).is_err() {
-                errs.push(FieldError::invalid(
-                    at("fieldPath"),
-                    &value,
-                    "fieldPath must be a valid path",
-                ));
+                Some("fieldPath must be a valid path")
+            } else {
+                None
+            };
+            if let Some(detail) = problem {
+                errs.push(invalid_str(at("fieldPath"), field_path, detail));
             }
         }
     }
@@ -378,9 +378,9 @@ fn check_rules(
             Ok(c) => {
                 if c.references.contains("oldSelf") {
                     if let Some(within) = uncorrelatable {
-                        errs.push(FieldError::invalid(
+                        errs.push(invalid_str(
                             at("rule"),
-                            &Value::String(text(rule, "rule").into()),
+                            text(rule, "rule"),
                             &format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {within}"),
                         ));
                     }
@@ -465,14 +465,32 @@ fn node(
             if let (Some(ra), Some(ta)) = (additional(rules), additional(ty)) {
                 for (k, item) in obj {
                     let o = old_map.and_then(|m| m.get(k));
-                    node(ra, ta, item, o, &key(path, k), is_embedded(ta), unchanged, errs);
+                    node(
+                        ra,
+                        ta,
+                        item,
+                        o,
+                        &key(path, k),
+                        is_embedded(ta),
+                        unchanged,
+                        errs,
+                    );
                 }
             }
             if let (Some(rp), Some(tp)) = (properties(rules), properties(ty)) {
                 for (k, item) in obj {
                     if let (Some(r), Some(t)) = (rp.get(k), tp.get(k)) {
                         let o = old_map.and_then(|m| m.get(k));
-                        node(r, t, item, o, &child(path, k), is_embedded(t), unchanged, errs);
+                        node(
+                            r,
+                            t,
+                            item,
+                            o,
+                            &child(path, k),
+                            is_embedded(t),
+                            unchanged,
+                            errs,
+                        );
                     }
                 }
             }
@@ -481,16 +499,15 @@ fn node(
             let (Some(ri), Some(ti)) = (rules.get("items"), ty.get("items")) else {
                 return;
             };
-            let map_keys: Option<Vec<&str>> = (ty
-                .get("x-kubernetes-list-type")
-                .and_then(Value::as_str)
-                == Some("map"))
-            .then(|| {
-                ty.get("x-kubernetes-list-map-keys")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default()
-            });
+            let map_keys: Option<Vec<&str>> =
+                (ty.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map")).then(
+                    || {
+                        ty.get("x-kubernetes-list-map-keys")
+                            .and_then(Value::as_array)
+                            .map(|a| a.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default()
+                    },
+                );
             let old_items = old.and_then(Value::as_array);
             for (i, item) in items.iter().enumerate() {
                 let o = match (&map_keys, old_items) {
@@ -662,5 +679,308 @@ fn evaluate_rules(
             &detail,
             rule.get("reason").and_then(Value::as_str),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object",
+                "properties": {
+                    "replicas": {"type": "integer"},
+                    "maxReplicas": {"type": "integer"},
+                    "mode": {"type": "string",
+                        "x-kubernetes-validations": [
+                            {"rule": "self == oldSelf", "message": "mode is immutable"}]},
+                    "tags": {"type": "array", "items": {"type": "string",
+                        "x-kubernetes-validations": [{"rule": "self.size() <= 3"}]}},
+                    "limits": {"type": "object", "additionalProperties": {"type": "integer",
+                        "x-kubernetes-validations": [{"rule": "self >= 0", "message": "must not be negative"}]}},
+                    "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["name"],
+                        "items": {"type": "object", "required": ["name"], "properties": {
+                            "name": {"type": "string"}, "port": {"type": "integer"}},
+                            "x-kubernetes-validations": [{"rule": "!has(oldSelf.port) || self.port >= oldSelf.port",
+                                "message": "ports only grow"}]}}},
+                "x-kubernetes-validations": [
+                    {"rule": "!has(self.replicas) || !has(self.maxReplicas) || self.replicas <= self.maxReplicas",
+                     "message": "replicas must not exceed maxReplicas"},
+                    {"rule": "!has(self.replicas) || self.replicas != 13",
+                     "messageExpression": "'replicas may not be ' + string(self.replicas)",
+                     "reason": "FieldValueForbidden", "fieldPath": ".replicas"}]}},
+            "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('w')"}]})
+    }
+
+    fn widget(spec: Value) -> Value {
+        json!({"apiVersion": "kubeproof.dev/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": spec})
+    }
+
+    fn msgs(obj: &Value, old: Option<&Value>) -> Vec<String> {
+        validate(&schema(), obj, old)
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
+
+    #[test]
+    fn failed_rule_reports_its_message_at_the_node() {
+        assert!(msgs(&widget(json!({"replicas": 2, "maxReplicas": 3})), None).is_empty());
+        assert_eq!(
+            msgs(&widget(json!({"replicas": 5, "maxReplicas": 3})), None),
+            ["spec: Invalid value: \"object\": replicas must not exceed maxReplicas"]
+        );
+    }
+
+    #[test]
+    fn message_expression_reason_and_field_path() {
+        let errs = validate(&schema(), &widget(json!({"replicas": 13})), None);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].reason, "FieldValueForbidden");
+        assert_eq!(errs[0].field, "spec.replicas");
+        assert_eq!(
+            errs[0].message,
+            "spec.replicas: Forbidden: replicas may not be 13"
+        );
+    }
+
+    #[test]
+    fn root_rules_see_metadata_name_and_report_at_nil() {
+        let mut obj = widget(json!({}));
+        obj["metadata"]["name"] = json!("gadget");
+        assert_eq!(
+            msgs(&obj, None),
+            ["<nil>: Invalid value: \"object\": failed rule: self.metadata.name.startsWith('w')"]
+        );
+    }
+
+    #[test]
+    fn rules_on_items_and_map_values() {
+        let obj = widget(json!({"tags": ["ok", "toolong"], "limits": {"cpu": 1, "mem": -1}}));
+        assert_eq!(
+            msgs(&obj, None),
+            [
+                "spec.tags[1]: Invalid value: \"string\": failed rule: self.size() <= 3",
+                "spec.limits[mem]: Invalid value: \"integer\": must not be negative"
+            ]
+        );
+    }
+
+    #[test]
+    fn transition_rules_run_only_on_update() {
+        let created = widget(json!({"mode": "fast"}));
+        assert!(msgs(&created, None).is_empty());
+        let changed = widget(json!({"mode": "slow"}));
+        assert_eq!(
+            msgs(&changed, Some(&created)),
+            ["spec.mode: Invalid value: \"string\": mode is immutable"]
+        );
+        // A field added on update has no old value to compare with.
+        let added = widget(json!({"mode": "slow"}));
+        assert!(msgs(&added, Some(&widget(json!({})))).is_empty());
+    }
+
+    #[test]
+    fn map_list_items_correlate_by_key() {
+        let old = widget(json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 90}]}));
+        let reordered =
+            widget(json!({"ports": [{"name": "b", "port": 91}, {"name": "a", "port": 79}]}));
+        assert_eq!(
+            msgs(&reordered, Some(&old)),
+            ["spec.ports[1]: Invalid value: \"object\": ports only grow"]
+        );
+    }
+
+    #[test]
+    fn unchanged_values_ratchet() {
+        let mut old = widget(json!({"replicas": 5, "maxReplicas": 3}));
+        old["metadata"]["labels"] = json!({"a": "b"});
+        let same_spec = widget(json!({"replicas": 5, "maxReplicas": 3}));
+        assert!(msgs(&same_spec, Some(&old)).is_empty());
+        let worse = widget(json!({"replicas": 6, "maxReplicas": 3}));
+        assert_eq!(msgs(&worse, Some(&old)).len(), 1);
+    }
+
+    #[test]
+    fn optional_old_self_sees_absence() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"v": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "!oldSelf.hasValue() || self.v >= oldSelf.value().v",
+                "optionalOldSelf": true, "message": "v only grows"}]}}});
+        let obj = json!({"spec": {"v": 1}});
+        assert!(validate(&schema, &obj, None).is_empty());
+        let old = json!({"spec": {"v": 2}});
+        let m: Vec<String> = validate(&schema, &obj, Some(&old))
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(m, ["spec: Invalid value: \"object\": v only grows"]);
+    }
+
+    #[test]
+    fn evaluation_errors_name_the_rule() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"x-kubernetes-int-or-string": true}},
+            "x-kubernetes-validations": [
+                {"rule": "self.a > 0"},
+                {"rule": "self.b > 1", "message": "b too small"}]}}});
+        let m: Vec<String> = validate(&schema, &json!({"spec": {"b": "x"}}), None)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(
+            m[0],
+            "spec: Invalid value: \"object\": no such key: a evaluating rule: self.a > 0"
+        );
+        assert!(
+            m[1].starts_with("spec: Invalid value: \"object\": 'no such overload")
+                && m[1].ends_with("call arguments did not match a supported operator, function or macro signature for rule: b too small"),
+            "{}",
+            m[1]
+        );
+    }
+
+    #[test]
+    fn duplicate_and_required_reasons() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"xs": {"type": "array", "items": {"type": "integer"},
+                "x-kubernetes-validations": [
+                    {"rule": "self.all(x, self.exists_one(y, y == x))", "reason": "FieldValueDuplicate"},
+                    {"rule": "size(self) > 0", "reason": "FieldValueRequired", "message": "xs must not be empty"}]}}}}});
+        let m: Vec<String> = validate(&schema, &json!({"spec": {"xs": [1, 1]}}), None)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(m, ["spec.xs: Duplicate value: \"array\""]);
+        let m: Vec<String> = validate(&schema, &json!({"spec": {"xs": []}}), None)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(m, ["spec.xs: Required value: xs must not be empty"]);
+    }
+
+    fn crd_msgs(schema: &Value) -> Vec<String> {
+        crd_errors(schema, "spec.validation.openAPIV3Schema")
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
+
+    #[test]
+    fn valid_rules_compile() {
+        assert!(crd_msgs(&schema()).is_empty(), "{:?}", crd_msgs(&schema()));
+    }
+
+    #[test]
+    fn compile_errors_point_into_the_rule() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"replicas": {"type": "integer"}},
+            "x-kubernetes-validations": [
+                {"rule": "self.replica > 1"},
+                {"rule": "self.replicas >"},
+                {"rule": "self.replicas + 'x' == 1"},
+                {"rule": "self.replicas"},
+                {"rule": "foo(self)"}]}}});
+        let m = crd_msgs(&s);
+        let base = "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations";
+        assert_eq!(m.len(), 5, "{m:?}");
+        assert_eq!(
+            m[0],
+            format!("{base}[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:\"self.replica > 1\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:5: undefined field 'replica'\n | self.replica > 1\n | ....^")
+        );
+        assert!(m[1].starts_with(&format!("{base}[1].rule: Invalid value: ")));
+        assert!(
+            m[1].contains(": compilation failed: ERROR: <input>:1:16: Syntax error: "),
+            "{}",
+            m[1]
+        );
+        assert!(m[2].ends_with("compilation failed: ERROR: <input>:1:15: found no matching overload for '_+_' applied to '(int, string)'\n | self.replicas + 'x' == 1\n | ..............^"), "{}", m[2]);
+        assert!(
+            m[3].ends_with(": cel expression must evaluate to a bool"),
+            "{}",
+            m[3]
+        );
+        assert!(
+            m[4].contains("undeclared reference to 'foo' (in container '')"),
+            "{}",
+            m[4]
+        );
+    }
+
+    #[test]
+    fn rule_field_checks() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"a": {"type": "integer"}},
+            "x-kubernetes-validations": [
+                {"rule": ""},
+                {"rule": "true", "reason": "Bogus"},
+                {"rule": "true", "fieldPath": ".nope"},
+                {"rule": "true", "message": "two\nlines"}]}}});
+        let base = "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations";
+        assert_eq!(
+            crd_msgs(&s),
+            [
+                format!("{base}[0].rule: Required value: rule is not specified"),
+                format!("{base}[1].reason: Unsupported value: \"Bogus\": supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""),
+                format!("{base}[2].fieldPath: Invalid value: \".nope\": fieldPath must be a valid path"),
+                format!("{base}[3].message: Invalid value: \"two\\nlines\": message must not contain line breaks"),
+            ]
+        );
+    }
+
+    #[test]
+    fn old_self_checks() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"xs": {"type": "array", "items": {"type": "string",
+                "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}},
+            "x-kubernetes-validations": [{"rule": "true", "optionalOldSelf": true}]}}});
+        let base = "spec.validation.openAPIV3Schema.properties[spec]";
+        assert_eq!(
+            crd_msgs(&s),
+            [
+                format!("{base}.x-kubernetes-validations[0].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule"),
+                format!("{base}.properties[xs].items.x-kubernetes-validations[0].rule: Invalid value: \"self == oldSelf\": oldSelf cannot be used on the uncorrelatable portion of the schema within {base}.properties[xs]"),
+            ]
+        );
+    }
+
+    #[test]
+    fn field_paths_resolve_against_the_schema() {
+        let s = json!({"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"b.c": {"type": "string"}}},
+            "m": {"type": "object", "additionalProperties": {"type": "string"}}}});
+        assert_eq!(valid_field_path(".a['b.c']", &s).as_deref(), Ok("a.b.c"));
+        assert_eq!(valid_field_path(".m.key", &s).as_deref(), Ok("m[key]"));
+        assert!(valid_field_path("a", &s).is_err());
+        assert!(valid_field_path(".a.x", &s).is_err());
+        assert!(valid_field_path(".a[b]", &s).is_err());
+    }
+
+    #[test]
+    fn odd_rules_and_values_never_panic() {
+        let schemas = [
+            json!({"type": "object", "x-kubernetes-validations": "x"}),
+            json!({"type": "object", "x-kubernetes-validations": [null, 1, {"rule": 5}, {"rule": "self.x.y.z"}]}),
+            json!({"type": "array", "x-kubernetes-validations": [{"rule": "self[5] == 1", "fieldPath": "[", "messageExpression": "1/0"}]}),
+            json!({"type": "string", "format": "date-time", "x-kubernetes-validations": [{"rule": "self > timestamp('2020-01-01T00:00:00Z')"}]}),
+        ];
+        let values = [
+            json!(null),
+            json!(1),
+            json!("nope"),
+            json!([1]),
+            json!({"x": {}}),
+        ];
+        for s in &schemas {
+            let _ = crd_errors(s, "s");
+            for v in &values {
+                for old in [None, Some(&values[3])] {
+                    let _ = validate(s, v, old);
+                }
+            }
+        }
     }
 }

@@ -37,7 +37,10 @@ pub enum Ty {
 impl Ty {
     pub fn object(fields: impl IntoIterator<Item = (&'static str, Ty)>) -> Ty {
         Ty::Object(Arc::new(
-            fields.into_iter().map(|(k, t)| (k.to_string(), t)).collect(),
+            fields
+                .into_iter()
+                .map(|(k, t)| (k.to_string(), t))
+                .collect(),
         ))
     }
 

@@ -101,10 +101,9 @@ pub fn from_json(v: &Value) -> Cel {
         Value::Number(n) => number(n, false),
         Value::String(s) => Cel::String(Arc::new(s.clone())),
         Value::Array(items) => Cel::List(Arc::new(items.iter().map(from_json).collect())),
-        Value::Object(m) => map(
-            m.iter()
-                .map(|(k, v)| (Key::String(Arc::new(k.clone())), from_json(v))),
-        ),
+        Value::Object(m) => map(m
+            .iter()
+            .map(|(k, v)| (Key::String(Arc::new(k.clone())), from_json(v)))),
     }
 }
 
@@ -138,17 +137,22 @@ fn number(n: &serde_json::Number, want_double: bool) -> Cel {
 fn resource_root_fields(obj: &serde_json::Map<String, Value>, out: &mut Vec<(Key, Cel)>) {
     for k in ["apiVersion", "kind"] {
         if let Some(Value::String(s)) = obj.get(k) {
-            out.push((Key::String(Arc::new(k.into())), Cel::String(Arc::new(s.clone()))));
+            out.push((
+                Key::String(Arc::new(k.into())),
+                Cel::String(Arc::new(s.clone())),
+            ));
         }
     }
     if let Some(Value::Object(meta)) = obj.get("metadata") {
-        let fields = ["name", "generateName"].into_iter().filter_map(|k| match meta.get(k) {
-            Some(Value::String(s)) => Some((
-                Key::String(Arc::new(k.into())),
-                Cel::String(Arc::new(s.clone())),
-            )),
-            _ => None,
-        });
+        let fields = ["name", "generateName"]
+            .into_iter()
+            .filter_map(|k| match meta.get(k) {
+                Some(Value::String(s)) => Some((
+                    Key::String(Arc::new(k.into())),
+                    Cel::String(Arc::new(s.clone())),
+                )),
+                _ => None,
+            });
         out.push((Key::String(Arc::new("metadata".into())), map(fields)));
     }
 }
@@ -268,6 +272,7 @@ pub fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
 
 /// A CEL result as JSON, for messages and tests; values JSON cannot hold are rendered as
 /// strings.
+#[cfg(test)]
 pub fn to_json(v: &Cel) -> Value {
     match v {
         Cel::Null => Value::Null,
@@ -324,7 +329,10 @@ mod tests {
     fn escaping_follows_upstream() {
         assert_eq!(escape("replicas").as_deref(), Some("replicas"));
         assert_eq!(escape("namespace").as_deref(), Some("__namespace__"));
-        assert_eq!(escape("a.b-c/d").as_deref(), Some("a__dot__b__dash__c__slash__d"));
+        assert_eq!(
+            escape("a.b-c/d").as_deref(),
+            Some("a__dot__b__dash__c__slash__d")
+        );
         assert_eq!(escape("x__y").as_deref(), Some("x__underscores__y"));
         assert_eq!(escape("1st"), None);
         assert_eq!(escape("a b"), None);

@@ -6,3 +6,15 @@
 pub mod compaction;
 pub mod gc;
 pub mod namespace;
+
+// The controller-manager: workload and cluster controllers that run as API clients.
+pub mod runtime;
+pub mod config;
+pub mod deployment;
+pub mod manager;
+pub mod replicaset;
+pub mod rootca;
+pub mod serviceaccount;
+
+pub use config::ControllerConfig;
+pub use manager::run_controller_manager;

@@ -282,6 +282,20 @@ fn validate_names(crd: &Value, errs: &mut Vec<FieldError>) {
 
 const COLUMN_TYPES: &[&str] = &["integer", "number", "string", "boolean", "date"];
 
+fn schema_of(version: &Value) -> Option<&Value> {
+    at(version, "schema.openAPIV3Schema").filter(|s| s.is_object())
+}
+
+/// A version's schema: structural checks, then its CEL rules, which only compile over a
+/// structural schema.
+fn schema_errors(schema: &Value, base: &str, errs: &mut Vec<FieldError>) {
+    let structural = super::schema::structural_errors(schema, base);
+    if structural.is_empty() {
+        errs.extend(crate::cel::rules::crd_errors(schema, base));
+    }
+    errs.extend(structural);
+}
+
 fn validate_versions(crd: &Value, errs: &mut Vec<FieldError>) {
     let versions = array_at(crd, "spec.versions");
     if versions.is_empty() {
@@ -289,6 +303,16 @@ fn validate_versions(crd: &Value, errs: &mut Vec<FieldError>) {
         return;
     }
     let rendered = || Value::Array(versions.to_vec()).to_string();
+    // Upstream validates the internal form, where a schema shared by every version is hoisted
+    // to `spec.validation`: its errors are reported once, there.
+    let shared = schema_of(&versions[0]).filter(|first| {
+        versions
+            .iter()
+            .all(|v| schema_of(v).is_some_and(|s| s == *first))
+    });
+    if let Some(schema) = shared {
+        schema_errors(schema, "spec.validation.openAPIV3Schema", errs);
+    }
     let mut seen = BTreeSet::new();
     let mut unique = true;
     let mut storage = 0;
@@ -302,15 +326,13 @@ fn validate_versions(crd: &Value, errs: &mut Vec<FieldError>) {
             storage += 1;
         }
         dns1035(name, format!("{base}.name"), "", errs);
-        match at(v, "schema.openAPIV3Schema").filter(|s| s.is_object()) {
+        match schema_of(v) {
             None => errs.push(FieldError::required_detail(
                 format!("{base}.schema.openAPIV3Schema"),
                 "schemas are required",
             )),
-            Some(schema) => errs.extend(super::schema::structural_errors(
-                schema,
-                &format!("{base}.schema.openAPIV3Schema"),
-            )),
+            Some(_) if shared.is_some() => {}
+            Some(schema) => schema_errors(schema, &format!("{base}.schema.openAPIV3Schema"), errs),
         }
         for (j, col) in array_at(v, "additionalPrinterColumns").iter().enumerate() {
             let cp = format!("{base}.additionalPrinterColumns[{j}]");
@@ -496,6 +518,49 @@ mod tests {
             .map(|e| e.message)
             .collect();
         assert!(m.contains(&"spec.names.kind: Required value".to_string()));
+    }
+
+    #[test]
+    fn cel_rules_are_compiled_with_the_crd() {
+        let mut crd = widget_crd();
+        for v in crd["spec"]["versions"].as_array_mut().unwrap() {
+            v["schema"]["openAPIV3Schema"] = json!({"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}},
+                    "x-kubernetes-validations": [{"rule": "self.replicas <= self.maxReplicas"}]}}});
+        }
+        let m: Vec<String> = infos_from_crd(&crd)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        // One schema shared by every version is validated once, as `spec.validation`.
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].starts_with("spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:\"self.replicas <= self.maxReplicas\""), "{}", m[0]);
+        assert!(
+            m[0].contains(
+                ": compilation failed: ERROR: <input>:1:22: undefined field 'maxReplicas'"
+            ),
+            "{}",
+            m[0]
+        );
+
+        let mut fixed = crd.clone();
+        fixed["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["maxReplicas"] = json!({"type": "integer"});
+        let m: Vec<String> = infos_from_crd(&fixed)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        // Schemas that differ are validated per version.
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].starts_with("spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: "));
+        assert!(m[1].starts_with("spec.versions[2].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: "));
+        for v in fixed["spec"]["versions"].as_array_mut().unwrap() {
+            v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["maxReplicas"] =
+                json!({"type": "integer"});
+        }
+        assert!(infos_from_crd(&fixed).is_ok());
     }
 
     #[test]

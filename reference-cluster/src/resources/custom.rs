@@ -190,7 +190,7 @@ impl Strategy for CustomStrategy {
         }
     }
 
-    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errs = Vec::new();
         validation::validate_object_meta(
             obj,
@@ -199,7 +199,7 @@ impl Strategy for CustomStrategy {
             &mut errs,
         );
         if let Some(s) = self.schema() {
-            errs.extend(schema::validate(s, obj));
+            errs.extend(schema::validate_update(s, obj, old));
         }
         errs
     }

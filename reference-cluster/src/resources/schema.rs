@@ -2,7 +2,8 @@
 //! and validation, following apiextensions-apiserver (`structuraldefaulting`,
 //! `structuralpruning`, the kube-openapi validator and its error conversion).
 //!
-//! Not covered: CEL rules (`x-kubernetes-validations`) and `format` checks.
+//! CEL rules (`x-kubernetes-validations`) run after the schema checks, as upstream runs them,
+//! through [`crate::cel::rules`]. Not covered: `format` checks.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -239,11 +240,55 @@ fn invalid_detail(path: &str, value: &Value, detail: String) -> FieldError {
     FieldError::invalid(path, value, &detail)
 }
 
-/// Validates `obj` against the schema; the errors carry upstream's paths and messages.
+/// Validates a new `obj` against the schema; the errors carry upstream's paths and messages.
 pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
+    validate_update(schema, obj, None)
+}
+
+/// Validates `obj` replacing `old` (`None` on create): the schema, then the CEL rules, whose
+/// transition rules compare with the old object.
+pub fn validate_update(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     validate_at(schema, obj, "", true, &mut errs);
+    if crate::cel::rules::has_rules(schema) {
+        if errs.iter().any(blocks_rules) {
+            errs.push(FieldError::invalid(
+                "<nil>",
+                &Value::String("null".into()),
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
+            errs.extend(crate::cel::rules::validate(schema, obj, old));
+        }
+    }
     errs
+}
+
+/// Upstream's `hasBlockingErr`: rules are not run over values of the wrong shape.
+fn blocks_rules(e: &FieldError) -> bool {
+    matches!(
+        e.reason.as_str(),
+        "FieldValueNotSupported"
+            | "FieldValueRequired"
+            | "FieldValueTooLong"
+            | "FieldValueTooMany"
+            | "FieldValueTypeInvalid"
+    )
+}
+
+/// A value of the wrong JSON type: shown as "Invalid value" but typed apart, as upstream's
+/// `field.TypeInvalid`.
+fn type_invalid(path: &str, v: &Value, expected: &str) -> FieldError {
+    let mut e = invalid_detail(
+        path,
+        &Value::String(type_name(v).into()),
+        format!(
+            "{path} in body must be of type {expected}: \"{}\"",
+            type_name(v)
+        ),
+    );
+    e.reason = "FieldValueTypeInvalid".into();
+    e
 }
 
 fn validate_at(schema: &Value, v: &Value, path: &str, is_root: bool, errs: &mut Vec<FieldError>) {
@@ -256,35 +301,17 @@ fn validate_at(schema: &Value, v: &Value, path: &str, is_root: bool, errs: &mut 
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or("object");
-        errs.push(invalid_detail(
-            shown,
-            &Value::String("null".into()),
-            format!("{shown} in body must be of type {expected}: \"null\""),
-        ));
+        errs.push(type_invalid(shown, v, expected));
         return;
     }
     if flag(schema, "x-kubernetes-int-or-string") {
         if !(is_integer(v) || v.is_string()) {
-            errs.push(invalid_detail(
-                shown,
-                &Value::String(type_name(v).into()),
-                format!(
-                    "{shown} in body must be of type integer or string: \"{}\"",
-                    type_name(v)
-                ),
-            ));
+            errs.push(type_invalid(shown, v, "integer or string"));
             return;
         }
     } else if let Some(expected) = schema.get("type").and_then(Value::as_str) {
         if !type_matches(expected, v) {
-            errs.push(invalid_detail(
-                shown,
-                &Value::String(type_name(v).into()),
-                format!(
-                    "{shown} in body must be of type {expected}: \"{}\"",
-                    type_name(v)
-                ),
-            ));
+            errs.push(type_invalid(shown, v, expected));
             return;
         }
     }
@@ -767,6 +794,67 @@ mod tests {
                 let _ = structural_errors(sch, "s");
             }
         }
+    }
+
+    fn ruled() -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"replicas": {"type": "integer", "maximum": 100}, "maxReplicas": {"type": "integer"},
+                "mode": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "immutable"}]}},
+            "x-kubernetes-validations": [{"rule": "self.replicas <= self.maxReplicas",
+                "message": "replicas must not exceed maxReplicas"}]}}})
+    }
+
+    #[test]
+    fn cel_rules_run_after_the_schema() {
+        let m: Vec<String> = validate(
+            &ruled(),
+            &json!({"spec": {"replicas": 5, "maxReplicas": 3}}),
+        )
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+        assert_eq!(
+            m,
+            ["spec: Invalid value: \"object\": replicas must not exceed maxReplicas"]
+        );
+        // A bound violation does not keep rules from running.
+        let m: Vec<String> = validate(
+            &ruled(),
+            &json!({"spec": {"replicas": 101, "maxReplicas": 3}}),
+        )
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+        assert_eq!(m.len(), 2, "{m:?}");
+    }
+
+    #[test]
+    fn wrong_types_block_cel_rules() {
+        let errs = validate(
+            &ruled(),
+            &json!({"spec": {"replicas": "five", "maxReplicas": 3}}),
+        );
+        assert_eq!(errs[0].reason, "FieldValueTypeInvalid");
+        let m: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            m,
+            [
+                "spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+                "<nil>: Invalid value: \"null\": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"
+            ]
+        );
+    }
+
+    #[test]
+    fn updates_run_transition_rules() {
+        let old = json!({"spec": {"replicas": 1, "maxReplicas": 3, "mode": "a"}});
+        let new = json!({"spec": {"replicas": 1, "maxReplicas": 3, "mode": "b"}});
+        assert!(validate(&ruled(), &new).is_empty());
+        let m: Vec<String> = validate_update(&ruled(), &new, Some(&old))
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(m, ["spec.mode: Invalid value: \"string\": immutable"]);
     }
 
     #[test]

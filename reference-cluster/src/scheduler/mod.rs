@@ -177,6 +177,26 @@ pub async fn run(
     }
 }
 
+/// Stops the scheduling thread and the watches when dropped, so that a scheduler whose task
+/// is cancelled (as a crash would) stops acting at once.
+struct Running {
+    active: Arc<AtomicBool>,
+    tx: std::sync::mpsc::Sender<thread::Msg>,
+    stop_tasks: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::Release);
+        let _ = self.stop_tasks.send(true);
+        let _ = self.tx.send(thread::Msg::Stop);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 /// Watches and schedules until `stop` turns true.
 async fn schedule(
     client: kube::Client,
@@ -189,22 +209,23 @@ async fn schedule(
     let rt = tokio::runtime::Handle::current();
     let api = Arc::new(api::ApiClient::new(client.clone(), cfg.api_concurrency));
     let instance = format!("{DEFAULT_SCHEDULER_NAME}-{}", cfg.identity);
-    let recorder =
-        events::EventRecorder::new(api.clone(), DEFAULT_SCHEDULER_NAME, &instance, rt.clone());
-    let (informer_stop_tx, informer_stop) = watch::channel(false);
-    let mut tasks = informers::start(&client, &tx, &informer_stop);
-    tasks.push(tokio::spawn(
-        recorder
-            .clone()
-            .maintain(cfg.event_series, informer_stop.clone()),
-    ));
+    let recorder = events::EventRecorder::new(api.clone(), DEFAULT_SCHEDULER_NAME, &instance, rt.clone());
+    let (stop_tasks, tasks_stop) = watch::channel(false);
+    let mut tasks = informers::start(&client, &tx, &tasks_stop);
+    tasks.push(tokio::spawn(recorder.clone().maintain(cfg.event_series, tasks_stop.clone())));
+    let running = Running {
+        active: active.clone(),
+        tx: tx.clone(),
+        stop_tasks,
+        tasks,
+    };
     let shared = thread::Shared {
         api,
         events: recorder,
         metrics: cfg.metrics.clone(),
         rt,
-        tx: tx.clone(),
-        active: active.clone(),
+        tx,
+        active,
     };
     let settings = thread::Settings {
         percentage_of_nodes_to_score: cfg.percentage_of_nodes_to_score,
@@ -215,24 +236,18 @@ async fn schedule(
         },
     };
     let sched = thread::Scheduler::new(profiles, settings, shared);
-    let thread = std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("kube-scheduler".into())
         .spawn(move || sched.run(rx))
         .context("cannot start the scheduling thread")?;
-    let thread_done = tokio::task::spawn_blocking(move || thread.join());
-    tokio::pin!(thread_done);
+    let mut thread_done = tokio::task::spawn_blocking(move || handle.join());
     let ended_early = tokio::select! {
         _ = async { while !*stop.borrow() { if stop.changed().await.is_err() { break } } } => false,
         _ = &mut thread_done => true,
     };
-    active.store(false, Ordering::Release);
-    let _ = informer_stop_tx.send(true);
-    let _ = tx.send(thread::Msg::Stop);
+    drop(running);
     if !ended_early {
         let _ = thread_done.await;
-    }
-    for t in tasks {
-        t.abort();
     }
     anyhow::ensure!(!ended_early, "the scheduling thread stopped unexpectedly");
     Ok(())

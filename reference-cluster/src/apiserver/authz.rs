@@ -1,0 +1,470 @@
+//! Authorization of API requests: the authorizer chain (`--authorization-mode`, upstream's
+//! kubeadm default `Node,RBAC`), the RBAC cache it reads (kept current from the store by
+//! [`super::informer`] and by this server's own writes), and the request attributes it judges,
+//! derived from the request path as upstream's RequestInfoFactory does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use serde_json::{json, Value};
+
+use super::request::{ResourceRequest, Target};
+use super::{ApiError, UserInfo};
+use crate::resources::ResourceInfo;
+use crate::security::bootstrap;
+use crate::security::rbac::{
+    self, Attributes, Binding, Decision, PolicyRule, RbacObjects, RbacSnapshot, Role, RoleRef,
+    Subject,
+};
+use crate::store::Revision;
+
+/// One authorizer of the chain, in `--authorization-mode` order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    /// Everything is allowed (upstream `AlwaysAllow`).
+    AlwaysAllow,
+    /// Node identities get the kubelet's rules (upstream's `Node` authorizer without its
+    /// object graph: NodeRestriction admission narrows what a node may write, and the
+    /// graph-gated reads of secrets, configmaps and volumes are left to RBAC).
+    Node,
+    /// Role-based access control over the cluster's Roles and bindings.
+    Rbac,
+}
+
+impl AuthorizationMode {
+    /// Parses upstream's mode names (`AlwaysAllow`, `Node`, `RBAC`).
+    pub fn parse(s: &str) -> Option<AuthorizationMode> {
+        match s {
+            "AlwaysAllow" => Some(AuthorizationMode::AlwaysAllow),
+            "Node" => Some(AuthorizationMode::Node),
+            "RBAC" => Some(AuthorizationMode::Rbac),
+            _ => None,
+        }
+    }
+}
+
+/// RBAC objects as last seen, with the revision each was seen at so that an older watch event
+/// never overwrites what a newer local write already put in.
+#[derive(Default)]
+pub struct RbacCache {
+    snapshot: RwLock<RbacSnapshot>,
+    revisions: Mutex<HashMap<String, Revision>>,
+}
+
+/// The RBAC kind stored under `key`, if it is an RBAC object's key.
+pub fn rbac_kind_of_key(key: &str) -> Option<&'static str> {
+    let rest = key.strip_prefix("/registry/")?;
+    let (resource, _) = rest.split_once('/')?;
+    match resource {
+        "roles" => Some("Role"),
+        "rolebindings" => Some("RoleBinding"),
+        "clusterroles" => Some("ClusterRole"),
+        "clusterrolebindings" => Some("ClusterRoleBinding"),
+        _ => None,
+    }
+}
+
+impl RbacCache {
+    /// Records the object stored under `key` at `revision` (`None`: deleted). Returns false
+    /// when the cache already holds something newer.
+    pub fn apply(&self, key: &str, revision: Revision, object: Option<&Value>) -> bool {
+        let Some(kind) = rbac_kind_of_key(key) else {
+            return false;
+        };
+        {
+            let mut revs = self.revisions.lock();
+            if revs.get(key).is_some_and(|seen| *seen > revision) {
+                return false;
+            }
+            revs.insert(key.to_string(), revision);
+        }
+        let mut snap = self.snapshot.write();
+        match object {
+            Some(obj) => {
+                let mut obj = obj.clone();
+                obj["kind"] = json!(kind);
+                if let Err(e) = snap.upsert(&obj) {
+                    tracing::warn!("ignoring an RBAC object the authorizer cannot read: {e}");
+                }
+            }
+            None => {
+                let (ns, name) = namespace_and_name(key);
+                snap.remove(kind, ns, name);
+            }
+        }
+        true
+    }
+
+    /// Replaces everything with `objects` (a fresh list at `revision`).
+    pub fn reset(&self, objects: &[(String, Value)], revision: Revision) {
+        let mut snap = RbacSnapshot::new();
+        let mut revs = HashMap::new();
+        for (key, obj) in objects {
+            let Some(kind) = rbac_kind_of_key(key) else {
+                continue;
+            };
+            let mut obj = obj.clone();
+            obj["kind"] = json!(kind);
+            if let Err(e) = snap.upsert(&obj) {
+                tracing::warn!("ignoring an RBAC object the authorizer cannot read: {e}");
+            }
+            revs.insert(key.clone(), revision);
+        }
+        *self.snapshot.write() = snap;
+        *self.revisions.lock() = revs;
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, RbacSnapshot> {
+        self.snapshot.read()
+    }
+}
+
+/// `(namespace, name)` of a storage key `/registry/<resource>[/<ns>]/<name>`.
+fn namespace_and_name(key: &str) -> (&str, &str) {
+    let rest = key.trim_start_matches("/registry/");
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [_, ns, name] => (ns, name),
+        [_, name] => ("", name),
+        _ => ("", ""),
+    }
+}
+
+/// The authorizer chain of the API server.
+pub struct Authorizer {
+    modes: Vec<AuthorizationMode>,
+    pub rbac: RbacCache,
+    node_rules: Vec<PolicyRule>,
+}
+
+impl Authorizer {
+    pub fn new(modes: &[AuthorizationMode]) -> Authorizer {
+        Authorizer {
+            modes: modes.to_vec(),
+            rbac: RbacCache::default(),
+            node_rules: bootstrap::node_rules(),
+        }
+    }
+
+    /// Whether every request is allowed whatever the policy says.
+    pub fn allows_everything(&self) -> bool {
+        self.modes.contains(&AuthorizationMode::AlwaysAllow)
+    }
+
+    /// Whether escalation checks and impersonation checks consult RBAC.
+    pub fn uses_rbac(&self) -> bool {
+        !self.allows_everything() && self.modes.contains(&AuthorizationMode::Rbac)
+    }
+
+    /// Asks each authorizer in turn; the first to allow decides. A denial carries the reasons
+    /// the authorizers gave, joined as upstream's union authorizer does.
+    pub fn authorize(&self, attrs: &Attributes) -> Decision {
+        let mut reasons = Vec::new();
+        for mode in &self.modes {
+            let decision = match mode {
+                AuthorizationMode::AlwaysAllow => Decision {
+                    allowed: true,
+                    reason: String::new(),
+                },
+                AuthorizationMode::Node => self.authorize_node(attrs),
+                AuthorizationMode::Rbac => rbac::authorize(attrs, &*self.rbac.read()),
+            };
+            if decision.allowed {
+                return decision;
+            }
+            if !decision.reason.is_empty() {
+                reasons.push(decision.reason);
+            }
+        }
+        Decision {
+            allowed: false,
+            reason: reasons.join(", "),
+        }
+    }
+
+    fn authorize_node(&self, attrs: &Attributes) -> Decision {
+        // Upstream grants these only for objects its graph relates to the node (a pod bound
+        // to it references them); without that graph this authorizer has no opinion on them.
+        let graph_gated = attrs.resource_request
+            && attrs.api_group.is_empty()
+            && matches!(
+                attrs.resource.as_str(),
+                "secrets" | "configmaps" | "persistentvolumeclaims" | "persistentvolumes"
+            );
+        let allowed = !graph_gated
+            && attrs.user.node_name().is_some()
+            && self.node_rules.iter().any(|r| r.allows(attrs));
+        Decision {
+            allowed,
+            reason: String::new(),
+        }
+    }
+
+    /// The policy the review APIs, impersonation and escalation checks consult: RBAC, or
+    /// an unrestricted policy when the chain allows everything.
+    pub fn policy(&self) -> Policy<'_> {
+        if self.allows_everything() {
+            Policy::Everything(AllowAll::new())
+        } else {
+            Policy::Rbac(self.rbac.read())
+        }
+    }
+}
+
+/// A read view of the authorization policy as RBAC objects.
+pub enum Policy<'a> {
+    Rbac(RwLockReadGuard<'a, RbacSnapshot>),
+    Everything(AllowAll),
+}
+
+impl Policy<'_> {
+    pub fn objects(&self) -> &dyn RbacObjects {
+        match self {
+            Policy::Rbac(s) => &**s,
+            Policy::Everything(a) => a,
+        }
+    }
+}
+
+/// `AlwaysAllow` expressed as RBAC objects: one binding of every identity to a role allowing
+/// everything, so the review APIs answer "allowed" as upstream's AlwaysAllow authorizer does.
+pub struct AllowAll {
+    role: Arc<Role>,
+    binding: Arc<Binding>,
+}
+
+impl AllowAll {
+    fn new() -> AllowAll {
+        let group = |name: &str| Subject {
+            kind: "Group".into(),
+            api_group: rbac::GROUP.into(),
+            name: name.into(),
+            namespace: String::new(),
+        };
+        AllowAll {
+            role: Arc::new(Role {
+                name: "always-allow".into(),
+                namespace: String::new(),
+                rules: vec![
+                    PolicyRule::resource(&["*"], &["*"], &["*"]),
+                    PolicyRule::non_resource(&["*"], &["*"]),
+                ],
+            }),
+            binding: Arc::new(Binding {
+                name: "always-allow".into(),
+                namespace: String::new(),
+                role_ref: RoleRef {
+                    api_group: rbac::GROUP.into(),
+                    kind: "ClusterRole".into(),
+                    name: "always-allow".into(),
+                },
+                subjects: vec![group("system:authenticated"), group("system:unauthenticated")],
+            }),
+        }
+    }
+}
+
+impl RbacObjects for AllowAll {
+    fn cluster_role(&self, name: &str) -> Option<Arc<Role>> {
+        (name == self.role.name).then(|| self.role.clone())
+    }
+
+    fn role(&self, _: &str, _: &str) -> Option<Arc<Role>> {
+        None
+    }
+
+    fn cluster_role_bindings(&self) -> Vec<Arc<Binding>> {
+        vec![self.binding.clone()]
+    }
+
+    fn role_bindings(&self, _: &str) -> Vec<Arc<Binding>> {
+        Vec::new()
+    }
+}
+
+/// The authorizer attributes of a resource request. As upstream's RequestInfoFactory: a
+/// request for one namespace object is in that namespace, and a list or watch narrowed to one
+/// name by `fieldSelector=metadata.name=<n>` is about that name.
+pub fn resource_attributes(
+    user: &UserInfo,
+    r: &ResourceRequest,
+    field_selector: Option<&str>,
+) -> Attributes {
+    let mut name = r.name.clone().unwrap_or_default();
+    if name.is_empty() && matches!(r.verb.as_str(), "list" | "watch") {
+        if let Some(n) = field_selector.and_then(single_name_selector) {
+            name = n;
+        }
+    }
+    let mut namespace = r.namespace.clone().unwrap_or_default();
+    if r.group.is_empty() && r.resource == "namespaces" && !name.is_empty() {
+        namespace = name.clone();
+    }
+    Attributes {
+        user: user.clone(),
+        verb: r.verb.clone(),
+        api_group: r.group.clone(),
+        api_version: r.version.clone(),
+        resource: r.resource.clone(),
+        subresource: r.subresource.clone().unwrap_or_default(),
+        namespace,
+        name,
+        path: String::new(),
+        resource_request: true,
+    }
+}
+
+/// `metadata.name=<n>` (or `==`) as the only requirement of a field selector.
+fn single_name_selector(selector: &str) -> Option<String> {
+    if selector.contains(',') {
+        return None;
+    }
+    let value = selector
+        .strip_prefix("metadata.name==")
+        .or_else(|| selector.strip_prefix("metadata.name="))?;
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// The authorizer attributes of any request: resource requests as above, everything else
+/// (discovery, `/version`, `/healthz`, `/metrics`, OpenAPI) as a non-resource request whose
+/// verb is the lower-case HTTP method.
+pub fn request_attributes(
+    user: &UserInfo,
+    method: &str,
+    path: &str,
+    target: &Target,
+    field_selector: Option<&str>,
+) -> Attributes {
+    match target {
+        Target::Resource(r) => resource_attributes(user, r, field_selector),
+        _ => Attributes::non_resource(user.clone(), &method.to_ascii_lowercase(), path),
+    }
+}
+
+impl super::ApiServer {
+    /// Upstream's escalation checks on RBAC writes: a requester may only create or change a
+    /// role whose rules they hold (or with `escalate`), and only bind a role whose rules they
+    /// hold (or with `bind`).
+    pub(crate) fn check_rbac_escalation(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        request_name: &str,
+        obj: &Value,
+        old: Option<&Value>,
+        opts: &super::registry::WriteOptions,
+    ) -> Result<(), ApiError> {
+        let Some(requester) = &opts.requester else {
+            return Ok(());
+        };
+        if !self.security.authz.uses_rbac() || info.group != rbac::GROUP || info.custom.is_some() {
+            return Ok(());
+        }
+        let policy = self.security.authz.policy();
+        let objects = policy.objects();
+        let user = &requester.user;
+        let checked = match info.plural.as_str() {
+            "roles" => rbac::check_role_escalation(
+                user,
+                namespace.unwrap_or_default(),
+                request_name,
+                obj,
+                old,
+                objects,
+            ),
+            "clusterroles" => {
+                rbac::check_role_escalation(user, "", request_name, obj, old, objects)
+            }
+            "rolebindings" | "clusterrolebindings" => {
+                rbac::check_binding_escalation(user, obj, old, objects)
+            }
+            _ => Ok(()),
+        };
+        checked.map_err(|f| ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: f.message,
+            details: Some(f.details),
+        })
+    }
+}
+
+/// The 403 answered for a denied request.
+pub fn forbidden(attrs: &Attributes, decision: &Decision) -> ApiError {
+    let f = rbac::forbidden(attrs, &decision.reason);
+    ApiError {
+        code: 403,
+        reason: "Forbidden",
+        message: f.message,
+        details: Some(f.details),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::request::classify;
+
+    fn user(name: &str, groups: &[&str]) -> UserInfo {
+        UserInfo::new(name, groups)
+    }
+
+    #[test]
+    fn namespace_objects_are_in_their_own_namespace() {
+        let t = classify("GET", "/api/v1/namespaces/team-a", false);
+        let a = request_attributes(&user("u", &[]), "GET", "/api/v1/namespaces/team-a", &t, None);
+        assert_eq!(
+            (a.namespace.as_str(), a.name.as_str(), a.verb.as_str()),
+            ("team-a", "team-a", "get")
+        );
+        let t = classify("GET", "/api/v1/namespaces/a/pods", true);
+        let a = request_attributes(&user("u", &[]), "GET", "/", &t, Some("metadata.name=p1"));
+        assert_eq!((a.verb.as_str(), a.name.as_str()), ("watch", "p1"));
+        let a = request_attributes(&user("u", &[]), "GET", "/", &t, Some("metadata.name=p1,x=y"));
+        assert_eq!(a.name, "");
+        let t = classify("GET", "/apis/apps", false);
+        let a = request_attributes(&user("u", &[]), "GET", "/apis/apps", &t, None);
+        assert!(!a.resource_request);
+        assert_eq!((a.verb.as_str(), a.path.as_str()), ("get", "/apis/apps"));
+    }
+
+    #[test]
+    fn cache_ignores_events_older_than_what_it_holds() {
+        let cache = RbacCache::default();
+        let key = "/registry/clusterroles/reader";
+        let v1 = json!({"metadata": {"name": "reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
+        let v2 = json!({"metadata": {"name": "reader"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
+        assert!(cache.apply(key, 5, Some(&v2)));
+        assert!(!cache.apply(key, 4, Some(&v1)), "a stale event is ignored");
+        let rules = cache.read().cluster_role("reader").unwrap().rules.clone();
+        assert_eq!(rules[0].verbs, vec!["get", "list"]);
+        assert!(cache.apply(key, 6, None));
+        assert!(cache.read().cluster_role("reader").is_none());
+        assert!(!cache.apply("/registry/pods/ns/p", 7, Some(&v1)));
+    }
+
+    #[test]
+    fn chain_tries_each_mode_and_nodes_get_kubelet_rules() {
+        let authz = Authorizer::new(&[AuthorizationMode::Node, AuthorizationMode::Rbac]);
+        let node = user("system:node:n1", &["system:nodes", "system:authenticated"]);
+        let get_node = Attributes::resource(node.clone(), "get", "", "nodes", "", "n1");
+        assert!(authz.authorize(&get_node).allowed);
+        let secret_list = Attributes::resource(node, "list", "", "secrets", "", "");
+        assert!(!authz.authorize(&secret_list).allowed);
+        let alice = user("alice", &["system:authenticated"]);
+        let pods = Attributes::resource(alice.clone(), "list", "", "pods", "default", "");
+        let d = authz.authorize(&pods);
+        assert!(!d.allowed);
+        assert_eq!(
+            forbidden(&pods, &d).message,
+            r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#
+        );
+        let open = Authorizer::new(&[AuthorizationMode::AlwaysAllow]);
+        assert!(open.authorize(&pods).allowed);
+        let review = json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}});
+        let answer =
+            rbac::self_subject_access_review(&review, &alice, open.policy().objects()).unwrap();
+        assert_eq!(answer["status"]["allowed"], true);
+    }
+}

@@ -1,0 +1,128 @@
+//! The controller-manager: builds every enabled controller on one set of shared informers,
+//! starts the watches, waits for the caches to fill, then runs the workers until told to stop.
+//! With leader election configured, all of that happens only while holding the
+//! kube-system/kube-controller-manager Lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::config::ControllerConfig;
+use super::runtime::SharedInformers;
+use crate::leaderelection::{LeaderElectionError, LeaderElector};
+
+/// What every controller is built from.
+pub struct Context {
+    pub client: kube::Client,
+    pub informers: Arc<SharedInformers>,
+    pub cfg: Arc<ControllerConfig>,
+}
+
+/// A controller the manager can run: `run` spawns its workers (and any timers) once the
+/// informers are in sync; `shut_down` makes them return.
+pub trait Controller: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn run(self: Arc<Self>) -> Vec<JoinHandle<()>>;
+    fn shut_down(&self);
+}
+
+/// Runs the controller-manager until `shutdown` turns true. Returns an error if leadership
+/// was lost (upstream exits then; a caller may start over as a candidate).
+pub async fn run_controller_manager(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    match cfg.leader_election.clone() {
+        None => run_controllers(client, cfg, shutdown).await,
+        Some(le) => {
+            let elector = LeaderElector::new(client.clone(), le)?;
+            match elector
+                .run(shutdown, |stop| run_controllers(client, cfg, stop))
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(LeaderElectionError::Lost) => {
+                    anyhow::bail!("leaderelection lost for kube-system/kube-controller-manager")
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Builds the enabled controllers (registering their informers and handlers).
+pub fn build_controllers(ctx: &Context) -> Vec<Arc<dyn Controller>> {
+    use super::replicaset::{ReplicaKind, ReplicaSetController};
+    let cfg = &ctx.cfg;
+    let mut out: Vec<Arc<dyn Controller>> = Vec::new();
+    if cfg.enabled("replicaset") {
+        out.push(ReplicaSetController::new(ctx, ReplicaKind::ReplicaSet));
+    }
+    if cfg.enabled("deployment") {
+        out.push(super::deployment::DeploymentController::new(ctx));
+    }
+    if cfg.enabled("replicationcontroller") {
+        out.push(ReplicaSetController::new(ctx, ReplicaKind::ReplicationController));
+    }
+    if cfg.enabled("serviceaccount") {
+        out.push(super::serviceaccount::ServiceAccountController::new(ctx));
+    }
+    if cfg.enabled("root-ca-cert-publisher") {
+        if let Some(c) = super::rootca::RootCaPublisher::new(ctx) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Runs every enabled controller without leader election.
+pub async fn run_controllers(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let ctx = Context {
+        informers: SharedInformers::new(client.clone()),
+        client,
+        cfg: Arc::new(cfg),
+    };
+    let controllers = build_controllers(&ctx);
+    let watches = ctx.informers.start(&stop);
+    if !ctx.informers.wait_synced(&stop).await {
+        for w in watches {
+            w.abort();
+        }
+        return Ok(());
+    }
+    tracing::info!(
+        controllers = ?controllers.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "controller-manager caches synced; starting workers"
+    );
+    let mut tasks = Vec::new();
+    for c in &controllers {
+        tasks.extend(c.clone().run());
+    }
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+    for c in &controllers {
+        c.shut_down();
+    }
+    for t in tasks {
+        // A worker in the middle of a sync finishes it; one stuck on the network does not
+        // hold the shutdown up.
+        if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+            tracing::debug!("controller task did not stop in time");
+        }
+    }
+    for w in watches {
+        w.abort();
+    }
+    Ok(())
+}

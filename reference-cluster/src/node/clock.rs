@@ -1,0 +1,186 @@
+//! Time for the node agents: scheduling runs on monotonic [`Instant`]s (tokio's, so tests may
+//! pause time), while the API wants wall-clock timestamps. A [`Clock`] pins one instant to one
+//! wall time so every timestamp an agent writes is derived from the same monotonic reading that
+//! drove the decision. Also Go's duration syntax, which annotations and messages use.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::jiff::Timestamp;
+use tokio::time::Instant;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+    origin_wall_ns: i128,
+}
+
+impl Clock {
+    /// A clock whose `Instant::now()` is the current wall time.
+    pub fn new() -> Clock {
+        Clock::pinned(Instant::now(), Timestamp::now())
+    }
+
+    /// A clock on which `origin` reads as `wall` (tests use fixed wall times).
+    pub fn pinned(origin: Instant, wall: Timestamp) -> Clock {
+        Clock {
+            origin,
+            origin_wall_ns: wall.as_nanosecond(),
+        }
+    }
+
+    pub fn wall(&self, at: Instant) -> Timestamp {
+        let delta = if at >= self.origin {
+            at.duration_since(self.origin).as_nanos() as i128
+        } else {
+            -(self.origin.duration_since(at).as_nanos() as i128)
+        };
+        // Out of jiff's range only for instants centuries away; the origin is the safe answer.
+        Timestamp::from_nanosecond(self.origin_wall_ns + delta)
+            .unwrap_or_else(|_| Timestamp::from_nanosecond(self.origin_wall_ns).unwrap_or(Timestamp::UNIX_EPOCH))
+    }
+
+    pub fn time(&self, at: Instant) -> Time {
+        Time(self.wall(at))
+    }
+
+    pub fn micro_time(&self, at: Instant) -> MicroTime {
+        MicroTime(self.wall(at))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Go's `time.Duration.String()`: `300ms`, `10s`, `1m20s`, `5m0s`, `1h0m0s`, `1.5s`.
+pub fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000_000_000 {
+        let (unit, div) = if nanos < 1_000 {
+            ("ns", 1u128)
+        } else if nanos < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        return format!("{}{unit}", fraction(nanos, div));
+    }
+    let secs_total = nanos / 1_000_000_000;
+    let frac = nanos % 1_000_000_000;
+    let h = secs_total / 3600;
+    let m = (secs_total % 3600) / 60;
+    let s = secs_total % 60;
+    let secs = fraction(s * 1_000_000_000 + frac, 1_000_000_000);
+    if h > 0 {
+        format!("{h}h{m}m{secs}s")
+    } else if m > 0 {
+        format!("{m}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// `value / div` with the fraction's trailing zeros dropped, as Go prints it.
+fn fraction(value: u128, div: u128) -> String {
+    let whole = value / div;
+    let rest = value % div;
+    if rest == 0 {
+        return whole.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let digits = format!("{rest:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Go's `time.ParseDuration` for non-negative durations: `500ms`, `1.5s`, `1m30s`, `2h`.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("time: invalid duration \"{s}\"");
+    let text = s.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() || text.starts_with('-') {
+        return Err(bad());
+    }
+    let text = text.strip_prefix('+').unwrap_or(text);
+    let mut total: f64 = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("time: missing unit in duration \"{s}\""))?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_go() {
+        let cases = [
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_secs(80), "1m20s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::ZERO, "0s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(go_duration(d), want, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_go_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "5", "-1s", "5x", "s", "1..2s", "abc"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn wall_time_follows_the_monotonic_clock() {
+        let origin = Instant::now();
+        let wall = Timestamp::from_second(1_700_000_000).unwrap();
+        let clock = Clock::pinned(origin, wall);
+        assert_eq!(clock.wall(origin + Duration::from_secs(3)).as_second(), 1_700_000_003);
+        let t = serde_json::to_value(clock.time(origin + Duration::from_millis(1500))).unwrap();
+        assert_eq!(t, "2023-11-14T22:13:21Z");
+    }
+}

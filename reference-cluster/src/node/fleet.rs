@@ -1,0 +1,669 @@
+//! Many node agents in one task. One pod watch (every pod with `spec.nodeName` set) and one
+//! node watch feed a single loop that owns all agents and pod workers; one timer queue holds
+//! every pod's next state change and every node's lease renewal and status check; one write
+//! queue coalesces what must reach the API server (a pod's status is rendered when its write
+//! goes out, so a burst of changes costs one write) under each node's client-side QPS and a
+//! fleet-wide cap on requests in flight.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::admission::{admit, requests_of, NodeView};
+use super::agent::NodeAgent;
+use super::api::{self, ApiResult};
+use super::clock::Clock;
+use super::config::FleetConfig;
+use super::runtime::Runtime;
+use super::sim::SimRuntime;
+use super::timers::Timers;
+use super::worker::{PodWorker, SyncContext};
+use crate::scheduler::resource::Resource;
+
+/// How long a failed write waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Counters of what a fleet has done, for benchmarks and tests.
+#[derive(Clone, Debug, Default)]
+pub struct FleetStats(Arc<StatsInner>);
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    nodes_registered: AtomicU64,
+    lease_renewals: AtomicU64,
+    node_status_writes: AtomicU64,
+    pods_admitted: AtomicU64,
+    pods_rejected: AtomicU64,
+    pod_status_writes: AtomicU64,
+    pods_deleted: AtomicU64,
+    write_failures: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub nodes_registered: u64,
+    pub lease_renewals: u64,
+    pub node_status_writes: u64,
+    pub pods_admitted: u64,
+    pub pods_rejected: u64,
+    pub pod_status_writes: u64,
+    pub pods_deleted: u64,
+    pub write_failures: u64,
+}
+
+impl FleetStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let s = &self.0;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            nodes_registered: g(&s.nodes_registered),
+            lease_renewals: g(&s.lease_renewals),
+            node_status_writes: g(&s.node_status_writes),
+            pods_admitted: g(&s.pods_admitted),
+            pods_rejected: g(&s.pods_rejected),
+            pod_status_writes: g(&s.pod_status_writes),
+            pods_deleted: g(&s.pods_deleted),
+            write_failures: g(&s.write_failures),
+        }
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs a fleet of `sim` nodes until `shutdown` turns true (or its sender is dropped).
+pub async fn run_fleet(client: kube::Client, cfg: FleetConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    run_fleet_with_stats(client, cfg, FleetStats::default(), shutdown).await
+}
+
+/// [`run_fleet`], counting into `stats`.
+pub async fn run_fleet_with_stats(
+    client: kube::Client,
+    cfg: FleetConfig,
+    stats: FleetStats,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let runtime = Box::new(SimRuntime::new(cfg.stages));
+    SimFleet::new(client, cfg, runtime, stats).run(shutdown).await
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum WriteKey {
+    Register(String),
+    Lease(String),
+    NodeStatus(String),
+    Pod(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Timer {
+    Sync(String),
+    Lease(String),
+    NodeStatus(String),
+    Write(WriteKey),
+}
+
+enum Job {
+    Register(Box<Node>),
+    Lease(Box<Lease>),
+    NodeStatus { name: String, status: Value },
+    PodStatus { ns: String, name: String, status: Value },
+    DeletePod { ns: String, name: String, uid: String },
+}
+
+enum Outcome {
+    Registered(ApiResult<(Node, bool)>),
+    Lease(ApiResult<Lease>),
+    Written(ApiResult<()>, Option<Value>),
+    Deleted(ApiResult<()>),
+}
+
+struct Done {
+    key: WriteKey,
+    outcome: Outcome,
+}
+
+enum Input {
+    Pod(Event<Pod>),
+    Node(Event<Node>),
+}
+
+enum Prep {
+    Skip,
+    Defer(Instant),
+    Send(Job),
+}
+
+struct PodEntry {
+    worker: PodWorker,
+    node: String,
+    requests: Resource,
+    /// Counted in the node's requests and pod count.
+    counted: bool,
+    ip: Option<Ipv4Addr>,
+    last_written: Option<Value>,
+    /// The final delete went through; the watch will confirm.
+    deleted: bool,
+    /// The API no longer has the pod.
+    gone: bool,
+}
+
+pub struct SimFleet {
+    client: kube::Client,
+    cfg: FleetConfig,
+    clock: Clock,
+    runtime: Box<dyn Runtime>,
+    nodes: HashMap<String, NodeAgent>,
+    pods: HashMap<String, PodEntry>,
+    timers: Timers<Timer>,
+    registrations: VecDeque<String>,
+    queue: VecDeque<WriteKey>,
+    queued: HashSet<WriteKey>,
+    writing: HashSet<WriteKey>,
+    redo: HashSet<WriteKey>,
+    in_flight: usize,
+    registering: usize,
+    listing: Option<HashSet<String>>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    stats: FleetStats,
+}
+
+impl SimFleet {
+    pub fn new(client: kube::Client, cfg: FleetConfig, runtime: Box<dyn Runtime>, stats: FleetStats) -> SimFleet {
+        let now = Instant::now();
+        let mut nodes = HashMap::new();
+        let mut registrations = VecDeque::new();
+        for (i, n) in cfg.nodes.iter().enumerate() {
+            // `validate` guarantees a block per node.
+            let Some(cidr) = cfg.cluster_cidr.subnet(cfg.node_cidr_mask, i as u64) else { continue };
+            registrations.push_back(n.name.clone());
+            nodes.insert(n.name.clone(), NodeAgent::new(n.clone(), cidr, runtime.version(), cfg.api_qps, cfg.api_burst, now));
+        }
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        SimFleet {
+            client,
+            clock: Clock::new(),
+            runtime,
+            nodes,
+            pods: HashMap::new(),
+            timers: Timers::default(),
+            registrations,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            writing: HashSet::new(),
+            redo: HashSet::new(),
+            in_flight: 0,
+            registering: 0,
+            listing: None,
+            done_tx,
+            done_rx,
+            stats,
+            cfg,
+        }
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (tx, mut rx) = mpsc::channel::<Input>(4096);
+        let watchers = [
+            spawn_watch(api::pods(&self.client), watcher::Config::default().fields("spec.nodeName!="), tx.clone(), Input::Pod),
+            spawn_watch(api::nodes(&self.client), watcher::Config::default(), tx, Input::Node),
+        ];
+        tracing::info!(nodes = self.nodes.len(), "node fleet starting");
+        loop {
+            self.pump(Instant::now());
+            let deadline = self.timers.next_deadline();
+            tokio::select! {
+                biased;
+                r = shutdown.changed() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                Some(done) = self.done_rx.recv() => self.on_done(done, Instant::now()),
+                Some(input) = rx.recv() => self.on_input(input, Instant::now()),
+                _ = sleep_until(deadline) => {}
+            }
+            // Take whatever else is ready in one go, so bursts are handled as batches.
+            for _ in 0..4096 {
+                match self.done_rx.try_recv() {
+                    Ok(done) => self.on_done(done, Instant::now()),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..4096 {
+                match rx.try_recv() {
+                    Ok(input) => self.on_input(input, Instant::now()),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            while let Some(t) = self.timers.pop_due(now) {
+                self.on_timer(t, now);
+            }
+        }
+        for w in watchers {
+            w.abort();
+        }
+        tracing::info!("node fleet stopped");
+        Ok(())
+    }
+
+    fn on_input(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Pod(Event::Init) => self.listing = Some(HashSet::new()),
+            Input::Pod(Event::InitApply(p)) => {
+                if let Some(uid) = p.metadata.uid.clone() {
+                    self.listing.get_or_insert_with(HashSet::new).insert(uid);
+                }
+                self.on_pod(p, now);
+            }
+            Input::Pod(Event::InitDone) => {
+                let listed = self.listing.take().unwrap_or_default();
+                let missing: Vec<String> = self.pods.keys().filter(|u| !listed.contains(*u)).cloned().collect();
+                for uid in missing {
+                    self.on_pod_gone(&uid);
+                }
+            }
+            Input::Pod(Event::Apply(p)) => self.on_pod(p, now),
+            Input::Pod(Event::Delete(p)) => {
+                if let Some(uid) = p.metadata.uid.as_deref() {
+                    self.on_pod_gone(uid);
+                }
+            }
+            Input::Node(Event::Apply(n) | Event::InitApply(n)) => {
+                if let Some(agent) = n.metadata.name.as_deref().and_then(|name| self.nodes.get_mut(name)) {
+                    agent.observe(&n);
+                }
+            }
+            Input::Node(_) => {}
+        }
+    }
+
+    fn on_pod(&mut self, pod: Pod, now: Instant) {
+        let Some(uid) = pod.metadata.uid.clone() else { return };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
+        let Some(agent) = self.nodes.get_mut(&node) else { return };
+        let pod = Arc::new(pod);
+        if let Some(entry) = self.pods.get_mut(&uid) {
+            entry.worker.update(pod);
+        } else {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Succeeded" | "Failed")) {
+                // Finished before this agent saw it: nothing left to run.
+                return;
+            }
+            let mut worker = PodWorker::new(pod.clone(), agent.cfg.internal_ip);
+            let requests = requests_of(&pod);
+            let mut entry_ip = None;
+            let mut counted = false;
+            if pod.metadata.deletion_timestamp.is_none() {
+                let verdict = admit(
+                    &pod,
+                    &requests,
+                    &NodeView {
+                        name: &node,
+                        labels: Some(&agent.labels),
+                        taints: &agent.taints,
+                        allocatable: &agent.allocatable,
+                        requested: &agent.requested,
+                        pod_count: agent.pod_count,
+                    },
+                );
+                match verdict {
+                    Ok(()) => {
+                        FleetStats::bump(&self.stats.0.pods_admitted);
+                        agent.requested.add(&requests);
+                        agent.pod_count += 1;
+                        counted = true;
+                        if !worker.host_network() {
+                            let previous = pod
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.pod_ip.as_deref())
+                                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                                .filter(|ip| agent.ips.reserve(*ip));
+                            entry_ip = previous.or_else(|| agent.ips.allocate());
+                            match entry_ip {
+                                Some(ip) => worker.set_pod_ip(ip),
+                                None => tracing::warn!(node, pod = ?pod.metadata.name, "no pod address left in the node's block"),
+                            }
+                        }
+                    }
+                    Err(r) => {
+                        FleetStats::bump(&self.stats.0.pods_rejected);
+                        tracing::debug!(node, pod = ?pod.metadata.name, reason = %r.reason, "pod rejected");
+                        worker.reject(r);
+                    }
+                }
+            }
+            self.pods.insert(
+                uid.clone(),
+                PodEntry {
+                    worker,
+                    node,
+                    requests,
+                    counted,
+                    ip: entry_ip,
+                    last_written: None,
+                    deleted: false,
+                    gone: false,
+                },
+            );
+        }
+        self.advance(&uid, now);
+        self.enqueue(WriteKey::Pod(uid));
+    }
+
+    fn on_pod_gone(&mut self, uid: &str) {
+        let Some(entry) = self.pods.remove(uid) else { return };
+        if let Some(agent) = self.nodes.get_mut(&entry.node) {
+            release(agent, &entry);
+        }
+        self.runtime.remove_sandbox(uid);
+        self.timers.cancel(&Timer::Sync(uid.to_string()));
+        self.timers.cancel(&Timer::Write(WriteKey::Pod(uid.to_string())));
+    }
+
+    /// Syncs the pod's worker at `now` and schedules its next look.
+    fn advance(&mut self, uid: &str, now: Instant) {
+        let Some(entry) = self.pods.get_mut(uid) else { return };
+        if entry.deleted || entry.gone {
+            return;
+        }
+        let PodEntry { worker, node, .. } = entry;
+        let cx = SyncContext {
+            node,
+            backoff: &self.cfg.timings.backoff,
+            error_requeue: self.cfg.timings.error_requeue,
+        };
+        match worker.sync(self.runtime.as_mut(), &cx, now) {
+            Some(at) => self.timers.set(Timer::Sync(uid.to_string()), at),
+            None => self.timers.cancel(&Timer::Sync(uid.to_string())),
+        }
+        if entry.worker.is_finished() && entry.counted {
+            if let Some(agent) = self.nodes.get_mut(&entry.node) {
+                release(agent, entry);
+            }
+            entry.counted = false;
+            entry.ip = None;
+        }
+    }
+
+    fn on_timer(&mut self, t: Timer, now: Instant) {
+        match t {
+            Timer::Sync(uid) => {
+                self.advance(&uid, now);
+                self.enqueue(WriteKey::Pod(uid));
+            }
+            Timer::Lease(name) => self.enqueue(WriteKey::Lease(name)),
+            Timer::NodeStatus(name) => {
+                let timings = self.cfg.timings;
+                if let Some(agent) = self.nodes.get(&name) {
+                    if agent.uid.is_some() && agent.status_due(&timings, now) {
+                        self.enqueue(WriteKey::NodeStatus(name.clone()));
+                    }
+                    self.timers.set(Timer::NodeStatus(name), now + timings.node_status_update_frequency);
+                }
+            }
+            Timer::Write(WriteKey::Register(name)) => self.registrations.push_back(name),
+            Timer::Write(key) => self.enqueue(key),
+        }
+    }
+
+    fn enqueue(&mut self, key: WriteKey) {
+        if self.writing.contains(&key) {
+            self.redo.insert(key);
+        } else if self.queued.insert(key.clone()) {
+            self.queue.push_back(key);
+        }
+    }
+
+    /// Sends queued writes while the fleet has room for them.
+    fn pump(&mut self, now: Instant) {
+        while self.in_flight < self.cfg.api_concurrency.max(1) && self.registering < self.cfg.register_concurrency.max(1) {
+            let Some(name) = self.registrations.pop_front() else { break };
+            let Some(agent) = self.nodes.get_mut(&name) else { continue };
+            let node = agent.node_object(&self.clock, now);
+            self.registering += 1;
+            self.send(WriteKey::Register(name), Job::Register(Box::new(node)));
+        }
+        while self.in_flight < self.cfg.api_concurrency.max(1) {
+            let Some(key) = self.queue.pop_front() else { break };
+            self.queued.remove(&key);
+            match self.prepare(&key, now) {
+                Prep::Skip => {}
+                Prep::Defer(at) => self.timers.set_earliest(Timer::Write(key), at),
+                Prep::Send(job) => self.send(key, job),
+            }
+        }
+    }
+
+    fn prepare(&mut self, key: &WriteKey, now: Instant) -> Prep {
+        match key {
+            WriteKey::Register(_) => Prep::Skip,
+            WriteKey::Lease(name) => {
+                let timings = self.cfg.timings;
+                let Some(agent) = self.nodes.get_mut(name) else { return Prep::Skip };
+                if let Err(at) = agent.bucket.try_take(now) {
+                    return Prep::Defer(at);
+                }
+                Prep::Send(Job::Lease(Box::new(agent.lease_object(&self.clock, now, &timings))))
+            }
+            WriteKey::NodeStatus(name) => {
+                let Some(agent) = self.nodes.get_mut(name) else { return Prep::Skip };
+                if let Err(at) = agent.bucket.try_take(now) {
+                    return Prep::Defer(at);
+                }
+                let status = agent.status(&self.clock, now);
+                Prep::Send(Job::NodeStatus {
+                    name: name.clone(),
+                    status,
+                })
+            }
+            WriteKey::Pod(uid) => {
+                self.advance(uid, now);
+                let Some(entry) = self.pods.get_mut(uid) else { return Prep::Skip };
+                if entry.deleted || entry.gone {
+                    return Prep::Skip;
+                }
+                let status = entry.worker.api_status(self.runtime.as_ref(), &self.clock, now);
+                let pod = entry.worker.pod().clone();
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let job = if entry.last_written.as_ref() != Some(&status) {
+                    Job::PodStatus { ns, name, status }
+                } else if entry.worker.ready_to_delete() {
+                    Job::DeletePod {
+                        ns,
+                        name,
+                        uid: uid.clone(),
+                    }
+                } else {
+                    return Prep::Skip;
+                };
+                let Some(agent) = self.nodes.get_mut(&entry.node) else { return Prep::Skip };
+                if let Err(at) = agent.bucket.try_take(now) {
+                    return Prep::Defer(at);
+                }
+                Prep::Send(job)
+            }
+        }
+    }
+
+    fn send(&mut self, key: WriteKey, job: Job) {
+        self.in_flight += 1;
+        self.writing.insert(key.clone());
+        let client = self.client.clone();
+        let tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let outcome = match job {
+                Job::Register(node) => Outcome::Registered(api::register_node(&client, &node).await),
+                Job::Lease(lease) => Outcome::Lease(api::write_lease(&client, &lease).await),
+                Job::NodeStatus { name, status } => Outcome::Written(api::patch_node_status(&client, &name, &status).await, None),
+                Job::PodStatus { ns, name, status } => {
+                    let r = api::patch_pod_status(&client, &ns, &name, &status).await;
+                    Outcome::Written(r, Some(status))
+                }
+                Job::DeletePod { ns, name, uid } => Outcome::Deleted(api::delete_pod(&client, &ns, &name, &uid).await),
+            };
+            let _ = tx.send(Done { key, outcome });
+        });
+    }
+
+    fn on_done(&mut self, done: Done, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.writing.remove(&done.key);
+        let timings = self.cfg.timings;
+        let stats = self.stats.0.clone();
+        let failed = |what: &str, key: &WriteKey, f: &api::Failure| {
+            FleetStats::bump(&stats.write_failures);
+            tracing::debug!(?key, code = ?f.code, error = %f.message, "{what} failed; retrying");
+        };
+        match (&done.key, done.outcome) {
+            (WriteKey::Register(name), Outcome::Registered(result)) => {
+                self.registering = self.registering.saturating_sub(1);
+                match result {
+                    Ok((node, created)) => {
+                        FleetStats::bump(&stats.nodes_registered);
+                        if let Some(agent) = self.nodes.get_mut(name) {
+                            agent.observe(&node);
+                            if created {
+                                agent.reported(now);
+                            } else {
+                                self.enqueue(WriteKey::NodeStatus(name.clone()));
+                            }
+                        }
+                        self.enqueue(WriteKey::Lease(name.clone()));
+                        self.timers.set(Timer::NodeStatus(name.clone()), now + timings.node_status_update_frequency);
+                    }
+                    Err(f) => {
+                        failed("node registration", &done.key, &f);
+                        self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                    }
+                }
+            }
+            (WriteKey::Lease(name), Outcome::Lease(result)) => {
+                let agent = self.nodes.get_mut(name);
+                match result {
+                    Ok(lease) => {
+                        FleetStats::bump(&stats.lease_renewals);
+                        if let Some(agent) = agent {
+                            agent.lease = Some(lease);
+                        }
+                        self.timers.set(Timer::Lease(name.clone()), now + timings.lease_renew_interval);
+                    }
+                    Err(f) => {
+                        failed("lease renewal", &done.key, &f);
+                        if let Some(agent) = agent {
+                            agent.lease = None;
+                        }
+                        self.timers.set(Timer::Lease(name.clone()), now + RETRY_AFTER.min(timings.lease_renew_interval));
+                    }
+                }
+            }
+            (WriteKey::NodeStatus(name), Outcome::Written(result, _)) => match result {
+                Ok(()) => {
+                    FleetStats::bump(&stats.node_status_writes);
+                    if let Some(agent) = self.nodes.get_mut(name) {
+                        agent.reported(now);
+                    }
+                }
+                Err(f) => {
+                    failed("node status update", &done.key, &f);
+                    self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                }
+            },
+            (WriteKey::Pod(uid), Outcome::Written(result, status)) => match result {
+                Ok(()) => {
+                    FleetStats::bump(&stats.pod_status_writes);
+                    if let Some(entry) = self.pods.get_mut(uid) {
+                        entry.last_written = status;
+                    }
+                    // More may be due: a newer status, or the final delete.
+                    self.enqueue(done.key.clone());
+                }
+                Err(f) if f.is(404) => {
+                    if let Some(entry) = self.pods.get_mut(uid) {
+                        entry.gone = true;
+                    }
+                }
+                Err(f) => {
+                    failed("pod status update", &done.key, &f);
+                    self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                }
+            },
+            (WriteKey::Pod(uid), Outcome::Deleted(result)) => match result {
+                Ok(()) => {
+                    FleetStats::bump(&stats.pods_deleted);
+                    if let Some(entry) = self.pods.get_mut(uid) {
+                        entry.deleted = true;
+                    }
+                }
+                Err(f) => {
+                    failed("pod delete", &done.key, &f);
+                    self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                }
+            },
+            (key, _) => tracing::warn!(?key, "unexpected write outcome"),
+        }
+        if self.redo.remove(&done.key) {
+            self.enqueue(done.key);
+        }
+    }
+}
+
+/// Gives back what an admitted pod held on its node.
+fn release(agent: &mut NodeAgent, entry: &PodEntry) {
+    if entry.counted {
+        agent.requested.sub(&entry.requests);
+        agent.pod_count = agent.pod_count.saturating_sub(1);
+    }
+    if let Some(ip) = entry.ip {
+        agent.ips.release(ip);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => futures::future::pending().await,
+    }
+}
+
+fn spawn_watch<K>(api: kube::Api<K>, cfg: watcher::Config, tx: mpsc::Sender<Input>, wrap: fn(Event<K>) -> Input) -> JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    if tx.send(wrap(ev)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "node fleet watch error; retrying"),
+            }
+        }
+    })
+}

@@ -1,0 +1,166 @@
+//! Reading a pod's `sim.kubeproof.dev/*` annotations into what one of its containers does.
+//! The settings and their meaning are documented once, in `SIM.md` (the `sim` module's doc).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::node::clock::parse_go_duration;
+use crate::resources::quantity::Quantity;
+
+pub const PREFIX: &str = "sim.kubeproof.dev/";
+
+/// What one container does in the `sim` runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    pub exit_after: Option<Duration>,
+    pub exit_code: Option<i32>,
+    pub crash: bool,
+    pub ready_after: Option<Duration>,
+    pub never_ready: bool,
+    pub unready_after: Option<Duration>,
+    pub not_ready_for: Option<Duration>,
+    pub started_after: Option<Duration>,
+    pub liveness_fail_after: Option<Duration>,
+    pub memory_usage: Option<i64>,
+    pub cpu_usage_milli: Option<i64>,
+    pub image_pull_error: bool,
+    pub image_pull_duration: Option<Duration>,
+    pub start_error: Option<String>,
+    pub termination_delay: Option<Duration>,
+    pub ignore_sigterm: bool,
+    pub pre_stop_duration: Option<Duration>,
+}
+
+impl Behaviour {
+    /// The behaviour of `container` from the pod's annotations: pod-wide settings first, then
+    /// `<setting>.<container>` ones over them. Unknown settings and bad values are errors, so a
+    /// typo shows up on the container instead of being silently ignored.
+    pub fn from_annotations(annotations: Option<&BTreeMap<String, String>>, container: &str) -> Result<Behaviour, String> {
+        let mut b = Behaviour::default();
+        let Some(annotations) = annotations else {
+            return Ok(b);
+        };
+        let mut specific = Vec::new();
+        for (key, value) in annotations {
+            let Some(name) = key.strip_prefix(PREFIX) else {
+                continue;
+            };
+            match name.split_once('.') {
+                None => b.set(name, value).map_err(|e| format!("annotation {key}: {e}"))?,
+                Some((setting, target)) if target == container => specific.push((key, setting, value)),
+                Some((setting, _)) => {
+                    // Another container's setting: still checked, so its typo is reported here too.
+                    Behaviour::default()
+                        .set(setting, value)
+                        .map_err(|e| format!("annotation {key}: {e}"))?;
+                }
+            }
+        }
+        for (key, setting, value) in specific {
+            b.set(setting, value).map_err(|e| format!("annotation {key}: {e}"))?;
+        }
+        Ok(b)
+    }
+
+    fn set(&mut self, setting: &str, value: &str) -> Result<(), String> {
+        let dur = || parse_go_duration(value);
+        let flag = || match value.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("want \"true\" or \"false\", got {other:?}")),
+        };
+        match setting {
+            "exit-after" => self.exit_after = Some(dur()?),
+            "exit-code" => {
+                let code: i32 = value.trim().parse().map_err(|_| format!("want an integer exit code, got {value:?}"))?;
+                if !(0..=255).contains(&code) {
+                    return Err(format!("exit code {code} is outside 0..255"));
+                }
+                self.exit_code = Some(code);
+            }
+            "crash" => self.crash = flag()?,
+            "ready" => self.never_ready = !flag()?,
+            "ready-after" => self.ready_after = Some(dur()?),
+            "unready-after" => self.unready_after = Some(dur()?),
+            "not-ready-for" => self.not_ready_for = Some(dur()?),
+            "started-after" => self.started_after = Some(dur()?),
+            "liveness-fail-after" => self.liveness_fail_after = Some(dur()?),
+            "memory-usage" => self.memory_usage = Some(quantity(value, false)?),
+            "cpu-usage" => self.cpu_usage_milli = Some(quantity(value, true)?),
+            "image-pull-error" => self.image_pull_error = flag()?,
+            "image-pull-duration" => self.image_pull_duration = Some(dur()?),
+            "start-error" => {
+                let msg = value.trim();
+                self.start_error = (!msg.is_empty()).then(|| msg.to_string());
+            }
+            "termination-delay" => self.termination_delay = Some(dur()?),
+            "ignore-sigterm" => self.ignore_sigterm = flag()?,
+            "pre-stop-duration" => self.pre_stop_duration = Some(dur()?),
+            other => return Err(format!("unknown setting {other:?} (see SIM.md)")),
+        }
+        Ok(())
+    }
+}
+
+fn quantity(value: &str, milli: bool) -> Result<i64, String> {
+    let q = Quantity::parse(value.trim()).map_err(|e| format!("want a quantity like 250m or 600Mi: {e}"))?;
+    let v = if milli { q.milli_value() } else { q.value() };
+    if v < 0 {
+        return Err(format!("{value} is negative"));
+    }
+    Ok(v.min(i64::MAX as i128) as i64)
+}
+
+/// Whether an image name asks for a failing pull: any image whose name contains `nonexistent`.
+pub fn image_cannot_be_pulled(image: &str) -> bool {
+    image.contains("nonexistent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect()
+    }
+
+    #[test]
+    fn pod_wide_settings_apply_to_every_container() {
+        let a = ann(&[("exit-after", "5s"), ("exit-code", "3"), ("memory-usage", "600Mi"), ("cpu-usage", "250m")]);
+        let b = Behaviour::from_annotations(Some(&a), "main").unwrap();
+        assert_eq!(b.exit_after, Some(Duration::from_secs(5)));
+        assert_eq!(b.exit_code, Some(3));
+        assert_eq!(b.memory_usage, Some(600 * 1024 * 1024));
+        assert_eq!(b.cpu_usage_milli, Some(250));
+    }
+
+    #[test]
+    fn container_settings_override_pod_wide_ones() {
+        let a = ann(&[("exit-after", "5s"), ("exit-after.sidecar", "1h"), ("crash.main", "true")]);
+        let main = Behaviour::from_annotations(Some(&a), "main").unwrap();
+        let sidecar = Behaviour::from_annotations(Some(&a), "sidecar").unwrap();
+        assert!(main.crash);
+        assert_eq!(main.exit_after, Some(Duration::from_secs(5)));
+        assert!(!sidecar.crash);
+        assert_eq!(sidecar.exit_after, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_reported() {
+        for (k, v) in [("exit-afterr", "5s"), ("exit-after", "5"), ("exit-code", "x"), ("exit-code", "300"), ("crash", "yes"), ("memory-usage", "lots"), ("ready-after.other", "soon")] {
+            let a = ann(&[(k, v)]);
+            let err = Behaviour::from_annotations(Some(&a), "main").unwrap_err();
+            assert!(err.contains(&format!("{PREFIX}{k}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn other_annotations_are_ignored() {
+        let mut a = ann(&[]);
+        a.insert("example.com/exit-after".into(), "garbage".into());
+        assert_eq!(Behaviour::from_annotations(Some(&a), "main").unwrap(), Behaviour::default());
+        assert_eq!(Behaviour::from_annotations(None, "main").unwrap(), Behaviour::default());
+        assert!(image_cannot_be_pulled("registry.example/nonexistent:1.0"));
+        assert!(!image_cannot_be_pulled("nginx"));
+    }
+}

@@ -1,0 +1,287 @@
+#![doc = include_str!("../SIM.md")]
+
+pub mod behaviour;
+pub mod stages;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::time::Instant;
+
+use self::behaviour::Behaviour;
+use self::stages::{mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline};
+use super::runtime::{ContainerId, ContainerState, Runtime, StartRequest, Usage};
+use crate::resources::quantity::Quantity;
+
+pub const RUNTIME_VERSION: &str = "kubeproof-sim://0.1.0";
+const ID_PREFIX: &str = "kubeproof-sim://";
+
+struct SimContainer {
+    pod_uid: String,
+    container: Container,
+    behaviour: Behaviour,
+    timeline: Timeline,
+    stop: Option<PlannedExit>,
+    seed: u64,
+    usage: Usage,
+}
+
+/// Containers that exist only as timelines: no processes, no images, thousands per process.
+pub struct SimRuntime {
+    stages: SimStages,
+    containers: HashMap<ContainerId, SimContainer>,
+    by_pod: HashMap<String, Vec<ContainerId>>,
+    /// Images each node has pulled.
+    images: HashMap<String, HashSet<String>>,
+    created: u64,
+}
+
+impl SimRuntime {
+    pub fn new(stages: SimStages) -> SimRuntime {
+        SimRuntime {
+            stages,
+            containers: HashMap::new(),
+            by_pod: HashMap::new(),
+            images: HashMap::new(),
+            created: 0,
+        }
+    }
+
+    pub fn container_count(&self) -> usize {
+        self.containers.len()
+    }
+}
+
+fn hex64(seed: u64) -> String {
+    (0..4u64).map(|i| format!("{:016x}", mix(seed ^ i.wrapping_mul(0x9e37_79b9)))).collect()
+}
+
+/// What a container uses when its pod does not say: its requests, or a small idle footprint.
+fn default_usage(c: &Container) -> Usage {
+    let request = |name: &str, milli: bool| {
+        let q = c.resources.as_ref()?.requests.as_ref()?.get(name)?;
+        let q = Quantity::parse(&q.0).ok()?;
+        Some((if milli { q.milli_value() } else { q.value() }).clamp(0, i64::MAX as i128) as i64)
+    };
+    Usage {
+        cpu_milli: request("cpu", true).unwrap_or(1),
+        memory_bytes: request("memory", false).unwrap_or(4 * 1024 * 1024),
+    }
+}
+
+impl Runtime for SimRuntime {
+    fn version(&self) -> &str {
+        RUNTIME_VERSION
+    }
+
+    fn run_sandbox(&mut self, node: &str, pod: &Pod, now: Instant) -> Instant {
+        let uid = pod.metadata.uid.as_deref().unwrap_or("");
+        self.by_pod.entry(uid.to_string()).or_default();
+        now + self.stages.sandbox.pick(seed_of(&[node, uid, "sandbox"]))
+    }
+
+    fn remove_sandbox(&mut self, pod_uid: &str) {
+        for id in self.by_pod.remove(pod_uid).unwrap_or_default() {
+            self.containers.remove(&id);
+        }
+    }
+
+    fn start_container(&mut self, req: StartRequest<'_>, now: Instant) -> ContainerId {
+        let uid = req.pod.metadata.uid.as_deref().unwrap_or("");
+        let name = req.container.name.as_str();
+        let attempt = req.attempt.to_string();
+        let seed = seed_of(&[uid, name, &attempt]);
+        self.created += 1;
+        let id = format!("{ID_PREFIX}{}", hex64(seed ^ self.created));
+        let image = req.container.image.clone().unwrap_or_default();
+        let node_images = self.images.entry(req.node.to_string()).or_default();
+        let image_present = node_images.contains(&image);
+        let (behaviour, timeline) = match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name) {
+            Ok(b) => {
+                let t = plan(
+                    req.container,
+                    &b,
+                    &PlanInput {
+                        stages: &self.stages,
+                        seed,
+                        now,
+                        image_present,
+                    },
+                );
+                (b, t)
+            }
+            // A pod the sim cannot understand does not run; the container says why.
+            Err(message) => (
+                Behaviour::default(),
+                Timeline::StartFails {
+                    at: now + self.stages.create.pick(seed),
+                    message,
+                },
+            ),
+        };
+        if !matches!(timeline, Timeline::PullFails { .. }) {
+            node_images.insert(image);
+        }
+        let mut usage = default_usage(req.container);
+        if let Some(cpu) = behaviour.cpu_usage_milli {
+            usage.cpu_milli = cpu;
+        }
+        if let Some(mem) = behaviour.memory_usage {
+            usage.memory_bytes = mem;
+        }
+        self.by_pod.entry(uid.to_string()).or_default().push(id.clone());
+        self.containers.insert(
+            id.clone(),
+            SimContainer {
+                pod_uid: uid.to_string(),
+                container: req.container.clone(),
+                behaviour,
+                timeline,
+                stop: None,
+                seed,
+                usage,
+            },
+        );
+        id
+    }
+
+    fn state(&self, id: &str, now: Instant) -> ContainerState {
+        match self.containers.get(id) {
+            Some(c) => c.timeline.state_at(now, c.stop.as_ref()),
+            None => ContainerState::Exited(super::runtime::Exit {
+                exit_code: 137,
+                reason: "ContainerStatusUnknown".into(),
+                message: Some("The container could not be located when the pod was terminated".into()),
+                started_at: None,
+                finished_at: now,
+            }),
+        }
+    }
+
+    fn stop_container(&mut self, id: &str, grace: Duration, now: Instant) {
+        let stages = self.stages;
+        let Some(c) = self.containers.get_mut(id) else { return };
+        if c.stop.is_some() || matches!(c.timeline.state_at(now, None), ContainerState::Exited(_) | ContainerState::PullFailed { .. }) {
+            return;
+        }
+        c.stop = Some(plan_stop(
+            &c.container,
+            &c.behaviour,
+            &c.timeline,
+            &StopInput {
+                stages: &stages,
+                seed: c.seed,
+                now,
+                grace,
+            },
+        ));
+    }
+
+    fn remove_container(&mut self, id: &str) {
+        if let Some(c) = self.containers.remove(id) {
+            if let Some(ids) = self.by_pod.get_mut(&c.pod_uid) {
+                ids.retain(|i| i != id);
+            }
+        }
+    }
+
+    fn image_id(&self, image: &str) -> String {
+        let full = stages::normalize_image(image);
+        let repo = match full.find('@') {
+            Some(i) => &full[..i],
+            None => {
+                let last_slash = full.rfind('/').unwrap_or(0);
+                match full[last_slash..].rfind(':') {
+                    Some(i) => &full[..last_slash + i],
+                    None => full.as_str(),
+                }
+            }
+        };
+        format!("{repo}@sha256:{}", hex64(seed_of(&[&full])))
+    }
+
+    fn next_change(&self, id: &str, now: Instant) -> Option<Instant> {
+        let c = self.containers.get(id)?;
+        c.timeline.next_change(now, c.stop.as_ref())
+    }
+
+    fn usage(&self, id: &str, now: Instant) -> Option<Usage> {
+        let c = self.containers.get(id)?;
+        matches!(c.timeline.state_at(now, c.stop.as_ref()), ContainerState::Running { .. }).then_some(c.usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::runtime::ContainerKind;
+    use serde_json::json;
+
+    fn pod(annotations: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "default", "uid": "u-1", "annotations": annotations},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "100m"}}}]}}))
+        .unwrap()
+    }
+
+    fn start(rt: &mut SimRuntime, p: &Pod, attempt: u32, now: Instant) -> ContainerId {
+        let c = p.spec.as_ref().unwrap().containers[0].clone();
+        rt.start_container(
+            StartRequest {
+                node: "node-0",
+                pod: p,
+                container: &c,
+                kind: ContainerKind::Regular,
+                attempt,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn a_node_pulls_an_image_once() {
+        let mut rt = SimRuntime::new(SimStages::for_tests());
+        let t0 = Instant::now();
+        let p = pod(json!({}));
+        let first = start(&mut rt, &p, 0, t0);
+        let second = start(&mut rt, &p, 1, t0);
+        assert!(first.starts_with("kubeproof-sim://") && first.len() == "kubeproof-sim://".len() + 64);
+        assert_ne!(first, second);
+        let first_runs = rt.next_change(&first, t0).unwrap();
+        let second_runs = rt.next_change(&second, t0).unwrap();
+        assert!(second_runs < first_runs, "the second start finds the image on the node");
+        assert_eq!(rt.usage(&first, first_runs), Some(Usage { cpu_milli: 100, memory_bytes: 4 * 1024 * 1024 }));
+        rt.remove_sandbox("u-1");
+        assert_eq!(rt.container_count(), 0);
+    }
+
+    #[test]
+    fn bad_annotations_make_the_container_fail_to_start() {
+        let mut rt = SimRuntime::new(SimStages::for_tests());
+        let t0 = Instant::now();
+        let p = pod(json!({"sim.kubeproof.dev/exit-afterr": "5s"}));
+        let id = start(&mut rt, &p, 0, t0);
+        match rt.state(&id, t0 + Duration::from_secs(1)) {
+            ContainerState::Exited(e) => {
+                assert_eq!((e.exit_code, e.reason.as_str()), (128, "ContainerCannotRun"));
+                assert!(e.message.unwrap().contains("exit-afterr"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stopping_ends_a_running_container() {
+        let mut rt = SimRuntime::new(SimStages::for_tests());
+        let t0 = Instant::now();
+        let p = pod(json!({"sim.kubeproof.dev/cpu-usage": "250m"}));
+        let id = start(&mut rt, &p, 0, t0);
+        let running = t0 + Duration::from_secs(1);
+        assert_eq!(rt.usage(&id, running).unwrap().cpu_milli, 250);
+        rt.stop_container(&id, Duration::from_secs(30), running);
+        let end = rt.next_change(&id, running).unwrap();
+        assert!(matches!(rt.state(&id, end), ContainerState::Exited(ref e) if e.exit_code == 0));
+        assert!(rt.usage(&id, end).is_none());
+        assert!(rt.image_id("nginx").starts_with("docker.io/library/nginx@sha256:"));
+    }
+}
