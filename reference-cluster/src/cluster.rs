@@ -52,6 +52,9 @@ pub struct ClusterConfig {
     /// How often every ResourceQuota's usage is recounted (upstream
     /// `--resource-quota-sync-period`: 5 minutes).
     pub quota_resync: Duration,
+    /// Whether every namespace gets the `kube-root-ca.crt` ConfigMap (upstream's
+    /// root-ca-cert-publisher, on by default).
+    pub publish_root_ca: bool,
 }
 
 impl Default for ClusterConfig {
@@ -67,6 +70,7 @@ impl Default for ClusterConfig {
             compaction_interval: Duration::from_secs(300),
             namespace_resync: Duration::from_secs(300),
             quota_resync: Duration::from_secs(300),
+            publish_root_ca: true,
         }
     }
 }
@@ -86,6 +90,8 @@ impl ClusterConfig {
             compaction_interval: Duration::from_secs(30),
             namespace_resync: Duration::from_secs(5),
             quota_resync: Duration::from_secs(10),
+            // Older tests count every ConfigMap of their namespaces.
+            publish_root_ca: false,
             ..ClusterConfig::default()
         }
     }
@@ -166,7 +172,11 @@ impl RunningCluster {
             tokio::spawn(crate::controllers::gc::run(server.clone(), resync)),
             tokio::spawn(informer::run(server.clone(), watch_from)),
             tokio::spawn(loops::aggregation::run(server.clone(), resync)),
-            tokio::spawn(loops::service_accounts::run(server.clone(), pki.ca.cert_pem.clone(), resync)),
+            tokio::spawn(loops::service_accounts::run(
+                server.clone(),
+                cfg.publish_root_ca.then(|| pki.ca.cert_pem.clone()),
+                resync,
+            )),
             tokio::spawn(loops::quota::run(server.clone(), cfg.quota_resync)),
         ];
         let url = format!("https://{addr}");

@@ -35,7 +35,7 @@ fn deployment(name: &str, replicas: i32, image: &str, strategy: serde_json::Valu
     }))
 }
 
-fn rolling(surge: &str, unavailable: &str) -> serde_json::Value {
+fn rolling(surge: impl serde::Serialize, unavailable: impl serde::Serialize) -> serde_json::Value {
     json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}})
 }
 
@@ -227,7 +227,7 @@ async fn restart_pause_and_resume_with_kubectl() {
     wait_default_sa(&env.client, &ns).await;
     let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(100), |_| true);
     let api: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("app", 2, "busybox:1", rolling("1", "0")))
+    api.create(&PostParams::default(), &deployment("app", 2, "busybox:1", rolling(1, 0)))
         .await
         .unwrap();
     let kubectl = Kubectl::new(&env, &ns);

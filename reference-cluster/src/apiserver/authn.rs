@@ -13,6 +13,7 @@ use http::HeaderMap;
 use serde_json::Value;
 
 use super::auth::public_path;
+use super::tls::ClientCertificate;
 use super::{object, ApiError, ApiServer, UserInfo};
 use crate::security::authn::{Authenticator, BoundObjects};
 use crate::security::rbac::ImpersonationRequest;
@@ -147,9 +148,9 @@ impl ApiServer {
         &self,
         headers: &HeaderMap,
         path: &str,
-        certificate: Option<UserInfo>,
+        certificate: ClientCertificate,
     ) -> Result<UserInfo, ApiError> {
-        if let Some(user) = certificate {
+        if let ClientCertificate::Valid(user) = certificate {
             return Ok(user);
         }
         if let Some(token) = bearer_token(headers) {
@@ -157,6 +158,10 @@ impl ApiServer {
                 tracing::debug!("bearer token refused: {e}");
                 unauthorized()
             });
+        }
+        // A credential that failed is never taken for no credential.
+        if certificate == ClientCertificate::Invalid {
+            return Err(unauthorized());
         }
         if self.security.authn.anonymous || public_path(path) {
             return Ok(UserInfo::anonymous());

@@ -273,15 +273,19 @@ impl ApiServer {
 
     /// The TLS acceptor for the cluster's PKI: serving certificate, client certificates from
     /// the cluster CA.
-    pub fn tls_acceptor(pki: &Pki) -> Result<tokio_rustls::TlsAcceptor> {
-        Ok(tokio_rustls::TlsAcceptor::from(tls::server_config(pki)?))
+    pub fn tls_acceptor(pki: &Pki) -> Result<Acceptor> {
+        let tls = tls::server_config(pki)?;
+        Ok(Acceptor {
+            tls: tokio_rustls::TlsAcceptor::from(tls.config),
+            client_chain: tls.client_chain,
+        })
     }
 
     /// Serves HTTPS on `listener` until `shutdown` turns true.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
-        tls: tokio_rustls::TlsAcceptor,
+        tls: Acceptor,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         let local = listener.local_addr().context("listener has no address")?;
@@ -314,13 +318,13 @@ impl ApiServer {
 
     async fn serve_connection(
         self: Arc<Self>,
-        tls: tokio_rustls::TlsAcceptor,
+        tls: Acceptor,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let stream =
-            match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+            match tokio::time::timeout(Duration::from_secs(10), tls.tls.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!("TLS handshake failed: {e}");
@@ -328,12 +332,10 @@ impl ApiServer {
                 }
                 Err(_) => return,
             };
-        let user = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|c| tls::identity_from_certificate(c.as_ref()));
+        let user = tls::ClientCertificate::of(
+            stream.get_ref().1.peer_certificates(),
+            tls.client_chain.as_ref(),
+        );
         let server = self.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let server = server.clone();
@@ -361,11 +363,11 @@ impl ApiServer {
     }
 
     /// Handles one request; never fails (errors become `Status` responses). `certificate`
-    /// is the identity of the verified client certificate, if any.
+    /// is what the connection's client certificate says.
     pub async fn handle(
         self: &Arc<Self>,
         req: Request<Incoming>,
-        certificate: Option<UserInfo>,
+        certificate: tls::ClientCertificate,
     ) -> Response<Body> {
         let started = Instant::now();
         let peer = req.extensions().get::<SocketAddr>().copied();
@@ -614,6 +616,13 @@ impl ApiServer {
             other => discovery::handle(self, ctx, other).unwrap_or_else(|e| respond_error(&e)),
         }
     }
+}
+
+/// Accepts TLS connections and judges their client certificates.
+#[derive(Clone)]
+pub struct Acceptor {
+    tls: tokio_rustls::TlsAcceptor,
+    client_chain: Arc<dyn rustls::server::danger::ClientCertVerifier>,
 }
 
 /// Everything a handler needs about the request, body already read.

@@ -334,6 +334,8 @@ pub async fn watch(
     let info2 = info.clone();
     let ctx_as = (as_, ctx.q("includeObject").map(str::to_string));
     let kind_labels = [info.group.clone(), info.version.clone(), info.kind.clone()];
+    let everything = filter.is_everything();
+    let server_id = Arc::as_ptr(server) as usize;
     tokio::spawn(async move {
         let (as_, include) = ctx_as;
         let convert = |obj: Value| -> Value {
@@ -400,6 +402,26 @@ pub async fn watch(
                         }
                     };
                     last_rv = ev.revision();
+                    if everything && as_ == As::Object {
+                        // Without selectors the event type follows from the store event alone and
+                        // every such watcher sends the same bytes: encode each event once.
+                        let kind = match (ev.kind, ev.prev.is_some()) {
+                            (EventKind::Delete, _) => "DELETED",
+                            (EventKind::Put, true) => "MODIFIED",
+                            (EventKind::Put, false) => "ADDED",
+                        };
+                        let key = (server_id, ev.revision(), ev.kv.key.clone(), info2.api_version());
+                        let line = EVENT_LINES.get_or_insert(key, || {
+                            let mut cur = server2.decode(&info2, &ev.kv).ok()?;
+                            meta_mut(&mut cur).insert("resourceVersion".into(), json!(ev.revision().to_string()));
+                            Some(event_line(kind, cur))
+                        });
+                        if let Some(line) = line {
+                            counter.inc();
+                            if tx.send(line).await.is_err() { return; }
+                        }
+                        continue;
+                    }
                     let decode = |kv: &crate::store::KeyValue| server2.decode(&info2, kv).ok();
                     let prev = ev.prev.as_ref().and_then(decode);
                     let Some(mut cur) = decode(&ev.kv) else { continue };
@@ -433,6 +455,44 @@ pub async fn watch(
         .header("Cache-Control", "no-cache, private")
         .body(BodyExt::boxed_unsync(body))
         .expect("static headers are valid"))
+}
+
+/// Encoded watch event lines shared by all watchers of one API server, keyed by
+/// (server, revision, storage key, served version); bounded, oldest first out.
+struct LineCache {
+    inner: std::sync::OnceLock<parking_lot::Mutex<LineCacheInner>>,
+}
+
+type LineKey = (usize, Revision, String, String);
+
+#[derive(Default)]
+struct LineCacheInner {
+    lines: std::collections::HashMap<LineKey, Bytes>,
+    order: std::collections::VecDeque<LineKey>,
+}
+
+const LINE_CACHE_ENTRIES: usize = 8192;
+
+static EVENT_LINES: LineCache = LineCache { inner: std::sync::OnceLock::new() };
+
+impl LineCache {
+    fn get_or_insert(&self, key: LineKey, make: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
+        let cache = self.inner.get_or_init(Default::default);
+        if let Some(b) = cache.lock().lines.get(&key) {
+            return Some(b.clone());
+        }
+        let line = make()?;
+        let mut c = cache.lock();
+        if c.lines.insert(key.clone(), line.clone()).is_none() {
+            c.order.push_back(key);
+            while c.order.len() > LINE_CACHE_ENTRIES {
+                if let Some(old) = c.order.pop_front() {
+                    c.lines.remove(&old);
+                }
+            }
+        }
+        Some(line)
+    }
 }
 
 struct Guard<F: FnOnce()>(Option<F>);

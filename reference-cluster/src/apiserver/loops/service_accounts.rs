@@ -15,13 +15,14 @@ use crate::store::{EventKind, Revision};
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
-pub async fn run(server: Arc<ApiServer>, ca_pem: String, resync: Duration) {
+/// `ca_pem`: the CA to publish in `kube-root-ca.crt`, or `None` not to publish it.
+pub async fn run(server: Arc<ApiServer>, ca_pem: Option<String>, resync: Duration) {
     let prefix = match server.catalog.get("", "v1", "namespaces") {
         Some(info) => info.prefix(None),
         None => return,
     };
     loop {
-        let Some(from) = sync_all(&server, &prefix, &ca_pem).await else {
+        let Some(from) = sync_all(&server, &prefix, ca_pem.as_deref()).await else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
@@ -35,13 +36,13 @@ pub async fn run(server: Arc<ApiServer>, ca_pem: String, resync: Duration) {
                 continue;
             }
             if let Ok(ns) = object::from_stored(&ev.kv) {
-                ensure(&server, &ns, &ca_pem).await;
+                ensure(&server, &ns, ca_pem.as_deref()).await;
             }
         }
     }
 }
 
-async fn sync_all(server: &ApiServer, prefix: &str, ca_pem: &str) -> Option<Revision> {
+async fn sync_all(server: &ApiServer, prefix: &str, ca_pem: Option<&str>) -> Option<Revision> {
     let list = server.store.list(prefix, None, None, 0).await.ok()?;
     for kv in &list.items {
         if let Ok(ns) = object::from_stored(kv) {
@@ -52,7 +53,7 @@ async fn sync_all(server: &ApiServer, prefix: &str, ca_pem: &str) -> Option<Revi
 }
 
 /// Creates what an active namespace lacks.
-pub async fn ensure(server: &ApiServer, namespace: &Value, ca_pem: &str) {
+pub async fn ensure(server: &ApiServer, namespace: &Value, ca_pem: Option<&str>) {
     if object::is_deleting(namespace) {
         return;
     }
@@ -71,6 +72,7 @@ pub async fn ensure(server: &ApiServer, namespace: &Value, ca_pem: &str) {
             }
         }
     }
+    let Some(ca_pem) = ca_pem else { return };
     if let Some(info) = server.catalog.get("", "v1", "configmaps") {
         let data = json!({"ca.crt": ca_pem});
         match server.get_object(&info, Some(ns), ROOT_CA_CONFIGMAP).await {
