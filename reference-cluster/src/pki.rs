@@ -111,7 +111,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 fn new_ca() -> Result<CertPair> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = dn("kubeproof-ca", &[]);
+    params.distinguished_name = dn("kubeproof-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -149,7 +149,7 @@ fn issue_server(ca: &CertPair, ips: &[std::net::IpAddr]) -> Result<CertPair> {
     for ip in all_ips {
         params.subject_alt_names.push(SanType::IpAddress(ip));
     }
-    params.distinguished_name = dn("kube-apiserver", &[]);
+    params.distinguished_name = dn("kube-apiserver");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_after = rcgen::date_time_ymd(2099, 1, 1);
     let cert = params.signed_by(&key, &issuer(ca)?)?;
@@ -162,22 +162,136 @@ fn issue_server(ca: &CertPair, ips: &[std::net::IpAddr]) -> Result<CertPair> {
 fn issue_client(ca: &CertPair, user: &str, groups: &[&str]) -> Result<CertPair> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = dn(user, groups);
+    params.distinguished_name = dn(user);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.not_after = rcgen::date_time_ymd(2099, 1, 1);
     let cert = params.signed_by(&key, &issuer(ca)?)?;
+    // rcgen keeps one value per attribute type, but Kubernetes reads every O as a group: put
+    // the full subject in and sign again with the CA key.
+    let der = subject::replace_subject(cert.der(), &ca.key_pem, user, groups)?;
     Ok(CertPair {
-        cert_pem: cert.pem(),
+        cert_pem: subject::pem("CERTIFICATE", &der),
         key_pem: key.serialize_pem(),
     })
 }
 
-fn dn(common_name: &str, organizations: &[&str]) -> DistinguishedName {
+/// Certificate subjects with repeated attributes (several `O=` groups), which rcgen's
+/// distinguished-name map cannot express: the TBS certificate gets a new subject and a new
+/// ECDSA P-256 signature from the CA key.
+mod subject {
+    use anyhow::{bail, Context, Result};
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+    const OID_CN: [u8; 3] = [0x55, 0x04, 0x03];
+    const OID_O: [u8; 3] = [0x55, 0x04, 0x0a];
+
+    fn der_len(n: usize) -> Vec<u8> {
+        if n < 0x80 {
+            return vec![n as u8];
+        }
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let mut out = vec![0x80 | (bytes.len() - skip) as u8];
+        out.extend_from_slice(&bytes[skip..]);
+        out
+    }
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend(der_len(content.len()));
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// (tag, header length, content length) of the element at the start of `buf`.
+    fn header(buf: &[u8]) -> Result<(u8, usize, usize)> {
+        let tag = *buf.first().context("truncated DER")?;
+        let first = *buf.get(1).context("truncated DER")?;
+        if first < 0x80 {
+            return Ok((tag, 2, first as usize));
+        }
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || buf.len() < 2 + n {
+            bail!("unsupported DER length");
+        }
+        let len = buf[2..2 + n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        Ok((tag, 2 + n, len))
+    }
+
+    /// The consecutive elements of `buf`, each with its header.
+    fn elements(mut buf: &[u8]) -> Result<Vec<&[u8]>> {
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let (_, h, l) = header(buf)?;
+            if buf.len() < h + l {
+                bail!("truncated DER element");
+            }
+            out.push(&buf[..h + l]);
+            buf = &buf[h + l..];
+        }
+        Ok(out)
+    }
+
+    fn name(cn: &str, orgs: &[&str]) -> Vec<u8> {
+        let attr = |oid: &[u8], value: &str| {
+            let mut seq = tlv(0x06, oid);
+            seq.extend(tlv(0x0c, value.as_bytes()));
+            tlv(0x31, &tlv(0x30, &seq))
+        };
+        let mut rdns = Vec::new();
+        for o in orgs {
+            rdns.extend(attr(&OID_O, o));
+        }
+        rdns.extend(attr(&OID_CN, cn));
+        tlv(0x30, &rdns)
+    }
+
+    pub fn replace_subject(cert: &[u8], ca_key_pem: &str, cn: &str, orgs: &[&str]) -> Result<Vec<u8>> {
+        let (_, h, l) = header(cert)?;
+        let outer = elements(cert.get(h..h + l).context("truncated certificate")?)?;
+        let [tbs, alg, _sig] = outer.as_slice() else {
+            bail!("a certificate has three parts");
+        };
+        let (_, th, _) = header(tbs)?;
+        let mut parts: Vec<Vec<u8>> = elements(&tbs[th..])?.into_iter().map(<[u8]>::to_vec).collect();
+        // version [0], serial, signature algorithm, issuer, validity, subject, …
+        let subject = if parts.first().map(|p| p[0]) == Some(0xa0) { 5 } else { 4 };
+        *parts.get_mut(subject).context("the certificate has no subject")? = name(cn, orgs);
+        let new_tbs = tlv(0x30, &parts.concat());
+        let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(ca_key_pem.as_bytes()))
+            .context("the CA key is not valid PEM")?
+            .context("no CA key in PEM")?;
+        let rng = SystemRandom::new();
+        let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, key.secret_der(), &rng)
+            .map_err(|e| anyhow::anyhow!("the CA key is not an ECDSA P-256 key: {e}"))?;
+        let sig = signer
+            .sign(&rng, &new_tbs)
+            .map_err(|e| anyhow::anyhow!("signing failed: {e}"))?;
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(sig.as_ref());
+        let mut body = new_tbs;
+        body.extend_from_slice(alg);
+        body.extend(tlv(0x03, &bits));
+        Ok(tlv(0x30, &body))
+    }
+
+    pub fn pem(label: &str, der: &[u8]) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+        out
+    }
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
-    for org in organizations {
-        dn.push(DnType::OrganizationName, *org);
-    }
     dn
 }
 
@@ -239,6 +353,10 @@ mod tests {
             .collect();
         assert_eq!(cn, vec!["alice"]);
         assert_eq!(orgs, vec!["dev", "ops"]);
+        // Still signed by the cluster CA.
+        let ca_der = pem_to_der(&pki.ca.cert_pem);
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        cert.verify_signature(Some(ca.public_key())).expect("signed by the CA");
     }
 
     fn pem_to_der(pem: &str) -> Vec<u8> {

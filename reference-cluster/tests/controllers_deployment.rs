@@ -113,9 +113,13 @@ impl Monitor {
                 if ready_tx.is_some() {
                     continue;
                 }
-                let active: Vec<&Pod> = pods.values().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+                let active: Vec<&Pod> = pods
+                    .values()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
                 let ready = active.iter().filter(|p| is_ready(p)).count();
-                let images: std::collections::HashSet<String> = active.iter().map(|p| image_of(p)).collect();
+                let images: std::collections::HashSet<String> =
+                    active.iter().map(|p| image_of(p)).collect();
                 let mut m = ma.lock();
                 *m = (*m).max(active.len());
                 let mut r = mr.lock();
@@ -136,7 +140,11 @@ impl Monitor {
 
     fn stop(self) -> (usize, usize, bool) {
         self.task.abort();
-        let r = (*self.max_active.lock(), *self.min_ready.lock(), *self.both_templates.lock());
+        let r = (
+            *self.max_active.lock(),
+            *self.min_ready.lock(),
+            *self.both_templates.lock(),
+        );
         r
     }
 }
@@ -146,31 +154,59 @@ async fn the_seed_rollout_stays_within_13_pods_and_8_available_and_undo_returns(
     let env = Env::start().await;
     let ns = env.namespace("deploy-seed").await;
     wait_default_sa(&env.client, &ns).await;
-    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(300), |_| true);
+    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(300), |_| {
+        true
+    });
     let api: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("web", 10, "nginx:1.25", rolling("25%", "25%")))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &deployment("web", 10, "nginx:1.25", rolling("25%", "25%")),
+    )
+    .await
+    .unwrap();
     let kubectl = Kubectl::new(&env, &ns);
-    let out = kubectl.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]).await;
+    let out = kubectl
+        .ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
     assert!(out.contains("successfully rolled out"), "{out}");
     let d = wait_complete(&api, "web", 10).await;
-    assert_eq!(d.annotations().get("deployment.kubernetes.io/revision").map(String::as_str), Some("1"));
+    assert_eq!(
+        d.annotations()
+            .get("deployment.kubernetes.io/revision")
+            .map(String::as_str),
+        Some("1")
+    );
     let rss = replica_sets(&env.client, &ns).await;
     assert_eq!(rss.len(), 1);
     let first = rss[0].clone();
-    let hash = first.labels().get("pod-template-hash").cloned().expect("hash label");
+    let hash = first
+        .labels()
+        .get("pod-template-hash")
+        .cloned()
+        .expect("hash label");
     assert_eq!(first.name_any(), format!("web-{hash}"));
-    assert_eq!(annotation(&first, "deployment.kubernetes.io/desired-replicas").as_deref(), Some("10"));
-    assert_eq!(annotation(&first, "deployment.kubernetes.io/max-replicas").as_deref(), Some("13"));
+    assert_eq!(
+        annotation(&first, "deployment.kubernetes.io/desired-replicas").as_deref(),
+        Some("10")
+    );
+    assert_eq!(
+        annotation(&first, "deployment.kubernetes.io/max-replicas").as_deref(),
+        Some("13")
+    );
     let pods = active_pods(&env.client, &ns).await;
     assert_eq!(pods.len(), 10);
-    assert!(pods.iter().all(|p| p.labels().get("pod-template-hash") == Some(&hash)));
+    assert!(pods
+        .iter()
+        .all(|p| p.labels().get("pod-template-hash") == Some(&hash)));
 
     // The update, watched pod by pod.
     let monitor = Monitor::start(&env.client, &ns).await;
-    kubectl.ok(&["set", "image", "deployment/web", "c=nginx:1.26"]).await;
-    let out = kubectl.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]).await;
+    kubectl
+        .ok(&["set", "image", "deployment/web", "c=nginx:1.26"])
+        .await;
+    let out = kubectl
+        .ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_complete(&api, "web", 10).await;
     eventually(T, "old pods gone", || async {
@@ -184,18 +220,33 @@ async fn the_seed_rollout_stays_within_13_pods_and_8_available_and_undo_returns(
     assert!(min_ready >= 8, "at least 8 available, saw {min_ready}");
     let rss = replica_sets(&env.client, &ns).await;
     assert_eq!(rss.len(), 2);
-    let new = rss.iter().find(|r| r.name_any() != first.name_any()).unwrap().clone();
-    assert_eq!(annotation(&new, "deployment.kubernetes.io/revision").as_deref(), Some("2"));
+    let new = rss
+        .iter()
+        .find(|r| r.name_any() != first.name_any())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        annotation(&new, "deployment.kubernetes.io/revision").as_deref(),
+        Some("2")
+    );
     assert_eq!(replicas(&new), 10);
-    let old = rss.iter().find(|r| r.name_any() == first.name_any()).unwrap();
+    let old = rss
+        .iter()
+        .find(|r| r.name_any() == first.name_any())
+        .unwrap();
     assert_eq!(replicas(old), 0);
     let evs = events(&env.client, &ns).await;
     assert!(
-        evs.iter().any(|(r, m)| r == "ScalingReplicaSet" && m == &format!("Scaled up replica set {} from 0 to 3", new.name_any())),
+        evs.iter().any(|(r, m)| r == "ScalingReplicaSet"
+            && m == &format!("Scaled up replica set {} from 0 to 3", new.name_any())),
         "{evs:?}"
     );
     assert!(
-        evs.iter().any(|(r, m)| r == "ScalingReplicaSet" && m.starts_with(&format!("Scaled down replica set {} from 10 to", first.name_any()))),
+        evs.iter().any(|(r, m)| r == "ScalingReplicaSet"
+            && m.starts_with(&format!(
+                "Scaled down replica set {} from 10 to",
+                first.name_any()
+            ))),
         "{evs:?}"
     );
 
@@ -203,15 +254,20 @@ async fn the_seed_rollout_stays_within_13_pods_and_8_available_and_undo_returns(
     let history = kubectl.ok(&["rollout", "history", "deployment/web"]).await;
     assert!(history.contains('1') && history.contains('2'), "{history}");
     kubectl.ok(&["rollout", "undo", "deployment/web"]).await;
-    kubectl.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]).await;
+    kubectl
+        .ok(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
     let d = wait_complete(&api, "web", 10).await;
-    let image = d.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
     assert_eq!(image.as_deref(), Some("nginx:1.25"));
     eventually(T, "revision 3 on the first replica set", || async {
         let rss = replica_sets(&env.client, &ns).await;
         let back = rss.iter().find(|r| r.name_any() == first.name_any())?;
         (annotation(back, "deployment.kubernetes.io/revision").as_deref() == Some("3")
-            && annotation(back, "deployment.kubernetes.io/revision-history").as_deref() == Some("1")
+            && annotation(back, "deployment.kubernetes.io/revision-history").as_deref()
+                == Some("1")
             && replicas(back) == 10
             && rss.len() == 2)
             .then_some(())
@@ -225,36 +281,69 @@ async fn restart_pause_and_resume_with_kubectl() {
     let env = Env::start().await;
     let ns = env.namespace("deploy-restart").await;
     wait_default_sa(&env.client, &ns).await;
-    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(100), |_| true);
+    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(100), |_| {
+        true
+    });
     let api: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("app", 2, "busybox:1", rolling(1, 0)))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &deployment("app", 2, "busybox:1", rolling(1, 0)),
+    )
+    .await
+    .unwrap();
     let kubectl = Kubectl::new(&env, &ns);
-    kubectl.ok(&["rollout", "status", "deployment/app", "--timeout=60s"]).await;
+    kubectl
+        .ok(&["rollout", "status", "deployment/app", "--timeout=60s"])
+        .await;
 
     kubectl.ok(&["rollout", "restart", "deployment/app"]).await;
-    kubectl.ok(&["rollout", "status", "deployment/app", "--timeout=60s"]).await;
+    kubectl
+        .ok(&["rollout", "status", "deployment/app", "--timeout=60s"])
+        .await;
     let rss = replica_sets(&env.client, &ns).await;
     assert_eq!(rss.len(), 2);
     let restarted = rss.iter().find(|r| replicas(r) == 2).unwrap();
-    let tpl_annotations = restarted.spec.as_ref().unwrap().template.as_ref().unwrap().metadata.as_ref().unwrap().annotations.clone().unwrap_or_default();
+    let tpl_annotations = restarted
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .as_ref()
+        .unwrap()
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .clone()
+        .unwrap_or_default();
     assert!(tpl_annotations.contains_key("kubectl.kubernetes.io/restartedAt"));
 
     // Paused: a template change creates nothing until resumed.
     kubectl.ok(&["rollout", "pause", "deployment/app"]).await;
-    kubectl.ok(&["set", "image", "deployment/app", "c=busybox:2"]).await;
+    kubectl
+        .ok(&["set", "image", "deployment/app", "c=busybox:2"])
+        .await;
     let paused = eventually(T, "the paused condition", || async {
         let d = api.get("app").await.ok()?;
-        let c = d.status?.conditions?.into_iter().find(|c| c.type_ == "Progressing")?;
+        let c = d
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing")?;
         (c.reason.as_deref() == Some("DeploymentPaused")).then_some(c)
     })
     .await;
     assert_eq!(paused.status, "Unknown");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(replica_sets(&env.client, &ns).await.len(), 2, "no rollout while paused");
+    assert_eq!(
+        replica_sets(&env.client, &ns).await.len(),
+        2,
+        "no rollout while paused"
+    );
     kubectl.ok(&["rollout", "resume", "deployment/app"]).await;
-    kubectl.ok(&["rollout", "status", "deployment/app", "--timeout=60s"]).await;
+    kubectl
+        .ok(&["rollout", "status", "deployment/app", "--timeout=60s"])
+        .await;
     eventually(T, "pods on the new image", || async {
         let pods = active_pods(&env.client, &ns).await;
         (pods.len() == 2 && pods.iter().all(|p| image_of(p) == "busybox:2")).then_some(())
@@ -269,11 +358,16 @@ async fn recreate_never_runs_old_and_new_pods_together() {
     let env = Env::start().await;
     let ns = env.namespace("deploy-recreate").await;
     wait_default_sa(&env.client, &ns).await;
-    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(100), |_| true);
+    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(100), |_| {
+        true
+    });
     let api: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &deployment("db", 3, "postgres:15", json!({"type": "Recreate"})))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &deployment("db", 3, "postgres:15", json!({"type": "Recreate"})),
+    )
+    .await
+    .unwrap();
     wait_complete(&api, "db", 3).await;
     let monitor = Monitor::start(&env.client, &ns).await;
     api.patch(
@@ -307,17 +401,33 @@ async fn a_stuck_rollout_exceeds_its_progress_deadline() {
     api.create(&PostParams::default(), &d).await.unwrap();
     let c = eventually(T, "ProgressDeadlineExceeded", || async {
         let d = api.get("stuck").await.ok()?;
-        let c = d.status?.conditions?.into_iter().find(|c| c.type_ == "Progressing")?;
+        let c = d
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing")?;
         (c.reason.as_deref() == Some("ProgressDeadlineExceeded")).then_some(c)
     })
     .await;
     assert_eq!(c.status, "False");
     assert!(c.message.unwrap().ends_with("has timed out progressing."));
     let d = api.get("stuck").await.unwrap();
-    let avail = d.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Available").unwrap();
-    assert_eq!((avail.status.as_str(), avail.reason.as_deref()), ("False", Some("MinimumReplicasUnavailable")));
+    let avail = d
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Available")
+        .unwrap();
+    assert_eq!(
+        (avail.status.as_str(), avail.reason.as_deref()),
+        ("False", Some("MinimumReplicasUnavailable"))
+    );
     let kubectl = Kubectl::new(&env, &ns);
-    let (ok, _, err) = kubectl.run(&["rollout", "status", "deployment/stuck", "--timeout=10s"]).await;
+    let (ok, _, err) = kubectl
+        .run(&["rollout", "status", "deployment/stuck", "--timeout=10s"])
+        .await;
     assert!(!ok);
     assert!(err.contains("exceeded its progress deadline"), "{err}");
     env.stop().await;
@@ -329,31 +439,43 @@ async fn scaling_during_a_rollout_is_proportional_and_history_is_pruned() {
     let ns = env.namespace("deploy-scale").await;
     wait_default_sa(&env.client, &ns).await;
     // Pods of the broken image never become ready: the rollout stays in flight.
-    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(50), |p| image_of(p) != "nginx:broken");
+    let _kubelet = fake_kubelet(env.client.clone(), &ns, Duration::from_millis(50), |p| {
+        image_of(p) != "nginx:broken"
+    });
     let api: Api<Deployment> = Api::namespaced(env.client.clone(), &ns);
     let mut d = deployment("web", 10, "nginx:1", rolling("25%", "25%"));
     d.spec.as_mut().unwrap().revision_history_limit = Some(1);
     api.create(&PostParams::default(), &d).await.unwrap();
     wait_complete(&api, "web", 10).await;
-    let set_image = |image: &str| {
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
-    };
-    api.patch("web", &PatchParams::default(), &Patch::Strategic(set_image("nginx:broken")))
-        .await
-        .unwrap();
+    let set_image = |image: &str| json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Strategic(set_image("nginx:broken")),
+    )
+    .await
+    .unwrap();
     // 3 surge pods, then the old set down by the 2 allowed unavailable, then 2 more new:
     // old 8 + new 5 = 13, stuck.
     let (old_name, new_name) = eventually(T, "the stuck 8/5 split", || async {
         let rss = replica_sets(&env.client, &ns).await;
-        let old = rss.iter().find(|r| annotation(r, "deployment.kubernetes.io/revision").as_deref() == Some("1"))?;
-        let new = rss.iter().find(|r| annotation(r, "deployment.kubernetes.io/revision").as_deref() == Some("2"))?;
+        let old = rss
+            .iter()
+            .find(|r| annotation(r, "deployment.kubernetes.io/revision").as_deref() == Some("1"))?;
+        let new = rss
+            .iter()
+            .find(|r| annotation(r, "deployment.kubernetes.io/revision").as_deref() == Some("2"))?;
         (replicas(old) == 8 && replicas(new) == 5).then(|| (old.name_any(), new.name_any()))
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 20}})))
-        .await
-        .unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 20}})),
+    )
+    .await
+    .unwrap();
     // 12 more allowed (25 - 13), shared 7 to the old and 5 to the new set.
     eventually(T, "the proportional 15/10 split", || async {
         let rss = replica_sets(&env.client, &ns).await;
@@ -361,19 +483,28 @@ async fn scaling_during_a_rollout_is_proportional_and_history_is_pruned() {
         let new = rss.iter().find(|r| r.name_any() == new_name)?;
         (replicas(old) == 15
             && replicas(new) == 10
-            && annotation(old, "deployment.kubernetes.io/desired-replicas").as_deref() == Some("20")
+            && annotation(old, "deployment.kubernetes.io/desired-replicas").as_deref()
+                == Some("20")
             && annotation(new, "deployment.kubernetes.io/max-replicas").as_deref() == Some("25"))
-            .then_some(())
+        .then_some(())
     })
     .await;
     // Two more good rollouts: with revisionHistoryLimit 1 only one old set remains.
-    api.patch("web", &PatchParams::default(), &Patch::Strategic(set_image("nginx:2")))
-        .await
-        .unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Strategic(set_image("nginx:2")),
+    )
+    .await
+    .unwrap();
     wait_complete(&api, "web", 20).await;
-    api.patch("web", &PatchParams::default(), &Patch::Strategic(set_image("nginx:3")))
-        .await
-        .unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Strategic(set_image("nginx:3")),
+    )
+    .await
+    .unwrap();
     wait_complete(&api, "web", 20).await;
     eventually(T, "old replica sets pruned", || async {
         let rss = replica_sets(&env.client, &ns).await;

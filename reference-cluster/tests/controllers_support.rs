@@ -109,9 +109,13 @@ pub fn ready_status(ip: &str) -> serde_json::Value {
 
 pub async fn mark_ready(client: &kube::Client, ns: &str, name: &str, ip: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&ready_status(ip)))
-        .await
-        .unwrap();
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&ready_status(ip)),
+    )
+    .await
+    .unwrap();
 }
 
 pub fn is_ready(p: &Pod) -> bool {
@@ -155,7 +159,11 @@ pub fn fake_kubelet(
                 tokio::time::sleep(delay).await;
                 let api: Api<Pod> = Api::namespaced(client, &ns);
                 let _ = api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready_status(&ip)))
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&ready_status(&ip)),
+                    )
                     .await;
             });
         }
@@ -209,10 +217,14 @@ impl Kubectl {
 
 pub async fn wait_default_sa(client: &kube::Client, ns: &str) {
     let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
-    eventually(Duration::from_secs(20), "the default service account", || {
-        let api = api.clone();
-        async move { api.get_opt("default").await.ok().flatten() }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the default service account",
+        || {
+            let api = api.clone();
+            async move { api.get_opt("default").await.ok().flatten() }
+        },
+    )
     .await;
 }
 

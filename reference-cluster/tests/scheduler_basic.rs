@@ -51,7 +51,10 @@ impl Env {
     async fn finish(self) {
         let _ = self.stop.send(true);
         let result = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(matches!(result, Ok(Ok(Ok(())))), "scheduler ends cleanly: {result:?}");
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "scheduler ends cleanly: {result:?}"
+        );
         self.cluster.shutdown().await;
     }
 
@@ -64,8 +67,12 @@ impl Env {
         if spec.get("containers").is_none() {
             spec["containers"] = json!([{"name": "c", "image": "registry.k8s.io/pause:3.10"}]);
         }
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
-        self.pods().create(&PostParams::default(), &pod).await.expect("pod created")
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("pod created")
     }
 
     async fn patch_node(&self, name: &str, patch: Value) {
@@ -149,11 +156,17 @@ async fn pod_lands_on_the_node_that_fits() {
     assert_eq!(cond.status, "True");
 
     let scheduled = eventually(Duration::from_secs(10), || async {
-        env.events_for("big").await.into_iter().find(|e| e.reason.as_deref() == Some("Scheduled"))
+        env.events_for("big")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Scheduled"))
     })
     .await
     .expect("a Scheduled event");
-    assert_eq!(scheduled.message.as_deref(), Some("Successfully assigned default/big to node-2"));
+    assert_eq!(
+        scheduled.message.as_deref(),
+        Some("Successfully assigned default/big to node-2")
+    );
     assert_eq!(scheduled.type_.as_deref(), Some("Normal"));
     env.finish().await;
 }
@@ -161,7 +174,8 @@ async fn pod_lands_on_the_node_that_fits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tainted_nodes_get_no_pods_without_a_toleration() {
     let env = start(3).await;
-    let taint = json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}});
+    let taint =
+        json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}});
     env.patch_node("node-0", taint.clone()).await;
     env.patch_node("node-1", taint).await;
     // Let the scheduler see the taints before the pods arrive.
@@ -170,7 +184,11 @@ async fn tainted_nodes_get_no_pods_without_a_toleration() {
         env.create_pod(&format!("plain-{i}"), json!({})).await;
     }
     for i in 0..6 {
-        assert_eq!(env.node_of(&format!("plain-{i}")).await, "node-2", "plain-{i}");
+        assert_eq!(
+            env.node_of(&format!("plain-{i}")).await,
+            "node-2",
+            "plain-{i}"
+        );
     }
     env.create_pod(
         "tolerant",
@@ -187,11 +205,13 @@ async fn tainted_nodes_get_no_pods_without_a_toleration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfit_pod_stays_pending_with_the_exact_message() {
     let env = start(3).await;
-    let taint = json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}});
+    let taint =
+        json!({"spec": {"taints": [{"key": "key", "value": "value", "effect": "NoSchedule"}]}});
     env.patch_node("node-1", taint.clone()).await;
     env.patch_node("node-2", taint).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    env.create_pod("huge", json!({"containers": cpu("100")})).await;
+    env.create_pod("huge", json!({"containers": cpu("100")}))
+        .await;
 
     let expected = "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {key: value}. \
                     preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
@@ -210,7 +230,10 @@ async fn unfit_pod_stays_pending_with_the_exact_message() {
     let pods = env.pods();
     let cond = eventually(Duration::from_secs(10), || async {
         let p = pods.get("huge").await.ok()?;
-        p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled")
+        p.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")
     })
     .await
     .expect("PodScheduled condition");
@@ -225,21 +248,26 @@ async fn unfit_pod_stays_pending_with_the_exact_message() {
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
 
     // Room appears (the taint goes, the node grows): the node event brings the pod back.
-    env.patch_node("node-1", json!({"spec": {"taints": null}})).await;
+    env.patch_node("node-1", json!({"spec": {"taints": null}}))
+        .await;
     env.set_node_cpu("node-1", "128").await;
     assert_eq!(env.node_of("huge").await, "node-1");
 
     let text = {
         use prometheus::Encoder;
         let mut out = Vec::new();
-        prometheus::TextEncoder::new().encode(&env.metrics.registry().gather(), &mut out).unwrap();
+        prometheus::TextEncoder::new()
+            .encode(&env.metrics.registry().gather(), &mut out)
+            .unwrap();
         String::from_utf8(out).unwrap()
     };
     assert!(
         text.contains("scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"unschedulable\"}"),
         "{text}"
     );
-    assert!(text.contains("scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"} 1"));
+    assert!(text.contains(
+        "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"} 1"
+    ));
     env.finish().await;
 }
 
@@ -248,7 +276,8 @@ async fn high_priority_pod_preempts_a_lower_priority_one() {
     let env = start(1).await;
     let classes: Api<PriorityClass> = Api::all(env.client.clone());
     for (name, value) in [("low", 10), ("high", 1000)] {
-        let pc: PriorityClass = serde_json::from_value(json!({"metadata": {"name": name}, "value": value})).unwrap();
+        let pc: PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": name}, "value": value})).unwrap();
         classes.create(&PostParams::default(), &pc).await.unwrap();
     }
     // Victims go at once (no node agent runs here to finish a graceful deletion).
@@ -257,14 +286,29 @@ async fn high_priority_pod_preempts_a_lower_priority_one() {
         env.create_pod(name, low.clone()).await;
         assert_eq!(env.node_of(name).await, "node-0");
     }
-    env.create_pod("vip", json!({"containers": cpu("2"), "priorityClassName": "high"})).await;
+    env.create_pod(
+        "vip",
+        json!({"containers": cpu("2"), "priorityClassName": "high"}),
+    )
+    .await;
     assert_eq!(env.node_of("vip").await, "node-0");
 
     let pods = env.pods();
-    let remaining: Vec<String> = pods.list(&ListParams::default()).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+    let remaining: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
     let survivors = remaining.iter().filter(|n| n.starts_with("low-")).count();
     assert_eq!(survivors, 1, "exactly one victim: {remaining:?}");
-    let victim = if remaining.iter().any(|n| n == "low-a") { "low-b" } else { "low-a" };
+    let victim = if remaining.iter().any(|n| n == "low-a") {
+        "low-b"
+    } else {
+        "low-a"
+    };
     let preempted = eventually(Duration::from_secs(10), || async {
         env.events_for(victim)
             .await

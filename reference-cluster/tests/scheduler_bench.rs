@@ -17,7 +17,7 @@ use kube::ResourceExt;
 use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
 use kubeproof_refcluster::scheduler::algorithm::schedule_pod;
 use kubeproof_refcluster::scheduler::cache::Cache;
-use kubeproof_refcluster::scheduler::framework::{CycleState, Ctx};
+use kubeproof_refcluster::scheduler::framework::{Ctx, CycleState};
 use kubeproof_refcluster::scheduler::plugins::build_framework;
 use kubeproof_refcluster::scheduler::podinfo::PodInfo;
 use kubeproof_refcluster::scheduler::queue::Nominator;
@@ -26,8 +26,16 @@ use serde_json::json;
 use tokio::sync::watch;
 
 fn sizes() -> (usize, usize) {
-    let get = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    (get("SCHED_BENCH_NODES", 1000), get("SCHED_BENCH_PODS", 10_000))
+    let get = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (
+        get("SCHED_BENCH_NODES", 1000),
+        get("SCHED_BENCH_PODS", 10_000),
+    )
 }
 
 fn pod(i: usize) -> Pod {
@@ -75,7 +83,15 @@ fn algorithm_throughput() {
                 cache: &cache,
                 nominator: &nominator,
             };
-            schedule_pod(&fwk, &ctx, &mut CycleState::new(), &info, &mut next_start, 0, &mut rng)
+            schedule_pod(
+                &fwk,
+                &ctx,
+                &mut CycleState::new(),
+                &info,
+                &mut next_start,
+                0,
+                &mut rng,
+            )
         };
         let node = result.expect("the pod fits").node;
         cache.assume_pod(info, &node).unwrap();
@@ -113,7 +129,10 @@ async fn end_to_end_throughput() {
 
     // Observe bindings through a watch, as a user would.
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let created = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, Instant>::new()));
+    let created = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        Instant,
+    >::new()));
     let observer = {
         let api = api.clone();
         let created = created.clone();
@@ -122,8 +141,12 @@ async fn end_to_end_throughput() {
             let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
             let mut bound = std::collections::HashSet::new();
             while let Some(ev) = stream.next().await {
-                let Ok(watcher::Event::Apply(p)) = ev else { continue };
-                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() && bound.insert(p.name_any()) {
+                let Ok(watcher::Event::Apply(p)) = ev else {
+                    continue;
+                };
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                    && bound.insert(p.name_any())
+                {
                     if let Some(t) = created.lock().get(&p.name_any()) {
                         latencies.push(t.elapsed());
                     }
@@ -145,7 +168,9 @@ async fn end_to_end_throughput() {
                 for i in (w..pods).step_by(32) {
                     let p = pod(i);
                     created.lock().insert(p.name_any(), Instant::now());
-                    api.create(&PostParams::default(), &p).await.expect("pod created");
+                    api.create(&PostParams::default(), &p)
+                        .await
+                        .expect("pod created");
                 }
             })
         })

@@ -49,13 +49,23 @@ fn attempts(m: &SchedulerMetrics) -> u64 {
         .gather()
         .iter()
         .filter(|f| f.get_name() == "scheduler_schedule_attempts_total")
-        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value() as u64).collect::<Vec<_>>())
+        .flat_map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|m| m.get_counter().get_value() as u64)
+                .collect::<Vec<_>>()
+        })
         .sum()
 }
 
 async fn holder(client: &kube::Client) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    leases.get("kube-scheduler").await.ok()?.spec?.holder_identity
+    leases
+        .get("kube-scheduler")
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
 }
 
 async fn create_pod(client: &kube::Client, name: &str) {
@@ -69,7 +79,12 @@ async fn create_pod(client: &kube::Client, name: &str) {
 async fn node_of(client: &kube::Client, name: &str, timeout: Duration) -> Option<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     eventually(timeout, || async {
-        pods.get(name).await.ok()?.spec?.node_name.filter(|n| !n.is_empty())
+        pods.get(name)
+            .await
+            .ok()?
+            .spec?
+            .node_name
+            .filter(|n| !n.is_empty())
     })
     .await
 }
@@ -88,11 +103,17 @@ async fn standby_takes_over_when_the_leader_dies() {
     let (stop_b, rx_b) = watch::channel(false);
     let standby = tokio::spawn(scheduler::run(client.clone(), b, rx_b));
     create_pod(&client, "first").await;
-    assert!(node_of(&client, "first", Duration::from_secs(20)).await.is_some());
+    assert!(node_of(&client, "first", Duration::from_secs(20))
+        .await
+        .is_some());
     // Give the standby time to (wrongly) act: it must not.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(attempts(&metrics_a) >= 1);
-    assert_eq!(attempts(&metrics_b), 0, "the standby never schedules while the leader lives");
+    assert_eq!(
+        attempts(&metrics_b),
+        0,
+        "the standby never schedules while the leader lives"
+    );
 
     // The leader dies without handing the lease back (a crash, not a clean stop).
     leader.abort();
@@ -101,9 +122,18 @@ async fn standby_takes_over_when_the_leader_dies() {
         holder(&client).await.filter(|h| h == "scheduler-b")
     })
     .await;
-    assert_eq!(who.as_deref(), Some("scheduler-b"), "the lease moves to the standby");
+    assert_eq!(
+        who.as_deref(),
+        Some("scheduler-b"),
+        "the lease moves to the standby"
+    );
     create_pod(&client, "second").await;
-    assert!(node_of(&client, "second", Duration::from_secs(20)).await.is_some(), "scheduling continues");
+    assert!(
+        node_of(&client, "second", Duration::from_secs(20))
+            .await
+            .is_some(),
+        "scheduling continues"
+    );
     assert!(attempts(&metrics_b) >= 1);
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
@@ -129,7 +159,9 @@ fn elector(client: &kube::Client, id: &str) -> LeaderElector {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_one_candidate_wins_and_release_hands_over() {
     let (_dir, cluster, client) = cluster().await;
-    let electors: Vec<Arc<LeaderElector>> = (0..4).map(|i| Arc::new(elector(&client, &format!("c{i}")))).collect();
+    let electors: Vec<Arc<LeaderElector>> = (0..4)
+        .map(|i| Arc::new(elector(&client, &format!("c{i}"))))
+        .collect();
     let attempts: Vec<_> = electors
         .iter()
         .map(|e| {
@@ -143,10 +175,16 @@ async fn only_one_candidate_wins_and_release_hands_over() {
             winners += 1;
         }
     }
-    assert_eq!(winners, 1, "the resourceVersion check lets exactly one candidate win");
+    assert_eq!(
+        winners, 1,
+        "the resourceVersion check lets exactly one candidate win"
+    );
     let leader = electors.iter().find(|e| e.is_leader()).unwrap().clone();
     let other = electors.iter().find(|e| !e.is_leader()).unwrap().clone();
-    assert!(!other.try_acquire_or_renew().await, "a valid lease is not taken over");
+    assert!(
+        !other.try_acquire_or_renew().await,
+        "a valid lease is not taken over"
+    );
     assert!(leader.try_acquire_or_renew().await, "the holder renews");
 
     // `run` with release_on_cancel: a clean stop hands the lease over at once.
@@ -173,6 +211,9 @@ async fn only_one_candidate_wins_and_release_hands_over() {
     }
     let _ = stop.send(true);
     assert!(runner.await.unwrap().is_ok());
-    assert!(other.try_acquire_or_renew().await, "released lease is free immediately");
+    assert!(
+        other.try_acquire_or_renew().await,
+        "released lease is free immediately"
+    );
     cluster.shutdown().await;
 }

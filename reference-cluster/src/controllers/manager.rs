@@ -66,7 +66,10 @@ pub fn build_controllers(ctx: &Context) -> Vec<Arc<dyn Controller>> {
         out.push(super::deployment::DeploymentController::new(ctx));
     }
     if cfg.enabled("replicationcontroller") {
-        out.push(ReplicaSetController::new(ctx, ReplicaKind::ReplicationController));
+        out.push(ReplicaSetController::new(
+            ctx,
+            ReplicaKind::ReplicationController,
+        ));
     }
     if cfg.enabled("serviceaccount") {
         out.push(super::serviceaccount::ServiceAccountController::new(ctx));
@@ -117,7 +120,10 @@ pub async fn run_controllers(
     for t in tasks {
         // A worker in the middle of a sync finishes it; one stuck on the network does not
         // hold the shutdown up.
-        if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+        {
             tracing::debug!("controller task did not stop in time");
         }
     }

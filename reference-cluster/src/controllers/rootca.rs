@@ -86,7 +86,9 @@ impl Reconciler for RootCaPublisher {
                 let cm = ConfigMap {
                     metadata: ObjectMeta {
                         name: Some(CONFIGMAP_NAME.into()),
-                        annotations: Some([(DESCRIPTION_ANNOTATION.to_string(), DESCRIPTION.to_string())].into()),
+                        annotations: Some(
+                            [(DESCRIPTION_ANNOTATION.to_string(), DESCRIPTION.to_string())].into(),
+                        ),
                         ..Default::default()
                     },
                     data: Some(data),
@@ -94,7 +96,9 @@ impl Reconciler for RootCaPublisher {
                 };
                 match api.create(&PostParams::default(), &cm).await {
                     Ok(_) => {}
-                    Err(e) if runtime::is_already_exists(&e) || runtime::is_namespace_terminating(&e) => {}
+                    Err(e)
+                        if runtime::is_already_exists(&e)
+                            || runtime::is_namespace_terminating(&e) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -114,7 +118,8 @@ impl Reconciler for RootCaPublisher {
                     .annotations
                     .get_or_insert_with(BTreeMap::new)
                     .insert(DESCRIPTION_ANNOTATION.into(), DESCRIPTION.into());
-                api.replace(CONFIGMAP_NAME, &PostParams::default(), &cm).await?;
+                api.replace(CONFIGMAP_NAME, &PostParams::default(), &cm)
+                    .await?;
             }
         }
         Ok(Requeue::No)

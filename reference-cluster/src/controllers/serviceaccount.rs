@@ -61,7 +61,12 @@ impl Reconciler for ServiceAccountController {
             return Ok(Requeue::No);
         };
         let active = namespace.metadata.deletion_timestamp.is_none()
-            && namespace.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Active") == "Active";
+            && namespace
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("Active")
+                == "Active";
         if !active {
             return Ok(Requeue::No);
         }
@@ -79,7 +84,8 @@ impl Reconciler for ServiceAccountController {
             };
             match api.create(&PostParams::default(), &sa).await {
                 Ok(_) => {}
-                Err(e) if runtime::is_already_exists(&e) || runtime::is_namespace_terminating(&e) => {}
+                Err(e)
+                    if runtime::is_already_exists(&e) || runtime::is_namespace_terminating(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }

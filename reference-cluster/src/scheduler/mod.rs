@@ -209,10 +209,15 @@ async fn schedule(
     let rt = tokio::runtime::Handle::current();
     let api = Arc::new(api::ApiClient::new(client.clone(), cfg.api_concurrency));
     let instance = format!("{DEFAULT_SCHEDULER_NAME}-{}", cfg.identity);
-    let recorder = events::EventRecorder::new(api.clone(), DEFAULT_SCHEDULER_NAME, &instance, rt.clone());
+    let recorder =
+        events::EventRecorder::new(api.clone(), DEFAULT_SCHEDULER_NAME, &instance, rt.clone());
     let (stop_tasks, tasks_stop) = watch::channel(false);
     let mut tasks = informers::start(&client, &tx, &tasks_stop);
-    tasks.push(tokio::spawn(recorder.clone().maintain(cfg.event_series, tasks_stop.clone())));
+    tasks.push(tokio::spawn(
+        recorder
+            .clone()
+            .maintain(cfg.event_series, tasks_stop.clone()),
+    ));
     let running = Running {
         active: active.clone(),
         tx: tx.clone(),

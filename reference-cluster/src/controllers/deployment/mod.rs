@@ -88,7 +88,11 @@ impl DeploymentController {
         this
     }
 
-    fn resolve(&self, ns: &str, r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> Option<Arc<Deployment>> {
+    fn resolve(
+        &self,
+        ns: &str,
+        r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> Option<Arc<Deployment>> {
         if r.kind != "Deployment" {
             return None;
         }
@@ -99,7 +103,9 @@ impl DeploymentController {
     fn enqueue_matching(&self, rs: &ReplicaSet) {
         let ns = rs.namespace().unwrap_or_default();
         for d in self.deployments.list_namespace(&ns) {
-            let Ok(sel) = deployment_selector(&d) else { continue };
+            let Ok(sel) = deployment_selector(&d) else {
+                continue;
+            };
             if !sel.is_everything() && sel.matches(labels_of(&rs.metadata.labels)) {
                 self.queue.add(key_of(d.as_ref()));
             }
@@ -152,7 +158,9 @@ impl DeploymentController {
         let Some(rs_ref) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else {
             return;
         };
-        let Some(rs) = self.sets.get(&ns, &rs_ref.name) else { return };
+        let Some(rs) = self.sets.get(&ns, &rs_ref.name) else {
+            return;
+        };
         if let Some(d) = controller_of(&rs.metadata).and_then(|r| self.resolve(&ns, r)) {
             if strategy_type(&d) == "Recreate" {
                 self.queue.add(key_of(d.as_ref()));
@@ -165,7 +173,11 @@ impl DeploymentController {
     }
 
     /// ReplicaSets this Deployment owns after adopting and releasing by selector.
-    async fn claim_replica_sets(&self, d: &Deployment, sel: &selector::LabelSelector) -> anyhow::Result<Vec<Arc<ReplicaSet>>> {
+    async fn claim_replica_sets(
+        &self,
+        d: &Deployment,
+        sel: &selector::LabelSelector,
+    ) -> anyhow::Result<Vec<Arc<ReplicaSet>>> {
         let ns = d.namespace().unwrap_or_default();
         let owner = Owner {
             meta: &d.metadata,
@@ -213,7 +225,11 @@ impl DeploymentController {
         let existing = find_new_rs(d, rs_list);
         let old: Vec<Arc<ReplicaSet>> = rs_list
             .iter()
-            .filter(|r| existing.as_ref().is_none_or(|n| n.metadata.uid != r.metadata.uid))
+            .filter(|r| {
+                existing
+                    .as_ref()
+                    .is_none_or(|n| n.metadata.uid != r.metadata.uid)
+            })
             .cloned()
             .collect();
         let new_revision = max_revision(&old) + 1;
@@ -221,13 +237,21 @@ impl DeploymentController {
             let mut copy = (*existing).clone();
             let annotations_updated = set_new_rs_annotations(d, &mut copy, new_revision, true);
             let min_ready = min_ready_seconds(d);
-            let min_ready_changed = copy.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0) != min_ready;
+            let min_ready_changed = copy
+                .spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0)
+                != min_ready;
             if annotations_updated || min_ready_changed {
                 if let Some(spec) = copy.spec.as_mut() {
                     spec.min_ready_seconds = Some(min_ready);
                 }
                 let ns = copy.namespace().unwrap_or_default();
-                let updated = self.rs_api(&ns).replace(&copy.name_any(), &PostParams::default(), &copy).await?;
+                let updated = self
+                    .rs_api(&ns)
+                    .replace(&copy.name_any(), &PostParams::default(), &copy)
+                    .await?;
                 return Ok((Some(Arc::new(updated)), old));
             }
             let rev = copy
@@ -238,9 +262,19 @@ impl DeploymentController {
                 .cloned()
                 .unwrap_or_default();
             let mut needs_update = set_deployment_revision(d, &rev);
-            let has_progressing = d.status.as_ref().and_then(|s| get_condition(s, "Progressing")).is_some();
+            let has_progressing = d
+                .status
+                .as_ref()
+                .and_then(|s| get_condition(s, "Progressing"))
+                .is_some();
             if progress_deadline(d).is_some() && !has_progressing {
-                let c = new_condition("Progressing", "True", FOUND_NEW_RS, format!("Found new replica set {:?}", copy.name_any()), &now_time());
+                let c = new_condition(
+                    "Progressing",
+                    "True",
+                    FOUND_NEW_RS,
+                    format!("Found new replica set {:?}", copy.name_any()),
+                    &now_time(),
+                );
                 set_condition(d.status.get_or_insert_with(Default::default), c);
                 needs_update = true;
             }
@@ -256,7 +290,12 @@ impl DeploymentController {
         Ok((Some(created), old))
     }
 
-    async fn create_new_rs(&self, d: &mut Deployment, old: &[Arc<ReplicaSet>], new_revision: i64) -> anyhow::Result<Arc<ReplicaSet>> {
+    async fn create_new_rs(
+        &self,
+        d: &mut Deployment,
+        old: &[Arc<ReplicaSet>],
+        new_revision: i64,
+    ) -> anyhow::Result<Arc<ReplicaSet>> {
         let ns = d.namespace().unwrap_or_default();
         let spec = d.spec.clone().unwrap_or_default();
         let collision = d.status.as_ref().and_then(|s| s.collision_count);
@@ -277,7 +316,11 @@ impl DeploymentController {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(ns.clone()),
-                owner_references: Some(vec![ownership::controller_ref(&d.metadata, "apps/v1", "Deployment")]),
+                owner_references: Some(vec![ownership::controller_ref(
+                    &d.metadata,
+                    "apps/v1",
+                    "Deployment",
+                )]),
                 labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
                 ..Default::default()
             },
@@ -306,7 +349,8 @@ impl DeploymentController {
                     Some(rs) => (*rs).clone(),
                     None => api.get(&name).await?,
                 };
-                let ours = controller_of(&existing.metadata).is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref());
+                let ours = controller_of(&existing.metadata)
+                    .is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref());
                 let same = existing
                     .spec
                     .as_ref()
@@ -316,21 +360,33 @@ impl DeploymentController {
                     // A hash collision: another template produced this name. Bump the count so
                     // the next attempt hashes differently.
                     let status = d.status.get_or_insert_with(Default::default);
-                    status.collision_count = Some(status.collision_count.unwrap_or(0).saturating_add(1));
+                    status.collision_count =
+                        Some(status.collision_count.unwrap_or(0).saturating_add(1));
                     self.update_status(d).await?;
-                    return Err(anyhow::Error::new(e).context(format!("hash collision for replica set {name}")));
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("hash collision for replica set {name}")));
                 }
                 existing
             }
             Err(e) if super::runtime::is_namespace_terminating(&e) => return Err(e.into()),
             Err(e) => {
-                let msg = format!("Failed to create new replica set {name:?}: {}", api_message(&e));
+                let msg = format!(
+                    "Failed to create new replica set {name:?}: {}",
+                    api_message(&e)
+                );
                 if progress_deadline(d).is_some() {
-                    let c = new_condition("Progressing", "False", FAILED_RS_CREATE, msg.clone(), &now_time());
+                    let c = new_condition(
+                        "Progressing",
+                        "False",
+                        FAILED_RS_CREATE,
+                        msg.clone(),
+                        &now_time(),
+                    );
                     set_condition(d.status.get_or_insert_with(Default::default), c);
                     let _ = self.update_status(d).await;
                 }
-                self.recorder.event(d, events::WARNING, FAILED_RS_CREATE, msg);
+                self.recorder
+                    .event(d, events::WARNING, FAILED_RS_CREATE, msg);
                 return Err(e.into());
             }
         };
@@ -339,12 +395,21 @@ impl DeploymentController {
                 d,
                 events::NORMAL,
                 "ScalingReplicaSet",
-                format!("Scaled up replica set {} from 0 to {count}", created.name_any()),
+                format!(
+                    "Scaled up replica set {} from 0 to {count}",
+                    created.name_any()
+                ),
             );
         }
         let mut needs_update = set_deployment_revision(d, &new_revision.to_string());
         if !already_exists && progress_deadline(d).is_some() {
-            let c = new_condition("Progressing", "True", NEW_RS_CREATED, format!("Created new replica set {:?}", created.name_any()), &now_time());
+            let c = new_condition(
+                "Progressing",
+                "True",
+                NEW_RS_CREATED,
+                format!("Created new replica set {:?}", created.name_any()),
+                &now_time(),
+            );
             set_condition(d.status.get_or_insert_with(Default::default), c);
             needs_update = true;
         }
@@ -385,14 +450,22 @@ impl DeploymentController {
                 d,
                 events::NORMAL,
                 "ScalingReplicaSet",
-                format!("Scaled {op} replica set {} from {old_scale} to {new_scale}", updated.name_any()),
+                format!(
+                    "Scaled {op} replica set {} from {old_scale} to {new_scale}",
+                    updated.name_any()
+                ),
             );
         }
         Ok((size_changed, Arc::new(updated)))
     }
 
     /// Only scales the ReplicaSet when the size changes (`scaleReplicaSetAndRecordEvent`).
-    async fn scale_and_record(&self, rs: &Arc<ReplicaSet>, new_scale: i32, d: &Deployment) -> anyhow::Result<(bool, Arc<ReplicaSet>)> {
+    async fn scale_and_record(
+        &self,
+        rs: &Arc<ReplicaSet>,
+        new_scale: i32,
+        d: &Deployment,
+    ) -> anyhow::Result<(bool, Arc<ReplicaSet>)> {
         if rs_replicas(rs) == new_scale {
             return Ok((false, rs.clone()));
         }
@@ -401,7 +474,12 @@ impl DeploymentController {
 
     /// Scaling while no template change is rolling out, or while paused: proportional
     /// scaling over the active ReplicaSets (`scale`).
-    async fn scale(&self, d: &Deployment, new_rs: Option<&Arc<ReplicaSet>>, old: &[Arc<ReplicaSet>]) -> anyhow::Result<()> {
+    async fn scale(
+        &self,
+        d: &Deployment,
+        new_rs: Option<&Arc<ReplicaSet>>,
+        old: &[Arc<ReplicaSet>],
+    ) -> anyhow::Result<()> {
         let replicas = spec_replicas(d);
         if let Some(target) = find_active_or_latest(new_rs, old) {
             if rs_replicas(&target) == replicas {
@@ -423,7 +501,11 @@ impl DeploymentController {
         all.extend(new_rs.cloned());
         all.retain(|r| rs_replicas(r) > 0);
         let current = total_replicas(&all);
-        let allowed = if replicas > 0 { replicas + max_surge(d) } else { 0 };
+        let allowed = if replicas > 0 {
+            replicas + max_surge(d)
+        } else {
+            0
+        };
         let to_add = allowed - current;
         if to_add > 0 {
             all.sort_by(|a, b| by_size(a, b, true));
@@ -433,7 +515,11 @@ impl DeploymentController {
         let mut added = 0;
         let mut sizes: HashMap<String, i32> = HashMap::new();
         for rs in &all {
-            let p = if to_add != 0 { proportion(rs, d, to_add, added) } else { 0 };
+            let p = if to_add != 0 {
+                proportion(rs, d, to_add, added)
+            } else {
+                0
+            };
             sizes.insert(rs.name_any(), rs_replicas(rs) + p);
             added += p;
         }
@@ -453,8 +539,11 @@ impl DeploymentController {
         let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit) else {
             return Ok(());
         };
-        let mut cleanable: Vec<Arc<ReplicaSet>> =
-            old.iter().filter(|r| r.metadata.deletion_timestamp.is_none()).cloned().collect();
+        let mut cleanable: Vec<Arc<ReplicaSet>> = old
+            .iter()
+            .filter(|r| r.metadata.deletion_timestamp.is_none())
+            .cloned()
+            .collect();
         let diff = cleanable.len() as i64 - limit.max(0) as i64;
         if diff <= 0 {
             return Ok(());
@@ -469,17 +558,28 @@ impl DeploymentController {
                 continue;
             }
             let ns = rs.namespace().unwrap_or_default();
-            match self.rs_api(&ns).delete(&rs.name_any(), &DeleteParams::default()).await {
+            match self
+                .rs_api(&ns)
+                .delete(&rs.name_any(), &DeleteParams::default())
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if super::runtime::is_not_found(&e) => {}
-                Err(e) => return Err(anyhow::Error::new(e).context("cannot delete old replica set")),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("cannot delete old replica set"))
+                }
             }
         }
         Ok(())
     }
 
     /// Writes the calculated status if it changed (`syncDeploymentStatus`).
-    async fn sync_deployment_status(&self, d: &mut Deployment, all: &[Arc<ReplicaSet>], new_rs: Option<&Arc<ReplicaSet>>) -> anyhow::Result<Requeue> {
+    async fn sync_deployment_status(
+        &self,
+        d: &mut Deployment,
+        all: &[Arc<ReplicaSet>],
+        new_rs: Option<&Arc<ReplicaSet>>,
+    ) -> anyhow::Result<Requeue> {
         let status = calculate_status(all, new_rs, d, &now_time());
         if same_status(d.status.as_ref().unwrap_or(&Default::default()), &status) {
             return Ok(Requeue::No);
@@ -491,16 +591,27 @@ impl DeploymentController {
 
     /// The status with progress estimation (`syncRolloutStatus`), and when to look again if
     /// the rollout seems stuck.
-    async fn sync_rollout_status(&self, d: &mut Deployment, all: &[Arc<ReplicaSet>], new_rs: Option<&Arc<ReplicaSet>>) -> anyhow::Result<Requeue> {
+    async fn sync_rollout_status(
+        &self,
+        d: &mut Deployment,
+        all: &[Arc<ReplicaSet>],
+        new_rs: Option<&Arc<ReplicaSet>>,
+    ) -> anyhow::Result<Requeue> {
         let now = now_time();
         let mut status = calculate_status(all, new_rs, d, &now);
         let deadline = progress_deadline(d);
         if deadline.is_none() {
             remove_condition(&mut status, "Progressing");
         }
-        let current = d.status.as_ref().and_then(|s| get_condition(s, "Progressing")).cloned();
+        let current = d
+            .status
+            .as_ref()
+            .and_then(|s| get_condition(s, "Progressing"))
+            .cloned();
         let complete_already = status.replicas == status.updated_replicas
-            && current.as_ref().is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
+            && current
+                .as_ref()
+                .is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
         if deadline.is_some() && !complete_already {
             let rs_name = new_rs.map(|r| r.name_any());
             if deployment_complete(d, &status) {
@@ -508,7 +619,10 @@ impl DeploymentController {
                     Some(n) => format!("ReplicaSet {n:?} has successfully progressed."),
                     None => format!("Deployment {:?} has successfully progressed.", d.name_any()),
                 };
-                set_condition(&mut status, new_condition("Progressing", "True", NEW_RS_AVAILABLE, msg, &now));
+                set_condition(
+                    &mut status,
+                    new_condition("Progressing", "True", NEW_RS_AVAILABLE, msg, &now),
+                );
             } else if deployment_progressing(d, &status) {
                 let msg = match &rs_name {
                     Some(n) => format!("ReplicaSet {n:?} is progressing."),
@@ -527,7 +641,10 @@ impl DeploymentController {
                     Some(n) => format!("ReplicaSet {n:?} has timed out progressing."),
                     None => format!("Deployment {:?} has timed out progressing.", d.name_any()),
                 };
-                set_condition(&mut status, new_condition("Progressing", "False", TIMED_OUT, msg, &now));
+                set_condition(
+                    &mut status,
+                    new_condition("Progressing", "False", TIMED_OUT, msg, &now),
+                );
             }
         }
         // The ReplicaSets' failure (quota, admission) surfaces on the Deployment.
@@ -544,15 +661,27 @@ impl DeploymentController {
     }
 
     /// When a rollout without progress must be looked at again to notice its deadline.
-    fn requeue_stuck(&self, d: &Deployment, status: &k8s_openapi::api::apps::v1::DeploymentStatus) -> Requeue {
-        let Some(deadline) = progress_deadline(d) else { return Requeue::No };
-        let Some(cur) = d.status.as_ref().and_then(|s| get_condition(s, "Progressing")) else {
+    fn requeue_stuck(
+        &self,
+        d: &Deployment,
+        status: &k8s_openapi::api::apps::v1::DeploymentStatus,
+    ) -> Requeue {
+        let Some(deadline) = progress_deadline(d) else {
+            return Requeue::No;
+        };
+        let Some(cur) = d
+            .status
+            .as_ref()
+            .and_then(|s| get_condition(s, "Progressing"))
+        else {
             return Requeue::No;
         };
         if deployment_complete(d, status) || cur.reason.as_deref() == Some(TIMED_OUT) {
             return Requeue::No;
         }
-        let Some(updated) = cur.last_update_time.as_ref() else { return Requeue::No };
+        let Some(updated) = cur.last_update_time.as_ref() else {
+            return Requeue::No;
+        };
         let at = updated.0.as_second() + deadline as i64;
         let left = at - Timestamp::now().as_second();
         if left < 1 {
@@ -566,16 +695,37 @@ impl DeploymentController {
         if progress_deadline(d).is_none() {
             return Ok(());
         }
-        let cond = d.status.as_ref().and_then(|s| get_condition(s, "Progressing")).cloned();
-        if cond.as_ref().is_some_and(|c| c.reason.as_deref() == Some(TIMED_OUT)) {
+        let cond = d
+            .status
+            .as_ref()
+            .and_then(|s| get_condition(s, "Progressing"))
+            .cloned();
+        if cond
+            .as_ref()
+            .is_some_and(|c| c.reason.as_deref() == Some(TIMED_OUT))
+        {
             return Ok(());
         }
-        let paused_cond = cond.as_ref().is_some_and(|c| c.reason.as_deref() == Some(PAUSED));
+        let paused_cond = cond
+            .as_ref()
+            .is_some_and(|c| c.reason.as_deref() == Some(PAUSED));
         let now = now_time();
         let c = if is_paused(d) && !paused_cond {
-            new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused".into(), &now)
+            new_condition(
+                "Progressing",
+                "Unknown",
+                PAUSED,
+                "Deployment is paused".into(),
+                &now,
+            )
         } else if !is_paused(d) && paused_cond {
-            new_condition("Progressing", "Unknown", RESUMED, "Deployment is resumed".into(), &now)
+            new_condition(
+                "Progressing",
+                "Unknown",
+                RESUMED,
+                "Deployment is resumed".into(),
+                &now,
+            )
         } else {
             return Ok(());
         };
@@ -584,7 +734,11 @@ impl DeploymentController {
     }
 
     /// A replica count change not matched by the ReplicaSets' desired-replicas annotation.
-    async fn is_scaling_event(&self, d: &mut Deployment, rs_list: &[Arc<ReplicaSet>]) -> anyhow::Result<bool> {
+    async fn is_scaling_event(
+        &self,
+        d: &mut Deployment,
+        rs_list: &[Arc<ReplicaSet>],
+    ) -> anyhow::Result<bool> {
         let (new_rs, old) = self.get_all_and_sync_revision(d, rs_list, false).await?;
         let mut all = old;
         all.extend(new_rs);
@@ -597,7 +751,11 @@ impl DeploymentController {
     }
 
     /// Scale or pause handling: no rollout step, just sizes and status (`sync`).
-    async fn sync_scaling(&self, d: &mut Deployment, rs_list: &[Arc<ReplicaSet>]) -> anyhow::Result<Requeue> {
+    async fn sync_scaling(
+        &self,
+        d: &mut Deployment,
+        rs_list: &[Arc<ReplicaSet>],
+    ) -> anyhow::Result<Requeue> {
         let (new_rs, old) = self.get_all_and_sync_revision(d, rs_list, false).await?;
         self.scale(d, new_rs.as_ref(), &old).await?;
         if is_paused(d) {
@@ -609,14 +767,20 @@ impl DeploymentController {
     }
 
     /// Pods of the Deployment grouped by the UID of the ReplicaSet controlling them.
-    fn pod_map(&self, d: &Deployment, rs_list: &[Arc<ReplicaSet>]) -> HashMap<String, Vec<Arc<Pod>>> {
+    fn pod_map(
+        &self,
+        d: &Deployment,
+        rs_list: &[Arc<ReplicaSet>],
+    ) -> HashMap<String, Vec<Arc<Pod>>> {
         let ns = d.namespace().unwrap_or_default();
         let mut map: HashMap<String, Vec<Arc<Pod>>> = rs_list
             .iter()
             .filter_map(|r| r.metadata.uid.clone())
             .map(|u| (u, Vec::new()))
             .collect();
-        let Ok(sel) = deployment_selector(d) else { return map };
+        let Ok(sel) = deployment_selector(d) else {
+            return map;
+        };
         for p in self.pods.list_namespace(&ns) {
             if !sel.matches(labels_of(&p.metadata.labels)) {
                 continue;
@@ -639,7 +803,10 @@ fn api_message(e: &kube::Error) -> String {
 }
 
 /// The first ReplicaFailure condition of the new, then the old ReplicaSets.
-fn replica_failure(all: &[Arc<ReplicaSet>], new_rs: Option<&Arc<ReplicaSet>>) -> Option<k8s_openapi::api::apps::v1::DeploymentCondition> {
+fn replica_failure(
+    all: &[Arc<ReplicaSet>],
+    new_rs: Option<&Arc<ReplicaSet>>,
+) -> Option<k8s_openapi::api::apps::v1::DeploymentCondition> {
     let conv = |rs: &ReplicaSet| {
         rs.status
             .as_ref()?
@@ -682,7 +849,12 @@ impl Reconciler for DeploymentController {
             }
         };
         if sel.is_everything() {
-            self.recorder.event(&d, events::WARNING, "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.");
+            self.recorder.event(
+                &d,
+                events::WARNING,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.",
+            );
             let status = d.status.get_or_insert_with(Default::default);
             if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
                 status.observed_generation = d.metadata.generation;
@@ -692,10 +864,14 @@ impl Reconciler for DeploymentController {
         }
         let rs_list = self.claim_replica_sets(&d, &sel).await?;
         if d.metadata.deletion_timestamp.is_some() {
-            let (new_rs, old) = self.get_all_and_sync_revision(&mut d, &rs_list, false).await?;
+            let (new_rs, old) = self
+                .get_all_and_sync_revision(&mut d, &rs_list, false)
+                .await?;
             let mut all = old;
             all.extend(new_rs.clone());
-            return self.sync_deployment_status(&mut d, &all, new_rs.as_ref()).await;
+            return self
+                .sync_deployment_status(&mut d, &all, new_rs.as_ref())
+                .await;
         }
         self.check_paused_conditions(&mut d).await?;
         if is_paused(&d) {

@@ -12,7 +12,11 @@ use super::DeploymentController;
 use crate::controllers::runtime::{pods, Requeue};
 
 impl DeploymentController {
-    pub(super) async fn rollout_recreate(&self, d: &mut Deployment, rs_list: &[Arc<ReplicaSet>]) -> anyhow::Result<Requeue> {
+    pub(super) async fn rollout_recreate(
+        &self,
+        d: &mut Deployment,
+        rs_list: &[Arc<ReplicaSet>],
+    ) -> anyhow::Result<Requeue> {
         let pod_map = self.pod_map(d, rs_list);
         // Not created yet: nothing may start before the old pods are gone.
         let (mut new_rs, mut old) = self.get_all_and_sync_revision(d, rs_list, false).await?;
@@ -44,10 +48,16 @@ impl DeploymentController {
 
 /// Whether any pod of an old ReplicaSet may still be running (terminal ones do not count;
 /// Unknown does, since it may well be running).
-fn old_pods_running(new_rs: Option<&Arc<ReplicaSet>>, old: &[Arc<ReplicaSet>], pod_map: &HashMap<String, Vec<Arc<Pod>>>) -> bool {
+fn old_pods_running(
+    new_rs: Option<&Arc<ReplicaSet>>,
+    old: &[Arc<ReplicaSet>],
+    pod_map: &HashMap<String, Vec<Arc<Pod>>>,
+) -> bool {
     if actual_replicas(old) > 0 {
         return true;
     }
     let new_uid = new_rs.and_then(|r| r.metadata.uid.clone());
-    pod_map.iter().any(|(uid, list)| Some(uid) != new_uid.as_ref() && list.iter().any(|p| !pods::is_terminal(p)))
+    pod_map.iter().any(|(uid, list)| {
+        Some(uid) != new_uid.as_ref() && list.iter().any(|p| !pods::is_terminal(p))
+    })
 }

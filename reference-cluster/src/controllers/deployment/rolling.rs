@@ -10,7 +10,11 @@ use super::DeploymentController;
 use crate::controllers::runtime::Requeue;
 
 impl DeploymentController {
-    pub(super) async fn rollout_rolling(&self, d: &mut Deployment, rs_list: &[Arc<ReplicaSet>]) -> anyhow::Result<Requeue> {
+    pub(super) async fn rollout_rolling(
+        &self,
+        d: &mut Deployment,
+        rs_list: &[Arc<ReplicaSet>],
+    ) -> anyhow::Result<Requeue> {
         let (new_rs, old) = self.get_all_and_sync_revision(d, rs_list, true).await?;
         let Some(new_rs) = new_rs else {
             anyhow::bail!("no new replica set after creating one");
@@ -20,7 +24,8 @@ impl DeploymentController {
         if self.reconcile_new_rs(&all, &new_rs, d).await? {
             return self.sync_rollout_status(d, &all, Some(&new_rs)).await;
         }
-        let active_old: Vec<Arc<ReplicaSet>> = old.iter().filter(|r| rs_replicas(r) > 0).cloned().collect();
+        let active_old: Vec<Arc<ReplicaSet>> =
+            old.iter().filter(|r| rs_replicas(r) > 0).cloned().collect();
         if self.reconcile_old_rs(&all, active_old, &new_rs, d).await? {
             return self.sync_rollout_status(d, &all, Some(&new_rs)).await;
         }
@@ -30,13 +35,22 @@ impl DeploymentController {
         self.sync_rollout_status(d, &all, Some(&new_rs)).await
     }
 
-    async fn reconcile_new_rs(&self, all: &[Arc<ReplicaSet>], new_rs: &Arc<ReplicaSet>, d: &Deployment) -> anyhow::Result<bool> {
+    async fn reconcile_new_rs(
+        &self,
+        all: &[Arc<ReplicaSet>],
+        new_rs: &Arc<ReplicaSet>,
+        d: &Deployment,
+    ) -> anyhow::Result<bool> {
         let want = spec_replicas(d);
         let have = rs_replicas(new_rs);
         if have == want {
             return Ok(false);
         }
-        let target = if have > want { want } else { new_rs_new_replicas(d, all, new_rs) };
+        let target = if have > want {
+            want
+        } else {
+            new_rs_new_replicas(d, all, new_rs)
+        };
         Ok(self.scale_and_record(new_rs, target, d).await?.0)
     }
 
@@ -52,7 +66,11 @@ impl DeploymentController {
         }
         let all_pods = total_replicas(all);
         let min_available = spec_replicas(d) - max_unavailable(d);
-        let new_available = new_rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+        let new_available = new_rs
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
         let new_unavailable = rs_replicas(new_rs) - new_available;
         let max_scaled_down = all_pods - min_available - new_unavailable;
         if max_scaled_down <= 0 {
@@ -74,25 +92,34 @@ impl DeploymentController {
     ) -> anyhow::Result<(Vec<Arc<ReplicaSet>>, i32)> {
         old.sort_by(by_creation);
         let mut total = 0;
-        for i in 0..old.len() {
+        for slot in old.iter_mut() {
             if total >= max_cleanup {
                 break;
             }
-            let rs = old[i].clone();
+            let rs = slot.clone();
             let replicas = rs_replicas(&rs);
-            let available = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+            let available = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
             if replicas == 0 || replicas == available {
                 continue;
             }
             let down = (max_cleanup - total).min(replicas - available);
             let (_, updated) = self.scale_and_record(&rs, replicas - down, d).await?;
             total += down;
-            old[i] = updated;
+            *slot = updated;
         }
         Ok((old, total))
     }
 
-    async fn scale_down_old_for_rolling(&self, all: &[Arc<ReplicaSet>], mut old: Vec<Arc<ReplicaSet>>, d: &Deployment) -> anyhow::Result<i32> {
+    async fn scale_down_old_for_rolling(
+        &self,
+        all: &[Arc<ReplicaSet>],
+        mut old: Vec<Arc<ReplicaSet>>,
+        d: &Deployment,
+    ) -> anyhow::Result<i32> {
         let min_available = spec_replicas(d) - max_unavailable(d);
         let available = available_replicas(all);
         if available <= min_available {

@@ -6,9 +6,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -71,7 +69,10 @@ pub fn is_paused(d: &Deployment) -> bool {
 }
 
 pub fn min_ready_seconds(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 pub fn progress_deadline(d: &Deployment) -> Option<i32> {
@@ -87,7 +88,10 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, 
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
             let Some(num) = s.strip_suffix('%') else {
-                return Err(format!("invalid value for IntOrString: invalid type: string is not a percentage"));
+                return Err(
+                    "invalid value for IntOrString: invalid type: string is not a percentage"
+                        .to_string(),
+                );
             };
             let pct: i64 = num
                 .parse()
@@ -229,7 +233,12 @@ pub fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32)
 fn skip_copy(key: &str) -> bool {
     matches!(
         key,
-        LAST_APPLIED | REVISION | REVISION_HISTORY | DESIRED_REPLICAS | MAX_REPLICAS | DEPRECATED_ROLLBACK_TO
+        LAST_APPLIED
+            | REVISION
+            | REVISION_HISTORY
+            | DESIRED_REPLICAS
+            | MAX_REPLICAS
+            | DEPRECATED_ROLLBACK_TO
     )
 }
 
@@ -250,7 +259,12 @@ fn copy_annotations(d: &Deployment, rs: &mut ReplicaSet) -> bool {
 /// `SetNewReplicaSetAnnotations`: copied annotations, the new revision (never lowered), the
 /// revision history on a rollback to this ReplicaSet, and the replica annotations when the
 /// ReplicaSet is about to be created.
-pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: i64, exists: bool) -> bool {
+pub fn set_new_rs_annotations(
+    d: &Deployment,
+    rs: &mut ReplicaSet,
+    new_revision: i64,
+    exists: bool,
+) -> bool {
     let mut changed = copy_annotations(d, rs);
     let a = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
     let old = a.get(REVISION).cloned();
@@ -308,7 +322,11 @@ fn normalize(v: &Value) -> Option<Value> {
         Value::Null => None,
         Value::Array(a) if a.is_empty() => None,
         Value::Object(m) if m.is_empty() => None,
-        Value::Array(a) => Some(Value::Array(a.iter().map(|x| normalize(x).unwrap_or(Value::Null)).collect())),
+        Value::Array(a) => Some(Value::Array(
+            a.iter()
+                .map(|x| normalize(x).unwrap_or(Value::Null))
+                .collect(),
+        )),
         Value::Object(m) => {
             let out: serde_json::Map<String, Value> = m
                 .iter()
@@ -335,7 +353,11 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 
 /// The ReplicaSet whose template matches the Deployment's, oldest first on ties.
 pub fn find_new_rs(d: &Deployment, rss: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSet>> {
-    let template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = d
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let mut sorted = rss.to_vec();
     sorted.sort_by(by_creation);
     sorted.into_iter().find(|rs| {
@@ -350,7 +372,8 @@ pub fn find_new_rs(d: &Deployment, rss: &[Arc<ReplicaSet>]) -> Option<Arc<Replic
 pub fn by_creation(a: &Arc<ReplicaSet>, b: &Arc<ReplicaSet>) -> Ordering {
     let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    ta.cmp(&tb).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    ta.cmp(&tb)
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
 /// Larger first; among equals, `newer_first` decides (`ReplicaSetsBySizeNewer/Older`).
@@ -367,7 +390,9 @@ pub fn by_size(a: &Arc<ReplicaSet>, b: &Arc<ReplicaSet>, newer_first: bool) -> O
 
 /// Revision, then creation (`ReplicaSetsByRevision`).
 pub fn by_revision(a: &Arc<ReplicaSet>, b: &Arc<ReplicaSet>) -> Ordering {
-    revision(a).cmp(&revision(b)).then_with(|| by_creation(a, b))
+    revision(a)
+        .cmp(&revision(b))
+        .then_with(|| by_creation(a, b))
 }
 
 /// FNV-1a, 32 bits (Go's `hash/fnv` New32a).
@@ -393,8 +418,10 @@ pub fn safe_encode(s: &str) -> String {
 /// template's canonical JSON rather than Go's struct dump, so values differ from upstream's
 /// while keeping the same properties (stable, and changed by any template change).
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut data = serde_json::to_vec(&normalize(&serde_json::to_value(template).unwrap_or(Value::Null)))
-        .unwrap_or_default();
+    let mut data = serde_json::to_vec(&normalize(
+        &serde_json::to_value(template).unwrap_or(Value::Null),
+    ))
+    .unwrap_or_default();
     if let Some(c) = collision_count {
         let mut bytes = [0u8; 8];
         bytes[..4].copy_from_slice(&(c as u32).to_le_bytes());
@@ -407,7 +434,13 @@ pub fn get_condition<'a>(s: &'a DeploymentStatus, type_: &str) -> Option<&'a Dep
     s.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
 }
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, now: &Time) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: &Time,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -443,7 +476,12 @@ pub fn remove_condition(s: &mut DeploymentStatus, type_: &str) {
 }
 
 /// The status the Deployment should report (`calculateStatus`).
-pub fn calculate_status(all: &[Arc<ReplicaSet>], new_rs: Option<&Arc<ReplicaSet>>, d: &Deployment, now: &Time) -> DeploymentStatus {
+pub fn calculate_status(
+    all: &[Arc<ReplicaSet>],
+    new_rs: Option<&Arc<ReplicaSet>>,
+    d: &Deployment,
+    now: &Time,
+) -> DeploymentStatus {
     let available = available_replicas(all);
     let total = total_replicas(all);
     let unavailable = (total - available).max(0);
@@ -451,7 +489,11 @@ pub fn calculate_status(all: &[Arc<ReplicaSet>], new_rs: Option<&Arc<ReplicaSet>
     let mut s = DeploymentStatus {
         observed_generation: d.metadata.generation,
         replicas: Some(actual_replicas(all)),
-        updated_replicas: Some(new_rs.map(|r| actual_replicas(std::slice::from_ref(r))).unwrap_or(0)),
+        updated_replicas: Some(
+            new_rs
+                .map(|r| actual_replicas(std::slice::from_ref(r)))
+                .unwrap_or(0),
+        ),
         ready_replicas: Some(ready_replicas(all)),
         available_replicas: Some(available),
         unavailable_replicas: Some(unavailable),
@@ -459,9 +501,21 @@ pub fn calculate_status(all: &[Arc<ReplicaSet>], new_rs: Option<&Arc<ReplicaSet>
         conditions: old.conditions.clone(),
     };
     let c = if available >= spec_replicas(d) - max_unavailable(d) {
-        new_condition("Available", "True", MIN_AVAILABLE, "Deployment has minimum availability.".into(), now)
+        new_condition(
+            "Available",
+            "True",
+            MIN_AVAILABLE,
+            "Deployment has minimum availability.".into(),
+            now,
+        )
     } else {
-        new_condition("Available", "False", MIN_UNAVAILABLE, "Deployment does not have minimum availability.".into(), now)
+        new_condition(
+            "Available",
+            "False",
+            MIN_UNAVAILABLE,
+            "Deployment does not have minimum availability.".into(),
+            now,
+        )
     };
     set_condition(&mut s, c);
     s
@@ -505,7 +559,10 @@ pub fn deployment_timed_out(d: &Deployment, s: &DeploymentStatus, now: Timestamp
         _ => c
             .last_update_time
             .as_ref()
-            .and_then(|t| t.0.checked_add(super::super::runtime::pods::jiff_secs(deadline as i64)).ok())
+            .and_then(|t| {
+                t.0.checked_add(super::super::runtime::pods::jiff_secs(deadline as i64))
+                    .ok()
+            })
             .is_some_and(|at| at < now),
     }
 }
@@ -521,7 +578,10 @@ pub fn is_saturated(d: &Deployment, rs: Option<&Arc<ReplicaSet>>) -> bool {
 }
 
 /// The only active ReplicaSet, or the newest if none is active (`FindActiveOrLatest`).
-pub fn find_active_or_latest(new_rs: Option<&Arc<ReplicaSet>>, old: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSet>> {
+pub fn find_active_or_latest(
+    new_rs: Option<&Arc<ReplicaSet>>,
+    old: &[Arc<ReplicaSet>],
+) -> Option<Arc<ReplicaSet>> {
     if new_rs.is_none() && old.is_empty() {
         return None;
     }
@@ -568,7 +628,8 @@ fn rs_fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
 
 /// Statuses compared the way upstream's `reflect.DeepEqual` on the typed status would.
 pub fn same_status(a: &DeploymentStatus, b: &DeploymentStatus) -> bool {
-    normalize(&serde_json::to_value(a).unwrap_or(Value::Null)) == normalize(&serde_json::to_value(b).unwrap_or(Value::Null))
+    normalize(&serde_json::to_value(a).unwrap_or(Value::Null))
+        == normalize(&serde_json::to_value(b).unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

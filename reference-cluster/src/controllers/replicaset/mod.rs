@@ -107,7 +107,6 @@ pub fn rc_to_rs(rc: &ReplicationController) -> ReplicaSet {
                 })
                 .collect()
         }),
-        ..Default::default()
     });
     ReplicaSet {
         metadata: rc.metadata.clone(),
@@ -191,7 +190,11 @@ impl ReplicaSetController {
     }
 
     /// The owner a controller reference points at, if it is one of ours and still the same.
-    fn resolve(&self, ns: &str, r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> Option<Arc<ReplicaSet>> {
+    fn resolve(
+        &self,
+        ns: &str,
+        r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> Option<Arc<ReplicaSet>> {
         if r.kind != self.kind.kind() {
             return None;
         }
@@ -285,11 +288,18 @@ impl ReplicaSetController {
         }
     }
 
-    fn owner_ref(&self, rs: &ReplicaSet) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+    fn owner_ref(
+        &self,
+        rs: &ReplicaSet,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
         ownership::controller_ref(&rs.metadata, self.kind.api_version(), self.kind.kind())
     }
 
-    async fn claim_pods(&self, rs: &ReplicaSet, sel: &selector::LabelSelector) -> anyhow::Result<Vec<Arc<Pod>>> {
+    async fn claim_pods(
+        &self,
+        rs: &ReplicaSet,
+        sel: &selector::LabelSelector,
+    ) -> anyhow::Result<Vec<Arc<Pod>>> {
         let ns = rs.namespace().unwrap_or_default();
         let candidates: Vec<Arc<Pod>> = self
             .pods
@@ -310,11 +320,20 @@ impl ReplicaSetController {
         let check = move || async move {
             match kind {
                 ReplicaKind::ReplicaSet => {
-                    ownership::recheck_owner(Api::<ReplicaSet>::namespaced(client, &ns2), &name, &uid).await
+                    ownership::recheck_owner(
+                        Api::<ReplicaSet>::namespaced(client, &ns2),
+                        &name,
+                        &uid,
+                    )
+                    .await
                 }
                 ReplicaKind::ReplicationController => {
-                    ownership::recheck_owner(Api::<ReplicationController>::namespaced(client, &ns2), &name, &uid)
-                        .await
+                    ownership::recheck_owner(
+                        Api::<ReplicationController>::namespaced(client, &ns2),
+                        &name,
+                        &uid,
+                    )
+                    .await
                 }
             }
         };
@@ -334,7 +353,12 @@ impl ReplicaSetController {
     }
 
     /// Creates or deletes pods so that `filtered` (the active, owned pods) reaches the target.
-    async fn manage_replicas(&self, key: &str, rs: &ReplicaSet, filtered: &[Arc<Pod>]) -> anyhow::Result<()> {
+    async fn manage_replicas(
+        &self,
+        key: &str,
+        rs: &ReplicaSet,
+        filtered: &[Arc<Pod>],
+    ) -> anyhow::Result<()> {
         let want = replicas(rs).max(0) as usize;
         let ns = rs.namespace().unwrap_or_default();
         if filtered.len() < want {
@@ -356,32 +380,64 @@ impl ReplicaSetController {
             let api: Api<Pod> = self.api(&ns);
             let results = join_all(victims.iter().map(|p| {
                 let api = api.clone();
-                async move { (p.clone(), api.delete(&p.name_any(), &DeleteParams::default()).await) }
+                async move {
+                    (
+                        p.clone(),
+                        api.delete(&p.name_any(), &DeleteParams::default()).await,
+                    )
+                }
             }))
             .await;
             let mut first_err = None;
             for (pod, r) in results {
                 match r {
-                    Ok(_) => self.recorder.event(rs, events::NORMAL, "SuccessfulDelete", format!("Deleted pod: {}", pod.name_any())),
+                    Ok(_) => self.recorder.event(
+                        rs,
+                        events::NORMAL,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", pod.name_any()),
+                    ),
                     Err(e) => {
-                        self.expectations.deletion_observed(key, &key_of(pod.as_ref()));
+                        self.expectations
+                            .deletion_observed(key, &key_of(pod.as_ref()));
                         if !super::runtime::is_not_found(&e) {
-                            self.recorder.event(rs, events::WARNING, "FailedDelete", format!("Error deleting: {e}"));
+                            self.recorder.event(
+                                rs,
+                                events::WARNING,
+                                "FailedDelete",
+                                format!("Error deleting: {e}"),
+                            );
                             first_err.get_or_insert(e);
                         }
                     }
                 }
             }
-            return first_err.map_or(Ok(()), |e| Err(anyhow::Error::new(e).context("cannot delete pods")));
+            return first_err.map_or(Ok(()), |e| {
+                Err(anyhow::Error::new(e).context("cannot delete pods"))
+            });
         }
         Ok(())
     }
 
     /// Creates `n` pods in slow-start batches (1, 2, 4, ...): a systematic failure (quota,
     /// admission) costs one request per batch instead of `n`.
-    async fn create_pods(&self, rs: &ReplicaSet, ns: &str, n: usize) -> (usize, Option<anyhow::Error>) {
-        let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
-        let pod = pod_from_template(&template, ns, &pods_prefix(&rs.name_any()), self.owner_ref(rs));
+    async fn create_pods(
+        &self,
+        rs: &ReplicaSet,
+        ns: &str,
+        n: usize,
+    ) -> (usize, Option<anyhow::Error>) {
+        let template = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.clone())
+            .unwrap_or_default();
+        let pod = pod_from_template(
+            &template,
+            ns,
+            &pods_prefix(&rs.name_any()),
+            self.owner_ref(rs),
+        );
         let api: Api<Pod> = self.api(ns);
         let pp = PostParams::default();
         let mut done = 0usize;
@@ -394,20 +450,33 @@ impl ReplicaSetController {
                 match r {
                     Ok(created) => {
                         done += 1;
-                        self.recorder.event(rs, events::NORMAL, "SuccessfulCreate", format!("Created pod: {}", created.name_any()));
+                        self.recorder.event(
+                            rs,
+                            events::NORMAL,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", created.name_any()),
+                        );
                     }
                     Err(e) if super::runtime::is_namespace_terminating(&e) => {
                         // Every later create fails the same way; the namespace is going.
                         return (done, None);
                     }
                     Err(e) => {
-                        self.recorder.event(rs, events::WARNING, "FailedCreate", format!("Error creating: {}", api_message(&e)));
+                        self.recorder.event(
+                            rs,
+                            events::WARNING,
+                            "FailedCreate",
+                            format!("Error creating: {}", api_message(&e)),
+                        );
                         err.get_or_insert(e);
                     }
                 }
             }
             if let Some(e) = err {
-                return (done, Some(anyhow::Error::new(e).context("cannot create pods")));
+                return (
+                    done,
+                    Some(anyhow::Error::new(e).context("cannot create pods")),
+                );
             }
             batch *= 2;
         }
@@ -447,7 +516,12 @@ impl ReplicaSetController {
         let ns = rs.namespace().unwrap_or_default();
         let mut value = serde_json::to_value(&status)?;
         // A merge patch only removes what it names as null.
-        for field in ["conditions", "fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
+        for field in [
+            "conditions",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+        ] {
             if value.get(field).is_none() {
                 value[field] = serde_json::Value::Null;
             }
@@ -456,7 +530,9 @@ impl ReplicaSetController {
         let pp = PatchParams::default();
         match self.kind {
             ReplicaKind::ReplicaSet => {
-                self.api::<ReplicaSet>(&ns).patch_status(&rs.name_any(), &pp, &Patch::Merge(&patch)).await?;
+                self.api::<ReplicaSet>(&ns)
+                    .patch_status(&rs.name_any(), &pp, &Patch::Merge(&patch))
+                    .await?;
             }
             ReplicaKind::ReplicationController => {
                 self.api::<ReplicationController>(&ns)
@@ -512,7 +588,10 @@ pub fn calculate_status(
     let (mut fully, mut ready, mut available) = (0, 0, 0);
     for p in filtered {
         let labels = labels_of(&p.metadata.labels);
-        if template_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if template_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
             fully += 1;
         }
         if pods::is_ready(p) {
@@ -593,7 +672,8 @@ impl Reconciler for ReplicaSetController {
                 return Ok(Requeue::No);
             }
         };
-        let needs_sync = self.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
+        let needs_sync =
+            self.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none();
         let filtered = self.claim_pods(&rs, &sel).await?;
         let manage_err = if needs_sync {
             self.manage_replicas(key, &rs, &filtered).await.err()
@@ -620,7 +700,9 @@ impl Reconciler for ReplicaSetController {
             .iter()
             .filter_map(|p| pods::until_available(p, min_ready, now))
             .min();
-        Ok(next.map_or(Requeue::No, |d| Requeue::After(d + Duration::from_millis(500))))
+        Ok(next.map_or(Requeue::No, |d| {
+            Requeue::After(d + Duration::from_millis(500))
+        }))
     }
 }
 

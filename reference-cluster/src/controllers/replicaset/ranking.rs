@@ -59,7 +59,13 @@ fn log_rank_diff(a: Timestamp, b: Timestamp, now: Timestamp) -> i64 {
 }
 
 /// Compares two times by upstream's logarithmic scale-down rule (true: `a` goes first).
-fn time_less(a: Option<Timestamp>, b: Option<Timestamp>, now: Timestamp, ua: &str, ub: &str) -> bool {
+fn time_less(
+    a: Option<Timestamp>,
+    b: Option<Timestamp>,
+    now: Timestamp,
+    ua: &str,
+    ub: &str,
+) -> bool {
     match (a, b) {
         (Some(x), Some(y)) => {
             let diff = log_rank_diff(x, y, now);
@@ -124,7 +130,12 @@ fn less(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) -> bool 
 /// The `n` pods to delete from `pods`. `related` are all active pods of this controller's
 /// siblings (ReplicaSets of the same Deployment, this one included): a pod sharing its node
 /// with many of them ranks higher, so scale-down spreads what remains.
-pub fn pods_to_delete(pods: &[Arc<Pod>], related: &[Arc<Pod>], n: usize, now: Timestamp) -> Vec<Arc<Pod>> {
+pub fn pods_to_delete(
+    pods: &[Arc<Pod>],
+    related: &[Arc<Pod>],
+    n: usize,
+    now: Timestamp,
+) -> Vec<Arc<Pod>> {
     if n >= pods.len() {
         return pods.to_vec();
     }
@@ -142,9 +153,10 @@ pub fn pods_to_delete(pods: &[Arc<Pod>], related: &[Arc<Pod>], n: usize, now: Ti
             (p.clone(), r)
         })
         .collect();
-    let ranked = merge_sort(ranked, &|(a, ra): &(Arc<Pod>, usize), (b, rb): &(Arc<Pod>, usize)| {
-        less(a, *ra, b, *rb, now)
-    });
+    let ranked = merge_sort(
+        ranked,
+        &|(a, ra): &(Arc<Pod>, usize), (b, rb): &(Arc<Pod>, usize)| less(a, *ra, b, *rb, now),
+    );
     ranked.into_iter().take(n).map(|(p, _)| p).collect()
 }
 
@@ -250,39 +262,93 @@ mod tests {
 
     #[test]
     fn upstream_precedence() {
-        let unscheduled = P { node: "", phase: "Pending", ready_at: None, ..base("unscheduled") };
-        let pending = P { phase: "Pending", ready_at: None, ..base("pending") };
-        let unknown = P { phase: "Unknown", ready_at: None, ..base("unknown") };
-        let not_ready = P { ready_at: None, ..base("not-ready") };
-        let cheap = P { cost: Some("-5"), ..base("cheap") };
+        let unscheduled = P {
+            node: "",
+            phase: "Pending",
+            ready_at: None,
+            ..base("unscheduled")
+        };
+        let pending = P {
+            phase: "Pending",
+            ready_at: None,
+            ..base("pending")
+        };
+        let unknown = P {
+            phase: "Unknown",
+            ready_at: None,
+            ..base("unknown")
+        };
+        let not_ready = P {
+            ready_at: None,
+            ..base("not-ready")
+        };
+        let cheap = P {
+            cost: Some("-5"),
+            ..base("cheap")
+        };
         let ready = base("ready");
-        let keep = P { cost: Some("10"), ..base("keep") };
+        let keep = P {
+            cost: Some("10"),
+            ..base("keep")
+        };
         assert_eq!(
-            order(&[keep, ready, cheap, not_ready, unknown, pending, unscheduled], &[]),
-            ["unscheduled", "pending", "unknown", "not-ready", "cheap", "ready"]
+            order(
+                &[keep, ready, cheap, not_ready, unknown, pending, unscheduled],
+                &[]
+            ),
+            [
+                "unscheduled",
+                "pending",
+                "unknown",
+                "not-ready",
+                "cheap",
+                "ready"
+            ]
         );
     }
 
     #[test]
     fn doubled_up_pods_go_before_lonely_ones() {
-        let crowded = P { node: "busy", ..base("crowded") };
-        let alone = P { node: "quiet", ..base("alone") };
-        let sibling = P { node: "busy", ..base("sibling") };
+        let crowded = P {
+            node: "busy",
+            ..base("crowded")
+        };
+        let alone = P {
+            node: "quiet",
+            ..base("alone")
+        };
+        let sibling = P {
+            node: "busy",
+            ..base("sibling")
+        };
         assert_eq!(order(&[alone, crowded], &[sibling]), ["crowded"]);
     }
 
     #[test]
     fn restarts_then_age_break_ties() {
-        let flaky = P { restarts: 3, ..base("flaky") };
+        let flaky = P {
+            restarts: 3,
+            ..base("flaky")
+        };
         let steady = base("steady");
         assert_eq!(order(&[steady, flaky], &[]), ["flaky"]);
         // Ready much more recently: deleted first (log scale sees a difference).
-        let fresh = P { ready_at: Some(999_990), ..base("fresh") };
+        let fresh = P {
+            ready_at: Some(999_990),
+            ..base("fresh")
+        };
         let old = base("old");
         assert_eq!(order(&[old, fresh], &[]), ["fresh"]);
         // Created much later: deleted first.
-        let young = P { created: 999_000, ready_at: None, ..base("young") };
-        let elder = P { ready_at: None, ..base("elder") };
+        let young = P {
+            created: 999_000,
+            ready_at: None,
+            ..base("young")
+        };
+        let elder = P {
+            ready_at: None,
+            ..base("elder")
+        };
         assert_eq!(order(&[elder, young], &[]), ["young"]);
     }
 
@@ -290,7 +356,10 @@ mod tests {
     fn merge_sort_is_stable() {
         let v = vec![(2, 'a'), (1, 'b'), (2, 'c'), (0, 'd'), (1, 'e')];
         let sorted = merge_sort(v, &|x: &(i32, char), y: &(i32, char)| x.0 < y.0);
-        assert_eq!(sorted, vec![(0, 'd'), (1, 'b'), (1, 'e'), (2, 'a'), (2, 'c')]);
+        assert_eq!(
+            sorted,
+            vec![(0, 'd'), (1, 'b'), (1, 'e'), (2, 'a'), (2, 'c')]
+        );
     }
 
     #[test]

@@ -66,7 +66,9 @@ impl SharedInformers {
             .lock()
             .push(Box::new(move |stop| starter.start(stop)));
         let check = inf.clone();
-        self.synced.lock().push(Box::new(move || check.has_synced()));
+        self.synced
+            .lock()
+            .push(Box::new(move || check.has_synced()));
         inf
     }
 

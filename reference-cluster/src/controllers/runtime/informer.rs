@@ -197,7 +197,10 @@ where
         let mut fresh: Cache<K> = HashMap::new();
         for o in listed {
             let ns = o.namespace().unwrap_or_default();
-            fresh.entry(ns).or_default().insert(o.name_any(), Arc::new(o));
+            fresh
+                .entry(ns)
+                .or_default()
+                .insert(o.name_any(), Arc::new(o));
         }
         let old = std::mem::replace(&mut *self.inner.cache.write(), fresh.clone());
         for (ns, objs) in &fresh {
@@ -231,10 +234,9 @@ where
     pub fn start(&self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut stream =
-                watcher::watcher(this.inner.api.clone(), this.inner.config.clone())
-                    .default_backoff()
-                    .boxed();
+            let mut stream = watcher::watcher(this.inner.api.clone(), this.inner.config.clone())
+                .default_backoff()
+                .boxed();
             let mut listing: Vec<K> = Vec::new();
             loop {
                 if *stop.borrow() {
@@ -314,7 +316,11 @@ mod tests {
         assert_eq!(inf.list_namespace("a").len(), 1);
         seen.lock().clear();
         // After a relist: x unchanged, z changed, w new, nothing else.
-        inf.replace(vec![cm("a", "x", "3"), cm("b", "z", "6"), cm("c", "w", "7")]);
+        inf.replace(vec![
+            cm("a", "x", "3"),
+            cm("b", "z", "6"),
+            cm("c", "w", "7"),
+        ]);
         let mut got = seen.lock().clone();
         got.sort();
         assert_eq!(got, vec!["add c/w", "update b/z"]);
@@ -323,7 +329,14 @@ mod tests {
         let mut got = seen.lock().clone();
         got.sort();
         assert_eq!(got, vec!["delete a/x", "delete b/z"]);
-        assert_eq!(inf.get("c", "w").unwrap().metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(
+            inf.get("c", "w")
+                .unwrap()
+                .metadata
+                .resource_version
+                .as_deref(),
+            Some("7")
+        );
         assert!(inf.get_by_key("a/x").is_none());
     }
 

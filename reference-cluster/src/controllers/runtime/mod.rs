@@ -101,7 +101,10 @@ pub fn run_workers<R: Reconciler>(
 }
 
 /// Shuts `queue` down when `stop` turns true (or its sender goes away).
-pub fn shut_down_on(queue: Arc<WorkQueue<String>>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn shut_down_on(
+    queue: Arc<WorkQueue<String>>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         while !*stop.borrow() {
             if stop.changed().await.is_err() {

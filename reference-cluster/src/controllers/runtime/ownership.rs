@@ -153,7 +153,10 @@ where
     let fresh = api.get(name).await.map_err(|e| e.to_string())?;
     let meta = fresh.meta();
     if meta.uid.as_deref() != Some(uid) {
-        return Err(format!("original {name} is gone: got uid {:?}, wanted {uid}", meta.uid));
+        return Err(format!(
+            "original {name} is gone: got uid {:?}, wanted {uid}",
+            meta.uid
+        ));
     }
     if meta.deletion_timestamp.is_some() {
         return Err(format!("{name} has just been deleted"));

@@ -76,7 +76,9 @@ pub fn until_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Opt
         return None;
     }
     let since = ready_since(pod)?;
-    let at = since.checked_add(jiff_secs(min_ready_seconds as i64)).ok()?;
+    let at = since
+        .checked_add(jiff_secs(min_ready_seconds as i64))
+        .ok()?;
     let left = at.duration_since(now);
     Some(Duration::try_from(left).unwrap_or_default() + Duration::from_millis(1))
 }

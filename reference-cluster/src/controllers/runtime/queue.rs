@@ -224,7 +224,9 @@ mod tests {
         q.add_after("x".to_string(), Duration::from_millis(20));
         q.add_after("x".to_string(), Duration::from_millis(200));
         let started = std::time::Instant::now();
-        let got = tokio::time::timeout(Duration::from_secs(2), q.get()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), q.get())
+            .await
+            .unwrap();
         assert_eq!(got.as_deref(), Some("x"));
         assert!(started.elapsed() < Duration::from_millis(250));
         q.done(&"x".to_string());
@@ -255,7 +257,9 @@ mod tests {
         assert_eq!(q.failures(&1), 2);
         q.forget(&1);
         assert_eq!(q.failures(&1), 0);
-        let got = tokio::time::timeout(Duration::from_secs(1), q.get()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(1), q.get())
+            .await
+            .unwrap();
         assert_eq!(got, Some(1));
     }
 

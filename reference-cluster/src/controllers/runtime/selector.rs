@@ -41,14 +41,19 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn typed_selectors_match_like_upstream() {
         assert!(!from_typed(None).unwrap().matches(&labels(&[])));
         let all = TypedSelector::default();
-        assert!(from_typed(Some(&all)).unwrap().matches(&labels(&[("a", "b")])));
+        assert!(from_typed(Some(&all))
+            .unwrap()
+            .matches(&labels(&[("a", "b")])));
         let sel = TypedSelector {
             match_labels: Some(labels(&[("app", "web")])),
             match_expressions: Some(vec![LabelSelectorRequirement {

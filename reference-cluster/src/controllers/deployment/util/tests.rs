@@ -84,7 +84,10 @@ fn percentages_round_surge_up_and_unavailable_down() {
 
 #[test]
 fn both_fenceposts_zero_make_unavailable_one() {
-    assert_eq!(resolve_fenceposts(Some(&pct("0%")), Some(&pct("10%")), 3), Ok((0, 1)));
+    assert_eq!(
+        resolve_fenceposts(Some(&pct("0%")), Some(&pct("10%")), 3),
+        Ok((0, 1))
+    );
     let d = deployment(1, pct("0%"), pct("25%"));
     assert_eq!(max_unavailable(&d), 1);
     let zero = deployment(0, pct("25%"), pct("25%"));
@@ -99,9 +102,16 @@ fn new_replica_set_grows_within_the_surge() {
     let d = deployment(10, pct("25%"), pct("25%"));
     let old = rs("old", 10, 10, 1);
     let new = rs("new", 0, 0, 2);
-    assert_eq!(new_rs_new_replicas(&d, &[old.clone(), new.clone()], &new), 3);
+    assert_eq!(
+        new_rs_new_replicas(&d, &[old.clone(), new.clone()], &new),
+        3
+    );
     let new3 = rs("new", 3, 0, 2);
-    assert_eq!(new_rs_new_replicas(&d, &[old, new3.clone()], &new3), 3, "already at 13 pods");
+    assert_eq!(
+        new_rs_new_replicas(&d, &[old, new3.clone()], &new3),
+        3,
+        "already at 13 pods"
+    );
     let old8 = rs("old", 8, 8, 1);
     assert_eq!(new_rs_new_replicas(&d, &[old8, new3.clone()], &new3), 5);
     let mut recreate = d.clone();
@@ -109,7 +119,10 @@ fn new_replica_set_grows_within_the_surge() {
         type_: Some("Recreate".into()),
         rolling_update: None,
     });
-    assert_eq!(new_rs_new_replicas(&recreate, &[new3.clone()], &new3), 10);
+    assert_eq!(
+        new_rs_new_replicas(&recreate, std::slice::from_ref(&new3), &new3),
+        10
+    );
     assert_eq!(max_surge(&recreate), 0);
 }
 
@@ -162,7 +175,13 @@ fn hashes_are_stable_and_sensitive() {
 fn templates_compare_without_the_hash_label() {
     let a = template("nginx:1");
     let mut b = a.clone();
-    b.metadata.as_mut().unwrap().labels.as_mut().unwrap().insert(POD_TEMPLATE_HASH.into(), "x".into());
+    b.metadata
+        .as_mut()
+        .unwrap()
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(POD_TEMPLATE_HASH.into(), "x".into());
     b.spec.as_mut().unwrap().volumes = Some(vec![]);
     assert!(equal_ignore_hash(&a, &b));
     assert!(!equal_ignore_hash(&a, &template("nginx:2")));
@@ -173,15 +192,36 @@ fn conditions_keep_transition_time_for_the_same_status() {
     let t1 = Time(Timestamp::from_second(100).unwrap());
     let t2 = Time(Timestamp::from_second(200).unwrap());
     let mut s = DeploymentStatus::default();
-    set_condition(&mut s, new_condition("Progressing", "True", NEW_RS_CREATED, "a".into(), &t1));
-    set_condition(&mut s, new_condition("Progressing", "True", NEW_RS_CREATED, "b".into(), &t2));
-    assert_eq!(get_condition(&s, "Progressing").unwrap().message.as_deref(), Some("a"), "same reason: no-op");
-    set_condition(&mut s, new_condition("Progressing", "True", RS_UPDATED, "c".into(), &t2));
+    set_condition(
+        &mut s,
+        new_condition("Progressing", "True", NEW_RS_CREATED, "a".into(), &t1),
+    );
+    set_condition(
+        &mut s,
+        new_condition("Progressing", "True", NEW_RS_CREATED, "b".into(), &t2),
+    );
+    assert_eq!(
+        get_condition(&s, "Progressing").unwrap().message.as_deref(),
+        Some("a"),
+        "same reason: no-op"
+    );
+    set_condition(
+        &mut s,
+        new_condition("Progressing", "True", RS_UPDATED, "c".into(), &t2),
+    );
     let c = get_condition(&s, "Progressing").unwrap();
     assert_eq!(c.last_transition_time, Some(t1.clone()));
     assert_eq!(c.last_update_time, Some(t2.clone()));
-    set_condition(&mut s, new_condition("Progressing", "False", TIMED_OUT, "d".into(), &t2));
-    assert_eq!(get_condition(&s, "Progressing").unwrap().last_transition_time, Some(t2));
+    set_condition(
+        &mut s,
+        new_condition("Progressing", "False", TIMED_OUT, "d".into(), &t2),
+    );
+    assert_eq!(
+        get_condition(&s, "Progressing")
+            .unwrap()
+            .last_transition_time,
+        Some(t2)
+    );
     remove_condition(&mut s, "Progressing");
     assert!(s.conditions.is_none());
 }
@@ -192,11 +232,26 @@ fn progress_deadline_is_measured_from_the_last_update() {
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(10);
     let mut s = DeploymentStatus::default();
     let at = Time(Timestamp::from_second(1000).unwrap());
-    set_condition(&mut s, new_condition("Progressing", "True", RS_UPDATED, "x".into(), &at));
-    assert!(!deployment_timed_out(&d, &s, Timestamp::from_second(1010).unwrap()));
-    assert!(deployment_timed_out(&d, &s, Timestamp::from_second(1011).unwrap()));
+    set_condition(
+        &mut s,
+        new_condition("Progressing", "True", RS_UPDATED, "x".into(), &at),
+    );
+    assert!(!deployment_timed_out(
+        &d,
+        &s,
+        Timestamp::from_second(1010).unwrap()
+    ));
+    assert!(deployment_timed_out(
+        &d,
+        &s,
+        Timestamp::from_second(1011).unwrap()
+    ));
     d.spec.as_mut().unwrap().progress_deadline_seconds = Some(i32::MAX);
-    assert!(!deployment_timed_out(&d, &s, Timestamp::from_second(99_999).unwrap()));
+    assert!(!deployment_timed_out(
+        &d,
+        &s,
+        Timestamp::from_second(99_999).unwrap()
+    ));
 }
 
 #[test]
@@ -212,7 +267,7 @@ fn proportional_scaling_follows_the_max_replicas_annotation() {
     let p_new = proportion(&new, &d, to_add, p_old);
     assert_eq!(p_old, 6); // round(7*25/13) - 7 = 13 - 7
     assert_eq!(p_new, 6); // min(round(6*25/13) - 6 = 6, 12 - 6)
-    // Scaling to zero takes everything away.
+                          // Scaling to zero takes everything away.
     let zero = deployment(0, pct("25%"), pct("25%"));
     assert_eq!(proportion(&old, &zero, -13, 0), -7);
 }
@@ -222,7 +277,7 @@ fn status_and_completion() {
     let d = deployment(3, pct("25%"), pct("25%"));
     let new = rs("new", 3, 3, 2);
     let now = Time(Timestamp::from_second(5).unwrap());
-    let s = calculate_status(&[new.clone()], Some(&new), &d, &now);
+    let s = calculate_status(std::slice::from_ref(&new), Some(&new), &d, &now);
     assert_eq!(s.replicas, Some(3));
     assert_eq!(s.updated_replicas, Some(3));
     assert_eq!(s.available_replicas, Some(3));
@@ -230,9 +285,12 @@ fn status_and_completion() {
     assert_eq!(get_condition(&s, "Available").unwrap().status, "True");
     assert!(deployment_complete(&d, &s));
     let old = rs("old", 3, 0, 1);
-    let s = calculate_status(&[old.clone()], None, &d, &now);
+    let s = calculate_status(std::slice::from_ref(&old), None, &d, &now);
     assert_eq!(s.updated_replicas, Some(0));
-    assert_eq!(get_condition(&s, "Available").unwrap().reason.as_deref(), Some(MIN_UNAVAILABLE));
+    assert_eq!(
+        get_condition(&s, "Available").unwrap().reason.as_deref(),
+        Some(MIN_UNAVAILABLE)
+    );
     assert!(!deployment_complete(&d, &s));
 }
 
@@ -241,9 +299,23 @@ fn active_or_latest_and_saturation() {
     let d = deployment(3, pct("25%"), pct("25%"));
     let a = rs("a", 0, 0, 1);
     let b = rs("b", 0, 0, 2);
-    assert_eq!(find_active_or_latest(None, &[a.clone(), b.clone()]).unwrap().metadata.name.as_deref(), Some("b"));
+    assert_eq!(
+        find_active_or_latest(None, &[a.clone(), b.clone()])
+            .unwrap()
+            .metadata
+            .name
+            .as_deref(),
+        Some("b")
+    );
     let c = rs("c", 2, 2, 3);
-    assert_eq!(find_active_or_latest(Some(&c), &[a.clone(), b.clone()]).unwrap().metadata.name.as_deref(), Some("c"));
+    assert_eq!(
+        find_active_or_latest(Some(&c), &[a.clone(), b.clone()])
+            .unwrap()
+            .metadata
+            .name
+            .as_deref(),
+        Some("c")
+    );
     let e = rs("e", 1, 1, 4);
     assert!(find_active_or_latest(Some(&c), &[e]).is_none());
     let mut full = (*rs("full", 3, 3, 5)).clone();
