@@ -33,7 +33,12 @@ async fn start(nodes: usize) -> Env {
     let client = cluster.client().await.expect("client");
     let (stop, rx) = watch::channel(false);
     let stats = FleetStats::default();
-    let task = tokio::spawn(run_fleet_with_stats(client.clone(), FleetConfig::for_tests(nodes), stats.clone(), rx));
+    let task = tokio::spawn(run_fleet_with_stats(
+        client.clone(),
+        FleetConfig::for_tests(nodes),
+        stats.clone(),
+        rx,
+    ));
     let env = Env {
         _dir: dir,
         cluster,
@@ -52,7 +57,10 @@ impl Env {
     async fn finish(self) {
         let _ = self.stop.send(true);
         let result = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(matches!(result, Ok(Ok(Ok(())))), "the fleet ends cleanly: {result:?}");
+        assert!(
+            matches!(result, Ok(Ok(Ok(())))),
+            "the fleet ends cleanly: {result:?}"
+        );
         self.cluster.shutdown().await;
     }
 
@@ -64,7 +72,13 @@ impl Env {
         let nodes: Api<Node> = Api::all(self.client.clone());
         eventually(Duration::from_secs(20), || async {
             let n = nodes.get(name).await.ok()?;
-            let ready = n.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = n
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
             ready.then_some(n)
         })
         .await
@@ -79,12 +93,24 @@ impl Env {
         }
         spec["nodeName"] = json!(node);
         spec["terminationGracePeriodSeconds"] = json!(5);
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}, "spec": spec})).unwrap();
-        self.pods().create(&PostParams::default(), &pod).await.expect("pod created")
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": name, "annotations": annotations}, "spec": spec}),
+        )
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("pod created")
     }
 
     /// Waits until `check` accepts the pod, and returns it.
-    async fn pod_until(&self, name: &str, what: &str, timeout: Duration, check: impl Fn(&Pod) -> bool) -> Pod {
+    async fn pod_until(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Pod) -> bool,
+    ) -> Pod {
         let pods = self.pods();
         let last = std::sync::Mutex::new(None);
         let found = eventually(timeout, || async {
@@ -95,7 +121,12 @@ impl Env {
         })
         .await;
         let last = last.lock().unwrap().clone();
-        found.unwrap_or_else(|| panic!("pod {name}: {what} did not happen; last status: {}", serde_json::to_string_pretty(&last).unwrap()))
+        found.unwrap_or_else(|| {
+            panic!(
+                "pod {name}: {what} did not happen; last status: {}",
+                serde_json::to_string_pretty(&last).unwrap()
+            )
+        })
     }
 }
 
@@ -118,15 +149,30 @@ where
 }
 
 fn phase(p: &Pod) -> &str {
-    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 fn condition(p: &Pod, type_: &str) -> Option<String> {
-    p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_).map(|c| c.status.clone())
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
 }
 
 fn container(p: &Pod, name: &str) -> Option<ContainerStatus> {
-    p.status.as_ref()?.container_statuses.as_ref()?.iter().find(|c| c.name == name).cloned()
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
 }
 
 fn waiting_reason(p: &Pod, name: &str) -> Option<String> {
@@ -141,19 +187,45 @@ async fn nodes_register_and_renew_their_leases() {
     assert_eq!(labels["kubernetes.io/hostname"], "node-1");
     assert_eq!(labels["kubernetes.io/os"], "linux");
     let status = node.status.clone().unwrap();
-    assert_eq!(status.node_info.unwrap().container_runtime_version, "kubeproof-sim://0.1.0");
-    assert_eq!(node.spec.unwrap().pod_cidr.as_deref(), Some("127.244.1.0/24"));
-    let types: Vec<String> = status.conditions.unwrap().into_iter().map(|c| c.type_).collect();
-    assert_eq!(types, ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]);
+    assert_eq!(
+        status.node_info.unwrap().container_runtime_version,
+        "kubeproof-sim://0.1.0"
+    );
+    assert_eq!(
+        node.spec.unwrap().pod_cidr.as_deref(),
+        Some("127.244.1.0/24")
+    );
+    let types: Vec<String> = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert_eq!(
+        types,
+        ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+    );
 
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), "kube-node-lease");
-    let renew_time = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone()).map(|t| t.0);
-    let first = eventually(Duration::from_secs(10), || async { leases.get("node-1").await.ok() }).await.expect("the lease exists");
+    let renew_time = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.clone())
+            .map(|t| t.0)
+    };
+    let first = eventually(Duration::from_secs(10), || async {
+        leases.get("node-1").await.ok()
+    })
+    .await
+    .expect("the lease exists");
     let spec = first.spec.clone().unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some("node-1"));
     assert_eq!(spec.lease_duration_seconds, Some(4));
     let owner = &first.metadata.owner_references.clone().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", "node-1"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Node", "node-1")
+    );
     assert_eq!(Some(owner.uid.clone()), node.metadata.uid);
     let t1 = renew_time(&first).unwrap();
     let renewed = eventually(Duration::from_secs(10), || async {
@@ -171,7 +243,9 @@ async fn a_bound_pod_runs_ready_with_an_address() {
     let env = start(3).await;
     env.create_pod("web", "node-2", json!({}), json!({})).await;
     let p = env
-        .pod_until("web", "Running and Ready", Duration::from_secs(20), |p| phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True"))
+        .pod_until("web", "Running and Ready", Duration::from_secs(20), |p| {
+            phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True")
+        })
         .await;
     let status = p.status.clone().unwrap();
     let ip = status.pod_ip.clone().expect("a pod IP");
@@ -179,7 +253,12 @@ async fn a_bound_pod_runs_ready_with_an_address() {
     assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
     assert!(status.start_time.is_some());
     assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
-    for c in ["PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled"] {
+    for c in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "PodScheduled",
+    ] {
         assert_eq!(condition(&p, c).as_deref(), Some("True"), "{c}");
     }
     let app = container(&p, "app").unwrap();
@@ -188,10 +267,20 @@ async fn a_bound_pod_runs_ready_with_an_address() {
 
     // A pod bound through the binding subresource runs too.
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "bound"}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}})).unwrap();
-    env.pods().create(&PostParams::default(), &pod).await.unwrap();
+    env.pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-0"}});
-    env.pods().create_subresource::<Value, Value>("binding", "bound", &PostParams::default(), &binding).await.unwrap();
-    let p = env.pod_until("bound", "Running", Duration::from_secs(20), |p| phase(p) == "Running").await;
+    env.pods()
+        .create_subresource::<Value, Value>("binding", "bound", &PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let p = env
+        .pod_until("bound", "Running", Duration::from_secs(20), |p| {
+            phase(p) == "Running"
+        })
+        .await;
     assert!(p.status.unwrap().pod_ip.unwrap().starts_with("127.244.0."));
     env.finish().await;
 }
@@ -199,36 +288,73 @@ async fn a_bound_pod_runs_ready_with_an_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_pod_backs_off_longer_each_time() {
     let env = start(3).await;
-    env.create_pod("crasher", "node-0", json!({"sim.kubeproof.dev/crash": "true", "sim.kubeproof.dev/exit-after": "200ms"}), json!({}))
-        .await;
-    let message = |p: &Pod| container(p, "app").and_then(|c| c.state?.waiting?.message).unwrap_or_default();
+    env.create_pod(
+        "crasher",
+        "node-0",
+        json!({"sim.kubeproof.dev/crash": "true", "sim.kubeproof.dev/exit-after": "200ms"}),
+        json!({}),
+    )
+    .await;
+    let message = |p: &Pod| {
+        container(p, "app")
+            .and_then(|c| c.state?.waiting?.message)
+            .unwrap_or_default()
+    };
     let p = env
-        .pod_until("crasher", "CrashLoopBackOff 1s", Duration::from_secs(20), |p| {
-            waiting_reason(p, "app").as_deref() == Some("CrashLoopBackOff") && message(p).starts_with("back-off 1s ")
-        })
+        .pod_until(
+            "crasher",
+            "CrashLoopBackOff 1s",
+            Duration::from_secs(20),
+            |p| {
+                waiting_reason(p, "app").as_deref() == Some("CrashLoopBackOff")
+                    && message(p).starts_with("back-off 1s ")
+            },
+        )
         .await;
     let uid = p.metadata.uid.clone().unwrap();
-    assert_eq!(message(&p), format!("back-off 1s restarting failed container=app pod=crasher_default({uid})"));
+    assert_eq!(
+        message(&p),
+        format!("back-off 1s restarting failed container=app pod=crasher_default({uid})")
+    );
     let app = container(&p, "app").unwrap();
     let last = app.last_state.unwrap().terminated.unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     assert_eq!(phase(&p), "Running");
     let p = env
-        .pod_until("crasher", "CrashLoopBackOff 2s", Duration::from_secs(20), |p| message(p).starts_with("back-off 2s "))
+        .pod_until(
+            "crasher",
+            "CrashLoopBackOff 2s",
+            Duration::from_secs(20),
+            |p| message(p).starts_with("back-off 2s "),
+        )
         .await;
     let restarts_at_2s = container(&p, "app").unwrap().restart_count;
     let p = env
-        .pod_until("crasher", "CrashLoopBackOff 4s", Duration::from_secs(30), |p| message(p).starts_with("back-off 4s "))
+        .pod_until(
+            "crasher",
+            "CrashLoopBackOff 4s",
+            Duration::from_secs(30),
+            |p| message(p).starts_with("back-off 4s "),
+        )
         .await;
     let restarts_at_4s = container(&p, "app").unwrap().restart_count;
-    assert!(restarts_at_4s > restarts_at_2s && restarts_at_2s >= 2, "{restarts_at_2s} then {restarts_at_4s}");
+    assert!(
+        restarts_at_4s > restarts_at_2s && restarts_at_2s >= 2,
+        "{restarts_at_2s} then {restarts_at_4s}"
+    );
     env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_complete_are_oom_killed_and_fail_to_pull() {
     let env = start(3).await;
-    env.create_pod("job", "node-0", json!({"sim.kubeproof.dev/exit-after": "300ms"}), json!({"restartPolicy": "Never"})).await;
+    env.create_pod(
+        "job",
+        "node-0",
+        json!({"sim.kubeproof.dev/exit-after": "300ms"}),
+        json!({"restartPolicy": "Never"}),
+    )
+    .await;
     env.create_pod(
         "hog",
         "node-1",
@@ -236,44 +362,114 @@ async fn pods_complete_are_oom_killed_and_fail_to_pull() {
         json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "busybox", "resources": {"limits": {"memory": "512Mi"}}}]}),
     )
     .await;
-    env.create_pod("typo", "node-2", json!({}), json!({"containers": [{"name": "app", "image": "example.com/nonexistent:1.0"}]})).await;
+    env.create_pod(
+        "typo",
+        "node-2",
+        json!({}),
+        json!({"containers": [{"name": "app", "image": "example.com/nonexistent:1.0"}]}),
+    )
+    .await;
 
-    let p = env.pod_until("job", "Succeeded", Duration::from_secs(20), |p| phase(p) == "Succeeded").await;
-    let t = container(&p, "app").unwrap().state.unwrap().terminated.unwrap();
+    let p = env
+        .pod_until("job", "Succeeded", Duration::from_secs(20), |p| {
+            phase(p) == "Succeeded"
+        })
+        .await;
+    let t = container(&p, "app")
+        .unwrap()
+        .state
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
     assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
 
-    let p = env.pod_until("hog", "Failed", Duration::from_secs(20), |p| phase(p) == "Failed").await;
-    let t = container(&p, "app").unwrap().state.unwrap().terminated.unwrap();
+    let p = env
+        .pod_until("hog", "Failed", Duration::from_secs(20), |p| {
+            phase(p) == "Failed"
+        })
+        .await;
+    let t = container(&p, "app")
+        .unwrap()
+        .state
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")));
     assert_eq!(p.status.unwrap().qos_class.as_deref(), Some("Burstable"));
 
     let p = env
-        .pod_until("typo", "ImagePullBackOff", Duration::from_secs(20), |p| waiting_reason(p, "app").as_deref() == Some("ImagePullBackOff"))
+        .pod_until("typo", "ImagePullBackOff", Duration::from_secs(20), |p| {
+            waiting_reason(p, "app").as_deref() == Some("ImagePullBackOff")
+        })
         .await;
-    let w = container(&p, "app").unwrap().state.unwrap().waiting.unwrap();
-    assert_eq!(w.message.as_deref(), Some("Back-off pulling image \"example.com/nonexistent:1.0\""));
+    let w = container(&p, "app")
+        .unwrap()
+        .state
+        .unwrap()
+        .waiting
+        .unwrap();
+    assert_eq!(
+        w.message.as_deref(),
+        Some("Back-off pulling image \"example.com/nonexistent:1.0\"")
+    );
     assert_eq!(phase(&p), "Pending");
     let p = env
-        .pod_until("typo", "ErrImagePull again", Duration::from_secs(20), |p| waiting_reason(p, "app").as_deref() == Some("ErrImagePull"))
+        .pod_until("typo", "ErrImagePull again", Duration::from_secs(20), |p| {
+            waiting_reason(p, "app").as_deref() == Some("ErrImagePull")
+        })
         .await;
-    let msg = container(&p, "app").unwrap().state.unwrap().waiting.unwrap().message.unwrap();
-    assert!(msg.starts_with("Failed to pull image \"example.com/nonexistent:1.0\": rpc error: code = NotFound"), "{msg}");
+    let msg = container(&p, "app")
+        .unwrap()
+        .state
+        .unwrap()
+        .waiting
+        .unwrap()
+        .message
+        .unwrap();
+    assert!(
+        msg.starts_with(
+            "Failed to pull image \"example.com/nonexistent:1.0\": rpc error: code = NotFound"
+        ),
+        "{msg}"
+    );
     env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_running_pod_removes_it_after_the_agent_stops_it() {
     let env = start(3).await;
-    env.create_pod("victim", "node-1", json!({"sim.kubeproof.dev/termination-delay": "1s"}), json!({})).await;
-    env.pod_until("victim", "Running", Duration::from_secs(20), |p| phase(p) == "Running").await;
-    env.pods().delete("victim", &DeleteParams::default()).await.unwrap();
+    env.create_pod(
+        "victim",
+        "node-1",
+        json!({"sim.kubeproof.dev/termination-delay": "1s"}),
+        json!({}),
+    )
+    .await;
+    env.pod_until("victim", "Running", Duration::from_secs(20), |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    env.pods()
+        .delete("victim", &DeleteParams::default())
+        .await
+        .unwrap();
     // The API keeps the pod (deletionTimestamp set) while the container handles SIGTERM.
-    let p = env.pods().get("victim").await.expect("still there while terminating");
+    let p = env
+        .pods()
+        .get("victim")
+        .await
+        .expect("still there while terminating");
     assert!(p.metadata.deletion_timestamp.is_some());
     assert_eq!(p.metadata.deletion_grace_period_seconds, Some(5));
     let pods = env.pods();
-    let gone = eventually(Duration::from_secs(15), || async { pods.get_opt("victim").await.ok().and_then(|p| p.is_none().then_some(())) }).await;
+    let gone = eventually(Duration::from_secs(15), || async {
+        pods.get_opt("victim")
+            .await
+            .ok()
+            .and_then(|p| p.is_none().then_some(()))
+    })
+    .await;
     assert!(gone.is_some(), "the agent removed the pod");
     assert!(env.stats.snapshot().pods_deleted >= 1);
     env.finish().await;
@@ -289,15 +485,29 @@ async fn pods_that_do_not_fit_are_rejected_with_upstream_reasons() {
         json!({"containers": [{"name": "app", "image": "nginx", "resources": {"requests": {"cpu": "5"}}}]}),
     )
     .await;
-    let p = env.pod_until("greedy", "rejected", Duration::from_secs(20), |p| phase(p) == "Failed").await;
+    let p = env
+        .pod_until("greedy", "rejected", Duration::from_secs(20), |p| {
+            phase(p) == "Failed"
+        })
+        .await;
     let status = p.status.unwrap();
     assert_eq!(status.reason.as_deref(), Some("OutOfcpu"));
     assert_eq!(
         status.message.as_deref(),
         Some("Pod was rejected: Node didn't have enough resource: cpu, requested: 5000, used: 0, capacity: 4000")
     );
-    env.create_pod("picky", "node-0", json!({}), json!({"nodeSelector": {"disk": "ssd"}})).await;
-    let p = env.pod_until("picky", "rejected", Duration::from_secs(20), |p| phase(p) == "Failed").await;
+    env.create_pod(
+        "picky",
+        "node-0",
+        json!({}),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+    )
+    .await;
+    let p = env
+        .pod_until("picky", "rejected", Duration::from_secs(20), |p| {
+            phase(p) == "Failed"
+        })
+        .await;
     assert_eq!(p.status.unwrap().reason.as_deref(), Some("NodeAffinity"));
     assert_eq!(env.stats.snapshot().pods_rejected, 2);
     env.finish().await;

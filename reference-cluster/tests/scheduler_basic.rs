@@ -142,6 +142,8 @@ async fn pod_lands_on_the_node_that_fits() {
     let env = start(3).await;
     env.set_node_cpu("node-0", "1").await;
     env.set_node_cpu("node-1", "1").await;
+    // Let the scheduler's node watch catch up before the pod arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     env.create_pod("big", json!({"containers": cpu("2")})).await;
     assert_eq!(env.node_of("big").await, "node-2");
 

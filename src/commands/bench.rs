@@ -27,6 +27,9 @@ enum BenchCommand {
     /// API throughput and latency (create/get/list/watch) of the embedded store and, with
     /// --etcd, of the same API server on etcd, measured in one run.
     Api(ApiBenchArgs),
+    /// Simulated nodes (the `sim` runtime) at scale: time until all nodes are Ready and all
+    /// pods Running, with the bundled scheduler placing the pods, and peak memory.
+    Nodes(NodesBenchArgs),
 }
 
 #[derive(Args)]
@@ -51,6 +54,7 @@ pub struct ApiBenchArgs {
 pub async fn run(args: BenchArgs, output: Output) -> Result<ExitCode> {
     match args.command {
         BenchCommand::Api(a) => bench_api(a, output).await,
+        BenchCommand::Nodes(a) => bench_nodes(a, output).await,
     }
 }
 
@@ -246,4 +250,201 @@ where
     }
     let secs = started.elapsed().as_secs_f64();
     Ok((n as f64 / secs, h))
+}
+
+#[derive(Args)]
+pub struct NodesBenchArgs {
+    /// Simulated nodes in the fleet (named node-0, node-1, …).
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Pods created once every node is Ready.
+    #[arg(long, default_value_t = 10000)]
+    pods: usize,
+    /// Pod creations in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds each phase may take before the run is abandoned.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Bind pods round-robin through `spec.nodeName` instead of running the scheduler
+    /// (measures the node agents alone, as kwok's CI does).
+    #[arg(long)]
+    without_scheduler: bool,
+}
+
+/// The process's peak resident memory (Linux `VmHWM`); the cluster runs in this process.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Watches `api` until `done(seen)` says enough objects match `matches`; returns the seconds
+/// since `since`, or how far it got.
+async fn watch_until<K>(
+    api: Api<K>,
+    cfg: kube::runtime::watcher::Config,
+    want: usize,
+    timeout: Duration,
+    since: Instant,
+    matches: fn(&K) -> bool,
+) -> Result<f64, usize>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use kube::runtime::watcher::{watcher, Event};
+    use kube::runtime::WatchStreamExt;
+    let mut stream = watcher(api, cfg).default_backoff().boxed();
+    let mut ok: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let key = |o: &K| o.meta().uid.clone().unwrap_or_default();
+    loop {
+        let ev = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) | Err(_) => return Err(ok.len()),
+        };
+        match ev {
+            Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                if matches(&o) {
+                    ok.insert(key(&o));
+                } else {
+                    ok.remove(&key(&o));
+                }
+            }
+            Ok(Event::Delete(o)) => {
+                ok.remove(&key(&o));
+            }
+            Ok(_) | Err(_) => {}
+        }
+        if ok.len() >= want {
+            return Ok(since.elapsed().as_secs_f64());
+        }
+    }
+}
+
+async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kubeproof_refcluster::node::{run_fleet_with_stats, FleetConfig, FleetStats};
+    use kubeproof_refcluster::scheduler::{self, SchedulerConfig};
+
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let cfg = ClusterConfig {
+        store: StoreConfig::Memory,
+        nodes: 0,
+        // Enough history that the fleet's and scheduler's watches never fall behind the window.
+        watch_window: (args.pods * 8 + args.nodes * 4).max(10_000),
+        ..ClusterConfig::for_tests(dir.path())
+    };
+    let cluster = RunningCluster::start(cfg).await.context("cannot start the cluster")?;
+    let client = cluster.client().await?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let sched_cfg = SchedulerConfig {
+        leader_election: None,
+        ..SchedulerConfig::default()
+    };
+    let scheduler_task = (!args.without_scheduler).then(|| tokio::spawn(scheduler::run(client.clone(), sched_cfg, stop_rx.clone())));
+    let stats = FleetStats::default();
+    let timeout = Duration::from_secs(args.timeout);
+
+    eprintln!("starting {} simulated nodes…", args.nodes);
+    let started = Instant::now();
+    let fleet_task = tokio::spawn(run_fleet_with_stats(client.clone(), FleetConfig::new(args.nodes), stats.clone(), stop_rx));
+    let node_ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let nodes_ready_s = watch_until(nodes_api, Default::default(), args.nodes, timeout, started, node_ready).await;
+
+    let ns = "bench-nodes";
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() },
+        ..Default::default()
+    };
+    namespaces.create(&PostParams::default(), &namespace).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod_running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let pods_started = Instant::now();
+    let watch = tokio::spawn(watch_until(
+        pods.clone(),
+        kube::runtime::watcher::Config::default().labels("app=bench-nodes"),
+        args.pods,
+        timeout,
+        pods_started,
+        pod_running,
+    ));
+    if nodes_ready_s.is_ok() {
+        eprintln!("creating {} pods…", args.pods);
+        let template: Pod = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "bench-nodes"}},
+            "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+        }))?;
+        let created: Vec<Result<(), kube::Error>> = futures::stream::iter(0..args.pods)
+            .map(|i| {
+                let pods = pods.clone();
+                let mut pod = template.clone();
+                pod.metadata.name = Some(format!("pod-{i}"));
+                if args.without_scheduler {
+                    if let Some(spec) = pod.spec.as_mut() {
+                        spec.node_name = Some(format!("node-{}", i % args.nodes.max(1)));
+                    }
+                }
+                async move { pods.create(&PostParams::default(), &pod).await.map(|_| ()) }
+            })
+            .buffer_unordered(args.concurrency.max(1))
+            .collect()
+            .await;
+        let failed = created.iter().filter(|r| r.is_err()).count();
+        if failed > 0 {
+            eprintln!("{failed} pod creations failed");
+        }
+    }
+    let pods_running_s = watch.await.unwrap_or(Err(0));
+    let peak = peak_rss_bytes();
+    let fleet = stats.snapshot();
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), fleet_task).await;
+    if let Some(task) = scheduler_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    cluster.shutdown().await;
+
+    let secs = |r: &Result<f64, usize>| r.as_ref().ok().copied();
+    let pods_per_s = secs(&pods_running_s).map(|s| args.pods as f64 / s.max(1e-9));
+    let result = json!({
+        "nodes": args.nodes,
+        "pods": args.pods,
+        "nodes_ready_s": secs(&nodes_ready_s),
+        "pods_running_s": secs(&pods_running_s),
+        "pods_per_s": pods_per_s,
+        "peak_rss_bytes": peak,
+        "pod_status_writes": fleet.pod_status_writes,
+        "lease_renewals": fleet.lease_renewals,
+        "write_failures": fleet.write_failures,
+    });
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        Output::Text => {
+            let show = |v: &Value| match v {
+                Value::Null => "not reached".to_string(),
+                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
+                other => other.to_string(),
+            };
+            for (k, v) in result.as_object().into_iter().flatten() {
+                println!("{k:<20}{:>16}", show(v));
+            }
+        }
+    }
+    if let Err(n) = nodes_ready_s {
+        anyhow::bail!("only {n} of {} nodes became Ready within {}s", args.nodes, args.timeout);
+    }
+    if let Err(n) = pods_running_s {
+        anyhow::bail!("only {n} of {} pods were Running within {}s", args.pods, args.timeout);
+    }
+    Ok(ExitCode::SUCCESS)
 }

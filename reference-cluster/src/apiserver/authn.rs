@@ -33,12 +33,13 @@ pub fn unauthorized() -> ApiError {
 
 /// The token of an `Authorization: Bearer <token>` header, as upstream's bearer-token
 /// authenticator reads it: any case of "bearer", the token up to the next space.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+/// Bytes that are not UTF-8 still make a (failing) credential, never no credential.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = String::from_utf8_lossy(headers.get(http::header::AUTHORIZATION)?.as_bytes()).into_owned();
     let mut parts = value.trim().splitn(3, ' ');
     let scheme = parts.next()?;
     let token = parts.next()?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
 /// What a ServiceAccount token names, looked up in the store before its signature is checked
@@ -154,7 +155,7 @@ impl ApiServer {
             return Ok(user);
         }
         if let Some(token) = bearer_token(headers) {
-            return self.authenticate_token(token).await.map_err(|e| {
+            return self.authenticate_token(&token).await.map_err(|e| {
                 tracing::debug!("bearer token refused: {e}");
                 unauthorized()
             });
@@ -220,11 +221,11 @@ mod tests {
     #[test]
     fn reads_bearer_tokens_like_upstream() {
         assert_eq!(
-            bearer_token(&headers(&[("authorization", "Bearer abc")])),
+            bearer_token(&headers(&[("authorization", "Bearer abc")])).as_deref(),
             Some("abc")
         );
         assert_eq!(
-            bearer_token(&headers(&[("authorization", "bearer abc extra")])),
+            bearer_token(&headers(&[("authorization", "bearer abc extra")])).as_deref(),
             Some("abc")
         );
         assert_eq!(bearer_token(&headers(&[("authorization", "Basic abc")])), None);

@@ -163,7 +163,8 @@ fn default_manager(ctx: &RequestContext) -> String {
 
 fn with_warnings(mut resp: Response<Body>, opts: &WriteOptions) -> Response<Body> {
     for w in opts.warnings.lock().iter() {
-        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        // RFC 7234 warn-text, quoted and escaped as upstream's strconv.Quote does.
+        let text = format!("299 - {}", crate::security::go_quote(w));
         if let Ok(v) = http::HeaderValue::from_str(&text) {
             resp.headers_mut().append("Warning", v);
         }
@@ -464,6 +465,8 @@ impl ApiServer {
         });
         if let Some(call) = &call {
             self.admit_mutating(call, Some(&mut obj), None).await?;
+            // Objects patched by webhooks are decoded with defaulting again, as upstream.
+            strategy.default(&mut obj);
             self.check_rbac_escalation(info, ns, "", &obj, None, opts)?;
         }
         strategy.prepare_create(&mut obj);
@@ -749,6 +752,7 @@ impl ApiServer {
             strategy.default(&mut new);
             if let Some(call) = &call {
                 self.admit_mutating(call, Some(&mut new), Some(&old)).await?;
+                strategy.default(&mut new);
                 self.check_rbac_escalation(info, ns, name, &new, Some(&old), opts)?;
             }
             match subresource {

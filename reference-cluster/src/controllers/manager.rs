@@ -79,6 +79,26 @@ pub fn build_controllers(ctx: &Context) -> Vec<Arc<dyn Controller>> {
             out.push(c);
         }
     }
+    if cfg.enabled("endpoint") {
+        out.push(super::endpoints::EndpointsController::new(ctx));
+    }
+    if cfg.enabled("endpointslice") {
+        out.push(super::endpointslice::EndpointSliceController::new(ctx));
+    }
+    if cfg.enabled("kubernetes-service-endpoints") {
+        if let Some(c) = super::apiserver_endpoints::ApiServerEndpoints::new(ctx) {
+            out.push(c);
+        }
+    }
+    if cfg.enabled("job") {
+        out.push(super::job::JobController::new(ctx));
+    }
+    if cfg.enabled("ttl-after-finished") {
+        out.push(super::ttl_after_finished::TtlAfterFinished::new(ctx));
+    }
+    if cfg.enabled("cronjob") {
+        out.push(super::cronjob::CronJobController::new(ctx));
+    }
     out
 }
 

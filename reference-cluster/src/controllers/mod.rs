@@ -9,12 +9,18 @@ pub mod namespace;
 
 // The controller-manager: workload and cluster controllers that run as API clients.
 pub mod runtime;
+pub mod apiserver_endpoints;
 pub mod config;
+pub mod cronjob;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod job;
 pub mod manager;
 pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
+pub mod ttl_after_finished;
 
 pub use config::ControllerConfig;
 pub use manager::run_controller_manager;

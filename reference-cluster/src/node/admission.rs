@@ -52,12 +52,22 @@ pub fn admit(pod: &Pod, requests: &Resource, node: &NodeView<'_>) -> Result<(), 
     let alloc = node.allocatable;
     let used = node.requested;
     if node.pod_count as i64 + 1 > alloc.allowed_pod_number {
-        return Err(insufficient("pods", 1, node.pod_count as i64, alloc.allowed_pod_number));
+        return Err(insufficient(
+            "pods",
+            1,
+            node.pod_count as i64,
+            alloc.allowed_pod_number,
+        ));
     }
     let checks = [
         ("cpu", requests.milli_cpu, used.milli_cpu, alloc.milli_cpu),
         ("memory", requests.memory, used.memory, alloc.memory),
-        ("ephemeral-storage", requests.ephemeral_storage, used.ephemeral_storage, alloc.ephemeral_storage),
+        (
+            "ephemeral-storage",
+            requests.ephemeral_storage,
+            used.ephemeral_storage,
+            alloc.ephemeral_storage,
+        ),
     ];
     for (name, req, used, cap) in checks {
         if req > 0 && req > cap.saturating_sub(used) {
@@ -76,15 +86,36 @@ pub fn admit(pod: &Pod, requests: &Resource, node: &NodeView<'_>) -> Result<(), 
         }
     }
     if !RequiredNodeAffinity::of(pod).matches(node.name, node.labels) {
-        return Err(predicate("NodeAffinity", "node(s) didn't match Pod's node affinity/selector"));
+        return Err(predicate(
+            "NodeAffinity",
+            "node(s) didn't match Pod's node affinity/selector",
+        ));
     }
-    let bound_to = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
+    let bound_to = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("");
     if !bound_to.is_empty() && bound_to != node.name {
-        return Err(predicate("NodeName", "node(s) didn't match the requested node name"));
+        return Err(predicate(
+            "NodeName",
+            "node(s) didn't match the requested node name",
+        ));
     }
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
-    if node.taints.iter().any(|t| t.effect == "NoExecute" && !tolerations_tolerate(tolerations, t)) {
-        return Err(predicate("TaintToleration", "node(s) had taints that the pod didn't tolerate"));
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
+    if node
+        .taints
+        .iter()
+        .any(|t| t.effect == "NoExecute" && !tolerations_tolerate(tolerations, t))
+    {
+        return Err(predicate(
+            "TaintToleration",
+            "node(s) had taints that the pod didn't tolerate",
+        ));
     }
     Ok(())
 }
@@ -118,7 +149,13 @@ mod tests {
         }
     }
 
-    fn check(p: &Pod, used: &Resource, count: usize, labels: &Labels, taints: &[Taint]) -> Result<(), Rejection> {
+    fn check(
+        p: &Pod,
+        used: &Resource,
+        count: usize,
+        labels: &Labels,
+        taints: &[Taint],
+    ) -> Result<(), Rejection> {
         let a = alloc();
         admit(
             p,
@@ -136,7 +173,9 @@ mod tests {
 
     #[test]
     fn resources_must_fit_next_to_admitted_pods() {
-        let p = pod(json!({"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}}}]}));
+        let p = pod(
+            json!({"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}}}]}),
+        );
         let labels = Labels::new();
         assert!(check(&p, &Resource::default(), 0, &labels, &[]).is_ok());
         let used = Resource {
@@ -147,24 +186,72 @@ mod tests {
         assert_eq!(r.reason, "OutOfcpu");
         assert_eq!(r.status_message(), "Pod was rejected: Node didn't have enough resource: cpu, requested: 2000, used: 3500, capacity: 4000");
         let r = check(&pod(json!({})), &Resource::default(), 110, &labels, &[]).unwrap_err();
-        assert_eq!((r.reason.as_str(), r.message.as_str()), ("OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: 110, capacity: 110"));
-        let gpu = pod(json!({"containers": [{"name": "c", "image": "i", "resources": {"requests": {"example.com/gpu": "1"}, "limits": {"example.com/gpu": "1"}}}]}));
-        assert!(check(&gpu, &Resource::default(), 0, &labels, &[]).is_ok(), "unknown extended resources are dropped");
+        assert_eq!(
+            (r.reason.as_str(), r.message.as_str()),
+            (
+                "OutOfpods",
+                "Node didn't have enough resource: pods, requested: 1, used: 110, capacity: 110"
+            )
+        );
+        let gpu = pod(
+            json!({"containers": [{"name": "c", "image": "i", "resources": {"requests": {"example.com/gpu": "1"}, "limits": {"example.com/gpu": "1"}}}]}),
+        );
+        assert!(
+            check(&gpu, &Resource::default(), 0, &labels, &[]).is_ok(),
+            "unknown extended resources are dropped"
+        );
     }
 
     #[test]
     fn selectors_affinity_and_no_execute_taints_are_checked() {
         let labels: Labels = [("disk".to_string(), "ssd".to_string())].into();
-        assert!(check(&pod(json!({"nodeSelector": {"disk": "ssd"}})), &Resource::default(), 0, &labels, &[]).is_ok());
-        let r = check(&pod(json!({"nodeSelector": {"disk": "hdd"}})), &Resource::default(), 0, &labels, &[]).unwrap_err();
+        assert!(check(
+            &pod(json!({"nodeSelector": {"disk": "ssd"}})),
+            &Resource::default(),
+            0,
+            &labels,
+            &[]
+        )
+        .is_ok());
+        let r = check(
+            &pod(json!({"nodeSelector": {"disk": "hdd"}})),
+            &Resource::default(),
+            0,
+            &labels,
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(r.reason, "NodeAffinity");
-        assert_eq!(r.message, "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector");
-        let taint: Taint = serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoExecute"})).unwrap();
-        let r = check(&pod(json!({})), &Resource::default(), 0, &labels, std::slice::from_ref(&taint)).unwrap_err();
+        assert_eq!(
+            r.message,
+            "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+        );
+        let taint: Taint =
+            serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoExecute"}))
+                .unwrap();
+        let r = check(
+            &pod(json!({})),
+            &Resource::default(),
+            0,
+            &labels,
+            std::slice::from_ref(&taint),
+        )
+        .unwrap_err();
         assert_eq!(r.reason, "TaintToleration");
         let tolerant = pod(json!({"tolerations": [{"key": "k", "operator": "Exists"}]}));
         assert!(check(&tolerant, &Resource::default(), 0, &labels, &[taint]).is_ok());
-        let no_schedule: Taint = serde_json::from_value(json!({"key": "k", "effect": "NoSchedule"})).unwrap();
-        assert!(check(&pod(json!({})), &Resource::default(), 0, &labels, &[no_schedule]).is_ok(), "only NoExecute matters here");
+        let no_schedule: Taint =
+            serde_json::from_value(json!({"key": "k", "effect": "NoSchedule"})).unwrap();
+        assert!(
+            check(
+                &pod(json!({})),
+                &Resource::default(),
+                0,
+                &labels,
+                &[no_schedule]
+            )
+            .is_ok(),
+            "only NoExecute matters here"
+        );
     }
 }

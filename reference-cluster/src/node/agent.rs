@@ -43,31 +43,75 @@ pub struct NodeCond {
 
 /// The kubelet's four conditions, healthy unless the node's annotations say otherwise.
 pub fn node_conditions(annotations: Option<&BTreeMap<String, String>>) -> Vec<NodeCond> {
-    let set = |key: &str| annotations.and_then(|a| a.get(key)).is_some_and(|v| v == "true");
+    let set = |key: &str| {
+        annotations
+            .and_then(|a| a.get(key))
+            .is_some_and(|v| v == "true")
+    };
     let memory = set(NODE_CONDITION_ANNOTATIONS[0].0);
     let disk = set(NODE_CONDITION_ANNOTATIONS[1].0);
     let pid = set(NODE_CONDITION_ANNOTATIONS[2].0);
     let not_ready = set(NODE_CONDITION_ANNOTATIONS[3].0);
     vec![
         if memory {
-            NodeCond { type_: "MemoryPressure", status: true, reason: "KubeletHasInsufficientMemory", message: "kubelet has insufficient memory available" }
+            NodeCond {
+                type_: "MemoryPressure",
+                status: true,
+                reason: "KubeletHasInsufficientMemory",
+                message: "kubelet has insufficient memory available",
+            }
         } else {
-            NodeCond { type_: "MemoryPressure", status: false, reason: "KubeletHasSufficientMemory", message: "kubelet has sufficient memory available" }
+            NodeCond {
+                type_: "MemoryPressure",
+                status: false,
+                reason: "KubeletHasSufficientMemory",
+                message: "kubelet has sufficient memory available",
+            }
         },
         if disk {
-            NodeCond { type_: "DiskPressure", status: true, reason: "KubeletHasDiskPressure", message: "kubelet has disk pressure" }
+            NodeCond {
+                type_: "DiskPressure",
+                status: true,
+                reason: "KubeletHasDiskPressure",
+                message: "kubelet has disk pressure",
+            }
         } else {
-            NodeCond { type_: "DiskPressure", status: false, reason: "KubeletHasNoDiskPressure", message: "kubelet has no disk pressure" }
+            NodeCond {
+                type_: "DiskPressure",
+                status: false,
+                reason: "KubeletHasNoDiskPressure",
+                message: "kubelet has no disk pressure",
+            }
         },
         if pid {
-            NodeCond { type_: "PIDPressure", status: true, reason: "KubeletHasInsufficientPID", message: "kubelet has insufficient PID available" }
+            NodeCond {
+                type_: "PIDPressure",
+                status: true,
+                reason: "KubeletHasInsufficientPID",
+                message: "kubelet has insufficient PID available",
+            }
         } else {
-            NodeCond { type_: "PIDPressure", status: false, reason: "KubeletHasSufficientPID", message: "kubelet has sufficient PID available" }
+            NodeCond {
+                type_: "PIDPressure",
+                status: false,
+                reason: "KubeletHasSufficientPID",
+                message: "kubelet has sufficient PID available",
+            }
         },
         if not_ready {
-            NodeCond { type_: "Ready", status: false, reason: "KubeletNotReady", message: "container runtime is down" }
+            NodeCond {
+                type_: "Ready",
+                status: false,
+                reason: "KubeletNotReady",
+                message: "container runtime is down",
+            }
         } else {
-            NodeCond { type_: "Ready", status: true, reason: "KubeletReady", message: "kubelet is posting ready status" }
+            NodeCond {
+                type_: "Ready",
+                status: true,
+                reason: "KubeletReady",
+                message: "kubelet is posting ready status",
+            }
         },
     ]
 }
@@ -109,11 +153,22 @@ fn uuid_like(seed: u64) -> String {
 }
 
 impl NodeAgent {
-    pub fn new(cfg: NodeConfig, pod_cidr: Cidr, runtime_version: &str, qps: f64, burst: u32, now: Instant) -> NodeAgent {
+    pub fn new(
+        cfg: NodeConfig,
+        pod_cidr: Cidr,
+        runtime_version: &str,
+        qps: f64,
+        burst: u32,
+        now: Instant,
+    ) -> NodeAgent {
         let allocatable = Resource::from_list(&quantities(cfg.allocatable()));
         let labels = default_labels(&cfg);
         NodeAgent {
-            boot_id: uuid_like(seed_of(&[&cfg.name, "boot", &Timestamp::now().as_nanosecond().to_string()])),
+            boot_id: uuid_like(seed_of(&[
+                &cfg.name,
+                "boot",
+                &Timestamp::now().as_nanosecond().to_string(),
+            ])),
             runtime_version: runtime_version.to_string(),
             ips: PodIps::new(pod_cidr),
             pod_cidr,
@@ -169,8 +224,17 @@ impl NodeAgent {
         }
         self.labels = node.metadata.labels.clone().unwrap_or_default();
         self.annotations = node.metadata.annotations.clone().unwrap_or_default();
-        self.taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-        if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| Cidr::parse(c).ok()) {
+        self.taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        if let Some(cidr) = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_deref())
+            .and_then(|c| Cidr::parse(c).ok())
+        {
             if cidr != self.pod_cidr && self.ips.in_use() == 0 {
                 // A node registered earlier keeps the block it was given then.
                 self.pod_cidr = cidr;
@@ -266,15 +330,23 @@ impl NodeAgent {
         });
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         spec.holder_identity = Some(self.cfg.name.clone());
-        spec.lease_duration_seconds = Some(timings.lease_duration.as_secs().min(i32::MAX as u64) as i32);
+        spec.lease_duration_seconds =
+            Some(timings.lease_duration.as_secs().min(i32::MAX as u64) as i32);
         spec.renew_time = Some(clock.micro_time(now));
         lease
     }
 }
 
-fn quantities(m: &BTreeMap<String, String>) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+fn quantities(
+    m: &BTreeMap<String, String>,
+) -> BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
     m.iter()
-        .map(|(k, v)| (k.clone(), k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.clone())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity(v.clone()),
+            )
+        })
         .collect()
 }
 
@@ -308,14 +380,21 @@ mod tests {
         let now = Instant::now();
         let clock = Clock::pinned(now, Timestamp::from_second(1_700_000_000).unwrap());
         let cidr = Cidr::parse("127.244.3.0/24").unwrap();
-        (NodeAgent::new(cfg, cidr, "kubeproof-sim://0.1.0", 50.0, 100, now), clock, now)
+        (
+            NodeAgent::new(cfg, cidr, "kubeproof-sim://0.1.0", 50.0, 100, now),
+            clock,
+            now,
+        )
     }
 
     #[test]
     fn the_registered_node_looks_like_a_kubelets() {
         let mut cfg = NodeConfig::new("node-3");
         cfg.zone = Some("zone-a".into());
-        cfg.taints = vec![serde_json::from_value(json!({"key": "dedicated", "value": "x", "effect": "NoSchedule"})).unwrap()];
+        cfg.taints = vec![serde_json::from_value(
+            json!({"key": "dedicated", "value": "x", "effect": "NoSchedule"}),
+        )
+        .unwrap()];
         let (mut a, clock, now) = agent(cfg);
         let node = a.node_object(&clock, now);
         let labels = node.metadata.labels.clone().unwrap();
@@ -327,12 +406,29 @@ mod tests {
         assert_eq!(spec.pod_cidr.as_deref(), Some("127.244.3.0/24"));
         assert_eq!(spec.taints.unwrap()[0].key, "dedicated");
         let status = node.status.unwrap();
-        assert_eq!(status.node_info.as_ref().unwrap().container_runtime_version, "kubeproof-sim://0.1.0");
-        assert_eq!(status.node_info.as_ref().unwrap().kubelet_version, "v1.32.0");
+        assert_eq!(
+            status.node_info.as_ref().unwrap().container_runtime_version,
+            "kubeproof-sim://0.1.0"
+        );
+        assert_eq!(
+            status.node_info.as_ref().unwrap().kubelet_version,
+            "v1.32.0"
+        );
         assert_eq!(status.allocatable.unwrap()["pods"].0, "110");
         let conds = status.conditions.unwrap();
-        let types: Vec<_> = conds.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect();
-        assert_eq!(types, [("MemoryPressure", "False"), ("DiskPressure", "False"), ("PIDPressure", "False"), ("Ready", "True")]);
+        let types: Vec<_> = conds
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("MemoryPressure", "False"),
+                ("DiskPressure", "False"),
+                ("PIDPressure", "False"),
+                ("Ready", "True")
+            ]
+        );
         assert_eq!(conds[3].reason.as_deref(), Some("KubeletReady"));
         assert_eq!(status.addresses.unwrap()[0].address, "127.0.0.1");
     }
@@ -343,10 +439,20 @@ mod tests {
         let t = AgentTimings::default();
         assert!(a.status_due(&t, now), "never reported");
         a.reported(now);
-        assert!(!a.status_due(&t, now + Duration::from_secs(10)), "unchanged within 5m");
-        assert!(a.status_due(&t, now + Duration::from_secs(300)), "unchanged for 5m");
-        a.annotations.insert("sim.kubeproof.dev/memory-pressure".into(), "true".into());
-        assert!(a.status_due(&t, now + Duration::from_secs(10)), "a changed condition is reported at once");
+        assert!(
+            !a.status_due(&t, now + Duration::from_secs(10)),
+            "unchanged within 5m"
+        );
+        assert!(
+            a.status_due(&t, now + Duration::from_secs(300)),
+            "unchanged for 5m"
+        );
+        a.annotations
+            .insert("sim.kubeproof.dev/memory-pressure".into(), "true".into());
+        assert!(
+            a.status_due(&t, now + Duration::from_secs(10)),
+            "a changed condition is reported at once"
+        );
     }
 
     #[test]
@@ -354,25 +460,45 @@ mod tests {
         let (mut a, clock, now) = agent(NodeConfig::new("n"));
         let first = a.status(&clock, now);
         let later = a.status(&clock, now + Duration::from_secs(60));
-        assert_eq!(first["conditions"][3]["lastTransitionTime"], later["conditions"][3]["lastTransitionTime"]);
-        assert_ne!(first["conditions"][3]["lastHeartbeatTime"], later["conditions"][3]["lastHeartbeatTime"]);
-        a.annotations.insert("sim.kubeproof.dev/not-ready".into(), "true".into());
+        assert_eq!(
+            first["conditions"][3]["lastTransitionTime"],
+            later["conditions"][3]["lastTransitionTime"]
+        );
+        assert_ne!(
+            first["conditions"][3]["lastHeartbeatTime"],
+            later["conditions"][3]["lastHeartbeatTime"]
+        );
+        a.annotations
+            .insert("sim.kubeproof.dev/not-ready".into(), "true".into());
         let flipped = a.status(&clock, now + Duration::from_secs(90));
         assert_eq!(flipped["conditions"][3]["status"], "False");
         assert_eq!(flipped["conditions"][3]["reason"], "KubeletNotReady");
-        assert_eq!(flipped["conditions"][3]["lastTransitionTime"], "2023-11-14T22:14:50Z");
+        assert_eq!(
+            flipped["conditions"][3]["lastTransitionTime"],
+            "2023-11-14T22:14:50Z"
+        );
     }
 
     #[test]
     fn the_lease_names_its_holder_and_owner() {
         let (mut a, clock, now) = agent(NodeConfig::new("n"));
         a.uid = Some("uid-1".into());
-        let lease = a.lease_object(&clock, now + Duration::from_millis(1500), &AgentTimings::default());
+        let lease = a.lease_object(
+            &clock,
+            now + Duration::from_millis(1500),
+            &AgentTimings::default(),
+        );
         assert_eq!(lease.metadata.namespace.as_deref(), Some("kube-node-lease"));
-        assert_eq!(lease.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        assert_eq!(
+            lease.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "uid-1"
+        );
         let spec = lease.spec.unwrap();
         assert_eq!(spec.holder_identity.as_deref(), Some("n"));
         assert_eq!(spec.lease_duration_seconds, Some(40));
-        assert_eq!(serde_json::to_value(spec.renew_time).unwrap(), "2023-11-14T22:13:21.500000Z");
+        assert_eq!(
+            serde_json::to_value(spec.renew_time).unwrap(),
+            "2023-11-14T22:13:21.500000Z"
+        );
     }
 }

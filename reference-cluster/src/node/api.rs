@@ -52,7 +52,9 @@ pub async fn register_node(client: &kube::Client, node: &Node) -> ApiResult<(Nod
             let name = node.metadata.name.as_deref().unwrap_or_default();
             let labels = node.metadata.labels.clone().unwrap_or_default();
             let patch = json!({"metadata": {"labels": labels}});
-            let existing = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            let existing = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
             Ok((existing, false))
         }
     }
@@ -61,7 +63,11 @@ pub async fn register_node(client: &kube::Client, node: &Node) -> ApiResult<(Nod
 /// Writes the lease: an update of the one last written, a create when there is none yet, and
 /// on a conflict an update of the current one.
 pub async fn write_lease(client: &kube::Client, lease: &Lease) -> ApiResult<Lease> {
-    let ns = lease.metadata.namespace.as_deref().unwrap_or(super::agent::LEASE_NAMESPACE);
+    let ns = lease
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(super::agent::LEASE_NAMESPACE);
     let name = lease.metadata.name.clone().unwrap_or_default();
     let api: Api<Lease> = Api::namespaced(client.clone(), ns);
     if lease.metadata.resource_version.is_none() {
@@ -96,10 +102,20 @@ pub async fn write_lease(client: &kube::Client, lease: &Lease) -> ApiResult<Leas
     Ok(api.replace(&name, &PostParams::default(), &current).await?)
 }
 
-async fn patch_status(client: &kube::Client, url: &str, name: &str, status: &Value) -> ApiResult<()> {
+async fn patch_status(
+    client: &kube::Client,
+    url: &str,
+    name: &str,
+    status: &Value,
+) -> ApiResult<()> {
     let body = json!({ "status": status });
     let req = Request::new(url)
-        .patch_subresource("status", name, &PatchParams::default(), &Patch::Strategic(&body))
+        .patch_subresource(
+            "status",
+            name,
+            &PatchParams::default(),
+            &Patch::Strategic(&body),
+        )
         .map_err(|e| Failure {
             code: None,
             message: e.to_string(),
@@ -112,8 +128,19 @@ pub async fn patch_node_status(client: &kube::Client, name: &str, status: &Value
     patch_status(client, "/api/v1/nodes", name, status).await
 }
 
-pub async fn patch_pod_status(client: &kube::Client, ns: &str, name: &str, status: &Value) -> ApiResult<()> {
-    patch_status(client, &format!("/api/v1/namespaces/{ns}/pods"), name, status).await
+pub async fn patch_pod_status(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    status: &Value,
+) -> ApiResult<()> {
+    patch_status(
+        client,
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        name,
+        status,
+    )
+    .await
 }
 
 /// Removes a pod whose containers have stopped (grace 0, only this incarnation); a pod already

@@ -46,7 +46,9 @@ impl BackOff {
     /// `Next`: records a failure observed at `event_time`, growing the window.
     pub fn next(&mut self, policy: &BackOffPolicy, event_time: Instant, now: Instant) {
         let backoff = match self.entry {
-            Some(e) if !policy.expired(event_time, e.last_update) => (e.backoff * 2).min(policy.max),
+            Some(e) if !policy.expired(event_time, e.last_update) => {
+                (e.backoff * 2).min(policy.max)
+            }
             _ => policy.initial.min(policy.max),
         };
         self.entry = Some(Entry {
@@ -57,9 +59,16 @@ impl BackOff {
 
     /// `IsInBackOffSince`: whether a restart after an event at `event_time` (a container's exit)
     /// must still wait at `now`.
-    pub fn in_backoff_since(&self, policy: &BackOffPolicy, event_time: Instant, now: Instant) -> bool {
+    pub fn in_backoff_since(
+        &self,
+        policy: &BackOffPolicy,
+        event_time: Instant,
+        now: Instant,
+    ) -> bool {
         match self.entry {
-            Some(e) if !policy.expired(now, e.last_update) => now.saturating_duration_since(event_time) < e.backoff,
+            Some(e) if !policy.expired(now, e.last_update) => {
+                now.saturating_duration_since(event_time) < e.backoff
+            }
             _ => false,
         }
     }
@@ -67,7 +76,9 @@ impl BackOff {
     /// `IsInBackOffSinceUpdate`: whether the window opened by the last failure is still open.
     pub fn in_backoff_since_update(&self, policy: &BackOffPolicy, now: Instant) -> bool {
         match self.entry {
-            Some(e) if !policy.expired(now, e.last_update) => now.saturating_duration_since(e.last_update) < e.backoff,
+            Some(e) if !policy.expired(now, e.last_update) => {
+                now.saturating_duration_since(e.last_update) < e.backoff
+            }
             _ => false,
         }
     }
@@ -111,7 +122,10 @@ mod tests {
         let policy = BackOffPolicy::default();
         let t0 = Instant::now();
         let mut b = BackOff::default();
-        assert!(!b.in_backoff_since(&policy, t0, t0), "no entry: restart at once");
+        assert!(
+            !b.in_backoff_since(&policy, t0, t0),
+            "no entry: restart at once"
+        );
         b.next(&policy, t0, t0);
         let exit2 = t0 + secs(1);
         assert!(b.in_backoff_since(&policy, exit2, exit2 + secs(9)));
@@ -128,9 +142,16 @@ mod tests {
         }
         assert_eq!(b.current(), Some(secs(160)));
         let later = t0 + secs(4) + secs(601);
-        assert!(!b.in_backoff_since(&policy, later, later), "an expired entry never holds a restart");
+        assert!(
+            !b.in_backoff_since(&policy, later, later),
+            "an expired entry never holds a restart"
+        );
         b.next(&policy, later, later);
-        assert_eq!(b.current(), Some(secs(10)), "running longer than 2×max starts over");
+        assert_eq!(
+            b.current(),
+            Some(secs(10)),
+            "running longer than 2×max starts over"
+        );
     }
 
     #[test]

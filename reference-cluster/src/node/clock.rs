@@ -36,8 +36,9 @@ impl Clock {
             -(self.origin.duration_since(at).as_nanos() as i128)
         };
         // Out of jiff's range only for instants centuries away; the origin is the safe answer.
-        Timestamp::from_nanosecond(self.origin_wall_ns + delta)
-            .unwrap_or_else(|_| Timestamp::from_nanosecond(self.origin_wall_ns).unwrap_or(Timestamp::UNIX_EPOCH))
+        Timestamp::from_nanosecond(self.origin_wall_ns + delta).unwrap_or_else(|_| {
+            Timestamp::from_nanosecond(self.origin_wall_ns).unwrap_or(Timestamp::UNIX_EPOCH)
+        })
     }
 
     pub fn time(&self, at: Instant) -> Time {
@@ -166,8 +167,14 @@ mod tests {
     fn durations_parse_like_go() {
         assert_eq!(parse_go_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         for bad in ["", "5", "-1s", "5x", "s", "1..2s", "abc"] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} must be rejected");
@@ -179,7 +186,10 @@ mod tests {
         let origin = Instant::now();
         let wall = Timestamp::from_second(1_700_000_000).unwrap();
         let clock = Clock::pinned(origin, wall);
-        assert_eq!(clock.wall(origin + Duration::from_secs(3)).as_second(), 1_700_000_003);
+        assert_eq!(
+            clock.wall(origin + Duration::from_secs(3)).as_second(),
+            1_700_000_003
+        );
         let t = serde_json::to_value(clock.time(origin + Duration::from_millis(1500))).unwrap();
         assert_eq!(t, "2023-11-14T22:13:21Z");
     }

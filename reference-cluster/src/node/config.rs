@@ -36,10 +36,15 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// A 4-CPU, 16Gi, 110-pod linux/amd64 node on 127.0.0.1.
     pub fn new(name: impl Into<String>) -> NodeConfig {
-        let capacity = [("cpu", "4"), ("memory", "16Gi"), ("pods", "110"), ("ephemeral-storage", "100Gi")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let capacity = [
+            ("cpu", "4"),
+            ("memory", "16Gi"),
+            ("pods", "110"),
+            ("ephemeral-storage", "100Gi"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         NodeConfig {
             name: name.into(),
             capacity,
@@ -129,7 +134,9 @@ pub struct FleetConfig {
 impl FleetConfig {
     /// `count` default nodes named `node-0`, `node-1`, … with upstream timings.
     pub fn new(count: usize) -> FleetConfig {
-        let nodes = (0..count).map(|i| NodeConfig::new(format!("node-{i}"))).collect();
+        let nodes = (0..count)
+            .map(|i| NodeConfig::new(format!("node-{i}")))
+            .collect();
         let cluster_cidr = if count <= 256 {
             Cidr {
                 base: Ipv4Addr::new(127, 244, 0, 0),
@@ -183,8 +190,12 @@ impl FleetConfig {
                 self.nodes.len()
             ));
         }
-        if self.timings.lease_renew_interval.is_zero() || self.timings.node_status_update_frequency.is_zero() {
-            return Err("lease renew interval and node status update frequency must be positive".into());
+        if self.timings.lease_renew_interval.is_zero()
+            || self.timings.node_status_update_frequency.is_zero()
+        {
+            return Err(
+                "lease renew interval and node status update frequency must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -197,8 +208,17 @@ mod tests {
     #[test]
     fn defaults_are_upstream_and_fleets_get_address_room() {
         let t = AgentTimings::default();
-        assert_eq!((t.lease_duration.as_secs(), t.lease_renew_interval.as_secs()), (40, 10));
-        assert_eq!((t.node_status_update_frequency.as_secs(), t.node_status_report_frequency.as_secs()), (10, 300));
+        assert_eq!(
+            (t.lease_duration.as_secs(), t.lease_renew_interval.as_secs()),
+            (40, 10)
+        );
+        assert_eq!(
+            (
+                t.node_status_update_frequency.as_secs(),
+                t.node_status_report_frequency.as_secs()
+            ),
+            (10, 300)
+        );
         let small = FleetConfig::new(3);
         assert_eq!(small.nodes[2].name, "node-2");
         assert_eq!(small.cluster_cidr.to_string(), "127.244.0.0/16");
@@ -209,7 +229,10 @@ mod tests {
             cluster_cidr: Cidr::parse("127.244.0.0/16").unwrap(),
             ..FleetConfig::new(300)
         };
-        assert!(cramped.validate().unwrap_err().contains("too few for 300 nodes"));
+        assert!(cramped
+            .validate()
+            .unwrap_err()
+            .contains("too few for 300 nodes"));
         let mut dup = FleetConfig::new(2);
         dup.nodes[1].name = "node-0".into();
         assert!(dup.validate().is_err());

@@ -86,7 +86,11 @@ impl FleetStats {
 }
 
 /// Runs a fleet of `sim` nodes until `shutdown` turns true (or its sender is dropped).
-pub async fn run_fleet(client: kube::Client, cfg: FleetConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run_fleet(
+    client: kube::Client,
+    cfg: FleetConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     run_fleet_with_stats(client, cfg, FleetStats::default(), shutdown).await
 }
 
@@ -99,7 +103,9 @@ pub async fn run_fleet_with_stats(
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
     let runtime = Box::new(SimRuntime::new(cfg.stages));
-    SimFleet::new(client, cfg, runtime, stats).run(shutdown).await
+    SimFleet::new(client, cfg, runtime, stats)
+        .run(shutdown)
+        .await
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -121,14 +127,25 @@ enum Timer {
 enum Job {
     Register(Box<Node>),
     Lease(Box<Lease>),
-    NodeStatus { name: String, status: Value },
-    PodStatus { ns: String, name: String, status: Value },
-    DeletePod { ns: String, name: String, uid: String },
+    NodeStatus {
+        name: String,
+        status: Value,
+    },
+    PodStatus {
+        ns: String,
+        name: String,
+        status: Value,
+    },
+    DeletePod {
+        ns: String,
+        name: String,
+        uid: String,
+    },
 }
 
 enum Outcome {
-    Registered(ApiResult<(Node, bool)>),
-    Lease(ApiResult<Lease>),
+    Registered(Box<ApiResult<(Node, bool)>>),
+    Lease(Box<ApiResult<Lease>>),
     Written(ApiResult<()>, Option<Value>),
     Deleted(ApiResult<()>),
 }
@@ -139,8 +156,8 @@ struct Done {
 }
 
 enum Input {
-    Pod(Event<Pod>),
-    Node(Event<Node>),
+    Pod(Box<Event<Pod>>),
+    Node(Box<Event<Node>>),
 }
 
 enum Prep {
@@ -185,15 +202,32 @@ pub struct SimFleet {
 }
 
 impl SimFleet {
-    pub fn new(client: kube::Client, cfg: FleetConfig, runtime: Box<dyn Runtime>, stats: FleetStats) -> SimFleet {
+    pub fn new(
+        client: kube::Client,
+        cfg: FleetConfig,
+        runtime: Box<dyn Runtime>,
+        stats: FleetStats,
+    ) -> SimFleet {
         let now = Instant::now();
         let mut nodes = HashMap::new();
         let mut registrations = VecDeque::new();
         for (i, n) in cfg.nodes.iter().enumerate() {
             // `validate` guarantees a block per node.
-            let Some(cidr) = cfg.cluster_cidr.subnet(cfg.node_cidr_mask, i as u64) else { continue };
+            let Some(cidr) = cfg.cluster_cidr.subnet(cfg.node_cidr_mask, i as u64) else {
+                continue;
+            };
             registrations.push_back(n.name.clone());
-            nodes.insert(n.name.clone(), NodeAgent::new(n.clone(), cidr, runtime.version(), cfg.api_qps, cfg.api_burst, now));
+            nodes.insert(
+                n.name.clone(),
+                NodeAgent::new(
+                    n.clone(),
+                    cidr,
+                    runtime.version(),
+                    cfg.api_qps,
+                    cfg.api_burst,
+                    now,
+                ),
+            );
         }
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         SimFleet {
@@ -224,8 +258,18 @@ impl SimFleet {
         }
         let (tx, mut rx) = mpsc::channel::<Input>(4096);
         let watchers = [
-            spawn_watch(api::pods(&self.client), watcher::Config::default().fields("spec.nodeName!="), tx.clone(), Input::Pod),
-            spawn_watch(api::nodes(&self.client), watcher::Config::default(), tx, Input::Node),
+            spawn_watch(
+                api::pods(&self.client),
+                watcher::Config::default().fields("spec.nodeName!="),
+                tx.clone(),
+                |e| Input::Pod(Box::new(e)),
+            ),
+            spawn_watch(
+                api::nodes(&self.client),
+                watcher::Config::default(),
+                tx,
+                |e| Input::Node(Box::new(e)),
+            ),
         ];
         tracing::info!(nodes = self.nodes.len(), "node fleet starting");
         loop {
@@ -269,39 +313,59 @@ impl SimFleet {
 
     fn on_input(&mut self, input: Input, now: Instant) {
         match input {
-            Input::Pod(Event::Init) => self.listing = Some(HashSet::new()),
-            Input::Pod(Event::InitApply(p)) => {
+            Input::Pod(ev) => self.on_pod_event(*ev, now),
+            Input::Node(ev) => {
+                if let Event::Apply(n) | Event::InitApply(n) = *ev {
+                    let name = n.metadata.name.as_deref().unwrap_or_default();
+                    if let Some(agent) = self.nodes.get_mut(name) {
+                        agent.observe(&n);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_pod_event(&mut self, ev: Event<Pod>, now: Instant) {
+        match ev {
+            Event::Init => self.listing = Some(HashSet::new()),
+            Event::InitApply(p) => {
                 if let Some(uid) = p.metadata.uid.clone() {
                     self.listing.get_or_insert_with(HashSet::new).insert(uid);
                 }
                 self.on_pod(p, now);
             }
-            Input::Pod(Event::InitDone) => {
+            Event::InitDone => {
+                // Pods the relist no longer shows were deleted while the watch was down.
                 let listed = self.listing.take().unwrap_or_default();
-                let missing: Vec<String> = self.pods.keys().filter(|u| !listed.contains(*u)).cloned().collect();
+                let missing: Vec<String> = self
+                    .pods
+                    .keys()
+                    .filter(|u| !listed.contains(*u))
+                    .cloned()
+                    .collect();
                 for uid in missing {
                     self.on_pod_gone(&uid);
                 }
             }
-            Input::Pod(Event::Apply(p)) => self.on_pod(p, now),
-            Input::Pod(Event::Delete(p)) => {
+            Event::Apply(p) => self.on_pod(p, now),
+            Event::Delete(p) => {
                 if let Some(uid) = p.metadata.uid.as_deref() {
                     self.on_pod_gone(uid);
                 }
             }
-            Input::Node(Event::Apply(n) | Event::InitApply(n)) => {
-                if let Some(agent) = n.metadata.name.as_deref().and_then(|name| self.nodes.get_mut(name)) {
-                    agent.observe(&n);
-                }
-            }
-            Input::Node(_) => {}
         }
     }
 
     fn on_pod(&mut self, pod: Pod, now: Instant) {
-        let Some(uid) = pod.metadata.uid.clone() else { return };
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
-        let Some(agent) = self.nodes.get_mut(&node) else { return };
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            return;
+        };
+        let Some(agent) = self.nodes.get_mut(&node) else {
+            return;
+        };
         let pod = Arc::new(pod);
         if let Some(entry) = self.pods.get_mut(&uid) {
             entry.worker.update(pod);
@@ -344,7 +408,9 @@ impl SimFleet {
                             entry_ip = previous.or_else(|| agent.ips.allocate());
                             match entry_ip {
                                 Some(ip) => worker.set_pod_ip(ip),
-                                None => tracing::warn!(node, pod = ?pod.metadata.name, "no pod address left in the node's block"),
+                                None => {
+                                    tracing::warn!(node, pod = ?pod.metadata.name, "no pod address left in the node's block")
+                                }
                             }
                         }
                     }
@@ -374,18 +440,23 @@ impl SimFleet {
     }
 
     fn on_pod_gone(&mut self, uid: &str) {
-        let Some(entry) = self.pods.remove(uid) else { return };
+        let Some(entry) = self.pods.remove(uid) else {
+            return;
+        };
         if let Some(agent) = self.nodes.get_mut(&entry.node) {
             release(agent, &entry);
         }
         self.runtime.remove_sandbox(uid);
         self.timers.cancel(&Timer::Sync(uid.to_string()));
-        self.timers.cancel(&Timer::Write(WriteKey::Pod(uid.to_string())));
+        self.timers
+            .cancel(&Timer::Write(WriteKey::Pod(uid.to_string())));
     }
 
     /// Syncs the pod's worker at `now` and schedules its next look.
     fn advance(&mut self, uid: &str, now: Instant) {
-        let Some(entry) = self.pods.get_mut(uid) else { return };
+        let Some(entry) = self.pods.get_mut(uid) else {
+            return;
+        };
         if entry.deleted || entry.gone {
             return;
         }
@@ -421,7 +492,10 @@ impl SimFleet {
                     if agent.uid.is_some() && agent.status_due(&timings, now) {
                         self.enqueue(WriteKey::NodeStatus(name.clone()));
                     }
-                    self.timers.set(Timer::NodeStatus(name), now + timings.node_status_update_frequency);
+                    self.timers.set(
+                        Timer::NodeStatus(name),
+                        now + timings.node_status_update_frequency,
+                    );
                 }
             }
             Timer::Write(WriteKey::Register(name)) => self.registrations.push_back(name),
@@ -439,15 +513,23 @@ impl SimFleet {
 
     /// Sends queued writes while the fleet has room for them.
     fn pump(&mut self, now: Instant) {
-        while self.in_flight < self.cfg.api_concurrency.max(1) && self.registering < self.cfg.register_concurrency.max(1) {
-            let Some(name) = self.registrations.pop_front() else { break };
-            let Some(agent) = self.nodes.get_mut(&name) else { continue };
+        while self.in_flight < self.cfg.api_concurrency.max(1)
+            && self.registering < self.cfg.register_concurrency.max(1)
+        {
+            let Some(name) = self.registrations.pop_front() else {
+                break;
+            };
+            let Some(agent) = self.nodes.get_mut(&name) else {
+                continue;
+            };
             let node = agent.node_object(&self.clock, now);
             self.registering += 1;
             self.send(WriteKey::Register(name), Job::Register(Box::new(node)));
         }
         while self.in_flight < self.cfg.api_concurrency.max(1) {
-            let Some(key) = self.queue.pop_front() else { break };
+            let Some(key) = self.queue.pop_front() else {
+                break;
+            };
             self.queued.remove(&key);
             match self.prepare(&key, now) {
                 Prep::Skip => {}
@@ -462,14 +544,22 @@ impl SimFleet {
             WriteKey::Register(_) => Prep::Skip,
             WriteKey::Lease(name) => {
                 let timings = self.cfg.timings;
-                let Some(agent) = self.nodes.get_mut(name) else { return Prep::Skip };
+                let Some(agent) = self.nodes.get_mut(name) else {
+                    return Prep::Skip;
+                };
                 if let Err(at) = agent.bucket.try_take(now) {
                     return Prep::Defer(at);
                 }
-                Prep::Send(Job::Lease(Box::new(agent.lease_object(&self.clock, now, &timings))))
+                Prep::Send(Job::Lease(Box::new(agent.lease_object(
+                    &self.clock,
+                    now,
+                    &timings,
+                ))))
             }
             WriteKey::NodeStatus(name) => {
-                let Some(agent) = self.nodes.get_mut(name) else { return Prep::Skip };
+                let Some(agent) = self.nodes.get_mut(name) else {
+                    return Prep::Skip;
+                };
                 if let Err(at) = agent.bucket.try_take(now) {
                     return Prep::Defer(at);
                 }
@@ -481,11 +571,15 @@ impl SimFleet {
             }
             WriteKey::Pod(uid) => {
                 self.advance(uid, now);
-                let Some(entry) = self.pods.get_mut(uid) else { return Prep::Skip };
+                let Some(entry) = self.pods.get_mut(uid) else {
+                    return Prep::Skip;
+                };
                 if entry.deleted || entry.gone {
                     return Prep::Skip;
                 }
-                let status = entry.worker.api_status(self.runtime.as_ref(), &self.clock, now);
+                let status = entry
+                    .worker
+                    .api_status(self.runtime.as_ref(), &self.clock, now);
                 let pod = entry.worker.pod().clone();
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
                 let name = pod.metadata.name.clone().unwrap_or_default();
@@ -500,7 +594,9 @@ impl SimFleet {
                 } else {
                     return Prep::Skip;
                 };
-                let Some(agent) = self.nodes.get_mut(&entry.node) else { return Prep::Skip };
+                let Some(agent) = self.nodes.get_mut(&entry.node) else {
+                    return Prep::Skip;
+                };
                 if let Err(at) = agent.bucket.try_take(now) {
                     return Prep::Defer(at);
                 }
@@ -516,14 +612,22 @@ impl SimFleet {
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
             let outcome = match job {
-                Job::Register(node) => Outcome::Registered(api::register_node(&client, &node).await),
-                Job::Lease(lease) => Outcome::Lease(api::write_lease(&client, &lease).await),
-                Job::NodeStatus { name, status } => Outcome::Written(api::patch_node_status(&client, &name, &status).await, None),
+                Job::Register(node) => {
+                    Outcome::Registered(Box::new(api::register_node(&client, &node).await))
+                }
+                Job::Lease(lease) => {
+                    Outcome::Lease(Box::new(api::write_lease(&client, &lease).await))
+                }
+                Job::NodeStatus { name, status } => {
+                    Outcome::Written(api::patch_node_status(&client, &name, &status).await, None)
+                }
                 Job::PodStatus { ns, name, status } => {
                     let r = api::patch_pod_status(&client, &ns, &name, &status).await;
                     Outcome::Written(r, Some(status))
                 }
-                Job::DeletePod { ns, name, uid } => Outcome::Deleted(api::delete_pod(&client, &ns, &name, &uid).await),
+                Job::DeletePod { ns, name, uid } => {
+                    Outcome::Deleted(api::delete_pod(&client, &ns, &name, &uid).await)
+                }
             };
             let _ = tx.send(Done { key, outcome });
         });
@@ -540,6 +644,7 @@ impl SimFleet {
         };
         match (&done.key, done.outcome) {
             (WriteKey::Register(name), Outcome::Registered(result)) => {
+                let result = *result;
                 self.registering = self.registering.saturating_sub(1);
                 match result {
                     Ok((node, created)) => {
@@ -553,15 +658,20 @@ impl SimFleet {
                             }
                         }
                         self.enqueue(WriteKey::Lease(name.clone()));
-                        self.timers.set(Timer::NodeStatus(name.clone()), now + timings.node_status_update_frequency);
+                        self.timers.set(
+                            Timer::NodeStatus(name.clone()),
+                            now + timings.node_status_update_frequency,
+                        );
                     }
                     Err(f) => {
                         failed("node registration", &done.key, &f);
-                        self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                        self.timers
+                            .set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
                     }
                 }
             }
             (WriteKey::Lease(name), Outcome::Lease(result)) => {
+                let result = *result;
                 let agent = self.nodes.get_mut(name);
                 match result {
                     Ok(lease) => {
@@ -569,14 +679,20 @@ impl SimFleet {
                         if let Some(agent) = agent {
                             agent.lease = Some(lease);
                         }
-                        self.timers.set(Timer::Lease(name.clone()), now + timings.lease_renew_interval);
+                        self.timers.set(
+                            Timer::Lease(name.clone()),
+                            now + timings.lease_renew_interval,
+                        );
                     }
                     Err(f) => {
                         failed("lease renewal", &done.key, &f);
                         if let Some(agent) = agent {
                             agent.lease = None;
                         }
-                        self.timers.set(Timer::Lease(name.clone()), now + RETRY_AFTER.min(timings.lease_renew_interval));
+                        self.timers.set(
+                            Timer::Lease(name.clone()),
+                            now + RETRY_AFTER.min(timings.lease_renew_interval),
+                        );
                     }
                 }
             }
@@ -589,7 +705,8 @@ impl SimFleet {
                 }
                 Err(f) => {
                     failed("node status update", &done.key, &f);
-                    self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                    self.timers
+                        .set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
                 }
             },
             (WriteKey::Pod(uid), Outcome::Written(result, status)) => match result {
@@ -608,7 +725,8 @@ impl SimFleet {
                 }
                 Err(f) => {
                     failed("pod status update", &done.key, &f);
-                    self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                    self.timers
+                        .set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
                 }
             },
             (WriteKey::Pod(uid), Outcome::Deleted(result)) => match result {
@@ -620,7 +738,8 @@ impl SimFleet {
                 }
                 Err(f) => {
                     failed("pod delete", &done.key, &f);
-                    self.timers.set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
+                    self.timers
+                        .set(Timer::Write(done.key.clone()), now + RETRY_AFTER);
                 }
             },
             (key, _) => tracing::warn!(?key, "unexpected write outcome"),
@@ -649,7 +768,12 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn spawn_watch<K>(api: kube::Api<K>, cfg: watcher::Config, tx: mpsc::Sender<Input>, wrap: fn(Event<K>) -> Input) -> JoinHandle<()>
+fn spawn_watch<K>(
+    api: kube::Api<K>,
+    cfg: watcher::Config,
+    tx: mpsc::Sender<Input>,
+    wrap: fn(Event<K>) -> Input,
+) -> JoinHandle<()>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {

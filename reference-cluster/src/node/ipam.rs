@@ -27,9 +27,15 @@ impl Cidr {
     }
 
     pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("invalid CIDR address: {s}"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("invalid CIDR address: {s}"))?;
-        let prefix: u8 = prefix.parse().map_err(|_| format!("invalid CIDR address: {s}"))?;
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid CIDR address: {s}"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("invalid CIDR address: {s}"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("invalid CIDR address: {s}"))?;
         Cidr::new(ip, prefix)
     }
 
@@ -108,7 +114,11 @@ impl PodIps {
         }
         for _ in 0..usable {
             let offset = self.next;
-            self.next = if offset + 1 >= self.cidr.size() - 1 { 2 } else { offset + 1 };
+            self.next = if offset + 1 >= self.cidr.size() - 1 {
+                2
+            } else {
+                offset + 1
+            };
             let ip = u32::from(self.cidr.base).wrapping_add(offset as u32);
             if self.used.insert(ip) {
                 return Some(Ipv4Addr::from(ip));
@@ -156,8 +166,19 @@ mod tests {
     #[test]
     fn addresses_skip_network_gateway_and_broadcast() {
         let mut ips = PodIps::new(Cidr::parse("127.244.7.0/29").unwrap());
-        let got: Vec<String> = std::iter::from_fn(|| ips.allocate()).map(|ip| ip.to_string()).collect();
-        assert_eq!(got, ["127.244.7.2", "127.244.7.3", "127.244.7.4", "127.244.7.5", "127.244.7.6"]);
+        let got: Vec<String> = std::iter::from_fn(|| ips.allocate())
+            .map(|ip| ip.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "127.244.7.2",
+                "127.244.7.3",
+                "127.244.7.4",
+                "127.244.7.5",
+                "127.244.7.6"
+            ]
+        );
         assert!(ips.allocate().is_none(), "the block is full");
         ips.release("127.244.7.4".parse().unwrap());
         assert_eq!(ips.allocate().unwrap().to_string(), "127.244.7.4");
@@ -170,8 +191,14 @@ mod tests {
         ips.release(a);
         assert_ne!(ips.allocate().unwrap(), a);
         assert!(ips.reserve("127.244.0.9".parse().unwrap()));
-        assert!(!ips.reserve("127.244.0.9".parse().unwrap()), "already taken");
-        assert!(!ips.reserve("127.244.1.9".parse().unwrap()), "outside the block");
+        assert!(
+            !ips.reserve("127.244.0.9".parse().unwrap()),
+            "already taken"
+        );
+        assert!(
+            !ips.reserve("127.244.1.9".parse().unwrap()),
+            "outside the block"
+        );
         assert!(!ips.reserve("127.244.0.255".parse().unwrap()), "broadcast");
     }
 }

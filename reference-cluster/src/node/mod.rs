@@ -13,8 +13,12 @@
 //! Entry point: [`run_fleet`] with a [`FleetConfig`].
 
 pub mod admission;
+pub mod agent;
+mod api;
 pub mod backoff;
 pub mod clock;
+pub mod config;
+pub mod fleet;
 pub mod ipam;
 pub mod ratelimit;
 pub mod runtime;
@@ -22,10 +26,6 @@ pub mod sim;
 pub mod status;
 pub mod timers;
 pub mod worker;
-pub mod agent;
-mod api;
-pub mod config;
-pub mod fleet;
 
 pub use config::{AgentTimings, FleetConfig, NodeConfig};
 pub use fleet::{run_fleet, run_fleet_with_stats, FleetStats, SimFleet, StatsSnapshot};

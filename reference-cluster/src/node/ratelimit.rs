@@ -33,7 +33,7 @@ impl TokenBucket {
 
     /// Takes a token, or says when one will be there.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Instant> {
-        if !(self.qps > 0.0) || !self.qps.is_finite() {
+        if self.qps <= 0.0 || !self.qps.is_finite() {
             return Ok(());
         }
         self.refill(now);

@@ -41,7 +41,9 @@ pub enum ContainerState {
     /// Pulling its image or being created.
     Creating,
     /// The image could not be pulled; the attempt is over without having run.
-    PullFailed { message: String },
+    PullFailed {
+        message: String,
+    },
     Running {
         started_at: Instant,
         /// The startup probe passed (or there is none).

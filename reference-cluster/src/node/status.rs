@@ -14,7 +14,13 @@ pub const POD_SCHEDULED: &str = "PodScheduled";
 
 /// The conditions the kubelet owns; all others (readiness gates, `DisruptionTarget`) are left
 /// to whoever set them.
-pub const KUBELET_CONDITIONS: [&str; 5] = [POD_READY_TO_START_CONTAINERS, INITIALIZED, READY, CONTAINERS_READY, POD_SCHEDULED];
+pub const KUBELET_CONDITIONS: [&str; 5] = [
+    POD_READY_TO_START_CONTAINERS,
+    INITIALIZED,
+    READY,
+    CONTAINERS_READY,
+    POD_SCHEDULED,
+];
 
 pub fn is_sidecar(c: &Container) -> bool {
     c.restart_policy.as_deref() == Some("Always")
@@ -29,7 +35,10 @@ fn running(s: &ContainerStatus) -> bool {
 }
 
 fn terminated_code(s: &ContainerStatus) -> Option<i32> {
-    s.state.as_ref().and_then(|st| st.terminated.as_ref()).map(|t| t.exit_code)
+    s.state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code)
 }
 
 fn waiting(s: &ContainerStatus) -> bool {
@@ -37,7 +46,10 @@ fn waiting(s: &ContainerStatus) -> bool {
 }
 
 fn last_terminated_code(s: &ContainerStatus) -> Option<i32> {
-    s.last_state.as_ref().and_then(|st| st.terminated.as_ref()).map(|t| t.exit_code)
+    s.last_state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code)
 }
 
 fn started(s: &ContainerStatus) -> bool {
@@ -45,7 +57,12 @@ fn started(s: &ContainerStatus) -> bool {
 }
 
 /// `getPhase`. `statuses` holds init and regular container statuses together.
-pub fn pod_phase(spec: &PodSpec, statuses: &[ContainerStatus], pod_is_terminal: bool, has_initialized: bool) -> &'static str {
+pub fn pod_phase(
+    spec: &PodSpec,
+    statuses: &[ContainerStatus],
+    pod_is_terminal: bool,
+    has_initialized: bool,
+) -> &'static str {
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let mut pending_restartable_init = 0;
     let mut pending_regular_init = 0;
@@ -120,7 +137,10 @@ pub fn pod_phase(spec: &PodSpec, statuses: &[ContainerStatus], pod_is_terminal: 
     if failed_initialization > 0 && policy == "Never" {
         return "Failed";
     }
-    if pending_regular_init > 0 || (pending_restartable_init > 0 && !has_initialized) || waiting_n > 0 {
+    if pending_regular_init > 0
+        || (pending_restartable_init > 0 && !has_initialized)
+        || waiting_n > 0
+    {
         return "Pending";
     }
     if running_n > 0 && unknown == 0 {
@@ -128,7 +148,11 @@ pub fn pod_phase(spec: &PodSpec, statuses: &[ContainerStatus], pod_is_terminal: 
     }
     if running_n == 0 && stopped > 0 && unknown == 0 {
         if pod_is_terminal {
-            return if stopped == succeeded { "Succeeded" } else { "Failed" };
+            return if stopped == succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            };
         }
         if policy == "Always" {
             return "Running";
@@ -187,7 +211,11 @@ fn terminal_reason(phase: &str) -> Option<&'static str> {
 pub fn containers_ready(spec: &PodSpec, statuses: &[ContainerStatus], phase: &str) -> Cond {
     let mut unknown = Vec::new();
     let mut unready = Vec::new();
-    let sidecars = spec.init_containers.iter().flatten().filter(|c| is_sidecar(c));
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| is_sidecar(c));
     for c in sidecars.chain(spec.containers.iter()) {
         match find(statuses, &c.name) {
             Some(s) if !s.ready => unready.push(c.name.as_str()),
@@ -201,10 +229,16 @@ pub fn containers_ready(spec: &PodSpec, statuses: &[ContainerStatus], phase: &st
     }
     let mut messages = Vec::new();
     if !unknown.is_empty() {
-        messages.push(format!("containers with unknown status: {}", go_list(&unknown)));
+        messages.push(format!(
+            "containers with unknown status: {}",
+            go_list(&unknown)
+        ));
     }
     if !unready.is_empty() {
-        messages.push(format!("containers with unready status: {}", go_list(&unready)));
+        messages.push(format!(
+            "containers with unready status: {}",
+            go_list(&unready)
+        ));
     }
     if messages.is_empty() {
         Cond::new(CONTAINERS_READY, true)
@@ -215,7 +249,12 @@ pub fn containers_ready(spec: &PodSpec, statuses: &[ContainerStatus], phase: &st
 
 /// `GeneratePodReadyCondition`: containers ready and every readiness gate's condition `True`.
 /// `conditions` are the pod's current conditions (where readiness gates are set by others).
-pub fn pod_ready(spec: &PodSpec, conditions: &[PodCondition], statuses: &[ContainerStatus], phase: &str) -> Cond {
+pub fn pod_ready(
+    spec: &PodSpec,
+    conditions: &[PodCondition],
+    statuses: &[ContainerStatus],
+    phase: &str,
+) -> Cond {
     let cr = containers_ready(spec, statuses, phase);
     if !cr.status {
         return Cond { type_: READY, ..cr };
@@ -223,7 +262,10 @@ pub fn pod_ready(spec: &PodSpec, conditions: &[PodCondition], statuses: &[Contai
     let mut messages = Vec::new();
     for gate in spec.readiness_gates.iter().flatten() {
         match conditions.iter().find(|c| c.type_ == gate.condition_type) {
-            None => messages.push(format!("corresponding condition of pod readiness gate \"{}\" does not exist.", gate.condition_type)),
+            None => messages.push(format!(
+                "corresponding condition of pod readiness gate \"{}\" does not exist.",
+                gate.condition_type
+            )),
             Some(c) if c.status != "True" => messages.push(format!(
                 "the status of pod readiness gate \"{}\" is not \"True\", but {}",
                 gate.condition_type, c.status
@@ -255,16 +297,25 @@ pub fn initialized(spec: &PodSpec, statuses: &[ContainerStatus], phase: &str) ->
     if phase == "Succeeded" && unknown.is_empty() {
         return Cond::new(INITIALIZED, true).because("PodCompleted", None);
     }
-    let any_regular_started = spec.containers.iter().any(|c| find(statuses, &c.name).is_some_and(started));
+    let any_regular_started = spec
+        .containers
+        .iter()
+        .any(|c| find(statuses, &c.name).is_some_and(started));
     if any_regular_started {
         return Cond::new(INITIALIZED, true);
     }
     let mut messages = Vec::new();
     if !unknown.is_empty() {
-        messages.push(format!("containers with unknown status: {}", go_list(&unknown)));
+        messages.push(format!(
+            "containers with unknown status: {}",
+            go_list(&unknown)
+        ));
     }
     if !incomplete.is_empty() {
-        messages.push(format!("containers with incomplete status: {}", go_list(&incomplete)));
+        messages.push(format!(
+            "containers with incomplete status: {}",
+            go_list(&incomplete)
+        ));
     }
     if messages.is_empty() {
         Cond::new(INITIALIZED, true)
@@ -350,7 +401,12 @@ mod tests {
 
     fn st(v: Value) -> ContainerStatus {
         let mut v = v;
-        for (k, d) in [("image", json!("i")), ("imageID", json!("")), ("ready", json!(false)), ("restartCount", json!(0))] {
+        for (k, d) in [
+            ("image", json!("i")),
+            ("imageID", json!("")),
+            ("ready", json!(false)),
+            ("restartCount", json!(0)),
+        ] {
             if v.get(k).is_none() {
                 v[k] = d;
             }
@@ -359,11 +415,15 @@ mod tests {
     }
 
     fn run(name: &str, ready: bool) -> ContainerStatus {
-        st(json!({"name": name, "ready": ready, "started": true, "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}}))
+        st(
+            json!({"name": name, "ready": ready, "started": true, "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}}),
+        )
     }
 
     fn exited(name: &str, code: i32) -> ContainerStatus {
-        st(json!({"name": name, "ready": false, "started": false, "state": {"terminated": {"exitCode": code}}}))
+        st(
+            json!({"name": name, "ready": false, "started": false, "state": {"terminated": {"exitCode": code}}}),
+        )
     }
 
     fn wait(name: &str, reason: &str) -> ContainerStatus {
@@ -371,75 +431,183 @@ mod tests {
     }
 
     fn backoff(name: &str, last_code: i32) -> ContainerStatus {
-        st(json!({"name": name, "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": last_code}}}))
+        st(
+            json!({"name": name, "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": last_code}}}),
+        )
     }
 
     #[test]
     fn phases_follow_the_restart_policy() {
         let always = spec(json!({"containers": [{"name": "a"}, {"name": "b"}]}));
-        assert_eq!(pod_phase(&always, &[wait("a", "ContainerCreating"), wait("b", "ContainerCreating")], false, false), "Pending");
-        assert_eq!(pod_phase(&always, &[run("a", true), run("b", false)], false, true), "Running");
-        assert_eq!(pod_phase(&always, &[run("a", true)], false, true), "Pending", "an unknown container keeps it pending");
-        assert_eq!(pod_phase(&always, &[exited("a", 0), backoff("b", 1)], false, true), "Running", "Always restarts");
-        assert_eq!(pod_phase(&always, &[exited("a", 0), exited("b", 1)], true, true), "Failed", "a deleted pod ends terminal");
-        assert_eq!(pod_phase(&always, &[exited("a", 0), exited("b", 0)], true, true), "Succeeded");
+        assert_eq!(
+            pod_phase(
+                &always,
+                &[
+                    wait("a", "ContainerCreating"),
+                    wait("b", "ContainerCreating")
+                ],
+                false,
+                false
+            ),
+            "Pending"
+        );
+        assert_eq!(
+            pod_phase(&always, &[run("a", true), run("b", false)], false, true),
+            "Running"
+        );
+        assert_eq!(
+            pod_phase(&always, &[run("a", true)], false, true),
+            "Pending",
+            "an unknown container keeps it pending"
+        );
+        assert_eq!(
+            pod_phase(&always, &[exited("a", 0), backoff("b", 1)], false, true),
+            "Running",
+            "Always restarts"
+        );
+        assert_eq!(
+            pod_phase(&always, &[exited("a", 0), exited("b", 1)], true, true),
+            "Failed",
+            "a deleted pod ends terminal"
+        );
+        assert_eq!(
+            pod_phase(&always, &[exited("a", 0), exited("b", 0)], true, true),
+            "Succeeded"
+        );
         let never = spec(json!({"restartPolicy": "Never", "containers": [{"name": "a"}]}));
-        assert_eq!(pod_phase(&never, &[exited("a", 0)], false, true), "Succeeded");
+        assert_eq!(
+            pod_phase(&never, &[exited("a", 0)], false, true),
+            "Succeeded"
+        );
         assert_eq!(pod_phase(&never, &[exited("a", 2)], false, true), "Failed");
         let on_failure = spec(json!({"restartPolicy": "OnFailure", "containers": [{"name": "a"}]}));
-        assert_eq!(pod_phase(&on_failure, &[backoff("a", 2)], false, true), "Running");
-        assert_eq!(pod_phase(&on_failure, &[exited("a", 0)], false, true), "Succeeded");
+        assert_eq!(
+            pod_phase(&on_failure, &[backoff("a", 2)], false, true),
+            "Running"
+        );
+        assert_eq!(
+            pod_phase(&on_failure, &[exited("a", 0)], false, true),
+            "Succeeded"
+        );
     }
 
     #[test]
     fn init_containers_hold_the_pod_pending_and_can_fail_it() {
-        let s = spec(json!({"restartPolicy": "Never", "initContainers": [{"name": "i"}], "containers": [{"name": "a"}]}));
-        assert_eq!(pod_phase(&s, &[run("i", false), wait("a", "PodInitializing")], false, false), "Pending");
-        assert_eq!(pod_phase(&s, &[exited("i", 1), wait("a", "PodInitializing")], false, false), "Failed");
+        let s = spec(
+            json!({"restartPolicy": "Never", "initContainers": [{"name": "i"}], "containers": [{"name": "a"}]}),
+        );
+        assert_eq!(
+            pod_phase(
+                &s,
+                &[run("i", false), wait("a", "PodInitializing")],
+                false,
+                false
+            ),
+            "Pending"
+        );
+        assert_eq!(
+            pod_phase(
+                &s,
+                &[exited("i", 1), wait("a", "PodInitializing")],
+                false,
+                false
+            ),
+            "Failed"
+        );
         let s = spec(json!({"initContainers": [{"name": "i"}], "containers": [{"name": "a"}]}));
-        assert_eq!(pod_phase(&s, &[backoff("i", 1), wait("a", "PodInitializing")], false, false), "Pending");
+        assert_eq!(
+            pod_phase(
+                &s,
+                &[backoff("i", 1), wait("a", "PodInitializing")],
+                false,
+                false
+            ),
+            "Pending"
+        );
     }
 
     #[test]
     fn sidecars_count_while_running_and_not_once_stopped() {
-        let s = spec(json!({"restartPolicy": "Never", "initContainers": [{"name": "side", "restartPolicy": "Always"}], "containers": [{"name": "a"}]}));
+        let s = spec(
+            json!({"restartPolicy": "Never", "initContainers": [{"name": "side", "restartPolicy": "Always"}], "containers": [{"name": "a"}]}),
+        );
         let mut unstarted = run("side", false);
         unstarted.started = Some(false);
-        assert_eq!(pod_phase(&s, &[unstarted, wait("a", "PodInitializing")], false, false), "Pending");
-        assert_eq!(pod_phase(&s, &[run("side", true), exited("a", 0)], false, true), "Running", "the sidecar still runs");
-        assert_eq!(pod_phase(&s, &[exited("side", 137), exited("a", 0)], false, true), "Succeeded", "a stopped sidecar does not fail the job");
+        assert_eq!(
+            pod_phase(&s, &[unstarted, wait("a", "PodInitializing")], false, false),
+            "Pending"
+        );
+        assert_eq!(
+            pod_phase(&s, &[run("side", true), exited("a", 0)], false, true),
+            "Running",
+            "the sidecar still runs"
+        );
+        assert_eq!(
+            pod_phase(&s, &[exited("side", 137), exited("a", 0)], false, true),
+            "Succeeded",
+            "a stopped sidecar does not fail the job"
+        );
     }
 
     #[test]
     fn conditions_carry_upstream_reasons_and_messages() {
-        let s = spec(json!({"initContainers": [{"name": "i1"}, {"name": "i2"}], "containers": [{"name": "a"}, {"name": "b"}]}));
-        let statuses = [exited("i1", 0), run("i2", false), wait("a", "PodInitializing"), wait("b", "PodInitializing")];
+        let s = spec(
+            json!({"initContainers": [{"name": "i1"}, {"name": "i2"}], "containers": [{"name": "a"}, {"name": "b"}]}),
+        );
+        let statuses = [
+            exited("i1", 0),
+            run("i2", false),
+            wait("a", "PodInitializing"),
+            wait("b", "PodInitializing"),
+        ];
         let mut s1 = statuses.to_vec();
         s1[0].ready = true;
         let init = initialized(&s, &s1, "Pending");
         assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
-        assert_eq!(init.message.as_deref(), Some("containers with incomplete status: [i2]"));
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [i2]")
+        );
         let cr = containers_ready(&s, &s1, "Pending");
-        assert_eq!(cr.message.as_deref(), Some("containers with unready status: [a b]"));
+        assert_eq!(
+            cr.message.as_deref(),
+            Some("containers with unready status: [a b]")
+        );
         let ready = pod_ready(&s, &[], &s1, "Pending");
-        assert_eq!((ready.type_, ready.status, ready.reason.as_deref()), (READY, false, Some("ContainersNotReady")));
+        assert_eq!(
+            (ready.type_, ready.status, ready.reason.as_deref()),
+            (READY, false, Some("ContainersNotReady"))
+        );
         let done = containers_ready(&s, &s1, "Succeeded");
         assert_eq!(done.reason.as_deref(), Some("PodCompleted"));
     }
 
     #[test]
     fn readiness_gates_need_their_conditions_true() {
-        let s = spec(json!({"readinessGates": [{"conditionType": "example.com/lb"}], "containers": [{"name": "a"}]}));
+        let s = spec(
+            json!({"readinessGates": [{"conditionType": "example.com/lb"}], "containers": [{"name": "a"}]}),
+        );
         let statuses = [run("a", true)];
         let r = pod_ready(&s, &[], &statuses, "Running");
         assert_eq!(r.reason.as_deref(), Some("ReadinessGatesNotReady"));
-        assert_eq!(r.message.as_deref(), Some("corresponding condition of pod readiness gate \"example.com/lb\" does not exist."));
-        let gate: PodCondition = serde_json::from_value(json!({"type": "example.com/lb", "status": "False"})).unwrap();
         assert_eq!(
-            pod_ready(&s, &[gate.clone()], &statuses, "Running").message.as_deref(),
+            r.message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
+        );
+        let gate: PodCondition =
+            serde_json::from_value(json!({"type": "example.com/lb", "status": "False"})).unwrap();
+        assert_eq!(
+            pod_ready(&s, &[gate.clone()], &statuses, "Running")
+                .message
+                .as_deref(),
             Some("the status of pod readiness gate \"example.com/lb\" is not \"True\", but False")
         );
-        let gate = PodCondition { status: "True".into(), ..gate };
+        let gate = PodCondition {
+            status: "True".into(),
+            ..gate
+        };
         assert!(pod_ready(&s, &[gate], &statuses, "Running").status);
     }
 

@@ -123,7 +123,11 @@ mod tests {
         t.set(2, t0 + Duration::from_secs(1));
         t.cancel(&2);
         assert_eq!(t.pop_due(t0 + Duration::from_secs(1)), Some(1));
-        assert_eq!(t.pop_due(t0 + Duration::from_secs(10)), None, "the moved and cancelled entries are gone");
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(10)),
+            None,
+            "the moved and cancelled entries are gone"
+        );
         t.set_earliest(3, t0 + Duration::from_secs(2));
         t.set_earliest(3, t0 + Duration::from_secs(9));
         assert_eq!(t.deadline(&3), Some(t0 + Duration::from_secs(2)));

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodSpec, VolumeMountStatus,
+    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodSpec, VolumeMountStatus,
 };
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
@@ -56,7 +56,9 @@ struct Waiting {
 enum Progress {
     /// Not running yet (creating, pulling, in back-off).
     Pending,
-    Running { started: bool },
+    Running {
+        started: bool,
+    },
     /// Exited and will not be restarted.
     Succeeded,
     Failed,
@@ -82,10 +84,20 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(c: &Container, index: usize, kind: ContainerKind, previous: Option<&ContainerStatus>) -> Slot {
+    fn new(
+        c: &Container,
+        index: usize,
+        kind: ContainerKind,
+        previous: Option<&ContainerStatus>,
+    ) -> Slot {
         let base_restarts = previous.map_or(0, |s| {
-            let ran = s.state.as_ref().is_some_and(|st| st.running.is_some() || st.terminated.is_some())
-                || s.last_state.as_ref().is_some_and(|st| st.terminated.is_some());
+            let ran = s
+                .state
+                .as_ref()
+                .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+                || s.last_state
+                    .as_ref()
+                    .is_some_and(|st| st.terminated.is_some());
             if ran {
                 s.restart_count + 1
             } else {
@@ -160,7 +172,9 @@ pub struct PodWorker {
 
 fn spec(pod: &Pod) -> &PodSpec {
     static EMPTY: std::sync::OnceLock<PodSpec> = std::sync::OnceLock::new();
-    pod.spec.as_ref().unwrap_or_else(|| EMPTY.get_or_init(PodSpec::default))
+    pod.spec
+        .as_ref()
+        .unwrap_or_else(|| EMPTY.get_or_init(PodSpec::default))
 }
 
 fn pod_grace(pod: &Pod) -> Duration {
@@ -176,22 +190,45 @@ impl PodWorker {
     pub fn new(pod: Arc<Pod>, host_ip: Ipv4Addr) -> PodWorker {
         let s = spec(&pod);
         let api = pod.status.as_ref();
-        let previous = |list: Option<&Vec<ContainerStatus>>, name: &str| list.and_then(|l| l.iter().find(|c| c.name == name)).cloned();
+        let previous = |list: Option<&Vec<ContainerStatus>>, name: &str| {
+            list.and_then(|l| l.iter().find(|c| c.name == name))
+                .cloned()
+        };
         let init = s
             .init_containers
             .iter()
             .flatten()
             .enumerate()
             .map(|(i, c)| {
-                let kind = if is_sidecar(c) { ContainerKind::Sidecar } else { ContainerKind::Init };
-                Slot::new(c, i, kind, previous(api.and_then(|a| a.init_container_statuses.as_ref()), &c.name).as_ref())
+                let kind = if is_sidecar(c) {
+                    ContainerKind::Sidecar
+                } else {
+                    ContainerKind::Init
+                };
+                Slot::new(
+                    c,
+                    i,
+                    kind,
+                    previous(
+                        api.and_then(|a| a.init_container_statuses.as_ref()),
+                        &c.name,
+                    )
+                    .as_ref(),
+                )
             })
             .collect();
         let main = s
             .containers
             .iter()
             .enumerate()
-            .map(|(i, c)| Slot::new(c, i, ContainerKind::Regular, previous(api.and_then(|a| a.container_statuses.as_ref()), &c.name).as_ref()))
+            .map(|(i, c)| {
+                Slot::new(
+                    c,
+                    i,
+                    ContainerKind::Regular,
+                    previous(api.and_then(|a| a.container_statuses.as_ref()), &c.name).as_ref(),
+                )
+            })
             .collect();
         let qos = api.and_then(|a| a.qos_class.clone()).unwrap_or_else(|| {
             let spec_json = serde_json::to_value(s).unwrap_or(Value::Null);
@@ -200,7 +237,10 @@ impl PodWorker {
         PodWorker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             start_wall: api.and_then(|a| a.start_time.as_ref()).map(|t| t.0),
-            times: TransitionTimes::from_api(api.and_then(|a| a.conditions.as_deref()).unwrap_or_default()),
+            times: TransitionTimes::from_api(
+                api.and_then(|a| a.conditions.as_deref())
+                    .unwrap_or_default(),
+            ),
             pod,
             init,
             main,
@@ -266,7 +306,12 @@ impl PodWorker {
     }
 
     /// Advances the pod at `now`; returns when to look again.
-    pub fn sync(&mut self, rt: &mut dyn Runtime, cx: &SyncContext<'_>, now: Instant) -> Option<Instant> {
+    pub fn sync(
+        &mut self,
+        rt: &mut dyn Runtime,
+        cx: &SyncContext<'_>,
+        now: Instant,
+    ) -> Option<Instant> {
         if self.finished {
             return None;
         }
@@ -293,7 +338,9 @@ impl PodWorker {
         }
         let ready_at = match self.sandbox_ready {
             Some(t) => t,
-            None => *self.sandbox_ready.insert(rt.run_sandbox(cx.node, &self.pod, now)),
+            None => *self
+                .sandbox_ready
+                .insert(rt.run_sandbox(cx.node, &self.pod, now)),
         };
         if now < ready_at {
             wake.at(Some(ready_at));
@@ -305,7 +352,9 @@ impl PodWorker {
         let init_specs = s.init_containers.as_deref().unwrap_or_default();
         if !self.initialized {
             for slot in self.init.iter_mut() {
-                let Some(c) = init_specs.get(slot.index) else { continue };
+                let Some(c) = init_specs.get(slot.index) else {
+                    continue;
+                };
                 let sidecar = slot.kind == ContainerKind::Sidecar;
                 let restart = |code: i32| sidecar || (policy != "Never" && code != 0);
                 match drive(slot, c, &pod, &restart, rt, cx, now, &mut wake) {
@@ -320,14 +369,20 @@ impl PodWorker {
             }
             self.initialized = true;
         }
-        for slot in self.init.iter_mut().filter(|s| s.kind == ContainerKind::Sidecar) {
+        for slot in self
+            .init
+            .iter_mut()
+            .filter(|s| s.kind == ContainerKind::Sidecar)
+        {
             if let Some(c) = init_specs.get(slot.index) {
                 drive(slot, c, &pod, &|_| true, rt, cx, now, &mut wake);
             }
         }
         let mut all_done = true;
         for slot in self.main.iter_mut() {
-            let Some(c) = s.containers.get(slot.index) else { continue };
+            let Some(c) = s.containers.get(slot.index) else {
+                continue;
+            };
             let restart = |code: i32| policy == "Always" || (policy == "OnFailure" && code != 0);
             match drive(slot, c, &pod, &restart, rt, cx, now, &mut wake) {
                 Progress::Succeeded | Progress::Failed => {}
@@ -341,26 +396,54 @@ impl PodWorker {
         wake.0
     }
 
-    fn begin_termination(&mut self, ending: Ending, grace: Duration, rt: &mut dyn Runtime, now: Instant) {
+    fn begin_termination(
+        &mut self,
+        ending: Ending,
+        grace: Duration,
+        rt: &mut dyn Runtime,
+        now: Instant,
+    ) {
         let deadline = now + grace;
         self.termination = Some(Termination { ending, deadline });
         let mut wake = Wake::default();
-        for slot in self.init.iter_mut().filter(|s| s.kind != ContainerKind::Sidecar).chain(self.main.iter_mut()) {
+        for slot in self
+            .init
+            .iter_mut()
+            .filter(|s| s.kind != ContainerKind::Sidecar)
+            .chain(self.main.iter_mut())
+        {
             stop(slot, rt, deadline, now, &mut wake);
         }
     }
 
     /// Regular containers stop together; then sidecars one by one, last first.
-    fn sync_termination(&mut self, rt: &mut dyn Runtime, now: Instant, mut wake: Wake) -> Option<Instant> {
-        let Some(t) = self.termination else { return wake.0 };
+    fn sync_termination(
+        &mut self,
+        rt: &mut dyn Runtime,
+        now: Instant,
+        mut wake: Wake,
+    ) -> Option<Instant> {
+        let Some(t) = self.termination else {
+            return wake.0;
+        };
         let mut pending = false;
-        for slot in self.init.iter_mut().filter(|s| s.kind != ContainerKind::Sidecar).chain(self.main.iter_mut()) {
+        for slot in self
+            .init
+            .iter_mut()
+            .filter(|s| s.kind != ContainerKind::Sidecar)
+            .chain(self.main.iter_mut())
+        {
             pending |= stop(slot, rt, t.deadline, now, &mut wake);
         }
         if pending {
             return wake.0;
         }
-        for slot in self.init.iter_mut().rev().filter(|s| s.kind == ContainerKind::Sidecar) {
+        for slot in self
+            .init
+            .iter_mut()
+            .rev()
+            .filter(|s| s.kind == ContainerKind::Sidecar)
+        {
             if stop(slot, rt, t.deadline, now, &mut wake) {
                 return wake.0;
             }
@@ -371,7 +454,9 @@ impl PodWorker {
 
     /// The pod's status as the kubelet would write it at `now`.
     pub fn api_status(&mut self, rt: &dyn Runtime, clock: &Clock, now: Instant) -> Value {
-        let start = *self.start_wall.get_or_insert_with(|| clock.wall(self.started.unwrap_or(now)));
+        let start = *self
+            .start_wall
+            .get_or_insert_with(|| clock.wall(self.started.unwrap_or(now)));
         let start_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(start);
         if let Some(r) = &self.rejection {
             return json!({"phase": "Failed", "reason": r.reason, "message": r.status_message(),
@@ -380,16 +465,28 @@ impl PodWorker {
         let pod = self.pod.clone();
         let s = spec(&pod);
         let init_specs = s.init_containers.as_deref().unwrap_or_default();
-        let default_reason = if init_specs.is_empty() { "ContainerCreating" } else { "PodInitializing" };
+        let default_reason = if init_specs.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
         let init: Vec<ContainerStatus> = self
             .init
             .iter()
-            .filter_map(|slot| init_specs.get(slot.index).map(|c| container_status(slot, c, rt, clock, now, default_reason)))
+            .filter_map(|slot| {
+                init_specs
+                    .get(slot.index)
+                    .map(|c| container_status(slot, c, rt, clock, now, default_reason))
+            })
             .collect();
         let main: Vec<ContainerStatus> = self
             .main
             .iter()
-            .filter_map(|slot| s.containers.get(slot.index).map(|c| container_status(slot, c, rt, clock, now, default_reason)))
+            .filter_map(|slot| {
+                s.containers
+                    .get(slot.index)
+                    .map(|c| container_status(slot, c, rt, clock, now, default_reason))
+            })
             .collect();
         let mut all = init.clone();
         all.extend(main.iter().cloned());
@@ -399,12 +496,21 @@ impl PodWorker {
             phase = "Failed";
         }
         let api = pod.status.as_ref();
-        if let Some(p) = api.and_then(|a| a.phase.as_deref()).filter(|p| *p == "Succeeded" || *p == "Failed") {
+        if let Some(p) = api
+            .and_then(|a| a.phase.as_deref())
+            .filter(|p| *p == "Succeeded" || *p == "Failed")
+        {
             // Pods never leave a terminal phase.
-            phase = if p == "Succeeded" { "Succeeded" } else { "Failed" };
+            phase = if p == "Succeeded" {
+                "Succeeded"
+            } else {
+                "Failed"
+            };
         }
         let sandbox_ready = !self.finished && self.sandbox_ready.is_some_and(|t| now >= t);
-        let api_conditions = api.and_then(|a| a.conditions.as_deref()).unwrap_or_default();
+        let api_conditions = api
+            .and_then(|a| a.conditions.as_deref())
+            .unwrap_or_default();
         let conds = kubelet_conditions(s, api_conditions, &all, phase, sandbox_ready);
         let conditions = self.times.stamp(&conds, clock.wall(now));
         let host = self.host_ip.to_string();
@@ -420,7 +526,11 @@ impl PodWorker {
         if !init.is_empty() {
             status["initContainerStatuses"] = json!(init);
         }
-        let pod_ip = if self.host_network() { Some(self.host_ip) } else { self.pod_ip };
+        let pod_ip = if self.host_network() {
+            Some(self.host_ip)
+        } else {
+            self.pod_ip
+        };
         if let Some(ip) = pod_ip.filter(|_| self.sandbox_ready.is_some_and(|t| now >= t)) {
             status["podIP"] = json!(ip.to_string());
             status["podIPs"] = json!([{"ip": ip.to_string()}]);
@@ -474,9 +584,16 @@ fn drive(
                 slot.count_run();
                 if !restart(exit.exit_code) {
                     slot.waiting = None;
-                    return if exit.exit_code == 0 { Progress::Succeeded } else { Progress::Failed };
+                    return if exit.exit_code == 0 {
+                        Progress::Succeeded
+                    } else {
+                        Progress::Failed
+                    };
                 }
-                if slot.crash.in_backoff_since(cx.backoff, exit.finished_at, now) {
+                if slot
+                    .crash
+                    .in_backoff_since(cx.backoff, exit.finished_at, now)
+                {
                     let d = slot.crash.current().unwrap_or_default();
                     slot.waiting = Some(Waiting {
                         reason: "CrashLoopBackOff",
@@ -505,7 +622,10 @@ fn drive(
     if slot.pull.in_backoff_since_update(cx.backoff, now) {
         slot.waiting = Some(Waiting {
             reason: "ImagePullBackOff",
-            message: Some(format!("Back-off pulling image \"{}\"", c.image.as_deref().unwrap_or(""))),
+            message: Some(format!(
+                "Back-off pulling image \"{}\"",
+                c.image.as_deref().unwrap_or("")
+            )),
         });
         wake.at(slot.pull.window_end());
         return Progress::Pending;
@@ -531,13 +651,23 @@ fn drive(
 }
 
 /// Asks a container to stop by `deadline`; `true` while it has not exited.
-fn stop(slot: &mut Slot, rt: &mut dyn Runtime, deadline: Instant, now: Instant, wake: &mut Wake) -> bool {
+fn stop(
+    slot: &mut Slot,
+    rt: &mut dyn Runtime,
+    deadline: Instant,
+    now: Instant,
+    wake: &mut Wake,
+) -> bool {
     let Some(id) = slot.attempt.clone() else {
         return false;
     };
     match rt.state(&id, now) {
         ContainerState::Exited(_) => {
-            if slot.waiting.as_ref().is_some_and(|w| w.reason == "CrashLoopBackOff") {
+            if slot
+                .waiting
+                .as_ref()
+                .is_some_and(|w| w.reason == "CrashLoopBackOff")
+            {
                 // It will not be restarted any more: show how it ended.
                 slot.waiting = None;
             }
@@ -607,7 +737,14 @@ fn volume_mounts(c: &Container) -> Option<Vec<VolumeMountStatus>> {
     )
 }
 
-fn container_status(slot: &Slot, c: &Container, rt: &dyn Runtime, clock: &Clock, now: Instant, default_reason: &str) -> ContainerStatus {
+fn container_status(
+    slot: &Slot,
+    c: &Container,
+    rt: &dyn Runtime,
+    clock: &Clock,
+    now: Instant,
+    default_reason: &str,
+) -> ContainerStatus {
     let image = c.image.clone().unwrap_or_default();
     let mut cs = ContainerStatus {
         name: slot.name.clone(),
@@ -627,14 +764,26 @@ fn container_status(slot: &Slot, c: &Container, rt: &dyn Runtime, clock: &Clock,
                 reason: "",
                 message: None,
             });
-            let reason = if w.reason.is_empty() { default_reason } else { w.reason };
+            let reason = if w.reason.is_empty() {
+                default_reason
+            } else {
+                w.reason
+            };
             (waiting_state(reason, w.message), last)
         }
         Some((_, ContainerState::Creating | ContainerState::PullFailed { .. })) => {
-            let (reason, message) = waiting.map_or(("ContainerCreating", None), |w| (w.reason, w.message));
+            let (reason, message) =
+                waiting.map_or(("ContainerCreating", None), |w| (w.reason, w.message));
             (waiting_state(reason, message), last)
         }
-        Some((id, ContainerState::Running { started_at, started, ready })) => {
+        Some((
+            id,
+            ContainerState::Running {
+                started_at,
+                started,
+                ready,
+            },
+        )) => {
             cs.container_id = Some(id.clone());
             cs.image_id = rt.image_id(&image);
             cs.started = Some(started);

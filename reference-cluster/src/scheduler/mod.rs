@@ -208,16 +208,20 @@ async fn schedule(
     let active = Arc::new(AtomicBool::new(true));
     let rt = tokio::runtime::Handle::current();
     let api = Arc::new(api::ApiClient::new(client.clone(), cfg.api_concurrency));
-    let instance = format!("{DEFAULT_SCHEDULER_NAME}-{}", cfg.identity);
-    let recorder =
-        events::EventRecorder::new(api.clone(), DEFAULT_SCHEDULER_NAME, &instance, rt.clone());
+    // One recorder per profile: events name the profile's scheduler as their reporter.
+    let mut recorders = HashMap::new();
     let (stop_tasks, tasks_stop) = watch::channel(false);
     let mut tasks = informers::start(&client, &tx, &tasks_stop);
-    tasks.push(tokio::spawn(
-        recorder
-            .clone()
-            .maintain(cfg.event_series, tasks_stop.clone()),
-    ));
+    for name in profiles.keys() {
+        let instance = format!("{name}-{}", cfg.identity);
+        let recorder = events::EventRecorder::new(api.clone(), name, &instance, rt.clone());
+        tasks.push(tokio::spawn(
+            recorder
+                .clone()
+                .maintain(cfg.event_series, tasks_stop.clone()),
+        ));
+        recorders.insert(name.clone(), recorder);
+    }
     let running = Running {
         active: active.clone(),
         tx: tx.clone(),
@@ -226,7 +230,7 @@ async fn schedule(
     };
     let shared = thread::Shared {
         api,
-        events: recorder,
+        events: recorders,
         metrics: cfg.metrics.clone(),
         rt,
         tx,

@@ -344,6 +344,30 @@ impl SchedulingQueue {
         Strategy::Skip
     }
 
+    /// `worth_requeuing` with the event's interested plugins already known (per profile), so
+    /// moving many pods costs a few set lookups each.
+    fn worth_requeuing_for(
+        p: &QueuedPodInfo,
+        event: &ClusterEvent,
+        interested: &[&'static str],
+    ) -> Strategy {
+        if (p.unschedulable_plugins.is_empty() && p.pending_plugins.is_empty())
+            || event.is_wildcard()
+        {
+            return Strategy::AfterBackoff;
+        }
+        if p.pending_plugins.iter().any(|x| interested.contains(x)) {
+            return Strategy::Immediately;
+        }
+        if p.unschedulable_plugins
+            .iter()
+            .any(|x| interested.contains(x))
+        {
+            return Strategy::AfterBackoff;
+        }
+        Strategy::Skip
+    }
+
     fn requeue(&mut self, p: QueuedPodInfo, strategy: Strategy, now: Instant) -> Placement {
         match strategy {
             Strategy::Skip => {
@@ -383,17 +407,28 @@ impl SchedulingQueue {
 
     /// A cluster event happened: move the unschedulable pods it may help.
     pub fn move_all(&mut self, event: ClusterEvent, now: Instant, except: Option<&str>) {
-        let keys: Vec<String> = self
-            .unschedulable
-            .iter()
-            .filter(|(k, _)| Some(k.as_str()) != except)
-            .filter(|(_, p)| self.worth_requeuing(p, &event) != Strategy::Skip)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            if let Some(p) = self.unschedulable.remove(&k) {
-                let strategy = self.worth_requeuing(&p, &event);
-                self.requeue(p, strategy, now);
+        if !self.unschedulable.is_empty() {
+            let interest: HashMap<&str, Vec<&'static str>> = self
+                .profiles
+                .iter()
+                .map(|(name, fwk)| (name.as_str(), fwk.plugins_interested_in(&event)))
+                .collect();
+            let moves: Vec<(String, Strategy)> = self
+                .unschedulable
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != except)
+                .filter_map(|(k, p)| {
+                    let strategy = match interest.get(p.pod.scheduler_name()) {
+                        Some(i) => Self::worth_requeuing_for(p, &event, i),
+                        None => Strategy::AfterBackoff,
+                    };
+                    (strategy != Strategy::Skip).then(|| (k.clone(), strategy))
+                })
+                .collect();
+            for (k, strategy) in moves {
+                if let Some(p) = self.unschedulable.remove(&k) {
+                    self.requeue(p, strategy, now);
+                }
             }
         }
         self.record_event(event);
@@ -446,6 +481,10 @@ pub struct Nominator {
 }
 
 impl Nominator {
+    pub fn is_empty(&self) -> bool {
+        self.by_pod.is_empty()
+    }
+
     pub fn pods_for_node(&self, node: &str) -> &[Arc<PodInfo>] {
         self.by_node
             .get(node)

@@ -44,7 +44,8 @@ pub enum Msg {
 /// Everything the thread shares with the async side.
 pub struct Shared {
     pub api: Arc<ApiClient>,
-    pub events: Arc<EventRecorder>,
+    /// Event recorders by profile (scheduler name).
+    pub events: HashMap<String, Arc<EventRecorder>>,
     pub metrics: SchedulerMetrics,
     pub rt: Handle,
     pub tx: Sender<Msg>,
@@ -148,6 +149,15 @@ impl Scheduler {
             synced: Default::default(),
             shared,
         }
+    }
+
+    /// The profile's event recorder (every profile has one; any will do otherwise).
+    fn recorder(&self, profile: &str) -> Option<Arc<EventRecorder>> {
+        self.shared
+            .events
+            .get(profile)
+            .or_else(|| self.shared.events.values().next())
+            .cloned()
     }
 
     fn ready(&self) -> bool {
@@ -579,7 +589,7 @@ impl Scheduler {
             },
         );
         let api = self.shared.api.clone();
-        let events = self.shared.events.clone();
+        let events = self.recorder(&fwk.profile_name);
         let tx = self.shared.tx.clone();
         let active = self.shared.active.clone();
         let fwk = fwk.clone();
@@ -592,7 +602,7 @@ impl Scheduler {
                     Status::error("the scheduler is no longer active")
                 };
             }
-            if s.is_success() {
+            if let (true, Some(events)) = (s.is_success(), events) {
                 events.record(
                     pod_ref(&pod.pod),
                     None,
@@ -726,14 +736,16 @@ impl Scheduler {
             return;
         }
         let pod = latest.unwrap_or_else(|| qpi.pod.pod.clone());
-        self.shared.events.record(
-            pod_ref(&pod),
-            None,
-            "Warning",
-            "FailedScheduling",
-            "Scheduling",
-            truncate_event_message(&message),
-        );
+        if let Some(events) = self.recorder(&fwk.profile_name) {
+            events.record(
+                pod_ref(&pod),
+                None,
+                "Warning",
+                "FailedScheduling",
+                "Scheduling",
+                truncate_event_message(&message),
+            );
+        }
         if let Some(patch) = failure_status_patch(&pod, reason, &message, nominating.as_deref()) {
             let api = self.shared.api.clone();
             let (ns, name) = (qpi.pod.namespace.clone(), qpi.pod.name.clone());
@@ -757,7 +769,7 @@ impl Scheduler {
         let note = format!("Preempted by pod {} on node {}", preemptor.uid, p.node);
         for v in p.victims {
             let api = self.shared.api.clone();
-            let events = self.shared.events.clone();
+            let events = self.recorder(preemptor.scheduler_name());
             let preemptor = pod_ref(&preemptor.pod);
             let (message, note) = (message.clone(), note.clone());
             self.shared.rt.spawn(async move {
@@ -773,7 +785,9 @@ impl Scheduler {
                     tracing::warn!(victim = %v.key, error = %e, "cannot delete preemption victim");
                     return;
                 }
-                events.record(pod_ref(&v.pod), Some(preemptor), "Normal", "Preempted", "Preempting", note);
+                if let Some(events) = events {
+                    events.record(pod_ref(&v.pod), Some(preemptor), "Normal", "Preempted", "Preempting", note);
+                }
             });
         }
         for lower in p.clear_nominated {

@@ -19,8 +19,12 @@ pub fn should_pod_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool 
         return false;
     }
     let status = pod.status.as_ref();
-    let has_ip = status.and_then(|s| s.pod_ip.as_deref()).is_some_and(|ip| !ip.is_empty())
-        || status.and_then(|s| s.pod_ips.as_ref()).is_some_and(|ips| !ips.is_empty());
+    let has_ip = status
+        .and_then(|s| s.pod_ip.as_deref())
+        .is_some_and(|ip| !ip.is_empty())
+        || status
+            .and_then(|s| s.pod_ips.as_ref())
+            .is_some_and(|ips| !ips.is_empty());
     if !has_ip {
         return false;
     }
@@ -39,13 +43,15 @@ pub fn pod_ipv4(pod: &Pod) -> Option<String> {
     if let Some(ip) = status.pod_ip.clone() {
         ips.insert(0, ip);
     }
-    ips.into_iter().find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+    ips.into_iter()
+        .find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
 }
 
 /// `ShouldSetHostname`: the pod asked for a hostname under this (headless) service.
 pub fn should_set_hostname(pod: &Pod, svc: &Service) -> bool {
     let spec = pod.spec.as_ref();
-    spec.and_then(|s| s.hostname.as_deref()).is_some_and(|h| !h.is_empty())
+    spec.and_then(|s| s.hostname.as_deref())
+        .is_some_and(|h| !h.is_empty())
         && spec.and_then(|s| s.subdomain.as_deref()) == Some(svc.name_any().as_str())
         && pod.namespace() == svc.namespace()
 }
@@ -76,7 +82,10 @@ pub fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
                 .iter()
                 .chain(sidecars)
                 .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| p.name.as_deref() == Some(name.as_str()) && p.protocol.as_deref().unwrap_or("TCP") == protocol)
+                .find(|p| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                })
                 .map(|p| p.container_port)
         }
         Some(IntOrString::Int(n)) => Some(*n),
@@ -174,11 +183,18 @@ mod tests {
 
     #[test]
     fn which_pods_back_a_service() {
-        assert!(should_pod_be_in_endpoints(&pod(Some("10.0.0.1"), "Running"), false));
+        assert!(should_pod_be_in_endpoints(
+            &pod(Some("10.0.0.1"), "Running"),
+            false
+        ));
         assert!(!should_pod_be_in_endpoints(&pod(None, "Running"), false));
-        assert!(!should_pod_be_in_endpoints(&pod(Some("10.0.0.1"), "Succeeded"), true));
+        assert!(!should_pod_be_in_endpoints(
+            &pod(Some("10.0.0.1"), "Succeeded"),
+            true
+        ));
         let mut deleting = pod(Some("10.0.0.1"), "Running");
-        deleting.metadata.deletion_timestamp = Some(crate::controllers::runtime::events::now_time());
+        deleting.metadata.deletion_timestamp =
+            Some(crate::controllers::runtime::events::now_time());
         assert!(!should_pod_be_in_endpoints(&deleting, false));
         assert!(should_pod_be_in_endpoints(&deleting, true));
     }
@@ -186,13 +202,19 @@ mod tests {
     #[test]
     fn target_ports_resolve_by_number_or_name() {
         let p = pod(Some("10.0.0.1"), "Running");
-        let by_name: ServicePort = serde_json::from_value(json!({"port": 80, "targetPort": "http", "protocol": "TCP"})).unwrap();
+        let by_name: ServicePort =
+            serde_json::from_value(json!({"port": 80, "targetPort": "http", "protocol": "TCP"}))
+                .unwrap();
         assert_eq!(find_port(&p, &by_name), Some(8080));
-        let udp: ServicePort = serde_json::from_value(json!({"port": 80, "targetPort": "http", "protocol": "UDP"})).unwrap();
+        let udp: ServicePort =
+            serde_json::from_value(json!({"port": 80, "targetPort": "http", "protocol": "UDP"}))
+                .unwrap();
         assert_eq!(find_port(&p, &udp), None);
-        let by_number: ServicePort = serde_json::from_value(json!({"port": 80, "targetPort": 9090})).unwrap();
+        let by_number: ServicePort =
+            serde_json::from_value(json!({"port": 80, "targetPort": 9090})).unwrap();
         assert_eq!(find_port(&p, &by_number), Some(9090));
-        let missing: ServicePort = serde_json::from_value(json!({"port": 80, "targetPort": "metrics"})).unwrap();
+        let missing: ServicePort =
+            serde_json::from_value(json!({"port": 80, "targetPort": "metrics"})).unwrap();
         assert_eq!(find_port(&p, &missing), None);
     }
 

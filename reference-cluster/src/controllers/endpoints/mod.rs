@@ -9,7 +9,9 @@ pub mod repack;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -17,7 +19,9 @@ use tokio::task::JoinHandle;
 
 use self::common::*;
 use super::manager::{Context, Controller};
-use super::runtime::{self, key_of, pods, split_key, Change, Informer, Reconciler, Requeue, WorkQueue};
+use super::runtime::{
+    self, key_of, pods, split_key, Change, Informer, Reconciler, Requeue, WorkQueue,
+};
 
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 pub const OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacity";
@@ -75,12 +79,15 @@ impl EndpointsController {
             }
         });
         let q = this.queue.clone();
+        let informer = this.endpoints.clone();
         this.endpoints.add_handler(move |c| match c {
             // A deleted Endpoints object of a selector service comes back.
             Change::Delete(e) => q.add(key_of(e.as_ref())),
-            // Leftovers: Endpoints whose Service is gone are removed (checked on the first list).
-            Change::Add(e) => q.add(key_of(e.as_ref())),
-            Change::Update { .. } => {}
+            // Leftovers from before a restart, whose Service is gone, are removed (upstream
+            // `checkLeftoverEndpoints`); Endpoints created later without a Service are the
+            // user's (selector-less services are filled by hand).
+            Change::Add(e) if !informer.has_synced() => q.add(key_of(e.as_ref())),
+            _ => {}
         });
         this
     }
@@ -88,7 +95,11 @@ impl EndpointsController {
     /// The subsets the Service's pods call for.
     fn desired_subsets(&self, svc: &Service) -> Vec<EndpointSubset> {
         let tolerate_unready = publish_not_ready(svc);
-        let ports = svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+        let ports = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.clone())
+            .unwrap_or_default();
         let mut subsets = Vec::new();
         for pod in pods_for_service(svc, &self.pods) {
             if !should_pod_be_in_endpoints(&pod, tolerate_unready) {
@@ -97,7 +108,11 @@ impl EndpointsController {
             let Some(ip) = pod_ipv4(&pod) else { continue };
             let mut addr = EndpointAddress {
                 ip,
-                node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
+                node_name: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .filter(|n| !n.is_empty()),
                 target_ref: Some(ObjectReference {
                     kind: Some("Pod".into()),
                     namespace: pod.namespace(),
@@ -124,7 +139,9 @@ impl EndpointsController {
                 continue;
             }
             for sp in &ports {
-                let Some(n) = find_port(&pod, sp) else { continue };
+                let Some(n) = find_port(&pod, sp) else {
+                    continue;
+                };
                 subsets.push(subset(Some(EndpointPort {
                     name: sp.name.clone(),
                     port: n,
@@ -167,12 +184,18 @@ fn capacity_annotation_correct(e: &Endpoints, max: usize) -> bool {
         .subsets
         .iter()
         .flatten()
-        .map(|s| s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len))
+        .map(|s| {
+            s.addresses.as_ref().map_or(0, Vec::len)
+                + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+        })
         .sum();
     if n > max {
         return false;
     }
-    !e.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(OVER_CAPACITY))
+    !e.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(OVER_CAPACITY))
 }
 
 #[async_trait::async_trait]
@@ -187,7 +210,11 @@ impl Reconciler for EndpointsController {
         let Some(svc) = self.services.get(ns, name) else {
             // The Service is gone: so are its Endpoints (unless they are a leader lock).
             if let Some(e) = self.endpoints.get(ns, name) {
-                let lock = e.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
+                let lock = e
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(LEADER_ANNOTATION));
                 if !lock {
                     match api.delete(name, &DeleteParams::default()).await {
                         Ok(_) => {}
@@ -206,8 +233,10 @@ impl Reconciler for EndpointsController {
         let current = self.endpoints.get(ns, name);
         let service_labels = svc.metadata.labels.clone().unwrap_or_default();
         if let Some(cur) = &current {
-            let same = repack::equal_ignoring_resource_version(cur.subsets.as_deref().unwrap_or_default(), &subsets)
-                && labels_without_headless(&cur.metadata.labels) == service_labels
+            let same = repack::equal_ignoring_resource_version(
+                cur.subsets.as_deref().unwrap_or_default(),
+                &subsets,
+            ) && labels_without_headless(&cur.metadata.labels) == service_labels
                 && capacity_annotation_correct(cur, self.max_addresses);
             if same {
                 return Ok(Requeue::No);
@@ -239,7 +268,10 @@ impl Reconciler for EndpointsController {
         e.subsets = (!subsets.is_empty()).then_some(subsets);
         let result = match current {
             None => api.create(&PostParams::default(), &e).await.map(|_| ()),
-            Some(_) => api.replace(name, &PostParams::default(), &e).await.map(|_| ()),
+            Some(_) => api
+                .replace(name, &PostParams::default(), &e)
+                .await
+                .map(|_| ()),
         };
         match result {
             Ok(()) => Ok(Requeue::No),

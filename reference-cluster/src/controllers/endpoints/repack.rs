@@ -30,7 +30,10 @@ fn port_key(p: &EndpointPort) -> (String, i32, String, String) {
 pub fn repack(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
     type Key = (String, i32, String, String);
     // Ports (the sentinel `None` for port-less headless services) to addresses → ready.
-    let mut by_port: BTreeMap<Option<Key>, (Option<EndpointPort>, BTreeMap<(String, String), bool>)> = BTreeMap::new();
+    let mut by_port: BTreeMap<
+        Option<Key>,
+        (Option<EndpointPort>, BTreeMap<(String, String), bool>),
+    > = BTreeMap::new();
     let mut all: BTreeMap<(String, String), EndpointAddress> = BTreeMap::new();
     for s in &subsets {
         let ports: Vec<Option<&EndpointPort>> = match s.ports.as_ref().filter(|p| !p.is_empty()) {
@@ -41,7 +44,10 @@ pub fn repack(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
             let entry = by_port
                 .entry(port.map(port_key))
                 .or_insert_with(|| (port.cloned(), BTreeMap::new()));
-            let lists = [(s.addresses.as_ref(), true), (s.not_ready_addresses.as_ref(), false)];
+            let lists = [
+                (s.addresses.as_ref(), true),
+                (s.not_ready_addresses.as_ref(), false),
+            ];
             for (list, ready) in lists {
                 for a in list.into_iter().flatten() {
                     let k = addr_key(a);
@@ -132,7 +138,10 @@ pub fn equal_ignoring_resource_version(a: &[EndpointSubset], b: &[EndpointSubset
     let strip = |subsets: &[EndpointSubset]| {
         let mut v = subsets.to_vec();
         for s in &mut v {
-            for list in [s.addresses.as_mut(), s.not_ready_addresses.as_mut()].into_iter().flatten() {
+            for list in [s.addresses.as_mut(), s.not_ready_addresses.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 for a in list {
                     if let Some(r) = a.target_ref.as_mut() {
                         r.resource_version = None;
@@ -174,7 +183,8 @@ mod tests {
     fn subset(ready: &[&str], not_ready: &[&str], ports: Vec<EndpointPort>) -> EndpointSubset {
         EndpointSubset {
             addresses: (!ready.is_empty()).then(|| ready.iter().map(|i| addr(i)).collect()),
-            not_ready_addresses: (!not_ready.is_empty()).then(|| not_ready.iter().map(|i| addr(i)).collect()),
+            not_ready_addresses: (!not_ready.is_empty())
+                .then(|| not_ready.iter().map(|i| addr(i)).collect()),
             ports: Some(ports),
         }
     }
@@ -187,9 +197,18 @@ mod tests {
             subset(&[], &["10.0.0.3"], vec![port("http", 80)]),
         ]);
         assert_eq!(out.len(), 1);
-        let ips: Vec<_> = out[0].addresses.as_ref().unwrap().iter().map(|a| a.ip.as_str()).collect();
+        let ips: Vec<_> = out[0]
+            .addresses
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| a.ip.as_str())
+            .collect();
         assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
-        assert_eq!(out[0].not_ready_addresses.as_ref().unwrap()[0].ip, "10.0.0.3");
+        assert_eq!(
+            out[0].not_ready_addresses.as_ref().unwrap()[0].ip,
+            "10.0.0.3"
+        );
     }
 
     #[test]
@@ -200,9 +219,18 @@ mod tests {
             subset(&["10.0.0.2"], &[], vec![port("http", 80)]),
         ]);
         assert_eq!(out.len(), 2);
-        let with_both = out.iter().find(|s| s.addresses.as_ref().unwrap().len() == 2).unwrap();
-        assert_eq!(with_both.ports.as_ref().unwrap()[0].name.as_deref(), Some("http"));
-        let only_one = out.iter().find(|s| s.addresses.as_ref().unwrap().len() == 1).unwrap();
+        let with_both = out
+            .iter()
+            .find(|s| s.addresses.as_ref().unwrap().len() == 2)
+            .unwrap();
+        assert_eq!(
+            with_both.ports.as_ref().unwrap()[0].name.as_deref(),
+            Some("http")
+        );
+        let only_one = out
+            .iter()
+            .find(|s| s.addresses.as_ref().unwrap().len() == 1)
+            .unwrap();
         assert_eq!(only_one.ports.as_ref().unwrap()[0].port, 9090);
         // Same content in another order: the same result.
         let again = repack(vec![

@@ -35,7 +35,10 @@ impl Behaviour {
     /// The behaviour of `container` from the pod's annotations: pod-wide settings first, then
     /// `<setting>.<container>` ones over them. Unknown settings and bad values are errors, so a
     /// typo shows up on the container instead of being silently ignored.
-    pub fn from_annotations(annotations: Option<&BTreeMap<String, String>>, container: &str) -> Result<Behaviour, String> {
+    pub fn from_annotations(
+        annotations: Option<&BTreeMap<String, String>>,
+        container: &str,
+    ) -> Result<Behaviour, String> {
         let mut b = Behaviour::default();
         let Some(annotations) = annotations else {
             return Ok(b);
@@ -46,8 +49,12 @@ impl Behaviour {
                 continue;
             };
             match name.split_once('.') {
-                None => b.set(name, value).map_err(|e| format!("annotation {key}: {e}"))?,
-                Some((setting, target)) if target == container => specific.push((key, setting, value)),
+                None => b
+                    .set(name, value)
+                    .map_err(|e| format!("annotation {key}: {e}"))?,
+                Some((setting, target)) if target == container => {
+                    specific.push((key, setting, value))
+                }
                 Some((setting, _)) => {
                     // Another container's setting: still checked, so its typo is reported here too.
                     Behaviour::default()
@@ -57,7 +64,8 @@ impl Behaviour {
             }
         }
         for (key, setting, value) in specific {
-            b.set(setting, value).map_err(|e| format!("annotation {key}: {e}"))?;
+            b.set(setting, value)
+                .map_err(|e| format!("annotation {key}: {e}"))?;
         }
         Ok(b)
     }
@@ -72,7 +80,10 @@ impl Behaviour {
         match setting {
             "exit-after" => self.exit_after = Some(dur()?),
             "exit-code" => {
-                let code: i32 = value.trim().parse().map_err(|_| format!("want an integer exit code, got {value:?}"))?;
+                let code: i32 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("want an integer exit code, got {value:?}"))?;
                 if !(0..=255).contains(&code) {
                     return Err(format!("exit code {code} is outside 0..255"));
                 }
@@ -103,7 +114,8 @@ impl Behaviour {
 }
 
 fn quantity(value: &str, milli: bool) -> Result<i64, String> {
-    let q = Quantity::parse(value.trim()).map_err(|e| format!("want a quantity like 250m or 600Mi: {e}"))?;
+    let q = Quantity::parse(value.trim())
+        .map_err(|e| format!("want a quantity like 250m or 600Mi: {e}"))?;
     let v = if milli { q.milli_value() } else { q.value() };
     if v < 0 {
         return Err(format!("{value} is negative"));
@@ -121,12 +133,20 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn pod_wide_settings_apply_to_every_container() {
-        let a = ann(&[("exit-after", "5s"), ("exit-code", "3"), ("memory-usage", "600Mi"), ("cpu-usage", "250m")]);
+        let a = ann(&[
+            ("exit-after", "5s"),
+            ("exit-code", "3"),
+            ("memory-usage", "600Mi"),
+            ("cpu-usage", "250m"),
+        ]);
         let b = Behaviour::from_annotations(Some(&a), "main").unwrap();
         assert_eq!(b.exit_after, Some(Duration::from_secs(5)));
         assert_eq!(b.exit_code, Some(3));
@@ -136,7 +156,11 @@ mod tests {
 
     #[test]
     fn container_settings_override_pod_wide_ones() {
-        let a = ann(&[("exit-after", "5s"), ("exit-after.sidecar", "1h"), ("crash.main", "true")]);
+        let a = ann(&[
+            ("exit-after", "5s"),
+            ("exit-after.sidecar", "1h"),
+            ("crash.main", "true"),
+        ]);
         let main = Behaviour::from_annotations(Some(&a), "main").unwrap();
         let sidecar = Behaviour::from_annotations(Some(&a), "sidecar").unwrap();
         assert!(main.crash);
@@ -147,7 +171,15 @@ mod tests {
 
     #[test]
     fn typos_and_bad_values_are_reported() {
-        for (k, v) in [("exit-afterr", "5s"), ("exit-after", "5"), ("exit-code", "x"), ("exit-code", "300"), ("crash", "yes"), ("memory-usage", "lots"), ("ready-after.other", "soon")] {
+        for (k, v) in [
+            ("exit-afterr", "5s"),
+            ("exit-after", "5"),
+            ("exit-code", "x"),
+            ("exit-code", "300"),
+            ("crash", "yes"),
+            ("memory-usage", "lots"),
+            ("ready-after.other", "soon"),
+        ] {
             let a = ann(&[(k, v)]);
             let err = Behaviour::from_annotations(Some(&a), "main").unwrap_err();
             assert!(err.contains(&format!("{PREFIX}{k}")), "{err}");
@@ -158,8 +190,14 @@ mod tests {
     fn other_annotations_are_ignored() {
         let mut a = ann(&[]);
         a.insert("example.com/exit-after".into(), "garbage".into());
-        assert_eq!(Behaviour::from_annotations(Some(&a), "main").unwrap(), Behaviour::default());
-        assert_eq!(Behaviour::from_annotations(None, "main").unwrap(), Behaviour::default());
+        assert_eq!(
+            Behaviour::from_annotations(Some(&a), "main").unwrap(),
+            Behaviour::default()
+        );
+        assert_eq!(
+            Behaviour::from_annotations(None, "main").unwrap(),
+            Behaviour::default()
+        );
         assert!(image_cannot_be_pulled("registry.example/nonexistent:1.0"));
         assert!(!image_cannot_be_pulled("nginx"));
     }

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::time::Instant;
 
 use self::behaviour::Behaviour;
-use self::stages::{mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline};
+use self::stages::{
+    mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline,
+};
 use super::runtime::{ContainerId, ContainerState, Runtime, StartRequest, Usage};
 use crate::resources::quantity::Quantity;
 
@@ -54,7 +56,9 @@ impl SimRuntime {
 }
 
 fn hex64(seed: u64) -> String {
-    (0..4u64).map(|i| format!("{:016x}", mix(seed ^ i.wrapping_mul(0x9e37_79b9)))).collect()
+    (0..4u64)
+        .map(|i| format!("{:016x}", mix(seed ^ i.wrapping_mul(0x9e37_79b9))))
+        .collect()
 }
 
 /// What a container uses when its pod does not say: its requests, or a small idle footprint.
@@ -97,29 +101,30 @@ impl Runtime for SimRuntime {
         let image = req.container.image.clone().unwrap_or_default();
         let node_images = self.images.entry(req.node.to_string()).or_default();
         let image_present = node_images.contains(&image);
-        let (behaviour, timeline) = match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name) {
-            Ok(b) => {
-                let t = plan(
-                    req.container,
-                    &b,
-                    &PlanInput {
-                        stages: &self.stages,
-                        seed,
-                        now,
-                        image_present,
+        let (behaviour, timeline) =
+            match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name) {
+                Ok(b) => {
+                    let t = plan(
+                        req.container,
+                        &b,
+                        &PlanInput {
+                            stages: &self.stages,
+                            seed,
+                            now,
+                            image_present,
+                        },
+                    );
+                    (b, t)
+                }
+                // A pod the sim cannot understand does not run; the container says why.
+                Err(message) => (
+                    Behaviour::default(),
+                    Timeline::StartFails {
+                        at: now + self.stages.create.pick(seed),
+                        message,
                     },
-                );
-                (b, t)
-            }
-            // A pod the sim cannot understand does not run; the container says why.
-            Err(message) => (
-                Behaviour::default(),
-                Timeline::StartFails {
-                    at: now + self.stages.create.pick(seed),
-                    message,
-                },
-            ),
-        };
+                ),
+            };
         if !matches!(timeline, Timeline::PullFails { .. }) {
             node_images.insert(image);
         }
@@ -130,7 +135,10 @@ impl Runtime for SimRuntime {
         if let Some(mem) = behaviour.memory_usage {
             usage.memory_bytes = mem;
         }
-        self.by_pod.entry(uid.to_string()).or_default().push(id.clone());
+        self.by_pod
+            .entry(uid.to_string())
+            .or_default()
+            .push(id.clone());
         self.containers.insert(
             id.clone(),
             SimContainer {
@@ -152,7 +160,9 @@ impl Runtime for SimRuntime {
             None => ContainerState::Exited(super::runtime::Exit {
                 exit_code: 137,
                 reason: "ContainerStatusUnknown".into(),
-                message: Some("The container could not be located when the pod was terminated".into()),
+                message: Some(
+                    "The container could not be located when the pod was terminated".into(),
+                ),
                 started_at: None,
                 finished_at: now,
             }),
@@ -161,8 +171,15 @@ impl Runtime for SimRuntime {
 
     fn stop_container(&mut self, id: &str, grace: Duration, now: Instant) {
         let stages = self.stages;
-        let Some(c) = self.containers.get_mut(id) else { return };
-        if c.stop.is_some() || matches!(c.timeline.state_at(now, None), ContainerState::Exited(_) | ContainerState::PullFailed { .. }) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        if c.stop.is_some()
+            || matches!(
+                c.timeline.state_at(now, None),
+                ContainerState::Exited(_) | ContainerState::PullFailed { .. }
+            )
+        {
             return;
         }
         c.stop = Some(plan_stop(
@@ -208,7 +225,11 @@ impl Runtime for SimRuntime {
 
     fn usage(&self, id: &str, now: Instant) -> Option<Usage> {
         let c = self.containers.get(id)?;
-        matches!(c.timeline.state_at(now, c.stop.as_ref()), ContainerState::Running { .. }).then_some(c.usage)
+        matches!(
+            c.timeline.state_at(now, c.stop.as_ref()),
+            ContainerState::Running { .. }
+        )
+        .then_some(c.usage)
     }
 }
 
@@ -245,12 +266,23 @@ mod tests {
         let p = pod(json!({}));
         let first = start(&mut rt, &p, 0, t0);
         let second = start(&mut rt, &p, 1, t0);
-        assert!(first.starts_with("kubeproof-sim://") && first.len() == "kubeproof-sim://".len() + 64);
+        assert!(
+            first.starts_with("kubeproof-sim://") && first.len() == "kubeproof-sim://".len() + 64
+        );
         assert_ne!(first, second);
         let first_runs = rt.next_change(&first, t0).unwrap();
         let second_runs = rt.next_change(&second, t0).unwrap();
-        assert!(second_runs < first_runs, "the second start finds the image on the node");
-        assert_eq!(rt.usage(&first, first_runs), Some(Usage { cpu_milli: 100, memory_bytes: 4 * 1024 * 1024 }));
+        assert!(
+            second_runs < first_runs,
+            "the second start finds the image on the node"
+        );
+        assert_eq!(
+            rt.usage(&first, first_runs),
+            Some(Usage {
+                cpu_milli: 100,
+                memory_bytes: 4 * 1024 * 1024
+            })
+        );
         rt.remove_sandbox("u-1");
         assert_eq!(rt.container_count(), 0);
     }
@@ -263,7 +295,10 @@ mod tests {
         let id = start(&mut rt, &p, 0, t0);
         match rt.state(&id, t0 + Duration::from_secs(1)) {
             ContainerState::Exited(e) => {
-                assert_eq!((e.exit_code, e.reason.as_str()), (128, "ContainerCannotRun"));
+                assert_eq!(
+                    (e.exit_code, e.reason.as_str()),
+                    (128, "ContainerCannotRun")
+                );
                 assert!(e.message.unwrap().contains("exit-afterr"));
             }
             other => panic!("{other:?}"),
@@ -282,6 +317,8 @@ mod tests {
         let end = rt.next_change(&id, running).unwrap();
         assert!(matches!(rt.state(&id, end), ContainerState::Exited(ref e) if e.exit_code == 0));
         assert!(rt.usage(&id, end).is_none());
-        assert!(rt.image_id("nginx").starts_with("docker.io/library/nginx@sha256:"));
+        assert!(rt
+            .image_id("nginx")
+            .starts_with("docker.io/library/nginx@sha256:"));
     }
 }

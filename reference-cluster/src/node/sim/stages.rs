@@ -132,7 +132,9 @@ pub struct Readiness {
 impl Readiness {
     fn at(&self, t: Instant) -> bool {
         let passed = self.from.is_some_and(|f| t >= f);
-        let failing = self.fails.is_some_and(|(start, end)| t >= start && end.is_none_or(|e| t < e));
+        let failing = self
+            .fails
+            .is_some_and(|(start, end)| t >= start && end.is_none_or(|e| t < e));
         passed && !failing
     }
 }
@@ -186,7 +188,8 @@ pub fn normalize_image(image: &str) -> String {
         }
     };
     let first = name.split('/').next().unwrap_or("");
-    let has_registry = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let full = if has_registry {
         name.to_string()
     } else if name.contains('/') {
@@ -207,7 +210,9 @@ pub fn pull_error_message(image: &str) -> String {
 
 fn memory_limit(c: &Container) -> Option<i64> {
     let q = c.resources.as_ref()?.limits.as_ref()?.get("memory")?;
-    Quantity::parse(&q.0).ok().map(|q| q.value().clamp(0, i64::MAX as i128) as i64)
+    Quantity::parse(&q.0)
+        .ok()
+        .map(|q| q.value().clamp(0, i64::MAX as i128) as i64)
 }
 
 /// Plans one attempt of `c` started at `input.now`.
@@ -240,7 +245,10 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
             .or_else(|| probe_delay(c.startup_probe.as_ref()))
             .unwrap_or_default();
     let ready_from = (!b.never_ready).then(|| {
-        let delay = b.ready_after.or_else(|| probe_delay(c.readiness_probe.as_ref())).unwrap_or_default();
+        let delay = b
+            .ready_after
+            .or_else(|| probe_delay(c.readiness_probe.as_ref()))
+            .unwrap_or_default();
         started_at.max(running_at + delay)
     });
     let fails = match (b.unready_after, b.not_ready_for, ready_from) {
@@ -289,7 +297,10 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
     Timeline::Runs(Run {
         running_at,
         started_at,
-        ready: Readiness { from: ready_from, fails },
+        ready: Readiness {
+            from: ready_from,
+            fails,
+        },
         exit,
     })
 }
@@ -309,7 +320,8 @@ fn pre_stop_duration(c: &Container, b: &Behaviour, st: &SimStages, seed: u64) ->
     if let Some(sleep) = &hook.sleep {
         return Duration::from_secs(sleep.seconds.max(0) as u64);
     }
-    b.pre_stop_duration.unwrap_or_else(|| st.pre_stop.pick(seed))
+    b.pre_stop_duration
+        .unwrap_or_else(|| st.pre_stop.pick(seed))
 }
 
 /// Plans the end of an attempt asked to stop at `input.now`: preStop, then SIGTERM, then
@@ -335,7 +347,9 @@ pub fn plan_stop(c: &Container, b: &Behaviour, t: &Timeline, input: &StopInput<'
         };
     }
     let pre_stop = pre_stop_duration(c, b, st, mix(input.seed ^ 5));
-    let term = b.termination_delay.unwrap_or_else(|| st.stop.pick(mix(input.seed ^ 6)));
+    let term = b
+        .termination_delay
+        .unwrap_or_else(|| st.stop.pick(mix(input.seed ^ 6)));
     let graceful = input.now + pre_stop + term;
     if !b.ignore_sigterm && graceful < deadline {
         PlannedExit {
@@ -360,7 +374,9 @@ impl Timeline {
         match self {
             Timeline::PullFails { at, message } => {
                 if now >= *at {
-                    ContainerState::PullFailed { message: message.clone() }
+                    ContainerState::PullFailed {
+                        message: message.clone(),
+                    }
                 } else if let Some(s) = stop.filter(|s| now >= s.at) {
                     exited(s, None)
                 } else {
@@ -417,7 +433,10 @@ impl Timeline {
                 points.extend(run.exit.as_ref().map(|e| e.at));
             }
         }
-        if matches!(self.state_at(now, stop), ContainerState::Exited(_) | ContainerState::PullFailed { .. }) {
+        if matches!(
+            self.state_at(now, stop),
+            ContainerState::Exited(_) | ContainerState::PullFailed { .. }
+        ) {
             return None;
         }
         points.into_iter().filter(|p| *p > now).min()
@@ -489,18 +508,36 @@ mod tests {
     fn a_plain_container_is_created_then_runs_ready_forever() {
         let t0 = Instant::now();
         let t = run_plan(&container(json!({})), &Behaviour::default(), t0, false);
-        assert_eq!(t.state_at(t0 + ms(50), None), ContainerState::Creating, "still pulling");
+        assert_eq!(
+            t.state_at(t0 + ms(50), None),
+            ContainerState::Creating,
+            "still pulling"
+        );
         match t.state_at(t0 + ms(110), None) {
-            ContainerState::Running { started_at, started, ready } => {
+            ContainerState::Running {
+                started_at,
+                started,
+                ready,
+            } => {
                 assert_eq!(started_at, t0 + ms(110));
                 assert!(started && ready);
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(t.next_change(t0, None), Some(t0 + ms(110)));
-        assert_eq!(t.next_change(t0 + ms(200), None), None, "nothing more happens");
+        assert_eq!(
+            t.next_change(t0 + ms(200), None),
+            None,
+            "nothing more happens"
+        );
         let cached = run_plan(&container(json!({})), &Behaviour::default(), t0, true);
-        assert!(matches!(cached.state_at(t0 + ms(10), None), ContainerState::Running { .. }), "no pull when the image is there");
+        assert!(
+            matches!(
+                cached.state_at(t0 + ms(10), None),
+                ContainerState::Running { .. }
+            ),
+            "no pull when the image is there"
+        );
     }
 
     #[test]
@@ -520,10 +557,31 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let ok = run_plan(&container(json!({})), &Behaviour { exit_after: Some(ms(5)), ..Default::default() }, t0, true);
-        assert!(matches!(ok.state_at(t0 + ms(20), None), ContainerState::Exited(Exit { exit_code: 0, ref reason, .. }) if reason == "Completed"));
-        let crash = run_plan(&container(json!({})), &Behaviour { crash: true, ..Default::default() }, t0, true);
-        assert!(matches!(crash.state_at(t0 + ms(1010), None), ContainerState::Exited(Exit { exit_code: 1, .. })));
+        let ok = run_plan(
+            &container(json!({})),
+            &Behaviour {
+                exit_after: Some(ms(5)),
+                ..Default::default()
+            },
+            t0,
+            true,
+        );
+        assert!(
+            matches!(ok.state_at(t0 + ms(20), None), ContainerState::Exited(Exit { exit_code: 0, ref reason, .. }) if reason == "Completed")
+        );
+        let crash = run_plan(
+            &container(json!({})),
+            &Behaviour {
+                crash: true,
+                ..Default::default()
+            },
+            t0,
+            true,
+        );
+        assert!(matches!(
+            crash.state_at(t0 + ms(1010), None),
+            ContainerState::Exited(Exit { exit_code: 1, .. })
+        ));
     }
 
     #[test]
@@ -536,22 +594,38 @@ mod tests {
         };
         let t = run_plan(&c, &b, t0, true);
         match t.state_at(t0 + ms(210), None) {
-            ContainerState::Exited(e) => assert_eq!((e.exit_code, e.reason.as_str()), (137, "OOMKilled")),
+            ContainerState::Exited(e) => {
+                assert_eq!((e.exit_code, e.reason.as_str()), (137, "OOMKilled"))
+            }
             other => panic!("{other:?}"),
         }
         let within = Behaviour {
             memory_usage: Some(100),
             ..Default::default()
         };
-        assert!(matches!(run_plan(&c, &within, t0, true).state_at(t0 + ms(5000), None), ContainerState::Running { .. }));
+        assert!(matches!(
+            run_plan(&c, &within, t0, true).state_at(t0 + ms(5000), None),
+            ContainerState::Running { .. }
+        ));
         let no_limit = container(json!({}));
-        assert!(matches!(run_plan(&no_limit, &b, t0, true).state_at(t0 + ms(5000), None), ContainerState::Running { .. }), "no limit, no OOM kill");
+        assert!(
+            matches!(
+                run_plan(&no_limit, &b, t0, true).state_at(t0 + ms(5000), None),
+                ContainerState::Running { .. }
+            ),
+            "no limit, no OOM kill"
+        );
     }
 
     #[test]
     fn missing_images_fail_the_pull() {
         let t0 = Instant::now();
-        let t = run_plan(&container(json!({"image": "registry.example.com/nonexistent:v1"})), &Behaviour::default(), t0, true);
+        let t = run_plan(
+            &container(json!({"image": "registry.example.com/nonexistent:v1"})),
+            &Behaviour::default(),
+            t0,
+            true,
+        );
         assert_eq!(t.state_at(t0 + ms(50), None), ContainerState::Creating);
         match t.state_at(t0 + ms(100), None) {
             ContainerState::PullFailed { message } => assert_eq!(
@@ -565,11 +639,19 @@ mod tests {
     #[test]
     fn probes_and_annotations_shape_startup_and_readiness() {
         let t0 = Instant::now();
-        let c = container(json!({"startupProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 2},
-                                 "readinessProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 1}}));
-        let Timeline::Runs(run) = run_plan(&c, &Behaviour::default(), t0, true) else { panic!() };
+        let c = container(
+            json!({"startupProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 2},
+                                 "readinessProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 1}}),
+        );
+        let Timeline::Runs(run) = run_plan(&c, &Behaviour::default(), t0, true) else {
+            panic!()
+        };
         assert_eq!(run.started_at, t0 + ms(2010));
-        assert_eq!(run.ready.from, Some(t0 + ms(2010)), "readiness waits for startup");
+        assert_eq!(
+            run.ready.from,
+            Some(t0 + ms(2010)),
+            "readiness waits for startup"
+        );
         let b = Behaviour {
             ready_after: Some(ms(100)),
             unready_after: Some(ms(300)),
@@ -577,7 +659,12 @@ mod tests {
             ..Default::default()
         };
         let t = run_plan(&container(json!({})), &b, t0, true);
-        let ready = |at: u64| matches!(t.state_at(t0 + ms(at), None), ContainerState::Running { ready: true, .. });
+        let ready = |at: u64| {
+            matches!(
+                t.state_at(t0 + ms(at), None),
+                ContainerState::Running { ready: true, .. }
+            )
+        };
         assert!(!ready(50) && ready(120) && !ready(320) && !ready(500) && ready(520));
     }
 
@@ -594,17 +681,41 @@ mod tests {
             now: stop_at,
             grace,
         };
-        let graceful = plan_stop(&c, &Behaviour::default(), &t, &input(Duration::from_secs(30)));
-        assert_eq!((graceful.at, graceful.code), (stop_at + ms(70), 0), "preStop 40ms + SIGTERM 30ms");
+        let graceful = plan_stop(
+            &c,
+            &Behaviour::default(),
+            &t,
+            &input(Duration::from_secs(30)),
+        );
+        assert_eq!(
+            (graceful.at, graceful.code),
+            (stop_at + ms(70), 0),
+            "preStop 40ms + SIGTERM 30ms"
+        );
         let killed = plan_stop(&c, &Behaviour::default(), &t, &input(ms(50)));
-        assert_eq!((killed.at, killed.code, killed.reason), (stop_at + ms(50), 137, "Error"));
+        assert_eq!(
+            (killed.at, killed.code, killed.reason),
+            (stop_at + ms(50), 137, "Error")
+        );
         let stubborn = Behaviour {
             ignore_sigterm: true,
             ..Default::default()
         };
-        assert_eq!(plan_stop(&c, &stubborn, &t, &input(Duration::from_secs(2))).at, stop_at + Duration::from_secs(2));
+        assert_eq!(
+            plan_stop(&c, &stubborn, &t, &input(Duration::from_secs(2))).at,
+            stop_at + Duration::from_secs(2)
+        );
         let sleeper = container(json!({"lifecycle": {"preStop": {"sleep": {"seconds": 5}}}}));
-        assert_eq!(plan_stop(&sleeper, &Behaviour::default(), &t, &input(Duration::from_secs(30))).at, stop_at + ms(5030));
+        assert_eq!(
+            plan_stop(
+                &sleeper,
+                &Behaviour::default(),
+                &t,
+                &input(Duration::from_secs(30))
+            )
+            .at,
+            stop_at + ms(5030)
+        );
         match t.state_at(stop_at + ms(70), Some(&graceful)) {
             ContainerState::Exited(e) => assert_eq!(e.started_at, Some(t0 + ms(10))),
             other => panic!("{other:?}"),
@@ -625,10 +736,25 @@ mod tests {
     #[test]
     fn image_names_normalise_like_containerd() {
         assert_eq!(normalize_image("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(normalize_image("nginx:1.27"), "docker.io/library/nginx:1.27");
-        assert_eq!(normalize_image("bitnami/redis"), "docker.io/bitnami/redis:latest");
-        assert_eq!(normalize_image("registry.k8s.io/pause:3.10"), "registry.k8s.io/pause:3.10");
-        assert_eq!(normalize_image("localhost:5000/app"), "localhost:5000/app:latest");
-        assert_eq!(normalize_image("busybox@sha256:abc"), "docker.io/library/busybox@sha256:abc");
+        assert_eq!(
+            normalize_image("nginx:1.27"),
+            "docker.io/library/nginx:1.27"
+        );
+        assert_eq!(
+            normalize_image("bitnami/redis"),
+            "docker.io/bitnami/redis:latest"
+        );
+        assert_eq!(
+            normalize_image("registry.k8s.io/pause:3.10"),
+            "registry.k8s.io/pause:3.10"
+        );
+        assert_eq!(
+            normalize_image("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_image("busybox@sha256:abc"),
+            "docker.io/library/busybox@sha256:abc"
+        );
     }
 }

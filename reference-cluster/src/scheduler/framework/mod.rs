@@ -58,6 +58,9 @@ pub struct CycleState {
     pub skip_filter: BTreeSet<&'static str>,
     /// Plugins whose PreScore said Skip: their Score is not run.
     pub skip_score: BTreeSet<&'static str>,
+    /// `skip_filter` as bits over the profile's Filter plugins, so the per-node loop does not
+    /// look names up.
+    pub(crate) skip_filter_mask: u128,
 }
 
 pub trait StateData: Any + Send + Sync {
@@ -88,6 +91,7 @@ impl Clone for CycleState {
                 .collect(),
             skip_filter: self.skip_filter.clone(),
             skip_score: self.skip_score.clone(),
+            skip_filter_mask: self.skip_filter_mask,
         }
     }
 }

@@ -94,6 +94,18 @@ impl Framework {
             .any(|(registered, plugin)| plugins.contains(plugin) && registered.matches(event))
     }
 
+    /// The plugins that registered for `event`: a pod rejected by one of them may now fit.
+    pub fn plugins_interested_in(&self, event: &ClusterEvent) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = self
+            .events
+            .iter()
+            .filter(|(registered, _)| registered.matches(event))
+            .map(|(_, plugin)| *plugin)
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// The first PreEnqueue plugin that keeps the pod out of the active queue.
     pub fn run_pre_enqueue(&self, pod: &PodInfo) -> Status {
         for p in &self.plugins.pre_enqueue {
@@ -166,6 +178,13 @@ impl Framework {
                 }
             }
         }
+        state.skip_filter_mask = self
+            .plugins
+            .filter
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| *i < 128 && skipped.contains(p.name()))
+            .fold(0, |m, (i, _)| m | (1u128 << i));
         state.skip_filter = skipped;
         (result, returned, with_nodes)
     }
@@ -226,8 +245,13 @@ impl Framework {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Status {
-        for p in &self.plugins.filter {
-            if state.skip_filter.contains(p.name()) {
+        for (i, p) in self.plugins.filter.iter().enumerate() {
+            let skipped = if i < 128 {
+                state.skip_filter_mask & (1u128 << i) != 0
+            } else {
+                state.skip_filter.contains(p.name())
+            };
+            if skipped {
                 continue;
             }
             let s = p.filter(ctx, state, pod, node);
@@ -254,6 +278,9 @@ impl Framework {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Status {
+        if ctx.nominator.is_empty() {
+            return self.run_filter(ctx, state, pod, node);
+        }
         let nominated = ctx.nominator.pods_for_node(node.name());
         let relevant: Vec<&Arc<PodInfo>> = nominated
             .iter()

@@ -189,27 +189,29 @@ impl Plugin for ImageLocality {
         let Some(spec) = pod.pod.spec.as_ref() else {
             return Ok(0);
         };
+        // A node without any of the images scores zero; most nodes in most clusters.
+        if node.images.is_empty() {
+            return Ok(0);
+        }
         let total_nodes = ctx.cache.num_nodes().max(1) as f64;
-        let containers: Vec<_> = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .chain(spec.containers.iter())
-            .collect();
+        let containers = || {
+            spec.init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+        };
         let mut sum: i64 = 0;
-        if !node.images.is_empty() {
-            for c in &containers {
-                let Some(image) = c.image.as_deref() else {
-                    continue;
-                };
-                let name = normalized_image_name(image);
-                if let Some(size) = node.images.get(&name) {
-                    let spread = ctx.cache.image_num_nodes(&name) as f64 / total_nodes;
-                    sum += (*size as f64 * spread) as i64;
-                }
+        for c in containers() {
+            let Some(image) = c.image.as_deref() else {
+                continue;
+            };
+            let name = normalized_image_name(image);
+            if let Some(size) = node.images.get(&name) {
+                let spread = ctx.cache.image_num_nodes(&name) as f64 / total_nodes;
+                sum += (*size as f64 * spread) as i64;
             }
         }
-        let max_threshold = MAX_CONTAINER_THRESHOLD * containers.len() as i64;
+        let max_threshold = MAX_CONTAINER_THRESHOLD * containers().count() as i64;
         if max_threshold <= MIN_THRESHOLD {
             return Ok(0);
         }

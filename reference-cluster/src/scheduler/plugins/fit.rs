@@ -110,15 +110,9 @@ impl AllocationScorer {
         }
     }
 
-    /// (allocatable, requested-after-placing-the-pod) of each configured resource; zeros for
-    /// resources the node does not have or extended resources the pod does not ask for.
-    pub fn allocatable_and_requested(
-        &self,
-        pod: &PodInfo,
-        node: &NodeInfo,
-    ) -> (Vec<i64>, Vec<i64>) {
-        let mut alloc = vec![0; self.resources.len()];
-        let mut req = vec![0; self.resources.len()];
+    /// Fills (allocatable, requested-after-placing-the-pod) of each configured resource; zeros
+    /// for resources the node does not have or extended resources the pod does not ask for.
+    fn fill(&self, pod: &PodInfo, node: &NodeInfo, alloc: &mut [i64], req: &mut [i64]) {
         let used = if self.use_requested {
             &node.requested
         } else {
@@ -139,14 +133,32 @@ impl AllocationScorer {
                     None => (0, 0),
                 },
             };
-            if a != 0 {
-                alloc[i] = a;
-                req[i] = q;
-            }
+            (alloc[i], req[i]) = if a != 0 { (a, q) } else { (0, 0) };
         }
-        (alloc, req)
+    }
+
+    /// Runs `f` on the (allocatable, requested) vectors, kept on the stack in the usual case
+    /// of a few resources: this runs for every scored node of every pod.
+    pub fn with_vectors<R>(
+        &self,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        f: impl FnOnce(&[i64], &[i64]) -> R,
+    ) -> R {
+        let n = self.resources.len();
+        if n <= STACK_RESOURCES {
+            let (mut a, mut q) = ([0i64; STACK_RESOURCES], [0i64; STACK_RESOURCES]);
+            self.fill(pod, node, &mut a[..n], &mut q[..n]);
+            f(&a[..n], &q[..n])
+        } else {
+            let (mut a, mut q) = (vec![0; n], vec![0; n]);
+            self.fill(pod, node, &mut a, &mut q);
+            f(&a, &q)
+        }
     }
 }
+
+const STACK_RESOURCES: usize = 8;
 
 fn least_requested(requested: i64, capacity: i64) -> i64 {
     if capacity == 0 || requested > capacity {
@@ -377,8 +389,9 @@ impl Plugin for Fit {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Result<i64, Status> {
-        let (alloc, req) = self.scorer.allocatable_and_requested(pod, node);
-        Ok(self.strategy.score(&self.scorer.resources, &alloc, &req))
+        Ok(self.scorer.with_vectors(pod, node, |alloc, req| {
+            self.strategy.score(&self.scorer.resources, alloc, req)
+        }))
     }
 }
 
@@ -413,13 +426,23 @@ impl BalancedAllocation {
 
 /// 100 × (1 − standard deviation of the used fractions): evenly used nodes score highest.
 pub fn balanced_score(alloc: &[i64], req: &[i64]) -> i64 {
-    let fractions: Vec<f64> = alloc
-        .iter()
-        .zip(req)
-        .filter(|(a, _)| **a != 0)
-        .map(|(a, r)| (*r as f64 / *a as f64).min(1.0))
-        .collect();
-    let std = match fractions.len() {
+    let mut buf = [0f64; STACK_RESOURCES];
+    let mut heap = Vec::new();
+    let fractions: &mut [f64] = if alloc.len() <= STACK_RESOURCES {
+        &mut buf[..]
+    } else {
+        heap.resize(alloc.len(), 0.0);
+        &mut heap[..]
+    };
+    let mut n = 0;
+    for (a, r) in alloc.iter().zip(req) {
+        if *a != 0 {
+            fractions[n] = (*r as f64 / *a as f64).min(1.0);
+            n += 1;
+        }
+    }
+    let fractions = &fractions[..n];
+    let std = match n {
         2 => ((fractions[0] - fractions[1]) / 2.0).abs(),
         n if n > 2 => {
             let mean = fractions.iter().sum::<f64>() / n as f64;
@@ -449,8 +472,7 @@ impl Plugin for BalancedAllocation {
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Result<i64, Status> {
-        let (alloc, req) = self.scorer.allocatable_and_requested(pod, node);
-        Ok(balanced_score(&alloc, &req))
+        Ok(self.scorer.with_vectors(pod, node, balanced_score))
     }
 }
 
