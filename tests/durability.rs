@@ -29,7 +29,10 @@ async fn acknowledged_writes_survive_kill_9() {
                 let name = format!("w{w}-{i}");
                 let payload = format!("{name}:{}", "x".repeat(200));
                 let cm = ConfigMap {
-                    metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        ..Default::default()
+                    },
                     data: Some([("payload".to_string(), payload.clone())].into()),
                     ..Default::default()
                 };
@@ -52,7 +55,11 @@ async fn acknowledged_writes_survive_kill_9() {
         let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
     }
     let acked = acked.lock().clone();
-    assert!(acked.len() >= 300, "writers got only {} acknowledgements before the kill", acked.len());
+    assert!(
+        acked.len() >= 300,
+        "writers got only {} acknowledgements before the kill",
+        acked.len()
+    );
 
     let cluster = ClusterProcess::start(dir.path());
     let api: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
@@ -64,14 +71,26 @@ async fn acknowledged_writes_survive_kill_9() {
         .into_iter()
         .filter_map(|cm| {
             let name = cm.metadata.name?;
-            let payload = cm.data.and_then(|d| d.get("payload").cloned()).unwrap_or_default();
+            let payload = cm
+                .data
+                .and_then(|d| d.get("payload").cloned())
+                .unwrap_or_default();
             Some((name, payload))
         })
         .collect();
     let missing: Vec<&String> = acked.keys().filter(|k| !stored.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     for (name, payload) in &stored {
-        assert_eq!(payload, &format!("{name}:{}", "x".repeat(200)), "object {name} is not whole");
+        assert_eq!(
+            payload,
+            &format!("{name}:{}", "x".repeat(200)),
+            "object {name} is not whole"
+        );
     }
     eprintln!(
         "durability: {} acknowledged writes before kill -9, {} objects after restart (the rest were in flight)",

@@ -74,9 +74,8 @@ fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>> {
     if !cert.exists() || !key.exists() {
         return Ok(None);
     }
-    let read = |p: &Path| {
-        fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-    };
+    let read =
+        |p: &Path| fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
     Ok(Some(CertPair {
         cert_pem: read(&cert)?,
         key_pem: read(&key)?,
@@ -215,7 +214,9 @@ mod subject {
         if n == 0 || n > 4 || buf.len() < 2 + n {
             bail!("unsupported DER length");
         }
-        let len = buf[2..2 + n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        let len = buf[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
         Ok((tag, 2 + n, len))
     }
 
@@ -247,24 +248,39 @@ mod subject {
         tlv(0x30, &rdns)
     }
 
-    pub fn replace_subject(cert: &[u8], ca_key_pem: &str, cn: &str, orgs: &[&str]) -> Result<Vec<u8>> {
+    pub fn replace_subject(
+        cert: &[u8],
+        ca_key_pem: &str,
+        cn: &str,
+        orgs: &[&str],
+    ) -> Result<Vec<u8>> {
         let (_, h, l) = header(cert)?;
         let outer = elements(cert.get(h..h + l).context("truncated certificate")?)?;
         let [tbs, alg, _sig] = outer.as_slice() else {
             bail!("a certificate has three parts");
         };
         let (_, th, _) = header(tbs)?;
-        let mut parts: Vec<Vec<u8>> = elements(&tbs[th..])?.into_iter().map(<[u8]>::to_vec).collect();
+        let mut parts: Vec<Vec<u8>> = elements(&tbs[th..])?
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
         // version [0], serial, signature algorithm, issuer, validity, subject, …
-        let subject = if parts.first().map(|p| p[0]) == Some(0xa0) { 5 } else { 4 };
-        *parts.get_mut(subject).context("the certificate has no subject")? = name(cn, orgs);
+        let subject = if parts.first().map(|p| p[0]) == Some(0xa0) {
+            5
+        } else {
+            4
+        };
+        *parts
+            .get_mut(subject)
+            .context("the certificate has no subject")? = name(cn, orgs);
         let new_tbs = tlv(0x30, &parts.concat());
         let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(ca_key_pem.as_bytes()))
             .context("the CA key is not valid PEM")?
             .context("no CA key in PEM")?;
         let rng = SystemRandom::new();
-        let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, key.secret_der(), &rng)
-            .map_err(|e| anyhow::anyhow!("the CA key is not an ECDSA P-256 key: {e}"))?;
+        let signer =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, key.secret_der(), &rng)
+                .map_err(|e| anyhow::anyhow!("the CA key is not an ECDSA P-256 key: {e}"))?;
         let sig = signer
             .sign(&rng, &new_tbs)
             .map_err(|e| anyhow::anyhow!("signing failed: {e}"))?;
@@ -329,7 +345,9 @@ mod tests {
         assert_eq!(first.ca.cert_pem, second.ca.cert_pem);
         assert_eq!(first.admin.cert_pem, second.admin.cert_pem);
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs::metadata(dir.path().join("ca.key")).unwrap().permissions(),
+            &fs::metadata(dir.path().join("ca.key"))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
     }
@@ -356,7 +374,8 @@ mod tests {
         // Still signed by the cluster CA.
         let ca_der = pem_to_der(&pki.ca.cert_pem);
         let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
-        cert.verify_signature(Some(ca.public_key())).expect("signed by the CA");
+        cert.verify_signature(Some(ca.public_key()))
+            .expect("signed by the CA");
     }
 
     fn pem_to_der(pem: &str) -> Vec<u8> {

@@ -48,7 +48,7 @@ fn attempts(m: &SchedulerMetrics) -> u64 {
     m.registry()
         .gather()
         .iter()
-        .filter(|f| f.get_name() == "scheduler_schedule_attempts_total")
+        .filter(|f| f.name() == "scheduler_schedule_attempts_total")
         .flat_map(|f| {
             f.get_metric()
                 .iter()

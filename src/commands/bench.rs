@@ -102,7 +102,10 @@ fn print_table(results: &BTreeMap<String, Value>) {
     for k in keys {
         print!("{k:<22}");
         for n in &names {
-            let v = results[*n].get(&k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+            let v = results[*n]
+                .get(&k)
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::NAN);
             print!("{v:>14.2}");
         }
         println!();
@@ -124,7 +127,10 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
         .create(
             &PostParams::default(),
             &Namespace {
-                metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -135,7 +141,10 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
         let cms = cms.clone();
         async move {
             let cm = ConfigMap {
-                metadata: ObjectMeta { name: Some(format!("cm-{i}")), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(format!("cm-{i}")),
+                    ..Default::default()
+                },
                 data: Some([("k".to_string(), "v".repeat(64))].into()),
                 ..Default::default()
             };
@@ -145,7 +154,11 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
     .await?;
     let (get_per_s, get_h) = run_concurrently(args.objects, args.concurrency, |i| {
         let cms = cms.clone();
-        async move { cms.get(&format!("cm-{}", i % args.objects)).await.map(|_| ()) }
+        async move {
+            cms.get(&format!("cm-{}", i % args.objects))
+                .await
+                .map(|_| ())
+        }
     })
     .await?;
     let lists = 20usize;
@@ -161,7 +174,11 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
     let watch_h = Arc::new(parking_lot::Mutex::new(histogram()));
     let target = "cm-0";
     let current = cms.get(target).await?;
-    let rv = current.metadata.resource_version.clone().unwrap_or_default();
+    let rv = current
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
     let mut watchers = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.watchers);
     for _ in 0..args.watchers {
@@ -171,14 +188,21 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
         let want = args.watch_events;
         let ready = ready_tx.clone();
         watchers.push(tokio::spawn(async move {
-            let wp = WatchParams::default().fields(&format!("metadata.name={target}")).timeout(120);
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={target}"))
+                .timeout(120);
             let mut stream = cms.watch(&wp, &rv).await?.boxed();
             let _ = ready.send(()).await;
             let mut seen = 0;
             while seen < want {
                 match stream.try_next().await? {
                     Some(WatchEvent::Modified(cm)) => {
-                        if let Some(t) = cm.data.as_ref().and_then(|d| d.get("t")).and_then(|t| t.parse::<u64>().ok()) {
+                        if let Some(t) = cm
+                            .data
+                            .as_ref()
+                            .and_then(|d| d.get("t"))
+                            .and_then(|t| t.parse::<u64>().ok())
+                        {
                             let now = base.elapsed().as_micros() as u64;
                             let _ = h.lock().record(now.saturating_sub(t).max(1));
                             seen += 1;
@@ -197,8 +221,12 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
     for i in 0..args.watch_events {
         let t = base.elapsed().as_micros().to_string();
         let patch = json!({"data": {"t": t, "i": i.to_string()}});
-        cms.patch(target, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-            .await?;
+        cms.patch(
+            target,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for w in watchers {
@@ -226,7 +254,11 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
 
 /// Runs `n` operations with `concurrency` in flight; returns operations per second and the
 /// latency histogram (microseconds).
-async fn run_concurrently<F, Fut>(n: usize, concurrency: usize, op: F) -> Result<(f64, Histogram<u64>)>
+async fn run_concurrently<F, Fut>(
+    n: usize,
+    concurrency: usize,
+    op: F,
+) -> Result<(f64, Histogram<u64>)>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<(), kube::Error>>,
@@ -336,20 +368,28 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
         watch_window: (args.pods * 8 + args.nodes * 4).max(10_000),
         ..ClusterConfig::for_tests(dir.path())
     };
-    let cluster = RunningCluster::start(cfg).await.context("cannot start the cluster")?;
+    let cluster = RunningCluster::start(cfg)
+        .await
+        .context("cannot start the cluster")?;
     let client = cluster.client().await?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let sched_cfg = SchedulerConfig {
         leader_election: None,
         ..SchedulerConfig::default()
     };
-    let scheduler_task = (!args.without_scheduler).then(|| tokio::spawn(scheduler::run(client.clone(), sched_cfg, stop_rx.clone())));
+    let scheduler_task = (!args.without_scheduler)
+        .then(|| tokio::spawn(scheduler::run(client.clone(), sched_cfg, stop_rx.clone())));
     let stats = FleetStats::default();
     let timeout = Duration::from_secs(args.timeout);
 
     eprintln!("starting {} simulated nodes…", args.nodes);
     let started = Instant::now();
-    let fleet_task = tokio::spawn(run_fleet_with_stats(client.clone(), FleetConfig::new(args.nodes), stats.clone(), stop_rx));
+    let fleet_task = tokio::spawn(run_fleet_with_stats(
+        client.clone(),
+        FleetConfig::new(args.nodes),
+        stats.clone(),
+        stop_rx,
+    ));
     let node_ready = |n: &Node| {
         n.status
             .as_ref()
@@ -357,17 +397,31 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     };
     let nodes_api: Api<Node> = Api::all(client.clone());
-    let nodes_ready_s = watch_until(nodes_api, Default::default(), args.nodes, timeout, started, node_ready).await;
+    let nodes_ready_s = watch_until(
+        nodes_api,
+        Default::default(),
+        args.nodes,
+        timeout,
+        started,
+        node_ready,
+    )
+    .await;
 
     let ns = "bench-nodes";
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
-        metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(ns.into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    namespaces.create(&PostParams::default(), &namespace).await?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod_running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let pod_running =
+        |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
     let pods_started = Instant::now();
     let watch = tokio::spawn(watch_until(
         pods.clone(),
@@ -441,10 +495,18 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
         }
     }
     if let Err(n) = nodes_ready_s {
-        anyhow::bail!("only {n} of {} nodes became Ready within {}s", args.nodes, args.timeout);
+        anyhow::bail!(
+            "only {n} of {} nodes became Ready within {}s",
+            args.nodes,
+            args.timeout
+        );
     }
     if let Err(n) = pods_running_s {
-        anyhow::bail!("only {n} of {} pods were Running within {}s", args.pods, args.timeout);
+        anyhow::bail!(
+            "only {n} of {} pods were Running within {}s",
+            args.pods,
+            args.timeout
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -70,7 +70,10 @@ async fn up_foreground(args: UpArgs, output: Output) -> Result<ExitCode> {
             serde_json::json!({"server": cluster.url(), "kubeconfig": kubeconfig, "dataDir": args.data_dir})
         ),
         Output::Text => {
-            println!("kubeproof reference cluster (Kubernetes 1.32) is up at {}", cluster.url());
+            println!(
+                "kubeproof reference cluster (Kubernetes 1.32) is up at {}",
+                cluster.url()
+            );
             println!("  data directory: {}", args.data_dir.display());
             println!("  use it with:    export KUBECONFIG={kubeconfig}");
             println!("                  kubectl get nodes");

@@ -89,7 +89,11 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
             eprintln!("{p}");
         }
         println!("{} problem(s) in the features", problems.len());
-        return Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     if args.list {
         let scenarios = runner::list(&opts)?;
@@ -97,7 +101,14 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
             Output::Json => println!("{}", serde_json::to_string_pretty(&scenarios)?),
             Output::Text => {
                 for s in &scenarios {
-                    println!("{}:{}  {} — {}  {}", s.file, s.line, s.feature, s.scenario, s.tags.join(" "));
+                    println!(
+                        "{}:{}  {} — {}  {}",
+                        s.file,
+                        s.line,
+                        s.feature,
+                        s.scenario,
+                        s.tags.join(" ")
+                    );
                 }
             }
         }
@@ -125,8 +136,12 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
 pub fn finish(outcome: RunOutcome, output: Output) -> Result<ExitCode> {
     let report = &outcome.report;
     let count = |s: Status| report.cases.iter().filter(|c| c.status == s).count();
-    let (passed, failed, skipped, flaky) =
-        (count(Status::Passed), count(Status::Failed), count(Status::Skipped), count(Status::Flaky));
+    let (passed, failed, skipped, flaky) = (
+        count(Status::Passed),
+        count(Status::Failed),
+        count(Status::Skipped),
+        count(Status::Flaky),
+    );
     match output {
         Output::Json => println!(
             "{}",
@@ -140,10 +155,19 @@ pub fn finish(outcome: RunOutcome, output: Output) -> Result<ExitCode> {
             if let Some(files) = &outcome.files {
                 println!("reports: {files:?}");
             }
-            println!("{} passed, {} failed, {} skipped", passed + flaky, failed, skipped);
+            println!(
+                "{} passed, {} failed, {} skipped",
+                passed + flaky,
+                failed,
+                skipped
+            );
         }
     }
-    Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `kubeproof steps`: the step catalogue, Markdown for people, JSON for editors.

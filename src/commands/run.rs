@@ -33,7 +33,10 @@ pub async fn run(args: RunArgs, output: Output) -> Result<ExitCode> {
     };
     eprintln!("starting the bundled Kubernetes 1.32 cluster…");
     let cluster = RunningCluster::start(cfg).await?;
-    eprintln!("cluster up at {}; running the conformance suite", cluster.url());
+    eprintln!(
+        "cluster up at {}; running the conformance suite",
+        cluster.url()
+    );
     let conf = ConformanceArgs {
         kubeconfig: Some(cluster.kubeconfig_path().to_path_buf()),
         report_dir: args.report_dir,

@@ -19,7 +19,15 @@ impl ClusterProcess {
         let kubeconfig = data_dir.join("kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);
         let child = Command::new(env!("CARGO_BIN_EXE_kubeproof"))
-            .args(["cluster", "up", "--api-port", "0", "--nodes", "2", "--data-dir"])
+            .args([
+                "cluster",
+                "up",
+                "--api-port",
+                "0",
+                "--nodes",
+                "2",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

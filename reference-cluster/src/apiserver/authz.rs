@@ -259,7 +259,10 @@ impl AllowAll {
                     kind: "ClusterRole".into(),
                     name: "always-allow".into(),
                 },
-                subjects: vec![group("system:authenticated"), group("system:unauthenticated")],
+                subjects: vec![
+                    group("system:authenticated"),
+                    group("system:unauthenticated"),
+                ],
             }),
         }
     }
@@ -413,7 +416,13 @@ mod tests {
     #[test]
     fn namespace_objects_are_in_their_own_namespace() {
         let t = classify("GET", "/api/v1/namespaces/team-a", false);
-        let a = request_attributes(&user("u", &[]), "GET", "/api/v1/namespaces/team-a", &t, None);
+        let a = request_attributes(
+            &user("u", &[]),
+            "GET",
+            "/api/v1/namespaces/team-a",
+            &t,
+            None,
+        );
         assert_eq!(
             (a.namespace.as_str(), a.name.as_str(), a.verb.as_str()),
             ("team-a", "team-a", "get")
@@ -421,7 +430,13 @@ mod tests {
         let t = classify("GET", "/api/v1/namespaces/a/pods", true);
         let a = request_attributes(&user("u", &[]), "GET", "/", &t, Some("metadata.name=p1"));
         assert_eq!((a.verb.as_str(), a.name.as_str()), ("watch", "p1"));
-        let a = request_attributes(&user("u", &[]), "GET", "/", &t, Some("metadata.name=p1,x=y"));
+        let a = request_attributes(
+            &user("u", &[]),
+            "GET",
+            "/",
+            &t,
+            Some("metadata.name=p1,x=y"),
+        );
         assert_eq!(a.name, "");
         let t = classify("GET", "/apis/apps", false);
         let a = request_attributes(&user("u", &[]), "GET", "/apis/apps", &t, None);
@@ -462,7 +477,8 @@ mod tests {
         );
         let open = Authorizer::new(&[AuthorizationMode::AlwaysAllow]);
         assert!(open.authorize(&pods).allowed);
-        let review = json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}});
+        let review =
+            json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}});
         let answer =
             rbac::self_subject_access_review(&review, &alice, open.policy().objects()).unwrap();
         assert_eq!(answer["status"]["allowed"], true);

@@ -63,7 +63,11 @@ pub async fn handle(server: &Arc<ApiServer>, ctx: &RequestContext) -> ApiResult<
             "text/plain; version=0.0.4; charset=utf-8",
             server.metrics.render(),
         )),
-        "/openapi/v2" => Ok(respond_bytes(200, "application/json", server.openapi().v2())),
+        "/openapi/v2" => Ok(respond_bytes(
+            200,
+            "application/json",
+            server.openapi().v2(),
+        )),
         "/openapi/v3" => Ok(respond_json(200, &server.openapi().v3_index())),
         p if p.starts_with("/openapi/v3/") => {
             let gv = &p["/openapi/v3/".len()..];
@@ -76,7 +80,11 @@ pub async fn handle(server: &Arc<ApiServer>, ctx: &RequestContext) -> ApiResult<
     }
 }
 
-async fn health(server: &Arc<ApiServer>, ctx: &RequestContext, path: &str) -> ApiResult<Response<Body>> {
+async fn health(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    path: &str,
+) -> ApiResult<Response<Body>> {
     let mut segs = path.trim_start_matches('/').splitn(2, '/');
     let endpoint = segs.next().unwrap_or("");
     if !matches!(endpoint, "healthz" | "livez" | "readyz") {
@@ -125,6 +133,10 @@ async fn health(server: &Arc<ApiServer>, ctx: &RequestContext, path: &str) -> Ap
     Ok(respond_bytes(
         code,
         "text/plain; charset=utf-8",
-        if healthy { "ok" } else { "internal server error" },
+        if healthy {
+            "ok"
+        } else {
+            "internal server error"
+        },
     ))
 }

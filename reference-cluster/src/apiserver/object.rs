@@ -24,7 +24,10 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    meta(obj).get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+    meta(obj)
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 pub fn name(obj: &Value) -> &str {
@@ -43,7 +46,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .get("finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -57,7 +64,10 @@ pub fn set_finalizers(obj: &mut Value, list: &[String]) {
 }
 
 pub fn is_deleting(obj: &Value) -> bool {
-    meta(obj).get("deletionTimestamp").map(|v| !v.is_null()).unwrap_or(false)
+    meta(obj)
+        .get("deletionTimestamp")
+        .map(|v| !v.is_null())
+        .unwrap_or(false)
 }
 
 /// RFC 3339 with second precision, as metav1.Time serialises.
@@ -67,8 +77,9 @@ pub fn now_rfc3339() -> String {
 
 /// Decodes a stored object and stamps its resourceVersion from the store's revision.
 pub fn from_stored(kv: &KeyValue) -> ApiResult<Value> {
-    let mut obj: Value = serde_json::from_slice(&kv.value)
-        .map_err(|e| ApiError::internal(format!("stored object {} is not valid JSON: {e}", kv.key)))?;
+    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
+    })?;
     meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
     Ok(obj)
 }
@@ -96,9 +107,7 @@ pub fn decode(content_type: &str, body: &[u8]) -> ApiResult<Value> {
             ));
         }
         serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "couldn't get version/kind; json parse error: {e}"
-            ))
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         })?
     };
     if !value.is_object() {
@@ -129,7 +138,11 @@ pub fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 pub fn set_path(obj: &mut Value, path: &str, value: Value) {
-    let segs: Vec<&str> = path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut cur = obj;
     for (i, seg) in segs.iter().enumerate() {
         if !cur.is_object() {

@@ -10,7 +10,9 @@ pub async fn run(store: Arc<dyn Store>, interval: Duration) {
     let mut previous = None;
     loop {
         tokio::time::sleep(interval).await;
-        let Ok(current) = store.current_revision().await else { continue };
+        let Ok(current) = store.current_revision().await else {
+            continue;
+        };
         if let Some(rev) = previous {
             if let Err(e) = store.compact(rev).await {
                 tracing::warn!("compaction to revision {rev} failed: {e}");

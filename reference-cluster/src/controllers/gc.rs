@@ -41,10 +41,17 @@ impl Graph {
         let owners: Vec<String> = obj
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|o| o.get("uid").and_then(Value::as_str).map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.get("uid").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         for o in &owners {
-            self.dependents.entry(o.clone()).or_default().insert(key.to_string());
+            self.dependents
+                .entry(o.clone())
+                .or_default()
+                .insert(key.to_string());
         }
         if !owners.is_empty() {
             self.owners.insert(key.to_string(), owners);
@@ -72,7 +79,12 @@ fn locate(server: &ApiServer, key: &str) -> Option<(Arc<ResourceInfo>, Option<St
     let mut best: Option<Arc<ResourceInfo>> = None;
     for info in server.catalog.all() {
         let p = format!("{}/", info.storage_resource);
-        if rest.starts_with(&p) && best.as_ref().map(|b| b.storage_resource.len() < info.storage_resource.len()).unwrap_or(true) {
+        if rest.starts_with(&p)
+            && best
+                .as_ref()
+                .map(|b| b.storage_resource.len() < info.storage_resource.len())
+                .unwrap_or(true)
+        {
             best = Some(info);
         }
     }
@@ -124,16 +136,24 @@ pub async fn run(server: Arc<ApiServer>, resync: Duration) {
 async fn handle_event(server: &Arc<ApiServer>, graph: &mut Graph, kind: EventKind, kv: &KeyValue) {
     match kind {
         EventKind::Put => {
-            let Ok(obj) = object::from_stored(kv) else { return };
+            let Ok(obj) = object::from_stored(kv) else {
+                return;
+            };
             graph.put(&kv.key, &obj);
             process(server, graph, &kv.key, Some(&obj)).await;
         }
         EventKind::Delete => {
-            let Ok(obj) = object::from_stored(kv) else { return };
+            let Ok(obj) = object::from_stored(kv) else {
+                return;
+            };
             graph.remove(&kv.key);
             // Dependents of a deleted owner may now have no owner left.
             if let Some(uid) = object::meta_str(&obj, "uid") {
-                let deps: Vec<String> = graph.dependents.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                let deps: Vec<String> = graph
+                    .dependents
+                    .get(uid)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
                 for d in deps {
                     if let Ok(Some(dkv)) = server.store.get(&d).await {
                         if let Ok(dep) = object::from_stored(&dkv) {
@@ -150,10 +170,16 @@ async fn handle_event(server: &Arc<ApiServer>, graph: &mut Graph, kind: EventKin
 /// owners are gone.
 async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: Option<&Value>) {
     let Some(obj) = obj else { return };
-    let Some((info, ns, name)) = locate(server, key) else { return };
+    let Some((info, ns, name)) = locate(server, key) else {
+        return;
+    };
     let uid = object::meta_str(obj, "uid").unwrap_or("").to_string();
     let finalizers = object::finalizers(obj);
-    let deps: Vec<String> = graph.dependents.get(&uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    let deps: Vec<String> = graph
+        .dependents
+        .get(&uid)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
     if object::is_deleting(obj) && finalizers.iter().any(|f| f == "orphan") {
         for d in &deps {
             orphan(server, d, &uid).await;
@@ -167,8 +193,13 @@ async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: Option<
         } else {
             for d in &deps {
                 if let Some((dinfo, dns, dname)) = locate(server, d) {
-                    let opts = DeleteOptions { propagation: Some("Foreground".into()), ..Default::default() };
-                    let _ = server.delete_object(&dinfo, dns.as_deref(), &dname, &opts).await;
+                    let opts = DeleteOptions {
+                        propagation: Some("Foreground".into()),
+                        ..Default::default()
+                    };
+                    let _ = server
+                        .delete_object(&dinfo, dns.as_deref(), &dname, &opts)
+                        .await;
                 }
             }
         }
@@ -185,41 +216,71 @@ async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: Option<
                 }
             }
             if all_gone {
-                let opts = DeleteOptions { propagation: Some("Background".into()), ..Default::default() };
-                let _ = server.delete_object(&info, ns.as_deref(), &name, &opts).await;
+                let opts = DeleteOptions {
+                    propagation: Some("Background".into()),
+                    ..Default::default()
+                };
+                let _ = server
+                    .delete_object(&info, ns.as_deref(), &name, &opts)
+                    .await;
             }
         }
     }
 }
 
 async fn orphan(server: &Arc<ApiServer>, dep_key: &str, owner_uid: &str) {
-    let Some((info, ns, name)) = locate(server, dep_key) else { return };
+    let Some((info, ns, name)) = locate(server, dep_key) else {
+        return;
+    };
     let opts = WriteOptions::internal("generic-garbage-collector");
     let _ = server
-        .guaranteed_update(&info, ns.as_deref(), &name, None, &opts, Operation::Update, |cur| {
-            let mut cur = cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&info, &name))?;
-            let kept: Vec<Value> = cur
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter(|o| o.get("uid").and_then(Value::as_str) != Some(owner_uid)).cloned().collect())
-                .unwrap_or_default();
-            let m = object::meta_mut(&mut cur);
-            if kept.is_empty() {
-                m.remove("ownerReferences");
-            } else {
-                m.insert("ownerReferences".into(), json!(kept));
-            }
-            Ok(cur)
-        })
+        .guaranteed_update(
+            &info,
+            ns.as_deref(),
+            &name,
+            None,
+            &opts,
+            Operation::Update,
+            |cur| {
+                let mut cur =
+                    cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&info, &name))?;
+                let kept: Vec<Value> = cur
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter(|o| o.get("uid").and_then(Value::as_str) != Some(owner_uid))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let m = object::meta_mut(&mut cur);
+                if kept.is_empty() {
+                    m.remove("ownerReferences");
+                } else {
+                    m.insert("ownerReferences".into(), json!(kept));
+                }
+                Ok(cur)
+            },
+        )
         .await;
 }
 
-async fn remove_finalizer(server: &Arc<ApiServer>, info: &ResourceInfo, ns: Option<&str>, name: &str, finalizer: &str) {
+async fn remove_finalizer(
+    server: &Arc<ApiServer>,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    finalizer: &str,
+) {
     let opts = WriteOptions::internal("generic-garbage-collector");
     let _ = server
         .guaranteed_update(info, ns, name, None, &opts, Operation::Update, |cur| {
             let mut cur = cur.ok_or_else(|| crate::apiserver::ApiError::not_found(info, name))?;
-            let kept: Vec<String> = object::finalizers(&cur).into_iter().filter(|f| f != finalizer).collect();
+            let kept: Vec<String> = object::finalizers(&cur)
+                .into_iter()
+                .filter(|f| f != finalizer)
+                .collect();
             object::set_finalizers(&mut cur, &kept);
             Ok(cur)
         })

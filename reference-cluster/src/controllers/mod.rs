@@ -8,7 +8,6 @@ pub mod gc;
 pub mod namespace;
 
 // The controller-manager: workload and cluster controllers that run as API clients.
-pub mod runtime;
 pub mod apiserver_endpoints;
 pub mod config;
 pub mod cronjob;
@@ -19,6 +18,7 @@ pub mod job;
 pub mod manager;
 pub mod replicaset;
 pub mod rootca;
+pub mod runtime;
 pub mod serviceaccount;
 pub mod ttl_after_finished;
 

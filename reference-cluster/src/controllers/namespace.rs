@@ -14,7 +14,9 @@ use crate::apiserver::ApiServer;
 use crate::patch::Operation;
 
 pub async fn run(server: Arc<ApiServer>, resync: Duration) {
-    let Some(ns_info) = server.catalog.get("", "v1", "namespaces") else { return };
+    let Some(ns_info) = server.catalog.get("", "v1", "namespaces") else {
+        return;
+    };
     let prefix = ns_info.prefix(None);
     let in_flight = Arc::new(parking_lot::Mutex::new(HashSet::<String>::new()));
     loop {
@@ -51,7 +53,11 @@ pub async fn run(server: Arc<ApiServer>, resync: Duration) {
     }
 }
 
-fn maybe_finalize(server: &Arc<ApiServer>, ns: &Value, in_flight: &Arc<parking_lot::Mutex<HashSet<String>>>) {
+fn maybe_finalize(
+    server: &Arc<ApiServer>,
+    ns: &Value,
+    in_flight: &Arc<parking_lot::Mutex<HashSet<String>>>,
+) {
     if !object::is_deleting(ns) {
         return;
     }
@@ -82,10 +88,17 @@ async fn finalize(server: &Arc<ApiServer>, ns: &str) -> Result<bool, crate::apis
     let mut remaining = 0usize;
     let mut seen = HashSet::new();
     for info in server.catalog.all() {
-        if !info.namespaced || !seen.insert(info.storage_resource.clone()) || !info.verbs.iter().any(|v| v == "delete") {
+        if !info.namespaced
+            || !seen.insert(info.storage_resource.clone())
+            || !info.verbs.iter().any(|v| v == "delete")
+        {
             continue;
         }
-        let list = match server.store.list(&info.prefix(Some(ns)), None, None, 0).await {
+        let list = match server
+            .store
+            .list(&info.prefix(Some(ns)), None, None, 0)
+            .await
+        {
             Ok(l) => l,
             Err(_) => {
                 remaining += 1;
@@ -94,30 +107,49 @@ async fn finalize(server: &Arc<ApiServer>, ns: &str) -> Result<bool, crate::apis
         };
         for kv in list.items {
             remaining += 1;
-            let Ok(obj) = object::from_stored(&kv) else { continue };
+            let Ok(obj) = object::from_stored(&kv) else {
+                continue;
+            };
             if object::is_deleting(&obj) {
                 continue;
             }
-            let opts = DeleteOptions { propagation: Some("Background".into()), ..Default::default() };
-            let _ = server.delete_object(&info, Some(ns), object::name(&obj), &opts).await;
+            let opts = DeleteOptions {
+                propagation: Some("Background".into()),
+                ..Default::default()
+            };
+            let _ = server
+                .delete_object(&info, Some(ns), object::name(&obj), &opts)
+                .await;
         }
     }
     if remaining > 0 {
         return Ok(false);
     }
-    let ns_info = server.catalog.get("", "v1", "namespaces").expect("namespaces are built in");
+    let ns_info = server
+        .catalog
+        .get("", "v1", "namespaces")
+        .expect("namespaces are built in");
     let opts = WriteOptions::internal("namespace-controller");
     let result = server
-        .guaranteed_update(&ns_info, None, ns, Some("finalize"), &opts, Operation::Update, |cur| {
-            let mut cur = cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&ns_info, ns))?;
-            let kept: Vec<Value> = cur
-                .pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter(|f| *f != "kubernetes").cloned().collect())
-                .unwrap_or_default();
-            object::set_path(&mut cur, "spec.finalizers", json!(kept));
-            Ok(cur)
-        })
+        .guaranteed_update(
+            &ns_info,
+            None,
+            ns,
+            Some("finalize"),
+            &opts,
+            Operation::Update,
+            |cur| {
+                let mut cur =
+                    cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&ns_info, ns))?;
+                let kept: Vec<Value> = cur
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter(|f| *f != "kubernetes").cloned().collect())
+                    .unwrap_or_default();
+                object::set_path(&mut cur, "spec.finalizers", json!(kept));
+                Ok(cur)
+            },
+        )
         .await;
     match result {
         Ok(_) => Ok(true),

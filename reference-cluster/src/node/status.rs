@@ -599,7 +599,7 @@ mod tests {
         let gate: PodCondition =
             serde_json::from_value(json!({"type": "example.com/lb", "status": "False"})).unwrap();
         assert_eq!(
-            pod_ready(&s, &[gate.clone()], &statuses, "Running")
+            pod_ready(&s, std::slice::from_ref(&gate), &statuses, "Running")
                 .message
                 .as_deref(),
             Some("the status of pod readiness gate \"example.com/lb\" is not \"True\", but False")

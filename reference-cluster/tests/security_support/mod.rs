@@ -66,7 +66,13 @@ impl Client {
         Client { kube }
     }
 
-    pub async fn request(&self, method: &str, uri: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = http::Request::builder().method(method).uri(uri);
         let content_type = if method == "PATCH" {
             "application/merge-patch+json"
@@ -77,7 +83,9 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
         let resp = self
             .kube
             .send(req.body(bytes).unwrap().map(kube::client::Body::from))
@@ -96,7 +104,11 @@ impl Client {
                 .unwrap_or_default();
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
-        Reply { code, body, headers }
+        Reply {
+            code,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {

@@ -26,14 +26,14 @@ fn port_key(p: &EndpointPort) -> (String, i32, String, String) {
     )
 }
 
+/// A port's identity, and the addresses (ip, hostname) serving it with their readiness.
+type Key = (String, i32, String, String);
+type Addresses = BTreeMap<(String, String), bool>;
+
 /// Merges subsets that share addresses and ports.
 pub fn repack(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
-    type Key = (String, i32, String, String);
     // Ports (the sentinel `None` for port-less headless services) to addresses → ready.
-    let mut by_port: BTreeMap<
-        Option<Key>,
-        (Option<EndpointPort>, BTreeMap<(String, String), bool>),
-    > = BTreeMap::new();
+    let mut by_port: BTreeMap<Option<Key>, (Option<EndpointPort>, Addresses)> = BTreeMap::new();
     let mut all: BTreeMap<(String, String), EndpointAddress> = BTreeMap::new();
     for s in &subsets {
         let ports: Vec<Option<&EndpointPort>> = match s.ports.as_ref().filter(|p| !p.is_empty()) {
@@ -59,7 +59,8 @@ pub fn repack(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
         }
     }
     // Group ports by the exact address set (with readiness) they serve.
-    let mut by_addrs: BTreeMap<Vec<((String, String), bool)>, Vec<EndpointPort>> = BTreeMap::new();
+    type AddressSet = Vec<((String, String), bool)>;
+    let mut by_addrs: BTreeMap<AddressSet, Vec<EndpointPort>> = BTreeMap::new();
     for (_, (port, addrs)) in by_port {
         let key: Vec<((String, String), bool)> = addrs.into_iter().collect();
         let ports = by_addrs.entry(key).or_default();

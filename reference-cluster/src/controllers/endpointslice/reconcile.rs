@@ -374,7 +374,7 @@ mod tests {
     fn unchanged_slices_stay_and_changes_are_in_place() {
         let e: Vec<Endpoint> = (0..3).map(|i| ep(i, true)).collect();
         let s = existing("web-abc", e);
-        let p = plan(&svc(), desired(3), &[s.clone()], 100, "IPv4");
+        let p = plan(&svc(), desired(3), std::slice::from_ref(&s), 100, "IPv4");
         assert!(p.create.is_empty() && p.update.is_empty() && p.delete.is_empty());
         // One endpoint turns unready, one disappears, one appears.
         let mut d = desired(2);
