@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 use crate::apiserver::encrypted_store::EncryptedStore;
 use crate::apiserver::registry::WriteOptions;
 use crate::apiserver::{bootstrap_policy, informer, loops, ApiServer, ApiServerConfig};
-use crate::security::encryption::EncryptionConfig;
 use crate::pki::{self, Pki};
+use crate::security::encryption::EncryptionConfig;
 use crate::store::{self, Store};
 
 /// Which storage backend the API server uses.
@@ -121,8 +121,9 @@ pub async fn open_store(cfg: &ClusterConfig) -> Result<Arc<dyn Store>> {
                 ..Default::default()
             };
             Arc::new(
-                store::embedded::EmbeddedStore::open(&dir, opts)
-                    .with_context(|| format!("cannot open the cluster store in {}", dir.display()))?,
+                store::embedded::EmbeddedStore::open(&dir, opts).with_context(|| {
+                    format!("cannot open the cluster store in {}", dir.display())
+                })?,
             )
         }
         StoreConfig::Etcd(endpoints) => Arc::new(
@@ -135,15 +136,20 @@ pub async fn open_store(cfg: &ClusterConfig) -> Result<Arc<dyn Store>> {
 
 impl RunningCluster {
     pub async fn start(cfg: ClusterConfig) -> Result<RunningCluster> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
         let pki_dir = cfg.data_dir.join("pki");
         let pki = Pki::load_or_create(&pki_dir, &[cfg.bind])?;
         let raw_store = open_store(&cfg).await?;
         let store: Arc<dyn Store> = match &cfg.apiserver.encryption_provider_config {
             Some(path) => {
-                let config = EncryptionConfig::load(path)
-                    .with_context(|| format!("cannot use the encryption configuration {}", path.display()))?;
+                let config = EncryptionConfig::load(path).with_context(|| {
+                    format!("cannot use the encryption configuration {}", path.display())
+                })?;
                 Arc::new(EncryptedStore::new(raw_store.clone(), config))
             }
             None => raw_store.clone(),
@@ -168,7 +174,10 @@ impl RunningCluster {
         let resync = cfg.namespace_resync;
         let tasks = vec![
             tokio::spawn(crate::controllers::namespace::run(server.clone(), resync)),
-            tokio::spawn(crate::controllers::compaction::run(store, cfg.compaction_interval)),
+            tokio::spawn(crate::controllers::compaction::run(
+                store,
+                cfg.compaction_interval,
+            )),
             tokio::spawn(crate::controllers::gc::run(server.clone(), resync)),
             tokio::spawn(informer::run(server.clone(), watch_from)),
             tokio::spawn(loops::aggregation::run(server.clone(), resync)),
@@ -216,7 +225,12 @@ impl RunningCluster {
     /// cluster CA.
     pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<String> {
         let pair = self.pki.issue_client(user, groups)?;
-        Ok(pki::kubeconfig(&self.url(), &self.pki.ca.cert_pem, &pair, user))
+        Ok(pki::kubeconfig(
+            &self.url(),
+            &self.pki.ca.cert_pem,
+            &pair,
+            user,
+        ))
     }
 
     /// A kube-rs client acting as `user` in `groups` (client certificate from the cluster CA),
@@ -240,7 +254,11 @@ impl RunningCluster {
 /// Objects every cluster has: the system namespaces, the `kubernetes` service, system priority
 /// classes, registered nodes, and the custom resources of stored CRDs.
 pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
-    if let Some(crds) = server.catalog.get("apiextensions.k8s.io", "v1", "customresourcedefinitions") {
+    if let Some(crds) =
+        server
+            .catalog
+            .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    {
         let list = server.store.list(&crds.prefix(None), None, None, 0).await?;
         for kv in list.items {
             if let Ok(crd) = crate::apiserver::object::from_stored(&kv) {
@@ -250,7 +268,13 @@ pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
     }
     let mut objects: Vec<(&str, &str, &str, Option<&str>, Value)> = Vec::new();
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        objects.push(("", "v1", "namespaces", None, json!({"metadata": {"name": ns}})));
+        objects.push((
+            "",
+            "v1",
+            "namespaces",
+            None,
+            json!({"metadata": {"name": ns}}),
+        ));
     }
     objects.push((
         "",
@@ -260,7 +284,10 @@ pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
         json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                "spec": {"clusterIP": first_service_ip(server), "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
     ));
-    for (name, value) in [("system-cluster-critical", 2000000000), ("system-node-critical", 2000001000)] {
+    for (name, value) in [
+        ("system-cluster-critical", 2000000000),
+        ("system-node-critical", 2000001000),
+    ] {
         objects.push((
             "scheduling.k8s.io",
             "v1",
@@ -280,7 +307,10 @@ pub async fn bootstrap(server: &Arc<ApiServer>, nodes: u32) -> Result<()> {
             .with_context(|| format!("{plural} are not registered"))?;
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if server.get_object(&info, ns, &name).await.is_ok() {
             continue;
         }

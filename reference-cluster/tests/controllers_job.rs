@@ -40,7 +40,9 @@ async fn finish(client: &kube::Client, ns: &str, pod: &str, code: i32) {
                 "startedAt": now, "finishedAt": now}}}]
     }});
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    api.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    api.patch_status(pod, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
 }
 
 async fn job_pods(client: &kube::Client, ns: &str, job: &str) -> Vec<Pod> {
@@ -58,14 +60,23 @@ fn running(pods: &[Pod]) -> Vec<Pod> {
     pods.iter()
         .filter(|p| {
             p.metadata.deletion_timestamp.is_none()
-                && !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+                && !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
         })
         .cloned()
         .collect()
 }
 
 fn cond(j: &Job, type_: &str) -> Option<JobCondition> {
-    j.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_ && c.status == "True").cloned()
+    j.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .cloned()
 }
 
 async fn wait_condition(api: &Api<Job>, name: &str, type_: &str) -> Job {
@@ -82,9 +93,12 @@ async fn a_parallel_job_completes_and_counts_each_pod_once() {
     let ns = env.namespace("job-basic").await;
     wait_default_sa(&env.client, &ns).await;
     let api: Api<Job> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &job("pi", json!({"completions": 3, "parallelism": 2})))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &job("pi", json!({"completions": 3, "parallelism": 2})),
+    )
+    .await
+    .unwrap();
     let first = eventually(T, "2 pods", || async {
         let p = running(&job_pods(&env.client, &ns, "pi").await);
         (p.len() == 2).then_some(p)
@@ -92,9 +106,15 @@ async fn a_parallel_job_completes_and_counts_each_pod_once() {
     .await;
     for p in &first {
         assert!(p.name_any().starts_with("pi-"));
-        assert!(p.finalizers().iter().any(|f| f == FINALIZER), "tracking finalizer");
+        assert!(
+            p.finalizers().iter().any(|f| f == FINALIZER),
+            "tracking finalizer"
+        );
         let r = &p.owner_references()[0];
-        assert_eq!((r.kind.as_str(), r.controller, r.block_owner_deletion), ("Job", Some(true), Some(true)));
+        assert_eq!(
+            (r.kind.as_str(), r.controller, r.block_owner_deletion),
+            ("Job", Some(true), Some(true))
+        );
     }
     let s = eventually(T, "status active 2", || async {
         let s = api.get("pi").await.ok()?.status?;
@@ -129,16 +149,26 @@ async fn a_parallel_job_completes_and_counts_each_pod_once() {
     let met = cond(&done, "SuccessCriteriaMet").expect("interim condition");
     assert_eq!(met.reason.as_deref(), Some("CompletionsReached"));
     let complete = cond(&done, "Complete").unwrap();
-    assert_eq!(complete.message.as_deref(), Some("Reached expected number of succeeded pods"));
+    assert_eq!(
+        complete.message.as_deref(),
+        Some("Reached expected number of succeeded pods")
+    );
     eventually(T, "finalizers released", || async {
         let pods = job_pods(&env.client, &ns, "pi").await;
-        (pods.len() == 3 && pods.iter().all(|p| !p.finalizers().iter().any(|f| f == FINALIZER))).then_some(())
+        (pods.len() == 3
+            && pods
+                .iter()
+                .all(|p| !p.finalizers().iter().any(|f| f == FINALIZER)))
+        .then_some(())
     })
     .await;
     eventually(T, "Completed event", || async {
         let evs = events(&env.client, &ns).await;
-        (evs.iter().any(|(r, m)| r == "Completed" && m == "Job completed")
-            && evs.iter().any(|(r, m)| r == "SuccessfulCreate" && m.starts_with("Created pod: pi-")))
+        (evs.iter()
+            .any(|(r, m)| r == "Completed" && m == "Job completed")
+            && evs
+                .iter()
+                .any(|(r, m)| r == "SuccessfulCreate" && m.starts_with("Created pod: pi-")))
         .then_some(())
     })
     .await;
@@ -151,18 +181,30 @@ async fn failures_back_off_then_exceed_the_backoff_limit() {
     let ns = env.namespace("job-backoff").await;
     wait_default_sa(&env.client, &ns).await;
     let api: Api<Job> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &job("flaky", json!({"backoffLimit": 1})))
-        .await
-        .unwrap();
-    let p1 = eventually(T, "first pod", || async { running(&job_pods(&env.client, &ns, "flaky").await).pop() }).await;
+    api.create(
+        &PostParams::default(),
+        &job("flaky", json!({"backoffLimit": 1})),
+    )
+    .await
+    .unwrap();
+    let p1 = eventually(T, "first pod", || async {
+        running(&job_pods(&env.client, &ns, "flaky").await).pop()
+    })
+    .await;
     let failed_at = std::time::Instant::now();
     finish(&env.client, &ns, &p1.name_any(), 1).await;
     let p2 = eventually(T, "a replacement", || async {
-        running(&job_pods(&env.client, &ns, "flaky").await).into_iter().find(|p| p.name_any() != p1.name_any())
+        running(&job_pods(&env.client, &ns, "flaky").await)
+            .into_iter()
+            .find(|p| p.name_any() != p1.name_any())
     })
     .await;
     // A 2s back-off from the reported finish time, which has second precision.
-    assert!(failed_at.elapsed() >= Duration::from_secs(1), "{:?}", failed_at.elapsed());
+    assert!(
+        failed_at.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        failed_at.elapsed()
+    );
     eventually(T, "failed 1", || async {
         let s = api.get("flaky").await.ok()?.status?;
         (s.failed == Some(1)).then_some(())
@@ -172,12 +214,18 @@ async fn failures_back_off_then_exceed_the_backoff_limit() {
     let failed = wait_condition(&api, "flaky", "Failed").await;
     let c = cond(&failed, "Failed").unwrap();
     assert_eq!(c.reason.as_deref(), Some("BackoffLimitExceeded"));
-    assert_eq!(c.message.as_deref(), Some("Job has reached the specified backoff limit"));
+    assert_eq!(
+        c.message.as_deref(),
+        Some("Job has reached the specified backoff limit")
+    );
     assert!(cond(&failed, "FailureTarget").is_some());
     assert_eq!(failed.status.as_ref().unwrap().failed, Some(2));
     assert!(failed.status.as_ref().unwrap().completion_time.is_none());
     let evs = events(&env.client, &ns).await;
-    assert!(evs.iter().any(|(r, _)| r == "BackoffLimitExceeded"), "{evs:?}");
+    assert!(
+        evs.iter().any(|(r, _)| r == "BackoffLimitExceeded"),
+        "{evs:?}"
+    );
     env.stop().await;
 }
 
@@ -187,25 +235,45 @@ async fn indexed_jobs_track_completed_indexes_and_success_policy() {
     let ns = env.namespace("job-indexed").await;
     wait_default_sa(&env.client, &ns).await;
     let api: Api<Job> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &job("idx", json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"})))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &job(
+            "idx",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}),
+        ),
+    )
+    .await
+    .unwrap();
     let pods = eventually(T, "3 indexed pods", || async {
         let p = running(&job_pods(&env.client, &ns, "idx").await);
         (p.len() == 3).then_some(p)
     })
     .await;
-    let index = |p: &Pod| p.annotations().get("batch.kubernetes.io/job-completion-index").cloned().unwrap();
+    let index = |p: &Pod| {
+        p.annotations()
+            .get("batch.kubernetes.io/job-completion-index")
+            .cloned()
+            .unwrap()
+    };
     let mut seen: Vec<String> = pods.iter().map(index).collect();
     seen.sort();
     assert_eq!(seen, ["0", "1", "2"]);
     for p in &pods {
         let i = index(p);
         assert!(p.name_any().starts_with(&format!("idx-{i}-")));
-        assert_eq!(p.labels().get("batch.kubernetes.io/job-completion-index"), Some(&i));
+        assert_eq!(
+            p.labels().get("batch.kubernetes.io/job-completion-index"),
+            Some(&i)
+        );
         let spec = p.spec.as_ref().unwrap();
         assert_eq!(spec.hostname.as_deref(), Some(format!("idx-{i}").as_str()));
-        let env_var = spec.containers[0].env.as_ref().unwrap().iter().find(|e| e.name == "JOB_COMPLETION_INDEX").unwrap();
+        let env_var = spec.containers[0]
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "JOB_COMPLETION_INDEX")
+            .unwrap();
         assert!(env_var.value_from.is_some());
     }
     let by_index = |i: &str| pods.iter().find(|p| index(p) == i).unwrap().name_any();
@@ -218,13 +286,19 @@ async fn indexed_jobs_track_completed_indexes_and_success_policy() {
     .await;
     finish(&env.client, &ns, &by_index("1"), 0).await;
     let done = wait_condition(&api, "idx", "Complete").await;
-    assert_eq!(done.status.unwrap().completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!(
+        done.status.unwrap().completed_indexes.as_deref(),
+        Some("0-2")
+    );
 
     // successPolicy: index 0 alone is enough; the rest are stopped.
     api.create(
         &PostParams::default(),
-        &job("leader", json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
-            "successPolicy": {"rules": [{"succeededIndexes": "0"}]}})),
+        &job(
+            "leader",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
+            "successPolicy": {"rules": [{"succeededIndexes": "0"}]}}),
+        ),
     )
     .await
     .unwrap();
@@ -239,7 +313,10 @@ async fn indexed_jobs_track_completed_indexes_and_success_policy() {
     let met = cond(&done, "SuccessCriteriaMet").unwrap();
     assert_eq!(met.reason.as_deref(), Some("SuccessPolicy"));
     assert_eq!(met.message.as_deref(), Some("Matched rules at index 0"));
-    assert_eq!(cond(&done, "Complete").unwrap().reason.as_deref(), Some("SuccessPolicy"));
+    assert_eq!(
+        cond(&done, "Complete").unwrap().reason.as_deref(),
+        Some("SuccessPolicy")
+    );
     assert!(running(&job_pods(&env.client, &ns, "leader").await).is_empty());
     env.stop().await;
 }
@@ -259,11 +336,16 @@ async fn pod_failure_policy_ignores_or_fails_the_job() {
     )
     .await
     .unwrap();
-    let p1 = eventually(T, "a pod", || async { running(&job_pods(&env.client, &ns, "pfp").await).pop() }).await;
+    let p1 = eventually(T, "a pod", || async {
+        running(&job_pods(&env.client, &ns, "pfp").await).pop()
+    })
+    .await;
     finish(&env.client, &ns, &p1.name_any(), 3).await;
     // Ignored: not counted against backoffLimit 0, and replaced.
     let p2 = eventually(T, "a replacement", || async {
-        running(&job_pods(&env.client, &ns, "pfp").await).into_iter().find(|p| p.name_any() != p1.name_any())
+        running(&job_pods(&env.client, &ns, "pfp").await)
+            .into_iter()
+            .find(|p| p.name_any() != p1.name_any())
     })
     .await;
     let s = api.get("pfp").await.unwrap().status.unwrap();
@@ -285,49 +367,90 @@ async fn suspend_resume_deadline_and_ttl() {
     let ns = env.namespace("job-suspend").await;
     wait_default_sa(&env.client, &ns).await;
     let api: Api<Job> = Api::namespaced(env.client.clone(), &ns);
-    api.create(&PostParams::default(), &job("later", json!({"suspend": true, "parallelism": 2, "completions": 2})))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &job(
+            "later",
+            json!({"suspend": true, "parallelism": 2, "completions": 2}),
+        ),
+    )
+    .await
+    .unwrap();
     let j = wait_condition(&api, "later", "Suspended").await;
-    assert_eq!(cond(&j, "Suspended").unwrap().reason.as_deref(), Some("JobSuspended"));
+    assert_eq!(
+        cond(&j, "Suspended").unwrap().reason.as_deref(),
+        Some("JobSuspended")
+    );
     assert!(j.status.unwrap().start_time.is_none());
     assert!(job_pods(&env.client, &ns, "later").await.is_empty());
-    api.patch("later", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": false}})))
-        .await
-        .unwrap();
+    api.patch(
+        "later",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .unwrap();
     eventually(T, "resumed with 2 pods", || async {
         let j = api.get("later").await.ok()?;
-        let c = j.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Suspended")?.clone();
+        let c = j
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Suspended")?
+            .clone();
         let pods = running(&job_pods(&env.client, &ns, "later").await);
-        (c.status == "False" && c.reason.as_deref() == Some("JobResumed") && pods.len() == 2).then_some(())
+        (c.status == "False" && c.reason.as_deref() == Some("JobResumed") && pods.len() == 2)
+            .then_some(())
     })
     .await;
     // Suspending again removes the running pods without counting them as failures.
-    api.patch("later", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": true}})))
-        .await
-        .unwrap();
+    api.patch(
+        "later",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": true}})),
+    )
+    .await
+    .unwrap();
     eventually(T, "pods gone", || async {
         let s = api.get("later").await.ok()?.status?;
-        (running(&job_pods(&env.client, &ns, "later").await).is_empty() && s.active.is_none()).then_some(s)
+        (running(&job_pods(&env.client, &ns, "later").await).is_empty() && s.active.is_none())
+            .then_some(s)
     })
     .await;
     assert_eq!(api.get("later").await.unwrap().status.unwrap().failed, None);
 
     // activeDeadlineSeconds: the running pod is stopped and the Job fails.
-    api.create(&PostParams::default(), &job("slow", json!({"activeDeadlineSeconds": 1})))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &job("slow", json!({"activeDeadlineSeconds": 1})),
+    )
+    .await
+    .unwrap();
     let failed = wait_condition(&api, "slow", "Failed").await;
-    assert_eq!(cond(&failed, "Failed").unwrap().reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(
+        cond(&failed, "Failed").unwrap().reason.as_deref(),
+        Some("DeadlineExceeded")
+    );
     assert!(running(&job_pods(&env.client, &ns, "slow").await).is_empty());
 
     // ttlSecondsAfterFinished: removed a second after it completed.
-    api.create(&PostParams::default(), &job("short", json!({"ttlSecondsAfterFinished": 1})))
-        .await
-        .unwrap();
-    let p = eventually(T, "a pod", || async { running(&job_pods(&env.client, &ns, "short").await).pop() }).await;
+    api.create(
+        &PostParams::default(),
+        &job("short", json!({"ttlSecondsAfterFinished": 1})),
+    )
+    .await
+    .unwrap();
+    let p = eventually(T, "a pod", || async {
+        running(&job_pods(&env.client, &ns, "short").await).pop()
+    })
+    .await;
     finish(&env.client, &ns, &p.name_any(), 0).await;
     wait_condition(&api, "short", "Complete").await;
-    eventually(T, "the job deleted", || async { api.get_opt("short").await.ok()?.is_none().then_some(()) }).await;
+    eventually(T, "the job deleted", || async {
+        api.get_opt("short").await.ok()?.is_none().then_some(())
+    })
+    .await;
     env.stop().await;
 }

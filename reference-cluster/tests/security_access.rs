@@ -6,8 +6,8 @@
 
 mod security_support;
 
-use serde_json::{json, Value};
 use security_support::*;
+use serde_json::{json, Value};
 
 const VERBS: &[&str] = &["get", "list", "watch", "create", "update", "delete"];
 const READ: &[&str] = &["get", "list", "watch"];
@@ -38,7 +38,10 @@ fn object(group: &str, version: &str, kind: &str, name: &str) -> Value {
     };
     let mut o = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "labels": {"app": "probe"}}});
     match kind {
-        "Pod" => o["spec"] = json!({"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}),
+        "Pod" => {
+            o["spec"] =
+                json!({"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]})
+        }
         "Secret" => o["stringData"] = json!({"k": "v"}),
         "ConfigMap" => o["data"] = json!({"k": "v"}),
         "Deployment" => {
@@ -77,9 +80,24 @@ async fn seed(env: &Env) {
                "subjects": [subject]})
     };
     for b in [
-        binding("read-pods", "Role", "pod-reader", json!({"kind": "ServiceAccount", "name": "monitoring-sa", "namespace": "production"})),
-        binding("viewers", "ClusterRole", "view", json!({"kind": "User", "name": "viola", "apiGroup": "rbac.authorization.k8s.io"})),
-        binding("editors", "ClusterRole", "edit", json!({"kind": "Group", "name": "developers", "apiGroup": "rbac.authorization.k8s.io"})),
+        binding(
+            "read-pods",
+            "Role",
+            "pod-reader",
+            json!({"kind": "ServiceAccount", "name": "monitoring-sa", "namespace": "production"}),
+        ),
+        binding(
+            "viewers",
+            "ClusterRole",
+            "view",
+            json!({"kind": "User", "name": "viola", "apiGroup": "rbac.authorization.k8s.io"}),
+        ),
+        binding(
+            "editors",
+            "ClusterRole",
+            "edit",
+            json!({"kind": "Group", "name": "developers", "apiGroup": "rbac.authorization.k8s.io"}),
+        ),
     ] {
         admin.create(&format!("{rbac}/rolebindings"), &b).await;
     }
@@ -87,7 +105,10 @@ async fn seed(env: &Env) {
     for ns in NAMESPACES {
         for (group, version, resource, kind) in RESOURCES {
             admin
-                .create(&base(group, version, ns, resource), &object(group, version, kind, "probe"))
+                .create(
+                    &base(group, version, ns, resource),
+                    &object(group, version, kind, "probe"),
+                )
                 .await;
         }
     }
@@ -101,7 +122,15 @@ struct Identity {
 }
 
 /// One request of a cell; `true` when it was let through (anything but 401/403).
-async fn attempt(c: &Client, verb: &str, group: &str, version: &str, resource: &str, kind: &str, ns: &str) -> (bool, Reply) {
+async fn attempt(
+    c: &Client,
+    verb: &str,
+    group: &str,
+    version: &str,
+    resource: &str,
+    kind: &str,
+    ns: &str,
+) -> (bool, Reply) {
     let url = base(group, version, ns, resource);
     // Writes are dry runs: authorization is the same, and the probes stay for later cells.
     let reply = match verb {
@@ -109,17 +138,34 @@ async fn attempt(c: &Client, verb: &str, group: &str, version: &str, resource: &
         "list" => c.get(&url).await,
         "watch" => c.get(&format!("{url}?watch=true&timeoutSeconds=1")).await,
         "create" => {
-            c.request("POST", &format!("{url}?dryRun=All"), Some(&object(group, version, kind, "fresh")), &[])
-                .await
+            c.request(
+                "POST",
+                &format!("{url}?dryRun=All"),
+                Some(&object(group, version, kind, "fresh")),
+                &[],
+            )
+            .await
         }
         "update" => {
-            c.request("PATCH", &format!("{url}/probe?dryRun=All"), Some(&json!({"metadata": {"labels": {"touched": "yes"}}})), &[])
+            c.request(
+                "PATCH",
+                &format!("{url}/probe?dryRun=All"),
+                Some(&json!({"metadata": {"labels": {"touched": "yes"}}})),
+                &[],
+            )
+            .await
+        }
+        "delete" => {
+            c.request("DELETE", &format!("{url}/probe?dryRun=All"), None, &[])
                 .await
         }
-        "delete" => c.request("DELETE", &format!("{url}/probe?dryRun=All"), None, &[]).await,
         other => panic!("no such verb {other}"),
     };
-    assert!(reply.code < 500, "{verb} {url}: server error {:?}", reply.body);
+    assert!(
+        reply.code < 500,
+        "{verb} {url}: server error {:?}",
+        reply.body
+    );
     (!matches!(reply.code, 401 | 403), reply)
 }
 
@@ -127,7 +173,10 @@ async fn can_i(c: &Client, verb: &str, group: &str, resource: &str, ns: &str) ->
     let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
         "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": ns}}});
     let r = c
-        .post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", &review)
+        .post(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            &review,
+        )
         .await;
     assert_eq!(r.code, 201, "{:?}", r.body);
     r.body["status"]["allowed"] == json!(true)
@@ -143,7 +192,13 @@ async fn security_matrix_over_https() {
     .await;
     seed(&env).await;
     let cluster = &env.cluster;
-    let sa_token = service_account_token(&env.admin, "production", "monitoring-sa", json!({"spec": {}})).await;
+    let sa_token = service_account_token(
+        &env.admin,
+        "production",
+        "monitoring-sa",
+        json!({"spec": {}}),
+    )
+    .await;
     let identities = vec![
         Identity {
             label: "cluster admin (client certificate, system:masters)",
@@ -179,7 +234,8 @@ async fn security_matrix_over_https() {
                 for verb in VERBS {
                     cells += 1;
                     let want = (id.expect)(verb, resource, ns);
-                    let (got, reply) = attempt(&id.client, verb, group, version, resource, kind, ns).await;
+                    let (got, reply) =
+                        attempt(&id.client, verb, group, version, resource, kind, ns).await;
                     if got != want {
                         failures.push(format!(
                             "{}: {verb} {resource} in {ns}: expected {}, got {} {}",
@@ -190,17 +246,28 @@ async fn security_matrix_over_https() {
                         ));
                     }
                     if !got && reply.code != 403 {
-                        failures.push(format!("{}: {verb} {resource} in {ns}: refused with {} instead of 403", id.label, reply.code));
+                        failures.push(format!(
+                            "{}: {verb} {resource} in {ns}: refused with {} instead of 403",
+                            id.label, reply.code
+                        ));
                     }
                     if can_i(&id.client, verb, group, resource, ns).await != want {
-                        failures.push(format!("{}: can-i {verb} {resource} -n {ns} disagrees", id.label));
+                        failures.push(format!(
+                            "{}: can-i {verb} {resource} -n {ns} disagrees",
+                            id.label
+                        ));
                     }
                 }
             }
         }
     }
     assert_eq!(cells, 5 * 2 * 4 * 6);
-    assert!(failures.is_empty(), "{} of {cells} cells wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     env.cluster.shutdown().await;
 }
 
@@ -211,15 +278,56 @@ async fn pod_reader_scenario_with_upstream_messages() {
     let token = service_account_token(&env.admin, "production", "monitoring-sa", json!({})).await;
     let sa = with_token(&env.cluster, &token).await;
     assert_eq!(sa.get("/api/v1/namespaces/production/pods").await.code, 200);
-    assert_eq!(sa.get("/api/v1/namespaces/production/pods/probe").await.code, 200);
+    assert_eq!(
+        sa.get("/api/v1/namespaces/production/pods/probe")
+            .await
+            .code,
+        200
+    );
     let who = "system:serviceaccount:production:monitoring-sa";
     let cases = [
-        ("GET", "/api/v1/namespaces/production/secrets", format!(r#"secrets is forbidden: User "{who}" cannot list resource "secrets" in API group "" in the namespace "production""#)),
-        ("GET", "/api/v1/namespaces/default/pods", format!(r#"pods is forbidden: User "{who}" cannot list resource "pods" in API group "" in the namespace "default""#)),
-        ("DELETE", "/api/v1/namespaces/production/pods/probe", format!(r#"pods "probe" is forbidden: User "{who}" cannot delete resource "pods" in API group "" in the namespace "production""#)),
-        ("GET", "/api/v1/namespaces/production/pods/probe/log", format!(r#"pods "probe" is forbidden: User "{who}" cannot get resource "pods/log" in API group "" in the namespace "production""#)),
-        ("GET", "/api/v1/nodes", format!(r#"nodes is forbidden: User "{who}" cannot list resource "nodes" in API group "" at the cluster scope"#)),
-        ("GET", "/apis/apps/v1/namespaces/production/deployments", format!(r#"deployments.apps is forbidden: User "{who}" cannot list resource "deployments" in API group "apps" in the namespace "production""#)),
+        (
+            "GET",
+            "/api/v1/namespaces/production/secrets",
+            format!(
+                r#"secrets is forbidden: User "{who}" cannot list resource "secrets" in API group "" in the namespace "production""#
+            ),
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/pods",
+            format!(
+                r#"pods is forbidden: User "{who}" cannot list resource "pods" in API group "" in the namespace "default""#
+            ),
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/production/pods/probe",
+            format!(
+                r#"pods "probe" is forbidden: User "{who}" cannot delete resource "pods" in API group "" in the namespace "production""#
+            ),
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/production/pods/probe/log",
+            format!(
+                r#"pods "probe" is forbidden: User "{who}" cannot get resource "pods/log" in API group "" in the namespace "production""#
+            ),
+        ),
+        (
+            "GET",
+            "/api/v1/nodes",
+            format!(
+                r#"nodes is forbidden: User "{who}" cannot list resource "nodes" in API group "" at the cluster scope"#
+            ),
+        ),
+        (
+            "GET",
+            "/apis/apps/v1/namespaces/production/deployments",
+            format!(
+                r#"deployments.apps is forbidden: User "{who}" cannot list resource "deployments" in API group "apps" in the namespace "production""#
+            ),
+        ),
     ];
     for (method, uri, message) in cases {
         let r = sa.request(method, uri, None, &[]).await;
@@ -241,21 +349,41 @@ async fn impersonation_needs_the_impersonate_verb() {
     seed(&env).await;
     let admin = &env.admin;
     let as_viola = [("Impersonate-User", "viola")];
-    let r = admin.request("GET", "/api/v1/namespaces/production/pods", None, &as_viola).await;
+    let r = admin
+        .request("GET", "/api/v1/namespaces/production/pods", None, &as_viola)
+        .await;
     assert_eq!(r.code, 200);
-    let r = admin.request("GET", "/api/v1/namespaces/production/secrets", None, &as_viola).await;
+    let r = admin
+        .request(
+            "GET",
+            "/api/v1/namespaces/production/secrets",
+            None,
+            &as_viola,
+        )
+        .await;
     assert_eq!(r.code, 403);
     assert_eq!(
         r.message(),
         r#"secrets is forbidden: User "viola" cannot list resource "secrets" in API group "" in the namespace "production""#
     );
-    let as_sa = [("Impersonate-User", "system:serviceaccount:production:monitoring-sa")];
-    let r = admin.request("GET", "/api/v1/namespaces/production/pods", None, &as_sa).await;
-    assert_eq!(r.code, 200, "a service account impersonated gets its groups and roles");
+    let as_sa = [(
+        "Impersonate-User",
+        "system:serviceaccount:production:monitoring-sa",
+    )];
+    let r = admin
+        .request("GET", "/api/v1/namespaces/production/pods", None, &as_sa)
+        .await;
+    assert_eq!(
+        r.code, 200,
+        "a service account impersonated gets its groups and roles"
+    );
     let whoami = admin
-        .request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        .request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
             Some(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})),
-            &[("Impersonate-User", "viola"), ("Impersonate-Group", "qa")])
+            &[("Impersonate-User", "viola"), ("Impersonate-Group", "qa")],
+        )
         .await;
     assert_eq!(whoami.code, 201);
     assert_eq!(
@@ -263,7 +391,9 @@ async fn impersonation_needs_the_impersonate_verb() {
         json!({"username": "viola", "groups": ["qa", "system:authenticated"]})
     );
     let nobody = as_user(&env.cluster, "nobody", &[]).await;
-    let r = nobody.request("GET", "/api/v1/namespaces/production/pods", None, &as_viola).await;
+    let r = nobody
+        .request("GET", "/api/v1/namespaces/production/pods", None, &as_viola)
+        .await;
     assert_eq!(r.code, 403);
     assert_eq!(
         r.message(),
@@ -281,10 +411,20 @@ async fn impersonation_needs_the_impersonate_verb() {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "impersonate-viola"},
             "subjects": [{"kind": "User", "name": "nobody", "apiGroup": "rbac.authorization.k8s.io"}]}))
         .await;
-    let r = nobody.request("GET", "/api/v1/namespaces/production/pods", None, &as_viola).await;
+    let r = nobody
+        .request("GET", "/api/v1/namespaces/production/pods", None, &as_viola)
+        .await;
     assert_eq!(r.code, 200);
     let r = nobody
-        .request("GET", "/api/v1/namespaces/production/pods", None, &[("Impersonate-User", "viola"), ("Impersonate-Group", "system:masters")])
+        .request(
+            "GET",
+            "/api/v1/namespaces/production/pods",
+            None,
+            &[
+                ("Impersonate-User", "viola"),
+                ("Impersonate-Group", "system:masters"),
+            ],
+        )
         .await;
     assert_eq!(r.code, 403);
     assert_eq!(
@@ -332,12 +472,28 @@ async fn rbac_writes_cannot_escalate() {
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}))
         .await;
     assert_eq!(r.code, 201, "{:?}", r.body);
-    let bind = |name: &str, kind: &str, role: &str| json!({
+    let bind = |name: &str, kind: &str, role: &str| {
+        json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
-        "subjects": [{"kind": "User", "name": "intern", "apiGroup": "rbac.authorization.k8s.io"}]});
-    assert_eq!(manny.post(&format!("{rbac}/rolebindings"), &bind("intern-pods", "Role", "pod-lister")).await.code, 201);
-    let r = manny.post(&format!("{rbac}/rolebindings"), &bind("intern-edit", "ClusterRole", "edit")).await;
+        "subjects": [{"kind": "User", "name": "intern", "apiGroup": "rbac.authorization.k8s.io"}]})
+    };
+    assert_eq!(
+        manny
+            .post(
+                &format!("{rbac}/rolebindings"),
+                &bind("intern-pods", "Role", "pod-lister")
+            )
+            .await
+            .code,
+        201
+    );
+    let r = manny
+        .post(
+            &format!("{rbac}/rolebindings"),
+            &bind("intern-edit", "ClusterRole", "edit"),
+        )
+        .await;
     assert_eq!(r.code, 403);
     assert!(
         r.message().starts_with("rolebindings.rbac.authorization.k8s.io \"intern-edit\" is forbidden: user \"manny\" (groups=[\"managers\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:"),
@@ -356,7 +512,12 @@ async fn rbac_writes_cannot_escalate() {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "may-bind-edit"},
             "subjects": [{"kind": "User", "name": "manny", "apiGroup": "rbac.authorization.k8s.io"}]}))
         .await;
-    let r = manny.post(&format!("{rbac}/rolebindings"), &bind("intern-edit", "ClusterRole", "edit")).await;
+    let r = manny
+        .post(
+            &format!("{rbac}/rolebindings"),
+            &bind("intern-edit", "ClusterRole", "edit"),
+        )
+        .await;
     assert_eq!(r.code, 201, "{:?}", r.body);
     env.cluster.shutdown().await;
 }
@@ -391,7 +552,13 @@ async fn review_apis_answer_without_storage() {
         .await;
     assert_eq!(bad.code, 422);
     // Reviews are not stored: there is nothing to get or list.
-    assert_eq!(admin.get("/apis/authorization.k8s.io/v1/subjectaccessreviews").await.code, 405);
+    assert_eq!(
+        admin
+            .get("/apis/authorization.k8s.io/v1/subjectaccessreviews")
+            .await
+            .code,
+        405
+    );
     let viola = as_user(&env.cluster, "viola", &[]).await;
     let rules = viola
         .post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", &json!({
@@ -399,7 +566,10 @@ async fn review_apis_answer_without_storage() {
         .await;
     assert_eq!(rules.code, 201);
     let resource_rules = rules.body["status"]["resourceRules"].as_array().unwrap();
-    assert!(resource_rules.iter().any(|r| r["resources"].as_array().unwrap().contains(&json!("pods"))
+    assert!(resource_rules.iter().any(|r| r["resources"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("pods"))
         && r["verbs"].as_array().unwrap().contains(&json!("list"))));
     assert_eq!(rules.body["status"]["incomplete"], false);
     // TokenReview (system:auth-delegator's business; the admin may) of a service account token.
@@ -410,10 +580,17 @@ async fn review_apis_answer_without_storage() {
         .await;
     assert_eq!(tr.code, 201);
     assert_eq!(tr.body["status"]["authenticated"], true);
-    assert_eq!(tr.body["status"]["user"]["username"], "system:serviceaccount:production:monitoring-sa");
+    assert_eq!(
+        tr.body["status"]["user"]["username"],
+        "system:serviceaccount:production:monitoring-sa"
+    );
     assert_eq!(
         tr.body["status"]["user"]["groups"],
-        json!(["system:serviceaccounts", "system:serviceaccounts:production", "system:authenticated"])
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:production",
+            "system:authenticated"
+        ])
     );
     let tr = admin
         .post("/apis/authentication.k8s.io/v1/tokenreviews", &json!({
@@ -435,23 +612,47 @@ async fn bound_service_account_tokens_die_with_their_pod() {
     let env = start(|_, _| {}).await;
     seed(&env).await;
     let admin = &env.admin;
-    let pod = admin.get("/api/v1/namespaces/production/pods/probe").await.body;
+    let pod = admin
+        .get("/api/v1/namespaces/production/pods/probe")
+        .await
+        .body;
     let req = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "spec": {"audiences": ["https://kubernetes.default.svc.cluster.local"], "expirationSeconds": 600,
                  "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "probe", "uid": pod["metadata"]["uid"]}}});
-    let answer = admin.post("/api/v1/namespaces/production/serviceaccounts/monitoring-sa/token", &req).await;
+    let answer = admin
+        .post(
+            "/api/v1/namespaces/production/serviceaccounts/monitoring-sa/token",
+            &req,
+        )
+        .await;
     assert_eq!(answer.code, 201, "{:?}", answer.body);
     assert_eq!(answer.body["spec"]["expirationSeconds"], 600);
     let token = answer.body["status"]["token"].as_str().unwrap().to_string();
     assert_eq!(token.split('.').count(), 3, "a JWT");
     let sa = with_token(&env.cluster, &token).await;
     let me = sa
-        .post("/apis/authentication.k8s.io/v1/selfsubjectreviews", &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))
+        .post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+        )
         .await;
-    assert_eq!(me.body["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"], json!(["probe"]));
+    assert_eq!(
+        me.body["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["probe"])
+    );
     assert_eq!(sa.get("/api/v1/namespaces/production/pods").await.code, 200);
-    assert_eq!(admin.delete("/api/v1/namespaces/production/pods/probe").await.code, 200);
-    assert_eq!(sa.get("/api/v1/namespaces/production/pods").await.code, 401, "the pod is gone, so is the token");
+    assert_eq!(
+        admin
+            .delete("/api/v1/namespaces/production/pods/probe")
+            .await
+            .code,
+        200
+    );
+    assert_eq!(
+        sa.get("/api/v1/namespaces/production/pods").await.code,
+        401,
+        "the pod is gone, so is the token"
+    );
     let short = admin
         .post("/api/v1/namespaces/production/serviceaccounts/monitoring-sa/token",
             &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 60}}))
@@ -462,7 +663,10 @@ async fn bound_service_account_tokens_die_with_their_pod() {
         "TokenRequest.authentication.k8s.io \"monitoring-sa\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"
     );
     let missing = admin
-        .post("/api/v1/namespaces/production/serviceaccounts/ghost/token", &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}))
+        .post(
+            "/api/v1/namespaces/production/serviceaccounts/ghost/token",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}),
+        )
         .await;
     assert_eq!(missing.code, 404);
     env.cluster.shutdown().await;
@@ -489,9 +693,14 @@ async fn aggregated_cluster_roles_pick_up_new_rules() {
             "rules": [{"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["create"]}]}))
         .await;
     let aggregated = eventually(10, || async move {
-        let view = admin.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/view").await.body;
+        let view = admin
+            .get("/apis/rbac.authorization.k8s.io/v1/clusterroles/view")
+            .await
+            .body;
         view["rules"].as_array().is_some_and(|rules| {
-            rules.iter().any(|r| r["resources"] == json!(["cronjobs"]) && r["verbs"] == json!(["create"]))
+            rules
+                .iter()
+                .any(|r| r["resources"] == json!(["cronjobs"]) && r["verbs"] == json!(["create"]))
         })
     })
     .await;
@@ -502,9 +711,79 @@ async fn aggregated_cluster_roles_pick_up_new_rules() {
         .await;
     assert_eq!(after.code, 201, "{:?}", after.body);
     // The bootstrap roles are stored with upstream's labels and annotations.
-    let admin_role = admin.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin").await.body;
-    assert_eq!(admin_role["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"], "true");
-    let basic = admin.get("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/system:basic-user").await;
+    let admin_role = admin
+        .get("/apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin")
+        .await
+        .body;
+    assert_eq!(
+        admin_role["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"],
+        "true"
+    );
+    let basic = admin
+        .get("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/system:basic-user")
+        .await;
     assert_eq!(basic.code, 200);
+    env.cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn components_get_least_privilege_identities() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let env = start(|_, _| {}).await;
+    let cluster = &env.cluster;
+    let scheduler = cluster
+        .client_as("system:kube-scheduler", &[])
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::all(scheduler.clone());
+    assert!(
+        pods.list(&ListParams::default()).await.is_ok(),
+        "the scheduler watches pods everywhere"
+    );
+    let secrets: Api<Secret> = Api::all(scheduler.clone());
+    let err = secrets.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403),
+        "the scheduler reads no secrets: {err}"
+    );
+    let leases: Api<Lease> = Api::namespaced(scheduler, "kube-system");
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "kube-scheduler"}, "spec": {"holderIdentity": "s1"}}),
+    )
+    .unwrap();
+    assert!(
+        leases.create(&Default::default(), &lease).await.is_ok(),
+        "leader election"
+    );
+    assert!(
+        leases.list(&ListParams::default()).await.is_err(),
+        "but no reading of every lease"
+    );
+    let kcm = cluster
+        .client_as("system:kube-controller-manager", &[])
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::all(kcm);
+    assert!(
+        secrets.list(&ListParams::default()).await.is_ok(),
+        "the controller manager reads secrets"
+    );
+    let node = cluster
+        .client_as("system:node:node-0", &["system:nodes"])
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(node.clone());
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok"}]}});
+    assert!(nodes
+        .patch_status("node-0", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .is_ok());
+    let node_secrets: Api<Secret> = Api::all(node);
+    assert!(
+        node_secrets.list(&ListParams::default()).await.is_err(),
+        "a node may not list secrets"
+    );
     env.cluster.shutdown().await;
 }

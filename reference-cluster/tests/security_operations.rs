@@ -8,8 +8,8 @@ mod security_support;
 use std::time::Duration;
 
 use base64::Engine;
-use serde_json::{json, Value};
 use security_support::*;
+use serde_json::{json, Value};
 
 const SEED_POLICY: &str = r#"
 apiVersion: audit.k8s.io/v1
@@ -78,34 +78,62 @@ async fn the_seed_audit_policy_works_as_written() {
     .await;
     let admin = &env.admin;
     let log = env.dir.path().join("audit/audit.log");
-    let created = admin.post("/api/v1/namespaces/default/pods", &pod("audited")).await;
+    let created = admin
+        .post("/api/v1/namespaces/default/pods", &pod("audited"))
+        .await;
     assert_eq!(created.code, 201);
     admin
-        .create("/api/v1/namespaces/default/secrets", &json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}}))
+        .create(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}}),
+        )
         .await;
     admin
-        .create("/api/v1/namespaces/kube-system/configmaps", &json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "settings"}, "data": {"k": "v"}}))
+        .create(
+            "/api/v1/namespaces/kube-system/configmaps",
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings"}, "data": {"k": "v"}}),
+        )
         .await;
     admin
-        .create("/api/v1/namespaces/kube-system/configmaps", &json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "controller-leader"}}))
+        .create(
+            "/api/v1/namespaces/kube-system/configmaps",
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "controller-leader"}}),
+        )
         .await;
     assert_eq!(admin.get("/version").await.code, 200);
     let r = admin
-        .request("GET", "/api/v1/namespaces/default/pods/audited", None, &[("Impersonate-User", "viola")])
+        .request(
+            "GET",
+            "/api/v1/namespaces/default/pods/audited",
+            None,
+            &[("Impersonate-User", "viola")],
+        )
         .await;
     assert_eq!(r.code, 403);
-    assert!(r.headers.get("audit-id").is_some(), "audited responses carry their Audit-Id");
+    assert!(
+        r.headers.get("audit-id").is_some(),
+        "audited responses carry their Audit-Id"
+    );
 
     let all = events(&log);
     assert!(!all.is_empty());
-    assert!(all.iter().all(|e| e["apiVersion"] == "audit.k8s.io/v1" && e["kind"] == "Event"));
-    assert!(all.iter().all(|e| e["stage"] != "RequestReceived"), "omitStages applies");
+    assert!(all
+        .iter()
+        .all(|e| e["apiVersion"] == "audit.k8s.io/v1" && e["kind"] == "Event"));
+    assert!(
+        all.iter().all(|e| e["stage"] != "RequestReceived"),
+        "omitStages applies"
+    );
     let find = |verb: &str, resource: &str, name: &str| -> Vec<&Value> {
         all.iter()
-            .filter(|e| e["verb"] == verb && e["objectRef"]["resource"] == resource && e["objectRef"]["name"] == name)
+            .filter(|e| {
+                e["verb"] == verb
+                    && e["objectRef"]["resource"] == resource
+                    && e["objectRef"]["name"] == name
+            })
             .collect()
     };
     let pod_create: Vec<&Value> = all
@@ -120,27 +148,50 @@ async fn the_seed_audit_policy_works_as_written() {
     assert_eq!(e["responseStatus"]["code"], 201);
     assert_eq!(e["requestObject"]["metadata"]["name"], "audited");
     assert_eq!(e["responseObject"]["spec"]["serviceAccountName"], "default");
-    assert_eq!(e["annotations"]["pod-security.kubernetes.io/enforce-policy"], "privileged:latest");
+    assert_eq!(
+        e["annotations"]["pod-security.kubernetes.io/enforce-policy"],
+        "privileged:latest"
+    );
     // Secrets never above Metadata: no payload in the log at all.
-    let secret: Vec<&Value> = all.iter().filter(|e| e["objectRef"]["resource"] == "secrets").collect();
+    let secret: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["objectRef"]["resource"] == "secrets")
+        .collect();
     assert_eq!(secret.len(), 1);
     assert_eq!(secret[0]["level"], "Metadata");
     assert!(secret[0].get("requestObject").is_none() && secret[0].get("responseObject").is_none());
     assert!(!std::fs::read_to_string(&log).unwrap().contains("hunter2"));
     let settings = all
         .iter()
-        .find(|e| e["objectRef"]["resource"] == "configmaps" && e["objectRef"]["namespace"] == "kube-system" && e["verb"] == "create" && e["requestObject"]["metadata"]["name"] == "settings")
+        .find(|e| {
+            e["objectRef"]["resource"] == "configmaps"
+                && e["objectRef"]["namespace"] == "kube-system"
+                && e["verb"] == "create"
+                && e["requestObject"]["metadata"]["name"] == "settings"
+        })
         .expect("the kube-system configmap is audited");
     assert_eq!(settings["level"], "Request");
     assert!(settings.get("responseObject").is_none());
-    assert!(find("create", "configmaps", "controller-leader").is_empty(), "level None records nothing");
-    assert!(all.iter().all(|e| e["requestURI"] != "/version"), "/version is not audited for authenticated users");
+    assert!(
+        find("create", "configmaps", "controller-leader").is_empty(),
+        "level None records nothing"
+    );
+    assert!(
+        all.iter().all(|e| e["requestURI"] != "/version"),
+        "/version is not audited for authenticated users"
+    );
     let denied = find("get", "pods", "audited");
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["impersonatedUser"]["username"], "viola");
     assert_eq!(denied[0]["user"]["username"], "kubernetes-admin");
     assert_eq!(denied[0]["responseStatus"]["code"], 403);
     assert_eq!(denied[0]["responseStatus"]["reason"], "Forbidden");
+    assert_eq!(
+        denied[0]["annotations"]["authorization.k8s.io/decision"], "forbid",
+        "{}",
+        denied[0]
+    );
+    assert_eq!(e["annotations"]["authorization.k8s.io/decision"], "allow");
     env.cluster.shutdown().await;
 }
 
@@ -158,23 +209,59 @@ async fn secrets_are_encrypted_at_rest() {
     .await;
     let admin = &env.admin;
     admin
-        .create("/api/v1/namespaces/default/secrets", &json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}}))
+        .create(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}}),
+        )
         .await;
     admin
-        .create("/api/v1/namespaces/default/configmaps", &json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "plain"}, "data": {"colour": "blue"}}))
+        .create(
+            "/api/v1/namespaces/default/configmaps",
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "plain"}, "data": {"colour": "blue"}}),
+        )
         .await;
-    let raw = env.cluster.raw_store.get("/registry/secrets/default/db").await.unwrap().unwrap();
-    assert!(raw.value.starts_with(b"k8s:enc:aesgcm:v1:key1:"), "{:?}", String::from_utf8_lossy(&raw.value[..30.min(raw.value.len())]));
+    let raw = env
+        .cluster
+        .raw_store
+        .get("/registry/secrets/default/db")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        raw.value.starts_with(b"k8s:enc:aesgcm:v1:key1:"),
+        "{:?}",
+        String::from_utf8_lossy(&raw.value[..30.min(raw.value.len())])
+    );
     let encoded = base64::engine::general_purpose::STANDARD.encode("hunter2");
     for needle in ["hunter2", encoded.as_str(), "password"] {
-        assert!(!raw.value.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} is visible at rest");
+        assert!(
+            !raw.value
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "{needle} is visible at rest"
+        );
     }
-    let cm = env.cluster.raw_store.get("/registry/configmaps/default/plain").await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&cm.value).contains("blue"), "other resources are stored as they are");
-    let secret = admin.get("/api/v1/namespaces/default/secrets/db").await.body;
-    assert_eq!(secret["data"]["password"], encoded, "the API serves the decrypted secret");
+    let cm = env
+        .cluster
+        .raw_store
+        .get("/registry/configmaps/default/plain")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&cm.value).contains("blue"),
+        "other resources are stored as they are"
+    );
+    let secret = admin
+        .get("/api/v1/namespaces/default/secrets/db")
+        .await
+        .body;
+    assert_eq!(
+        secret["data"]["password"], encoded,
+        "the API serves the decrypted secret"
+    );
     let listed = admin.get("/api/v1/namespaces/default/secrets").await.body;
     assert_eq!(listed["items"][0]["data"]["password"], encoded);
     env.cluster.shutdown().await;
@@ -224,14 +311,29 @@ async fn a_flooding_user_gets_429_and_the_system_keeps_working() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     // While the flood runs, the admin (exempt) and another user (global-default) are served.
     for _ in 0..5 {
-        assert_eq!(admin.get("/api/v1/namespaces/default/configmaps").await.code, 200);
-        assert_eq!(steady.get("/api/v1/namespaces/default/configmaps").await.code, 200);
+        assert_eq!(
+            admin
+                .get("/api/v1/namespaces/default/configmaps")
+                .await
+                .code,
+            200
+        );
+        assert_eq!(
+            steady
+                .get("/api/v1/namespaces/default/configmaps")
+                .await
+                .code,
+            200
+        );
     }
     let mut codes = Vec::new();
     for f in flood {
         let r = f.await.unwrap();
         if r.code == 429 {
-            assert_eq!(r.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+            assert_eq!(
+                r.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
             assert_eq!(r.body["reason"], "TooManyRequests");
             assert_eq!(r.message(), "Too many requests, please try again later.");
         }
@@ -239,11 +341,22 @@ async fn a_flooding_user_gets_429_and_the_system_keeps_working() {
     }
     let rejected = codes.iter().filter(|c| **c == 429).count();
     assert!(rejected >= 10, "one seat for the flooder: {codes:?}");
-    assert!(codes.contains(&504), "the request holding the seat ran: {codes:?}");
-    let metrics = env.admin.kube.request_text(http::Request::get("/metrics").body(Vec::new()).unwrap()).await.unwrap();
+    assert!(
+        codes.contains(&504),
+        "the request holding the seat ran: {codes:?}"
+    );
+    let metrics = env
+        .admin
+        .kube
+        .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+        .await
+        .unwrap();
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("apiserver_flowcontrol_rejected_requests_total") && l.contains("flow_schema=\"flooders\""))
+        .find(|l| {
+            l.starts_with("apiserver_flowcontrol_rejected_requests_total")
+                && l.contains("flow_schema=\"flooders\"")
+        })
         .unwrap_or_else(|| panic!("no rejection metric in:\n{metrics}"));
     assert!(line.contains("reason=\"concurrency-limit\""), "{line}");
     let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();

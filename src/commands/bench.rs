@@ -332,24 +332,32 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
     let cfg = ClusterConfig {
         store: StoreConfig::Memory,
         nodes: 0,
-        // Enough history that the fleet's and scheduler's watches never fall behind the window.
-        watch_window: (args.pods * 8 + args.nodes * 4).max(10_000),
+        // Room for a few events per pod and node, so busy watchers are not sent back to relist.
+        watch_window: (args.pods * 2 + args.nodes * 2).max(10_000),
         ..ClusterConfig::for_tests(dir.path())
     };
-    let cluster = RunningCluster::start(cfg).await.context("cannot start the cluster")?;
+    let cluster = RunningCluster::start(cfg)
+        .await
+        .context("cannot start the cluster")?;
     let client = cluster.client().await?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let sched_cfg = SchedulerConfig {
         leader_election: None,
         ..SchedulerConfig::default()
     };
-    let scheduler_task = (!args.without_scheduler).then(|| tokio::spawn(scheduler::run(client.clone(), sched_cfg, stop_rx.clone())));
+    let scheduler_task = (!args.without_scheduler)
+        .then(|| tokio::spawn(scheduler::run(client.clone(), sched_cfg, stop_rx.clone())));
     let stats = FleetStats::default();
     let timeout = Duration::from_secs(args.timeout);
 
     eprintln!("starting {} simulated nodes…", args.nodes);
     let started = Instant::now();
-    let fleet_task = tokio::spawn(run_fleet_with_stats(client.clone(), FleetConfig::new(args.nodes), stats.clone(), stop_rx));
+    let fleet_task = tokio::spawn(run_fleet_with_stats(
+        client.clone(),
+        FleetConfig::new(args.nodes),
+        stats.clone(),
+        stop_rx,
+    ));
     let node_ready = |n: &Node| {
         n.status
             .as_ref()
@@ -357,17 +365,31 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
     };
     let nodes_api: Api<Node> = Api::all(client.clone());
-    let nodes_ready_s = watch_until(nodes_api, Default::default(), args.nodes, timeout, started, node_ready).await;
+    let nodes_ready_s = watch_until(
+        nodes_api,
+        Default::default(),
+        args.nodes,
+        timeout,
+        started,
+        node_ready,
+    )
+    .await;
 
     let ns = "bench-nodes";
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = Namespace {
-        metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(ns.into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    namespaces.create(&PostParams::default(), &namespace).await?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod_running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let pod_running =
+        |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
     let pods_started = Instant::now();
     let watch = tokio::spawn(watch_until(
         pods.clone(),
@@ -441,10 +463,18 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
         }
     }
     if let Err(n) = nodes_ready_s {
-        anyhow::bail!("only {n} of {} nodes became Ready within {}s", args.nodes, args.timeout);
+        anyhow::bail!(
+            "only {n} of {} nodes became Ready within {}s",
+            args.nodes,
+            args.timeout
+        );
     }
     if let Err(n) = pods_running_s {
-        anyhow::bail!("only {n} of {} pods were Running within {}s", args.pods, args.timeout);
+        anyhow::bail!(
+            "only {n} of {} pods were Running within {}s",
+            args.pods,
+            args.timeout
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -247,7 +247,10 @@ impl ApiServer {
     /// The service account a pod will run as; `default` is waited for a little, since its
     /// controller creates it just after the namespace.
     async fn service_account_for(&self, namespace: &str, pod: &Value) -> Option<Value> {
-        let name = match pod.pointer("/spec/serviceAccountName").and_then(Value::as_str) {
+        let name = match pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+        {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => service_account::DEFAULT_SERVICE_ACCOUNT.to_string(),
         };
@@ -284,9 +287,7 @@ impl ApiServer {
         }
         if let Some(obj) = object.as_deref_mut() {
             if chain.on(LIMIT_RANGER) && call.is_pod_create() {
-                let ranges = self
-                    .objects_of("", "limitranges", Some(&a.namespace))
-                    .await;
+                let ranges = self.objects_of("", "limitranges", Some(&a.namespace)).await;
                 limit_ranger::mutate(a, obj, &ranges);
             }
             if chain.on(SERVICE_ACCOUNT) && call.is_pod_create() {
@@ -298,7 +299,7 @@ impl ApiServer {
         if chain.on(NODE_RESTRICTION) && a.user.node_name().is_some() {
             node_restriction::admit(a, object.as_deref(), old).map_err(rejected)?;
         }
-        if let Some(obj) = object.as_deref_mut() {
+        if let Some(obj) = object {
             if chain.on(PRIORITY) && call.is_pod_create() {
                 let classes = self
                     .objects_of("scheduling.k8s.io", "priorityclasses", None)
@@ -318,7 +319,11 @@ impl ApiServer {
         Ok(())
     }
 
-    async fn namespace_labels(&self, call: &AdmissionCall<'_>, object: Option<&Value>) -> BTreeMap<String, String> {
+    async fn namespace_labels(
+        &self,
+        call: &AdmissionCall<'_>,
+        object: Option<&Value>,
+    ) -> BTreeMap<String, String> {
         let a = &call.attrs;
         if a.is("", "namespaces") {
             return object
@@ -375,9 +380,7 @@ impl ApiServer {
                 && a.group.is_empty()
                 && matches!(a.resource.as_str(), "pods" | "persistentvolumeclaims")
             {
-                let ranges = self
-                    .objects_of("", "limitranges", Some(&a.namespace))
-                    .await;
+                let ranges = self.objects_of("", "limitranges", Some(&a.namespace)).await;
                 limit_ranger::validate(a, obj, &ranges).map_err(rejected)?;
             }
             if chain.on(POD_SECURITY) {
@@ -415,7 +418,12 @@ impl ApiServer {
         Ok(())
     }
 
-    async fn pod_security(&self, call: &AdmissionCall<'_>, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    async fn pod_security(
+        &self,
+        call: &AdmissionCall<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
         let a = &call.attrs;
         let config = &self.security.admission.pod_security;
         if a.is("", "namespaces") {
@@ -445,7 +453,12 @@ impl ApiServer {
 
     /// ResourceQuota: checks the namespace's quotas and writes their new usage back with
     /// compare-and-swap, retrying when another writer charged them first.
-    async fn charge_quota(&self, call: &AdmissionCall<'_>, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    async fn charge_quota(
+        &self,
+        call: &AdmissionCall<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
         let a = &call.attrs;
         if a.namespace.is_empty() || !a.subresource.is_empty() {
             return Ok(());
@@ -476,7 +489,11 @@ impl ApiServer {
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(0);
                 let key = quota_info.key(Some(&a.namespace), &name);
-                match self.store.update(&key, self.encode(&quota_info, &quota), rev).await {
+                match self
+                    .store
+                    .update(&key, self.encode(&quota_info, &quota), rev)
+                    .await
+                {
                     Ok(_) => {
                         written.insert(name);
                     }
@@ -496,5 +513,32 @@ impl ApiServer {
             "Conflict",
             "Operation cannot be fulfilled on resourcequotas: the quota usage kept changing; please try again",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugins_are_upstreams_defaults_plus_and_minus_the_flags() {
+        let a = Admission::new(&[], &[], Default::default()).unwrap();
+        assert!(a.on(POD_SECURITY) && a.on(RESOURCE_QUOTA));
+        assert!(!a.on(NODE_RESTRICTION), "not on by default upstream");
+        let a = Admission::new(
+            &[NODE_RESTRICTION.into()],
+            &[POD_SECURITY.into()],
+            Default::default(),
+        )
+        .unwrap();
+        assert!(a.on(NODE_RESTRICTION) && !a.on(POD_SECURITY));
+        let err = Admission::new(&["AlwaysPullImages".into()], &[], Default::default())
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("\"AlwaysPullImages\" is not supported"),
+            "{err}"
+        );
+        assert!(!Admission::none().on(NAMESPACE_LIFECYCLE));
     }
 }

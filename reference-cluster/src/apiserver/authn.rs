@@ -35,7 +35,8 @@ pub fn unauthorized() -> ApiError {
 /// authenticator reads it: any case of "bearer", the token up to the next space.
 /// Bytes that are not UTF-8 still make a (failing) credential, never no credential.
 pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = String::from_utf8_lossy(headers.get(http::header::AUTHORIZATION)?.as_bytes()).into_owned();
+    let value =
+        String::from_utf8_lossy(headers.get(http::header::AUTHORIZATION)?.as_bytes()).into_owned();
     let mut parts = value.trim().splitn(3, ' ');
     let scheme = parts.next()?;
     let token = parts.next()?;
@@ -228,7 +229,10 @@ mod tests {
             bearer_token(&headers(&[("authorization", "bearer abc extra")])).as_deref(),
             Some("abc")
         );
-        assert_eq!(bearer_token(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
         assert_eq!(bearer_token(&headers(&[("authorization", "Bearer")])), None);
         assert_eq!(bearer_token(&headers(&[])), None);
     }

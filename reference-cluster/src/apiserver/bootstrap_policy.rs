@@ -29,7 +29,10 @@ fn union_into(have: &mut Value, wanted: &Value) -> bool {
     let list = have.as_array_mut().expect("just made an array");
     let mut changed = false;
     for w in wanted {
-        if !list.iter().any(|h| crate::resources::json::semantic_eq(h, &w)) {
+        if !list
+            .iter()
+            .any(|h| crate::resources::json::semantic_eq(h, &w))
+        {
             list.push(w);
             changed = true;
         }
@@ -64,7 +67,10 @@ fn reconcile_rbac(current: &mut Value, wanted: &Value) -> bool {
             changed |= union_into(have, subjects);
         }
     }
-    let labels = wanted.pointer("/metadata/labels").cloned().unwrap_or_default();
+    let labels = wanted
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_default();
     if let Some(labels) = labels.as_object() {
         let m = object::meta_mut(current);
         let have = m.entry("labels").or_insert_with(|| json!({}));
@@ -82,7 +88,10 @@ fn reconcile_rbac(current: &mut Value, wanted: &Value) -> bool {
 }
 
 fn info_for(server: &ApiServer, obj: &Value) -> ApiResult<std::sync::Arc<ResourceInfo>> {
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     server
@@ -92,13 +101,21 @@ fn info_for(server: &ApiServer, obj: &Value) -> ApiResult<std::sync::Arc<Resourc
 }
 
 /// Creates what is missing and reconciles what is marked for auto-update.
-async fn ensure(server: &ApiServer, wanted: Value, autoupdate: &str, reconcile: fn(&mut Value, &Value) -> bool) -> ApiResult<()> {
+async fn ensure(
+    server: &ApiServer,
+    wanted: Value,
+    autoupdate: &str,
+    reconcile: fn(&mut Value, &Value) -> bool,
+) -> ApiResult<()> {
     let info = info_for(server, &wanted)?;
     let ns = object::meta_str(&wanted, "namespace").map(str::to_string);
     let name = object::name(&wanted).to_string();
     let opts = WriteOptions::internal("kube-apiserver");
     match server.get_object(&info, ns.as_deref(), &name).await {
-        Err(e) if e.code == 404 => match server.create_object(&info, ns.as_deref(), wanted, &opts).await {
+        Err(e) if e.code == 404 => match server
+            .create_object(&info, ns.as_deref(), wanted, &opts)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.code == 409 => Ok(()),
             Err(e) => Err(e),
@@ -113,11 +130,19 @@ async fn ensure(server: &ApiServer, wanted: Value, autoupdate: &str, reconcile: 
                 return Ok(());
             }
             server
-                .guaranteed_update(&info, ns.as_deref(), &name, None, &opts, Operation::Update, |cur| {
-                    let mut cur = cur.ok_or_else(|| ApiError::not_found(&info, &name))?;
-                    reconcile(&mut cur, &wanted);
-                    Ok(cur)
-                })
+                .guaranteed_update(
+                    &info,
+                    ns.as_deref(),
+                    &name,
+                    None,
+                    &opts,
+                    Operation::Update,
+                    |cur| {
+                        let mut cur = cur.ok_or_else(|| ApiError::not_found(&info, &name))?;
+                        reconcile(&mut cur, &wanted);
+                        Ok(cur)
+                    },
+                )
                 .await
                 .map(|_| ())
         }
@@ -161,11 +186,24 @@ mod tests {
         assert!(reconcile_rbac(&mut current, &wanted));
         assert_eq!(current["rules"].as_array().unwrap().len(), 2);
         assert_eq!(current["subjects"][0]["name"], "system:authenticated");
-        assert_eq!(current["metadata"]["labels"]["kubernetes.io/bootstrapping"], "rbac-defaults");
-        assert!(!reconcile_rbac(&mut current, &wanted), "a second pass changes nothing");
-        let agg = json!({"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "true"}}]}});
+        assert_eq!(
+            current["metadata"]["labels"]["kubernetes.io/bootstrapping"],
+            "rbac-defaults"
+        );
+        assert!(
+            !reconcile_rbac(&mut current, &wanted),
+            "a second pass changes nothing"
+        );
+        let agg =
+            json!({"aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "true"}}]}});
         let mut role = json!({"metadata": {}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"b": "true"}}]}});
         assert!(reconcile_rbac(&mut role, &agg));
-        assert_eq!(role["aggregationRule"]["clusterRoleSelectors"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            role["aggregationRule"]["clusterRoleSelectors"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -11,14 +11,20 @@ use super::request::Target;
 use super::{respond_bytes, respond_json, ApiError, ApiResult, ApiServer, Body, RequestContext};
 use crate::resources::ResourceInfo;
 
-pub fn handle(server: &Arc<ApiServer>, ctx: &RequestContext, target: Target) -> ApiResult<Response<Body>> {
+pub fn handle(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    target: Target,
+) -> ApiResult<Response<Body>> {
     if ctx.method != http::Method::GET {
         return Err(ApiError::method_not_allowed(ctx.method.as_str()));
     }
     let aggregated = negotiate(ctx.accept());
     match target {
         Target::CoreVersions => match aggregated {
-            As::DiscoveryV2 | As::DiscoveryV2Beta1 => Ok(aggregated_response(server, true, aggregated)),
+            As::DiscoveryV2 | As::DiscoveryV2Beta1 => {
+                Ok(aggregated_response(server, true, aggregated))
+            }
             _ => Ok(respond_json(
                 200,
                 &json!({
@@ -29,7 +35,9 @@ pub fn handle(server: &Arc<ApiServer>, ctx: &RequestContext, target: Target) -> 
             )),
         },
         Target::Groups => match aggregated {
-            As::DiscoveryV2 | As::DiscoveryV2Beta1 => Ok(aggregated_response(server, false, aggregated)),
+            As::DiscoveryV2 | As::DiscoveryV2Beta1 => {
+                Ok(aggregated_response(server, false, aggregated))
+            }
             _ => {
                 let groups: Vec<Value> = server
                     .catalog
@@ -84,7 +92,11 @@ pub fn handle(server: &Arc<ApiServer>, ctx: &RequestContext, target: Target) -> 
                     list.push(entry);
                 }
             }
-            let gv = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
+            let gv = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
             Ok(respond_json(
                 200,
                 &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
@@ -140,9 +152,15 @@ fn aggregated_response(server: &Arc<ApiServer>, core: bool, version: As) -> Resp
                 json!({"version": v, "resources": resources, "freshness": "Current"})
             })
             .collect();
-        items.push(json!({"metadata": {"name": g.name, "creationTimestamp": null}, "versions": versions}));
+        items.push(
+            json!({"metadata": {"name": g.name, "creationTimestamp": null}, "versions": versions}),
+        );
     }
-    let v = if version == As::DiscoveryV2 { "v2" } else { "v2beta1" };
+    let v = if version == As::DiscoveryV2 {
+        "v2"
+    } else {
+        "v2beta1"
+    };
     let body = json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{v}"),

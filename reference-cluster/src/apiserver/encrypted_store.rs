@@ -30,7 +30,7 @@ impl EncryptedStore {
                 prefixes.push((prefix, info.qualified_resource()));
             }
         }
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         EncryptedStore {
             inner,
             config: Arc::new(config),
@@ -56,7 +56,12 @@ fn resource_of(prefixes: &[(String, String)], key: &str) -> Option<String> {
     group.contains('.').then(|| format!("{plural}.{group}"))
 }
 
-fn seal(config: &EncryptionConfig, prefixes: &[(String, String)], key: &str, value: Bytes) -> StoreResult<Bytes> {
+fn seal(
+    config: &EncryptionConfig,
+    prefixes: &[(String, String)],
+    key: &str,
+    value: Bytes,
+) -> StoreResult<Bytes> {
     let Some(resource) = resource_of(prefixes, key) else {
         return Ok(value);
     };
@@ -69,7 +74,11 @@ fn seal(config: &EncryptionConfig, prefixes: &[(String, String)], key: &str, val
         .map_err(|e| StoreError::Internal(format!("encrypting {key}: {e}")))
 }
 
-fn open(config: &EncryptionConfig, prefixes: &[(String, String)], mut kv: KeyValue) -> StoreResult<KeyValue> {
+fn open(
+    config: &EncryptionConfig,
+    prefixes: &[(String, String)],
+    mut kv: KeyValue,
+) -> StoreResult<KeyValue> {
     let resource = resource_of(prefixes, &kv.key).unwrap_or_default();
     let (plain, _stale) = config
         .from_storage(&resource, &kv.key, &kv.value)
@@ -91,7 +100,11 @@ impl EncryptedStore {
 #[async_trait]
 impl Store for EncryptedStore {
     async fn get(&self, key: &str) -> StoreResult<Option<KeyValue>> {
-        self.inner.get(key).await?.map(|kv| self.open(kv)).transpose()
+        self.inner
+            .get(key)
+            .await?
+            .map(|kv| self.open(kv))
+            .transpose()
     }
 
     async fn list(
@@ -182,18 +195,40 @@ mod tests {
             .create("/registry/configmaps/default/c", Bytes::from_static(b"{}"))
             .await
             .unwrap();
-        let below = raw.get("/registry/secrets/default/db").await.unwrap().unwrap();
+        let below = raw
+            .get("/registry/secrets/default/db")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(below.value.starts_with(b"k8s:enc:secretbox:v1:k1:"));
         assert!(!below.value.windows(12).any(|w| w == b"aHVudGVyMg=="));
-        let cm = raw.get("/registry/configmaps/default/c").await.unwrap().unwrap();
-        assert_eq!(cm.value, Bytes::from_static(b"{}"), "other resources stay plain");
-        let above = store.get("/registry/secrets/default/db").await.unwrap().unwrap();
+        let cm = raw
+            .get("/registry/configmaps/default/c")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            cm.value,
+            Bytes::from_static(b"{}"),
+            "other resources stay plain"
+        );
+        let above = store
+            .get("/registry/secrets/default/db")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(above.value, secret);
-        let listed = store.list("/registry/secrets/", None, None, 0).await.unwrap();
+        let listed = store
+            .list("/registry/secrets/", None, None, 0)
+            .await
+            .unwrap();
         assert_eq!(listed.items[0].value, secret);
         let first = watch.next().await.unwrap().unwrap();
         assert_eq!(first.kv.value, secret, "watch events are decrypted");
-        let deleted = store.delete("/registry/secrets/default/db", None).await.unwrap();
+        let deleted = store
+            .delete("/registry/secrets/default/db", None)
+            .await
+            .unwrap();
         assert_eq!(deleted.value, secret);
     }
 
@@ -202,8 +237,14 @@ mod tests {
         let store = EncryptedStore::new(Arc::new(MemoryStore::new(1)), config());
         let r = |k: &str| resource_of(&store.prefixes, k);
         assert_eq!(r("/registry/secrets/ns/s").as_deref(), Some("secrets"));
-        assert_eq!(r("/registry/deployments/ns/d").as_deref(), Some("deployments.apps"));
-        assert_eq!(r("/registry/services/specs/ns/s").as_deref(), Some("services"));
+        assert_eq!(
+            r("/registry/deployments/ns/d").as_deref(),
+            Some("deployments.apps")
+        );
+        assert_eq!(
+            r("/registry/services/specs/ns/s").as_deref(),
+            Some("services")
+        );
         assert_eq!(
             r("/registry/example.com/widgets/ns/w").as_deref(),
             Some("widgets.example.com")

@@ -42,10 +42,13 @@ pub struct Fairness {
 impl Fairness {
     /// A dispatcher with upstream's bootstrap configuration until the stored objects are
     /// known, its metrics registered in `registry`.
-    pub fn new(registry: &Registry, concurrency: usize, max_wait: Duration) -> Result<Fairness, String> {
-        let metrics = Arc::new(
-            FlowMetrics::new(registry).map_err(|e| format!("flow-control metrics: {e}"))?,
-        );
+    pub fn new(
+        registry: &Registry,
+        concurrency: usize,
+        max_wait: Duration,
+    ) -> Result<Fairness, String> {
+        let metrics =
+            Arc::new(FlowMetrics::new(registry).map_err(|e| format!("flow-control metrics: {e}"))?);
         let dispatcher = Dispatcher::new(
             &bootstrap_flow_schemas(),
             &bootstrap_priority_levels(),

@@ -47,7 +47,9 @@ pub async fn subresource(
         ("status" | "approval" | "ephemeralcontainers", "update") => {
             let opts = opts()?;
             let obj = object::decode(ctx.content_type(), &ctx.body)?;
-            let (v, _) = server.update_object(info, ns, name, Some(sub), obj, &opts).await?;
+            let (v, _) = server
+                .update_object(info, ns, name, Some(sub), obj, &opts)
+                .await?;
             Ok(respond_json(200, &v))
         }
         ("status" | "approval" | "ephemeralcontainers", "patch") => {
@@ -68,7 +70,13 @@ pub async fn subresource(
             let scale = if r.verb == "update" {
                 object::decode(ctx.content_type(), &ctx.body)?
             } else {
-                let ct = ctx.content_type().split(';').next().unwrap_or("").trim().to_string();
+                let ct = ctx
+                    .content_type()
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
                 let pt = crate::patch::PatchType::from_content_type(&ct)
                     .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
                 let pm = crate::patch::PatchMeta::for_builtin("autoscaling", "v1", "Scale")
@@ -85,45 +93,72 @@ pub async fn subresource(
                 };
                 return Err(ApiError::invalid(&scale_info, name, &errors));
             }
-            let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+            let replicas = scale
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             let updated = server
-                .guaranteed_update(info, ns, name, None, &opts, crate::patch::Operation::Update, |cur| {
-                    let mut cur = cur.ok_or_else(|| ApiError::not_found(info, name))?;
-                    crate::resources::scale::set_replicas(info, &mut cur, replicas)
-                        .map_err(ApiError::internal)?;
-                    Ok(cur)
-                })
+                .guaranteed_update(
+                    info,
+                    ns,
+                    name,
+                    None,
+                    &opts,
+                    crate::patch::Operation::Update,
+                    |cur| {
+                        let mut cur = cur.ok_or_else(|| ApiError::not_found(info, name))?;
+                        crate::resources::scale::set_replicas(info, &mut cur, replicas)
+                            .map_err(ApiError::internal)?;
+                        Ok(cur)
+                    },
+                )
                 .await?;
             Ok(respond_json(200, &scale_of(info, &updated)?))
         }
         ("finalize", "update") => {
             let opts = opts()?;
             let obj = object::decode(ctx.content_type(), &ctx.body)?;
-            let finalizers = obj.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            let finalizers = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             let v = server
-                .guaranteed_update(info, ns, name, Some("finalize"), &opts, crate::patch::Operation::Update, |cur| {
-                    let mut cur = cur.ok_or_else(|| ApiError::not_found(info, name))?;
-                    object::set_path(&mut cur, "spec.finalizers", finalizers.clone());
-                    Ok(cur)
-                })
+                .guaranteed_update(
+                    info,
+                    ns,
+                    name,
+                    Some("finalize"),
+                    &opts,
+                    crate::patch::Operation::Update,
+                    |cur| {
+                        let mut cur = cur.ok_or_else(|| ApiError::not_found(info, name))?;
+                        object::set_path(&mut cur, "spec.finalizers", finalizers.clone());
+                        Ok(cur)
+                    },
+                )
                 .await?;
             Ok(respond_json(200, &v))
         }
         ("eviction", "create") => {
             let body = object::decode(ctx.content_type(), &ctx.body)?;
-            admit_subresource_create(server, ctx, info, ns, name, "eviction", "Eviction", &body).await?;
+            admit_subresource_create(server, ctx, info, ns, name, "eviction", "Eviction", &body)
+                .await?;
             evict(server, info, ns, name, &body).await
         }
         ("binding", "create") => {
             let body = object::decode(ctx.content_type(), &ctx.body)?;
-            admit_subresource_create(server, ctx, info, ns, name, "binding", "Binding", &body).await?;
+            admit_subresource_create(server, ctx, info, ns, name, "binding", "Binding", &body)
+                .await?;
             bind(server, info, ns, name, &body).await
         }
         ("token", "create") => super::reviews::token_request(server, ctx, info, ns, name).await,
         (other, _) => Err(ApiError::new(
             503,
             "ServiceUnavailable",
-            format!("{}/{other} is served by the node stack, which this cluster is not running", info.plural),
+            format!(
+                "{}/{other} is served by the node stack, which this cluster is not running",
+                info.plural
+            ),
         )),
     }
 }
@@ -169,8 +204,12 @@ async fn admit_subresource_create(
     );
     let parent = server.get_object(info, ns, name).await?;
     let mut body = body.clone();
-    server.admit_mutating(&call, Some(&mut body), Some(&parent)).await?;
-    server.admit_validating(&call, Some(&body), Some(&parent)).await
+    server
+        .admit_mutating(&call, Some(&mut body), Some(&parent))
+        .await?;
+    server
+        .admit_validating(&call, Some(&body), Some(&parent))
+        .await
 }
 
 /// The `autoscaling/v1 Scale` view of a scalable object.
@@ -189,36 +228,80 @@ async fn bind(
         .pointer("/target/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::new(422, "Invalid", format!("Binding \"{name}\" is invalid: target.name: Required value")))?
+        .ok_or_else(|| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("Binding \"{name}\" is invalid: target.name: Required value"),
+            )
+        })?
         .to_string();
-    let opts = WriteOptions::internal("kube-scheduler");
-    server
-        .guaranteed_update(info, ns, name, None, &opts, crate::patch::Operation::Update, |cur| {
-            let mut pod = cur.ok_or_else(|| ApiError::not_found(info, name))?;
-            if object::is_deleting(&pod) {
-                return Err(ApiError::conflict(info, name, "pod is being deleted, cannot be assigned to a host"));
+    // As upstream's binding storage, the assignment goes straight to storage: the pod update
+    // rules (nodeName is immutable to clients) and update hooks do not apply to it.
+    let key = info.key(ns, name);
+    let mut written = false;
+    for _attempt in 0..16 {
+        let kv = server
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_store(e, info, name))?
+            .ok_or_else(|| ApiError::not_found(info, name))?;
+        let old = server.decode(info, &kv)?;
+        let mut pod = old.clone();
+        if object::is_deleting(&pod) {
+            return Err(ApiError::conflict(
+                info,
+                name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        if let Some(existing) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return Err(ApiError::conflict(
+                info,
+                name,
+                &format!("pod {name} is already assigned to node \"{existing}\""),
+            ));
+        }
+        object::set_path(&mut pod, "spec.nodeName", json!(node));
+        let now = object::now_rfc3339();
+        let conds = pod
+            .pointer_mut("/status/conditions")
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let mut conds: Vec<Value> = conds
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
+        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+        object::set_path(&mut pod, "status.conditions", json!(conds));
+        match server
+            .store
+            .update(&key, server.encode(info, &pod), kv.mod_revision)
+            .await
+        {
+            Ok(kv) => {
+                let stored = server.decode(info, &kv)?;
+                after_write(server, info, Some(&old), Some(&stored)).await;
+                written = true;
+                break;
             }
-            if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-                return Err(ApiError::conflict(
-                    info,
-                    name,
-                    &format!("pod {name} is already assigned to node \"{existing}\""),
-                ));
-            }
-            object::set_path(&mut pod, "spec.nodeName", json!(node));
-            let now = object::now_rfc3339();
-            let conds = pod
-                .pointer_mut("/status/conditions")
-                .and_then(Value::as_array_mut)
-                .map(std::mem::take)
-                .unwrap_or_default();
-            let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
-            conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-            object::set_path(&mut pod, "status.conditions", json!(conds));
-            Ok(pod)
-        })
-        .await?;
-    Ok(respond_json(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Err(crate::store::StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(e, info, name)),
+        }
+    }
+    if !written {
+        return Err(ApiError::stale(info, name));
+    }
+    Ok(respond_json(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }
 
 /// The eviction subresource: a delete that respects PodDisruptionBudgets.
@@ -232,35 +315,55 @@ async fn evict(
     let pod = server.get_object(info, ns, name).await?;
     if let Some(pdb_info) = server.catalog.get("policy", "v1", "poddisruptionbudgets") {
         let filter_all = super::watch_stream::Filter::everything(server, &pdb_info);
-        let pdbs = server.list_objects(&pdb_info, ns, &filter_all, Default::default()).await?;
+        let pdbs = server
+            .list_objects(&pdb_info, ns, &filter_all, Default::default())
+            .await?;
         for pdb in pdbs.items {
-            let sel = pdb.pointer("/spec/selector").cloned().unwrap_or(Value::Null);
+            let sel = pdb
+                .pointer("/spec/selector")
+                .cloned()
+                .unwrap_or(Value::Null);
             let matches = crate::resources::fields::LabelSelector::from_json(&sel)
                 .map(|s| s.matches_object(&pod))
                 .unwrap_or(false);
             if matches
-                && pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0) <= 0
+                && pdb
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    <= 0
             {
                 let mut e = ApiError::new(
                     429,
                     "TooManyRequests",
                     "Cannot evict pod as it would violate the pod's disruption budget.",
                 );
-                e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": format!("The disruption budget {} needs {} healthy pods and has {} currently", object::name(&pdb), pdb.pointer("/status/desiredHealthy").cloned().unwrap_or(json!(0)), pdb.pointer("/status/currentHealthy").cloned().unwrap_or(json!(0)))}]}));
+                e.details = Some(
+                    json!({"causes": [{"reason": "DisruptionBudget", "message": format!("The disruption budget {} needs {} healthy pods and has {} currently", object::name(&pdb), pdb.pointer("/status/desiredHealthy").cloned().unwrap_or(json!(0)), pdb.pointer("/status/currentHealthy").cloned().unwrap_or(json!(0)))}]}),
+                );
                 return Err(e);
             }
         }
     }
     let opts = DeleteOptions {
-        grace_period: body.pointer("/deleteOptions/gracePeriodSeconds").and_then(Value::as_i64),
+        grace_period: body
+            .pointer("/deleteOptions/gracePeriodSeconds")
+            .and_then(Value::as_i64),
         ..Default::default()
     };
     server.delete_object(info, ns, name, &opts).await?;
-    Ok(respond_json(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+    Ok(respond_json(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }
 
 /// Work before an object is first stored.
-pub async fn before_create(server: &ApiServer, info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+pub async fn before_create(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    obj: &mut Value,
+) -> ApiResult<()> {
     if is(info, "", "services") {
         allocate_service(server, obj).await?;
     }
@@ -271,7 +374,12 @@ pub async fn before_create(server: &ApiServer, info: &ResourceInfo, obj: &mut Va
 }
 
 /// Work before an update is stored.
-pub async fn before_update(_server: &ApiServer, info: &ResourceInfo, new: &mut Value, old: &Value) -> ApiResult<()> {
+pub async fn before_update(
+    _server: &ApiServer,
+    info: &ResourceInfo,
+    new: &mut Value,
+    old: &Value,
+) -> ApiResult<()> {
     if is(info, "", "services") {
         for f in ["clusterIP", "clusterIPs"] {
             if new.pointer(&format!("/spec/{f}")).is_none() {
@@ -288,7 +396,12 @@ pub async fn before_update(_server: &ApiServer, info: &ResourceInfo, new: &mut V
 }
 
 /// Follow-up after a successful write (`new = None`: deleted).
-pub async fn after_write(server: &ApiServer, info: &ResourceInfo, _old: Option<&Value>, new: Option<&Value>) {
+pub async fn after_write(
+    server: &ApiServer,
+    info: &ResourceInfo,
+    _old: Option<&Value>,
+    new: Option<&Value>,
+) {
     super::informer::observe_local_write(server, info, _old, new);
     if info.namespaced && releases_quota(info, _old, new) {
         if let Some(ns) = new.or(_old).and_then(|o| object::meta_str(o, "namespace")) {
@@ -296,7 +409,11 @@ pub async fn after_write(server: &ApiServer, info: &ResourceInfo, _old: Option<&
         }
     }
     if is(info, "apiextensions.k8s.io", "customresourcedefinitions") {
-        let name = new.map(object::name).or(_old.map(object::name)).unwrap_or("").to_string();
+        let name = new
+            .map(object::name)
+            .or(_old.map(object::name))
+            .unwrap_or("")
+            .to_string();
         match new {
             Some(crd) => register_crd(server, crd),
             None => {
@@ -314,7 +431,8 @@ pub async fn after_write(server: &ApiServer, info: &ResourceInfo, _old: Option<&
 fn releases_quota(info: &ResourceInfo, old: Option<&Value>, new: Option<&Value>) -> bool {
     let terminal = |o: Option<&Value>| {
         matches!(
-            o.and_then(|o| o.pointer("/status/phase")).and_then(Value::as_str),
+            o.and_then(|o| o.pointer("/status/phase"))
+                .and_then(Value::as_str),
             Some("Succeeded" | "Failed")
         )
     };
@@ -330,8 +448,14 @@ pub fn register_crd(server: &ApiServer, crd: &Value) {
 }
 
 async fn delete_custom_objects(server: &ApiServer, crd: &Value) {
-    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
-    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if group.is_empty() || plural.is_empty() {
         return;
     }
@@ -393,20 +517,39 @@ fn crd_status(crd: &mut Value) -> ApiResult<()> {
 /// Services get a cluster IP from the service CIDR (inside 127.0.0.0/8) and node ports.
 async fn allocate_service(server: &ApiServer, svc: &mut Value) -> ApiResult<()> {
     let _guard = server.alloc_lock.lock().await;
-    let typ = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let typ = svc
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     if typ == "ExternalName" {
         return Ok(());
     }
-    let Some(info) = server.catalog.get("", "v1", "services") else { return Ok(()) };
+    let Some(info) = server.catalog.get("", "v1", "services") else {
+        return Ok(());
+    };
     let all = server
-        .list_objects(&info, None, &super::watch_stream::Filter::everything(server, &info), Default::default())
+        .list_objects(
+            &info,
+            None,
+            &super::watch_stream::Filter::everything(server, &info),
+            Default::default(),
+        )
         .await?;
     let used_ips: std::collections::HashSet<String> = all
         .items
         .iter()
-        .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|s| {
+            s.pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect();
-    let requested = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    let requested = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let ip = if requested == "None" {
         "None".to_string()
     } else if !requested.is_empty() {
@@ -441,7 +584,12 @@ async fn allocate_service(server: &ApiServer, svc: &mut Value) -> ApiResult<()> 
         let used_ports: std::collections::HashSet<i64> = all
             .items
             .iter()
-            .flat_map(|s| s.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default())
+            .flat_map(|s| {
+                s.pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
             .collect();
         let (lo, hi) = server.config.node_port_range;
@@ -455,7 +603,9 @@ async fn allocate_service(server: &ApiServer, svc: &mut Value) -> ApiResult<()> 
                     next += 1;
                 }
                 if next > hi as i64 {
-                    return Err(ApiError::internal("failed to allocate a nodePort: range is full"));
+                    return Err(ApiError::internal(
+                        "failed to allocate a nodePort: range is full",
+                    ));
                 }
                 p["nodePort"] = json!(next);
                 next += 1;
@@ -472,14 +622,24 @@ pub fn grace_period(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> O
         return Some(0);
     }
     if is(info, "", "pods") {
-        let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).map(|n| !n.is_empty()).unwrap_or(false);
-        let terminal = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+        let bound = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .map(|n| !n.is_empty())
+            .unwrap_or(false);
+        let terminal = matches!(
+            obj.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
         if !bound || terminal {
             return None;
         }
         let grace = opts
             .grace_period
-            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
             .unwrap_or(30);
         return if grace > 0 { Some(grace) } else { None };
     }
@@ -489,7 +649,10 @@ pub fn grace_period(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> O
 /// Whether a delete answers with the deleted object (upstream's ReturnDeletedObject) rather
 /// than a Success Status.
 pub fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    info.custom.is_some() || is(info, "", "pods") || is(info, "", "services") || is(info, "", "namespaces")
+    info.custom.is_some()
+        || is(info, "", "pods")
+        || is(info, "", "services")
+        || is(info, "", "namespaces")
 }
 
 /// Called when a delete is pending (deletionTimestamp set).

@@ -323,15 +323,15 @@ impl ApiServer {
         peer: SocketAddr,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let stream =
-            match tokio::time::timeout(Duration::from_secs(10), tls.tls.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!("TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+        let stream = match tokio::time::timeout(Duration::from_secs(10), tls.tls.accept(tcp)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!("TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
         let user = tls::ClientCertificate::of(
             stream.get_ref().1.peer_certificates(),
             tls.client_chain.as_ref(),
@@ -402,7 +402,14 @@ impl ApiServer {
             )
         });
         let admitted = self
-            .authorize_request(&parts.headers, requester, requester_attrs, &target, field_selector, &mut audited)
+            .authorize_request(
+                &parts.headers,
+                requester,
+                requester_attrs,
+                &target,
+                field_selector,
+                &mut audited,
+            )
             .await;
         let (user, attrs, _permit) = match admitted {
             Ok(x) => x,
@@ -441,7 +448,11 @@ impl ApiServer {
         field_selector: Option<&str>,
         audited: &mut Option<audit::AuditedRequest>,
     ) -> std::result::Result<
-        (UserInfo, crate::security::rbac::Attributes, Option<crate::security::flowcontrol::Permit>),
+        (
+            UserInfo,
+            crate::security::rbac::Attributes,
+            Option<crate::security::flowcontrol::Permit>,
+        ),
         Response<Body>,
     > {
         // Without anonymous auth, an anonymous request got here only for a public path.
@@ -464,7 +475,13 @@ impl ApiServer {
                                 ..requester_attrs
                             }
                         } else {
-                            authz::request_attributes(&user, &method, &requester_attrs.path, target, field_selector)
+                            authz::request_attributes(
+                                &user,
+                                &method,
+                                &requester_attrs.path,
+                                target,
+                                field_selector,
+                            )
                         };
                         (user, attrs)
                     }
@@ -489,6 +506,20 @@ impl ApiServer {
         };
         if !public_only {
             let decision = self.security.authz.authorize(&attrs);
+            if let Some(a) = audited.as_mut() {
+                // Upstream's authorization audit annotations.
+                let verdict = if decision.allowed { "allow" } else { "forbid" };
+                a.annotate(&std::collections::BTreeMap::from([
+                    (
+                        "authorization.k8s.io/decision".to_string(),
+                        verdict.to_string(),
+                    ),
+                    (
+                        "authorization.k8s.io/reason".to_string(),
+                        decision.reason.clone(),
+                    ),
+                ]));
+            }
             if !decision.allowed {
                 return Err(respond_error(&authz::forbidden(&attrs, &decision)));
             }
@@ -531,7 +562,11 @@ impl ApiServer {
             return resp;
         }
         let (parts, body) = resp.into_parts();
-        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         let response_object = parsed.as_ref().filter(|_| audited.wants_response_object());
         audited.finish(
@@ -648,7 +683,10 @@ impl RequestContext {
     }
 
     pub fn q(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.query
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A boolean query parameter, parsed as Go's strconv.ParseBool (clients send `true`,
@@ -672,7 +710,10 @@ impl RequestContext {
     }
 
     pub fn dry_run(&self) -> bool {
-        self.query.get("dryRun").map(|v| v == "All").unwrap_or(false)
+        self.query
+            .get("dryRun")
+            .map(|v| v == "All")
+            .unwrap_or(false)
     }
 }
 
@@ -689,14 +730,18 @@ async fn read_body(body: Incoming, limit: usize) -> ApiResult<Bytes> {
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::new(
                     413,
                     "RequestEntityTooLarge",
                     "Request entity too large: limit is 3145728",
                 ))
             } else {
-                Err(ApiError::bad_request(format!("cannot read request body: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "cannot read request body: {e}"
+                )))
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Non-resource endpoints: `/version`, health checks, `/metrics`, OpenAPI.
+//! Non-resource endpoints: `/version`, health checks, `/metrics`, OpenAPI, and the
+//! ServiceAccount issuer's OpenID discovery documents.
 
 use std::sync::Arc;
 
@@ -63,7 +64,25 @@ pub async fn handle(server: &Arc<ApiServer>, ctx: &RequestContext) -> ApiResult<
             "text/plain; version=0.0.4; charset=utf-8",
             server.metrics.render(),
         )),
-        "/openapi/v2" => Ok(respond_bytes(200, "application/json", server.openapi().v2())),
+        // ServiceAccount issuer discovery, for relying parties that verify our tokens.
+        "/.well-known/openid-configuration" => match &server.security.authn.tokens.service_accounts
+        {
+            Some(issuer) => Ok(respond_json(200, &issuer.openid_configuration())),
+            None => Err(ApiError::path_not_found()),
+        },
+        "/openid/v1/jwks" => match &server.security.authn.tokens.service_accounts {
+            Some(issuer) => Ok(respond_bytes(
+                200,
+                "application/jwk-set+json",
+                serde_json::to_vec(&issuer.jwks()).unwrap_or_default(),
+            )),
+            None => Err(ApiError::path_not_found()),
+        },
+        "/openapi/v2" => Ok(respond_bytes(
+            200,
+            "application/json",
+            server.openapi().v2(),
+        )),
         "/openapi/v3" => Ok(respond_json(200, &server.openapi().v3_index())),
         p if p.starts_with("/openapi/v3/") => {
             let gv = &p["/openapi/v3/".len()..];
@@ -76,7 +95,11 @@ pub async fn handle(server: &Arc<ApiServer>, ctx: &RequestContext) -> ApiResult<
     }
 }
 
-async fn health(server: &Arc<ApiServer>, ctx: &RequestContext, path: &str) -> ApiResult<Response<Body>> {
+async fn health(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    path: &str,
+) -> ApiResult<Response<Body>> {
     let mut segs = path.trim_start_matches('/').splitn(2, '/');
     let endpoint = segs.next().unwrap_or("");
     if !matches!(endpoint, "healthz" | "livez" | "readyz") {
@@ -125,6 +148,10 @@ async fn health(server: &Arc<ApiServer>, ctx: &RequestContext, path: &str) -> Ap
     Ok(respond_bytes(
         code,
         "text/plain; charset=utf-8",
-        if healthy { "ok" } else { "internal server error" },
+        if healthy {
+            "ok"
+        } else {
+            "internal server error"
+        },
     ))
 }

@@ -10,13 +10,13 @@ use http::Response;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::object::{self, meta, meta_mut};
 use super::admission::AdmissionCall;
+use super::object::{self, meta, meta_mut};
 use super::request::ResourceRequest;
 use super::{respond_json, ApiError, ApiResult, ApiServer, Body, RequestContext, Requester};
-use crate::security::admission::Operation as AdmissionOperation;
 use crate::patch::{self, ManagedFieldsUpdate, Operation, PatchType};
 use crate::resources::{ResourceInfo, Strategy};
+use crate::security::admission::Operation as AdmissionOperation;
 use crate::store::StoreError;
 
 /// How unknown fields in a request body are treated (`fieldValidation`).
@@ -108,15 +108,20 @@ impl DeleteOptions {
         };
         if !ctx.body.is_empty() {
             let body = object::decode(ctx.content_type(), &ctx.body)?;
-            opts.propagation = body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
+            opts.propagation = body
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
                 opts.propagation = Some("Orphan".into());
             }
             opts.grace_period = body.get("gracePeriodSeconds").and_then(Value::as_i64);
             if let Some(p) = body.get("preconditions") {
                 opts.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
-                opts.precondition_rv =
-                    p.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
+                opts.precondition_rv = p
+                    .get("resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
             }
             opts.dry_run = body
                 .get("dryRun")
@@ -185,7 +190,11 @@ pub async fn handle(
     if !info.namespaced && r.namespace.is_some() {
         return Err(ApiError::path_not_found());
     }
-    let ns = if info.namespaced { r.namespace.as_deref() } else { None };
+    let ns = if info.namespaced {
+        r.namespace.as_deref()
+    } else {
+        None
+    };
     if info.namespaced && r.name.is_some() && ns.is_none() {
         return Err(ApiError::path_not_found());
     }
@@ -219,7 +228,9 @@ pub async fn handle(
         ("update", Some(name)) => {
             let opts = WriteOptions::from_request(ctx, &default_manager(ctx))?;
             let obj = object::decode(ctx.content_type(), &ctx.body)?;
-            let (updated, created) = server.update_object(&info, ns, name, None, obj, &opts).await?;
+            let (updated, created) = server
+                .update_object(&info, ns, name, None, obj, &opts)
+                .await?;
             let resp = super::table::respond_object(
                 server,
                 ctx,
@@ -232,8 +243,9 @@ pub async fn handle(
         ("patch", Some(name)) => {
             let opts = WriteOptions::from_request(ctx, &default_manager(ctx))?;
             let force = ctx.flag("force") == Some(true);
-            let (patched, created) =
-                server.patch_object(&info, ns, name, None, ctx, &opts, force).await?;
+            let (patched, created) = server
+                .patch_object(&info, ns, name, None, ctx, &opts, force)
+                .await?;
             let resp = super::table::respond_object(
                 server,
                 ctx,
@@ -257,7 +269,12 @@ pub async fn handle(
 }
 
 /// The kind the request body must have for `info` (its own kind; subresources differ).
-fn check_type_meta(info: &ResourceInfo, obj: &mut Value, kind: &str, api_version: &str) -> ApiResult<()> {
+fn check_type_meta(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    kind: &str,
+    api_version: &str,
+) -> ApiResult<()> {
     let o = obj.as_object_mut().expect("decode returns objects");
     match o.get("kind").and_then(Value::as_str) {
         Some(k) if k != kind => {
@@ -318,7 +335,12 @@ impl ApiServer {
         object::to_stored(&self.strategy(info).to_storage_version(obj.clone()))
     }
 
-    pub async fn get_object(&self, info: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
+    pub async fn get_object(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
         let key = info.key(ns, name);
         match self.store.get(&key).await {
             Ok(Some(kv)) => self.decode(info, &kv),
@@ -328,15 +350,22 @@ impl ApiServer {
     }
 
     /// Validates unknown fields per `fieldValidation`: Strict rejects, Warn warns, Ignore drops.
-    fn check_fields(&self, info: &ResourceInfo, obj: &mut Value, opts: &WriteOptions) -> ApiResult<()> {
+    fn check_fields(
+        &self,
+        info: &ResourceInfo,
+        obj: &mut Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<()> {
         let unknown = match &info.custom {
             Some(c) => match &c.schema {
                 Some(schema) => crate::resources::crd::prune(schema, obj),
                 None => vec![],
             },
-            None => super::typed::check(info, &info.kind, obj)
-                .map_err(ApiError::bad_request)?
-                .unknown,
+            None => {
+                super::typed::check(info, &info.kind, obj)
+                    .map_err(ApiError::bad_request)?
+                    .unknown
+            }
         };
         if unknown.is_empty() {
             return Ok(());
@@ -365,7 +394,13 @@ impl ApiServer {
         }
     }
 
-    fn validate(&self, info: &ResourceInfo, strategy: &dyn Strategy, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    fn validate(
+        &self,
+        info: &ResourceInfo,
+        strategy: &dyn Strategy,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
         let errors = strategy.validate(obj, old);
         if errors.is_empty() {
             Ok(())
@@ -374,7 +409,11 @@ impl ApiServer {
         }
     }
 
-    async fn check_namespace_for_create(&self, info: &ResourceInfo, ns: Option<&str>) -> ApiResult<()> {
+    async fn check_namespace_for_create(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+    ) -> ApiResult<()> {
         let Some(ns) = ns.filter(|_| info.namespaced) else {
             return Ok(());
         };
@@ -430,11 +469,22 @@ impl ApiServer {
             } else {
                 m.remove("namespace");
             }
-            let has_name = m.get("name").and_then(Value::as_str).map(|s| !s.is_empty()).unwrap_or(false);
+            let has_name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .map(|s| !s.is_empty())
+                .unwrap_or(false);
             if !has_name {
-                if let Some(g) = m.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()) {
+                if let Some(g) = m
+                    .get("generateName")
+                    .and_then(Value::as_str)
+                    .filter(|g| !g.is_empty())
+                {
                     let base: String = g.chars().take(58).collect();
-                    m.insert("name".into(), json!(format!("{base}{}", object::random_suffix(5))));
+                    m.insert(
+                        "name".into(),
+                        json!(format!("{base}{}", object::random_suffix(5))),
+                    );
                 }
             }
             m.remove("resourceVersion");
@@ -451,7 +501,8 @@ impl ApiServer {
                 &[crate::resources::FieldError {
                     reason: "FieldValueRequired".into(),
                     field: "metadata.name".into(),
-                    message: "metadata.name: Required value: name or generateName is required".into(),
+                    message: "metadata.name: Required value: name or generateName is required"
+                        .into(),
                 }],
             ));
         }
@@ -461,7 +512,17 @@ impl ApiServer {
         strategy.default(&mut obj);
         let name = object::name(&obj).to_string();
         let call = opts.requester.as_ref().map(|r| {
-            AdmissionCall::new(info, ns, &name, None, None, AdmissionOperation::Create, opts.dry_run, r, &opts.warnings)
+            AdmissionCall::new(
+                info,
+                ns,
+                &name,
+                None,
+                None,
+                AdmissionOperation::Create,
+                opts.dry_run,
+                r,
+                &opts.warnings,
+            )
         });
         if let Some(call) = &call {
             self.admit_mutating(call, Some(&mut obj), None).await?;
@@ -490,7 +551,14 @@ impl ApiServer {
         );
         let name = object::name(&obj).to_string();
         if opts.dry_run {
-            if self.store.get(&info.key(ns, &name)).await.ok().flatten().is_some() {
+            if self
+                .store
+                .get(&info.key(ns, &name))
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
                 return Err(ApiError::already_exists(info, &name));
             }
             return Ok(obj);
@@ -541,15 +609,23 @@ impl ApiServer {
         self.check_fields(info, &mut obj, opts)?;
         let requested_rv = object::meta_str(&obj, "resourceVersion").map(str::to_string);
         let sent = obj;
-        self.guaranteed_update(info, ns, name, subresource, opts, Operation::Update, move |current| {
-            let current = current.ok_or_else(|| ApiError::not_found(info, name))?;
-            if let Some(rv) = &requested_rv {
-                if object::meta_str(&current, "resourceVersion") != Some(rv.as_str()) {
-                    return Err(ApiError::stale(info, name));
+        self.guaranteed_update(
+            info,
+            ns,
+            name,
+            subresource,
+            opts,
+            Operation::Update,
+            move |current| {
+                let current = current.ok_or_else(|| ApiError::not_found(info, name))?;
+                if let Some(rv) = &requested_rv {
+                    if object::meta_str(&current, "resourceVersion") != Some(rv.as_str()) {
+                        return Err(ApiError::stale(info, name));
+                    }
                 }
-            }
-            Ok(sent.clone())
-        })
+                Ok(sent.clone())
+            },
+        )
         .await
         .map(|v| (v, false))
     }
@@ -566,7 +642,13 @@ impl ApiServer {
         opts: &WriteOptions,
         force: bool,
     ) -> ApiResult<(Value, bool)> {
-        let ct = ctx.content_type().split(';').next().unwrap_or("").trim().to_string();
+        let ct = ctx
+            .content_type()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         let patch_type = PatchType::from_content_type(&ct).ok_or_else(|| {
             ApiError::new(
                 415,
@@ -592,7 +674,13 @@ impl ApiServer {
             let mut applied = object::decode("application/yaml", &body)?;
             check_type_meta(info, &mut applied, &info.kind, &info.api_version())?;
             self.check_fields(info, &mut applied, opts)?;
-            let exists = self.store.get(&info.key(ns, name)).await.ok().flatten().is_some();
+            let exists = self
+                .store
+                .get(&info.key(ns, name))
+                .await
+                .ok()
+                .flatten()
+                .is_some();
             if !exists && subresource.is_none() {
                 // Apply creates the object when it is missing.
                 let mut live = json!({"apiVersion": info.api_version(), "kind": info.kind, "metadata": {"name": name}});
@@ -610,52 +698,70 @@ impl ApiServer {
                     .map_err(|e| patch_error(info, name, e))?;
                 let mut merged = merged;
                 let mf = meta(&merged).get("managedFields").cloned();
-                let created = self.create_object_keeping_managed(info, ns, &mut merged, mf, opts).await?;
+                let created = self
+                    .create_object_keeping_managed(info, ns, &mut merged, mf, opts)
+                    .await?;
                 return Ok((created, true));
             }
             let applied2 = applied.clone();
             let manager = opts.field_manager.clone();
             let api_version = info.api_version();
             let v = self
-                .guaranteed_update(info, ns, name, subresource, opts, Operation::Apply, move |current| {
-                    let current = current.ok_or_else(|| ApiError::not_found(info, name))?;
-                    let upd = ManagedFieldsUpdate {
-                        manager: &manager,
-                        operation: Operation::Apply,
-                        subresource,
-                        time: chrono::Utc::now(),
-                        api_version: &api_version,
-                    };
-                    patch::server_side_apply(&pm, Some(&current), &applied2, &upd, force)
-                        .map_err(|e| patch_error(info, name, e))
-                })
+                .guaranteed_update(
+                    info,
+                    ns,
+                    name,
+                    subresource,
+                    opts,
+                    Operation::Apply,
+                    move |current| {
+                        let current = current.ok_or_else(|| ApiError::not_found(info, name))?;
+                        let upd = ManagedFieldsUpdate {
+                            manager: &manager,
+                            operation: Operation::Apply,
+                            subresource,
+                            time: chrono::Utc::now(),
+                            api_version: &api_version,
+                        };
+                        patch::server_side_apply(&pm, Some(&current), &applied2, &upd, force)
+                            .map_err(|e| patch_error(info, name, e))
+                    },
+                )
                 .await?;
             return Ok((v, false));
         }
         let pm2 = self.patch_meta(info);
         let v = self
-            .guaranteed_update(info, ns, name, subresource, opts, Operation::Update, move |current| {
-                let current = current.ok_or_else(|| ApiError::not_found(info, name))?;
-                let mut patched = patch::apply_patch(&pm2, patch_type, &current, &body)
-                    .map_err(|e| patch_error(info, name, e))?;
-                // A resourceVersion in the patch is a precondition.
-                if let Some(rv) = object::meta_str(&patched, "resourceVersion") {
-                    if object::meta_str(&current, "resourceVersion") != Some(rv) {
-                        return Err(ApiError::stale(info, name));
+            .guaranteed_update(
+                info,
+                ns,
+                name,
+                subresource,
+                opts,
+                Operation::Update,
+                move |current| {
+                    let current = current.ok_or_else(|| ApiError::not_found(info, name))?;
+                    let mut patched = patch::apply_patch(&pm2, patch_type, &current, &body)
+                        .map_err(|e| patch_error(info, name, e))?;
+                    // A resourceVersion in the patch is a precondition.
+                    if let Some(rv) = object::meta_str(&patched, "resourceVersion") {
+                        if object::meta_str(&current, "resourceVersion") != Some(rv) {
+                            return Err(ApiError::stale(info, name));
+                        }
                     }
-                }
-                if object::name(&patched) != name {
-                    return Err(ApiError::bad_request(format!(
+                    if object::name(&patched) != name {
+                        return Err(ApiError::bad_request(format!(
                         "the name of the object ({}) does not match the name on the URL ({name})",
                         object::name(&patched)
                     )));
-                }
-                if !patched.is_object() {
-                    return Err(ApiError::bad_request("the patch result is not an object"));
-                }
-                meta_mut(&mut patched);
-                Ok(patched)
-            })
+                    }
+                    if !patched.is_object() {
+                        return Err(ApiError::bad_request("the patch result is not an object"));
+                    }
+                    meta_mut(&mut patched);
+                    Ok(patched)
+                },
+            )
             .await?;
         Ok((v, false))
     }
@@ -714,7 +820,17 @@ impl ApiServer {
         let pm = self.patch_meta(info);
         let kind = (subresource == Some("scale")).then_some("Scale");
         let call = opts.requester.as_ref().map(|r| {
-            AdmissionCall::new(info, ns, name, subresource, kind, AdmissionOperation::Update, opts.dry_run, r, &opts.warnings)
+            AdmissionCall::new(
+                info,
+                ns,
+                name,
+                subresource,
+                kind,
+                AdmissionOperation::Update,
+                opts.dry_run,
+                r,
+                &opts.warnings,
+            )
         });
         for _attempt in 0..16 {
             let current_kv = self
@@ -735,7 +851,15 @@ impl ApiServer {
             {
                 let om = meta(&old).clone();
                 let m = meta_mut(&mut new);
-                for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "selfLink"] {
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "namespace",
+                    "name",
+                    "selfLink",
+                ] {
                     match om.get(f) {
                         Some(v) => {
                             m.insert(f.into(), v.clone());
@@ -751,7 +875,8 @@ impl ApiServer {
             }
             strategy.default(&mut new);
             if let Some(call) = &call {
-                self.admit_mutating(call, Some(&mut new), Some(&old)).await?;
+                self.admit_mutating(call, Some(&mut new), Some(&old))
+                    .await?;
                 strategy.default(&mut new);
                 self.check_rbac_escalation(info, ns, name, &new, Some(&old), opts)?;
             }
@@ -830,7 +955,17 @@ impl ApiServer {
         let key = info.key(ns, name);
         let warnings = Mutex::new(Vec::new());
         let mut call = opts.requester.as_ref().map(|r| {
-            AdmissionCall::new(info, ns, name, None, None, AdmissionOperation::Delete, opts.dry_run, r, &warnings)
+            AdmissionCall::new(
+                info,
+                ns,
+                name,
+                None,
+                None,
+                AdmissionOperation::Delete,
+                opts.dry_run,
+                r,
+                &warnings,
+            )
         });
         for _attempt in 0..16 {
             let kv = self
@@ -867,7 +1002,9 @@ impl ApiServer {
             }
             let mut finalizers = object::finalizers(&current);
             match opts.propagation.as_deref() {
-                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                    finalizers.push("orphan".into())
+                }
                 Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                     finalizers.push("foregroundDeletion".into())
                 }
@@ -881,12 +1018,22 @@ impl ApiServer {
                 match self.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(deleted) => {
                         let mut obj = self.decode(info, &deleted)?;
-                        meta_mut(&mut obj).insert("resourceVersion".into(), json!(deleted.mod_revision.to_string()));
+                        meta_mut(&mut obj).insert(
+                            "resourceVersion".into(),
+                            json!(deleted.mod_revision.to_string()),
+                        );
                         super::hooks::after_write(self, info, Some(&current), None).await;
                         if super::hooks::returns_deleted_object(info) {
                             return Ok((200, obj));
                         }
-                        return Ok((200, super::status::success_status(info, name, object::meta_str(&current, "uid").unwrap_or(""))));
+                        return Ok((
+                            200,
+                            super::status::success_status(
+                                info,
+                                name,
+                                object::meta_str(&current, "uid").unwrap_or(""),
+                            ),
+                        ));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(StoreError::NotFound(_)) => return Err(ApiError::not_found(info, name)),
@@ -916,7 +1063,11 @@ impl ApiServer {
             if opts.dry_run {
                 return Ok((202, marked));
             }
-            match self.store.update(&key, self.encode(info, &marked), kv.mod_revision).await {
+            match self
+                .store
+                .update(&key, self.encode(info, &marked), kv.mod_revision)
+                .await
+            {
                 Ok(kv) => {
                     let stored = self.decode(info, &kv)?;
                     super::hooks::after_write(self, info, Some(&current), Some(&stored)).await;
@@ -932,7 +1083,10 @@ impl ApiServer {
 
 fn strip_managed_time(v: &Value) -> Value {
     let mut v = v.clone();
-    if let Some(mf) = v.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+    if let Some(mf) = v
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
         for e in mf {
             if let Some(o) = e.as_object_mut() {
                 o.remove("time");

@@ -26,7 +26,10 @@ pub enum Target {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1` or `/apis/<group>/<version>`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     Resource(ResourceRequest),
     /// Anything else (`/version`, `/healthz`, `/openapi/v2`, `/metrics`, …).
     NonResource,
@@ -108,7 +111,8 @@ pub fn classify(method: &str, path: &str, watch_param: bool) -> Target {
     // `namespaces/<ns>/<resource>…` addresses a namespaced resource, except the namespace object
     // itself and its subresources (`namespaces/<name>/status`, `/finalize`).
     let namespace_subresource = matches!(rest.get(2), Some(&"status" | &"finalize"));
-    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource {
+    let (namespace, rest) = if rest.len() >= 3 && rest[0] == "namespaces" && !namespace_subresource
+    {
         (Some(rest[1].to_string()), rest[2..].to_vec())
     } else {
         (None, rest)

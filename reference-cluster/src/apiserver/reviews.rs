@@ -191,7 +191,10 @@ pub async fn token_request(
         &warnings,
     );
     let mut body = request.clone();
-    let pod = bound.as_ref().filter(|(b, _)| b.kind == "Pod").map(|(_, o)| o);
+    let pod = bound
+        .as_ref()
+        .filter(|(b, _)| b.kind == "Pod")
+        .map(|(_, o)| o);
     server.admit_mutating(&call, Some(&mut body), pod).await?;
     server.admit_validating(&call, Some(&body), pod).await?;
     let now = chrono::Utc::now().timestamp();

@@ -52,7 +52,11 @@ impl ApiError {
     }
 
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {

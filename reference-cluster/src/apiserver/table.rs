@@ -71,10 +71,19 @@ pub fn respond_object(
     match negotiate(accept) {
         As::Table => {
             let include = include_object(ctx)?;
-            let rv = meta(&obj).get("resourceVersion").cloned().unwrap_or(json!(""));
+            let rv = meta(&obj)
+                .get("resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
             Ok(respond_json(
                 code,
-                &table(server, info, &[obj], include, json!({"resourceVersion": rv})),
+                &table(
+                    server,
+                    info,
+                    &[obj],
+                    include,
+                    json!({"resourceVersion": rv}),
+                ),
             ))
         }
         As::Metadata => Ok(respond_json(code, &partial_metadata(&obj))),
@@ -98,7 +107,10 @@ pub fn respond_list(
     match negotiate(ctx.accept()) {
         As::Table => {
             let include = include_object(ctx)?;
-            Ok(respond_json(200, &table(server, info, &items, include, list_meta)))
+            Ok(respond_json(
+                200,
+                &table(server, info, &items, include, list_meta),
+            ))
         }
         As::Metadata => {
             let items: Vec<Value> = items.iter().map(partial_metadata).collect();

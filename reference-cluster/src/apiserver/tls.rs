@@ -90,7 +90,9 @@ pub fn server_config(pki: &Pki) -> Result<Tls> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for ca in certs(&pki.ca.cert_pem)? {
-        roots.add(ca).context("the cluster CA certificate is not usable")?;
+        roots
+            .add(ca)
+            .context("the cluster CA certificate is not usable")?;
     }
     let chain = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
@@ -114,7 +116,10 @@ pub fn server_config(pki: &Pki) -> Result<Tls> {
 
 impl ClientCertificate {
     /// Judges the certificates a client presented (leaf first) with `chain`.
-    pub fn of(presented: Option<&[CertificateDer<'static>]>, chain: &dyn ClientCertVerifier) -> ClientCertificate {
+    pub fn of(
+        presented: Option<&[CertificateDer<'static>]>,
+        chain: &dyn ClientCertVerifier,
+    ) -> ClientCertificate {
         let Some((leaf, intermediates)) = presented.and_then(|c| c.split_first()) else {
             return ClientCertificate::None;
         };
@@ -188,7 +193,10 @@ mod tests {
             }
             other => panic!("expected a valid identity, got {other:?}"),
         }
-        let theirs = der(&other.issue_client("mallory", &["system:masters"]).unwrap().cert_pem);
+        let theirs = der(&other
+            .issue_client("mallory", &["system:masters"])
+            .unwrap()
+            .cert_pem);
         assert_eq!(
             ClientCertificate::of(Some(&theirs), tls.client_chain.as_ref()),
             ClientCertificate::Invalid

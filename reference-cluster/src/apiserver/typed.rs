@@ -93,7 +93,10 @@ pub fn check(info: &ResourceInfo, kind: &str, obj: &mut Value) -> Result<Checked
         return Ok(Checked { unknown: vec![] });
     };
     let typed = check(obj).map_err(|e| {
-        format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", info.version)
+        format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
+            info.version
+        )
     })?;
     let mut unknown = Vec::new();
     prune(obj, &typed, String::new(), &mut unknown);
@@ -174,7 +177,10 @@ mod tests {
         let checked = check(&info(), "Deployment", &mut obj).unwrap();
         assert_eq!(
             checked.unknown,
-            vec![".metadata.bogus", ".spec.template.spec.containers[0].imagePolicy"]
+            vec![
+                ".metadata.bogus",
+                ".spec.template.spec.containers[0].imagePolicy"
+            ]
         );
         assert!(obj["metadata"].get("bogus").is_none());
         assert_eq!(obj["spec"]["replicas"], 2);
@@ -184,6 +190,9 @@ mod tests {
     fn type_mismatch_is_an_error_naming_the_kind() {
         let mut obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "three"}});
         let err = check(&info(), "Deployment", &mut obj).err().unwrap();
-        assert!(err.starts_with("Deployment in version \"v1\" cannot be handled as a Deployment"), "{err}");
+        assert!(
+            err.starts_with("Deployment in version \"v1\" cannot be handled as a Deployment"),
+            "{err}"
+        );
     }
 }

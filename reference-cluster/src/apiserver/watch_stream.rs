@@ -28,7 +28,12 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn parse(server: &ApiServer, info: &ResourceInfo, ctx: &RequestContext, name: Option<&str>) -> ApiResult<Filter> {
+    pub fn parse(
+        server: &ApiServer,
+        info: &ResourceInfo,
+        ctx: &RequestContext,
+        name: Option<&str>,
+    ) -> ApiResult<Filter> {
         let labels = match ctx.q("labelSelector") {
             Some(s) => Some(fields::parse_label_selector(s).map_err(ApiError::bad_request)?),
             None => None,
@@ -38,21 +43,37 @@ impl Filter {
             None => vec![],
         };
         if let Some(n) = name {
-            reqs.push(FieldRequirement { field: "metadata.name".into(), op: fields::FieldOp::Equals, value: n.to_string() });
+            reqs.push(FieldRequirement {
+                field: "metadata.name".into(),
+                op: fields::FieldOp::Equals,
+                value: n.to_string(),
+            });
         }
         let strategy = server.strategy(info);
         fields::check_supported(strategy.as_ref(), &reqs).map_err(ApiError::bad_request)?;
-        Ok(Filter { labels, fields: reqs, strategy })
+        Ok(Filter {
+            labels,
+            fields: reqs,
+            strategy,
+        })
     }
 
     /// No selectors: every object.
     pub fn everything(server: &ApiServer, info: &ResourceInfo) -> Filter {
-        Filter { labels: None, fields: vec![], strategy: server.strategy(info) }
+        Filter {
+            labels: None,
+            fields: vec![],
+            strategy: server.strategy(info),
+        }
     }
 
     /// Whether no selector restricts the result (then upstream announces remainingItemCount).
     pub fn is_everything(&self) -> bool {
-        self.labels.as_ref().map(|l| l.is_everything()).unwrap_or(true) && self.fields.is_empty()
+        self.labels
+            .as_ref()
+            .map(|l| l.is_everything())
+            .unwrap_or(true)
+            && self.fields.is_empty()
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -78,7 +99,8 @@ fn encode_continue(rv: Revision, start: &str) -> String {
         rv,
         start: start.to_string(),
     };
-    base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&token).expect("serialisable"))
+    base64::engine::general_purpose::URL_SAFE
+        .encode(serde_json::to_vec(&token).expect("serialisable"))
 }
 
 fn decode_continue(s: &str) -> ApiResult<ContinueToken> {
@@ -131,7 +153,12 @@ impl ApiServer {
         filter: &Filter,
         query: ListQuery<'_>,
     ) -> ApiResult<Listed> {
-        let ListQuery { limit, continue_from, resource_version, rv_match } = query;
+        let ListQuery {
+            limit,
+            continue_from,
+            resource_version,
+            rv_match,
+        } = query;
         let prefix = info.prefix(ns);
         let (mut at, mut start) = (None, None);
         if let Some(token) = continue_from {
@@ -164,8 +191,16 @@ impl ApiServer {
         // Selectors filter after paging through the store, so keep reading until the page is
         // full or the keys run out (as upstream does).
         loop {
-            let want = if limit == 0 { 0 } else { (limit - items.len()).max(1) };
-            let page = match self.store.list(&prefix, cursor.as_deref(), revision, want).await {
+            let want = if limit == 0 {
+                0
+            } else {
+                (limit - items.len()).max(1)
+            };
+            let page = match self
+                .store
+                .list(&prefix, cursor.as_deref(), revision, want)
+                .await
+            {
                 Ok(p) => p,
                 Err(StoreError::Expired { .. }) if continue_from.is_some() => {
                     return Err(ApiError::gone(EXPIRED_CONTINUE))
@@ -181,11 +216,20 @@ impl ApiServer {
                 }
             }
             if !page.more {
-                return Ok(Listed { items, revision: page.revision, continue_token: None, remaining: None });
+                return Ok(Listed {
+                    items,
+                    revision: page.revision,
+                    continue_token: None,
+                    remaining: None,
+                });
             }
             cursor = last_key;
             if limit > 0 && items.len() >= limit {
-                let start_key = cursor.as_deref().unwrap_or("").strip_prefix(&prefix).unwrap_or("");
+                let start_key = cursor
+                    .as_deref()
+                    .unwrap_or("")
+                    .strip_prefix(&prefix)
+                    .unwrap_or("");
                 let remaining = if filter.is_everything() {
                     self.store
                         .list(&prefix, cursor.as_deref(), Some(page.revision), 0)
@@ -198,7 +242,10 @@ impl ApiServer {
                 return Ok(Listed {
                     items,
                     revision: page.revision,
-                    continue_token: Some(encode_continue(page.revision, &format!("{start_key}\u{0}"))),
+                    continue_token: Some(encode_continue(
+                        page.revision,
+                        &format!("{start_key}\u{0}"),
+                    )),
                     remaining,
                 });
             }
@@ -222,7 +269,9 @@ impl ApiServer {
                     "Timeout",
                     format!("Timeout: Too large resource version: {want}, current: {current}"),
                 );
-                e.details = Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}));
+                e.details = Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+                );
                 return Err(e);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -272,7 +321,8 @@ pub async fn list(
 }
 
 fn event_line(kind: &str, object: Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialisable");
+    let mut line =
+        serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialisable");
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -293,7 +343,11 @@ pub async fn watch(
     name: Option<&str>,
 ) -> ApiResult<Response<Body>> {
     let filter = Filter::parse(server, info, ctx, name)?;
-    let rv = ctx.query.get("resourceVersion").cloned().unwrap_or_default();
+    let rv = ctx
+        .query
+        .get("resourceVersion")
+        .cloned()
+        .unwrap_or_default();
     let send_initial = match ctx.flag("sendInitialEvents") {
         Some(true) => {
             if ctx.q("resourceVersionMatch") != Some("NotOlderThan") {
@@ -311,7 +365,10 @@ pub async fn watch(
     let explicit_initial = ctx.flag("sendInitialEvents") == Some(true);
     let bookmarks = ctx.flag("allowWatchBookmarks") == Some(true);
     let timeout = match ctx.q("timeoutSeconds") {
-        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
         None => server.config.max_watch_timeout,
     }
     .min(server.config.max_watch_timeout);
@@ -323,7 +380,9 @@ pub async fn watch(
         if !rv.is_empty() && rv != "0" {
             server.wait_for_revision(parse_rv(&rv)?).await?;
         }
-        let listed = server.list_objects(info, ns, &filter, ListQuery::default()).await?;
+        let listed = server
+            .list_objects(info, ns, &filter, ListQuery::default())
+            .await?;
         initial = listed.items;
         listed.revision
     } else {
@@ -341,8 +400,17 @@ pub async fn watch(
         let convert = |obj: Value| -> Value {
             match as_ {
                 As::Table => {
-                    let rvv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                    super::table::table(&server2, &info2, &[obj], include.as_deref().unwrap_or("Metadata"), json!({"resourceVersion": rvv}))
+                    let rvv = obj
+                        .pointer("/metadata/resourceVersion")
+                        .cloned()
+                        .unwrap_or(json!(""));
+                    super::table::table(
+                        &server2,
+                        &info2,
+                        &[obj],
+                        include.as_deref().unwrap_or("Metadata"),
+                        json!({"resourceVersion": rvv}),
+                    )
                 }
                 As::Metadata => super::table::partial_metadata(&obj),
                 _ => obj,
@@ -356,7 +424,9 @@ pub async fn watch(
         let mut stream = match stream {
             Ok(s) => s,
             Err(StoreError::Expired { requested, oldest }) => {
-                let status = ApiError::gone(format!("too old resource version: {requested} ({oldest})")).to_status();
+                let status =
+                    ApiError::gone(format!("too old resource version: {requested} ({oldest})"))
+                        .to_status();
                 let _ = tx.send(event_line("ERROR", status)).await;
                 return;
             }
@@ -373,7 +443,9 @@ pub async fn watch(
             }
         }
         if explicit_initial && bookmarks {
-            let _ = tx.send(event_line("BOOKMARK", bookmark(&info2, from, true))).await;
+            let _ = tx
+                .send(event_line("BOOKMARK", bookmark(&info2, from, true)))
+                .await;
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -473,7 +545,9 @@ struct LineCacheInner {
 
 const LINE_CACHE_ENTRIES: usize = 8192;
 
-static EVENT_LINES: LineCache = LineCache { inner: std::sync::OnceLock::new() };
+static EVENT_LINES: LineCache = LineCache {
+    inner: std::sync::OnceLock::new(),
+};
 
 impl LineCache {
     fn get_or_insert(&self, key: LineKey, make: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
@@ -515,12 +589,17 @@ pub async fn delete_collection(
     opts: &DeleteOptions,
 ) -> ApiResult<Response<Body>> {
     let filter = Filter::parse(server, info, ctx, None)?;
-    let listed = server.list_objects(info, ns, &filter, ListQuery::default()).await?;
+    let listed = server
+        .list_objects(info, ns, &filter, ListQuery::default())
+        .await?;
     let mut deleted = Vec::new();
     for obj in listed.items {
         let name = object::name(&obj).to_string();
         let ons = object::meta_str(&obj, "namespace").map(str::to_string);
-        match server.delete_object(info, ons.as_deref().or(ns), &name, opts).await {
+        match server
+            .delete_object(info, ons.as_deref().or(ns), &name, opts)
+            .await
+        {
             Ok((_, body)) => {
                 if body.get("kind").and_then(Value::as_str) == Some("Status") {
                     deleted.push(obj);

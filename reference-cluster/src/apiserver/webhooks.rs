@@ -237,6 +237,10 @@ mod tests {
         cache.apply(key_a, 6, None);
         cache.apply(key_a, 5, Some(&config("", "a", &["a1"])));
         let names: Vec<String> = cache.validating().iter().map(|h| h.name.clone()).collect();
-        assert_eq!(names, vec!["b1", "b2"], "a stale event does not resurrect a deleted config");
+        assert_eq!(
+            names,
+            vec!["b1", "b2"],
+            "a stale event does not resurrect a deleted config"
+        );
     }
 }

@@ -8,18 +8,23 @@ pub mod gc;
 pub mod namespace;
 
 // The controller-manager: workload and cluster controllers that run as API clients.
-pub mod runtime;
 pub mod apiserver_endpoints;
 pub mod config;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod history;
 pub mod job;
 pub mod manager;
+pub mod nodelifecycle;
 pub mod replicaset;
 pub mod rootca;
+pub mod runtime;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttl_after_finished;
 
 pub use config::ControllerConfig;

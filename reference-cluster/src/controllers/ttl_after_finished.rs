@@ -97,7 +97,9 @@ impl Reconciler for TtlAfterFinished {
         };
         match api.delete(name, &dp).await {
             Ok(_) => Ok(Requeue::No),
-            Err(e) if runtime::is_not_found(&e) || runtime::api_code(&e) == Some(409) => Ok(Requeue::No),
+            Err(e) if runtime::is_not_found(&e) || runtime::api_code(&e) == Some(409) => {
+                Ok(Requeue::No)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -38,7 +38,9 @@ pub async fn run(server: Arc<ApiServer>, resync: Duration) {
 
 /// Brings every aggregated ClusterRole up to date; returns the revision listed at.
 pub async fn sync(server: &ApiServer) -> Option<Revision> {
-    let info = server.catalog.get("rbac.authorization.k8s.io", "v1", "clusterroles")?;
+    let info = server
+        .catalog
+        .get("rbac.authorization.k8s.io", "v1", "clusterroles")?;
     let list = server.store.list(PREFIX, None, None, 0).await.ok()?;
     let mut roles: Vec<Value> = list
         .items
@@ -57,7 +59,8 @@ pub async fn sync(server: &ApiServer) -> Option<Revision> {
         };
         let result = server
             .guaranteed_update(&info, None, &name, None, &opts, Operation::Update, |cur| {
-                let mut cur = cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&info, &name))?;
+                let mut cur =
+                    cur.ok_or_else(|| crate::apiserver::ApiError::not_found(&info, &name))?;
                 cur["rules"] = rules.clone();
                 Ok(cur)
             })

@@ -127,7 +127,12 @@ pub async fn recount(server: &ApiServer, namespace: &str) {
         return;
     };
     if quotas.items.is_empty() {
-        server.security.quota_queue.with_quota.lock().remove(namespace);
+        server
+            .security
+            .quota_queue
+            .with_quota
+            .lock()
+            .remove(namespace);
         return;
     }
     let mut listed: Vec<(Arc<ResourceInfo>, Vec<Value>)> = Vec::new();

@@ -54,7 +54,12 @@ fn to_time(t: DateTime<Utc>) -> Time {
 
 /// `mostRecentScheduleTime`: where counting starts (last schedule, creation, or the starting
 /// deadline), the latest activation not after `now`, and how many were missed.
-pub fn most_recent(cj: &CronJob, sched: &Schedule, now: DateTime<Utc>, with_deadline: bool) -> (DateTime<Utc>, Option<DateTime<Utc>>, i64) {
+pub fn most_recent(
+    cj: &CronJob,
+    sched: &Schedule,
+    now: DateTime<Utc>,
+    with_deadline: bool,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>, i64) {
     let status = cj.status.clone().unwrap_or_default();
     let mut earliest = status
         .last_schedule_time
@@ -123,7 +128,10 @@ fn job_ref(job: &Job) -> ObjectReference {
 }
 
 fn in_active_list(cj: &CronJob, uid: &str) -> bool {
-    cj.status.iter().flat_map(|s| s.active.iter().flatten()).any(|r| r.uid.as_deref() == Some(uid))
+    cj.status
+        .iter()
+        .flat_map(|s| s.active.iter().flatten())
+        .any(|r| r.uid.as_deref() == Some(uid))
 }
 
 fn remove_from_active(cj: &mut CronJob, uid: &str) {
@@ -160,9 +168,15 @@ impl CronJobController {
                 Change::Add(j) | Change::Delete(j) => j,
                 Change::Update { new, .. } => new,
             };
-            let Some(r) = controller_of(&j.metadata).filter(|r| r.kind == "CronJob") else { return };
+            let Some(r) = controller_of(&j.metadata).filter(|r| r.kind == "CronJob") else {
+                return;
+            };
             let ns = j.namespace().unwrap_or_default();
-            if let Some(cj) = this.cronjobs.get(&ns, &r.name).filter(|cj| cj.uid().as_deref() == Some(r.uid.as_str())) {
+            if let Some(cj) = this
+                .cronjobs
+                .get(&ns, &r.name)
+                .filter(|cj| cj.uid().as_deref() == Some(r.uid.as_str()))
+            {
                 this.queue.add(key_of(cj.as_ref()));
             }
         });
@@ -178,27 +192,45 @@ impl CronJobController {
             propagation_policy: Some(PropagationPolicy::Background),
             ..Default::default()
         };
-        match self.job_api(&job.namespace().unwrap_or_default()).delete(&job.name_any(), &dp).await {
+        match self
+            .job_api(&job.namespace().unwrap_or_default())
+            .delete(&job.name_any(), &dp)
+            .await
+        {
             Ok(_) => {}
             Err(e) if runtime::is_not_found(&e) => {}
             Err(e) => {
-                self.recorder.event(cj, events::WARNING, "FailedDelete", format!("Deleted job: {e}"));
+                self.recorder.event(
+                    cj,
+                    events::WARNING,
+                    "FailedDelete",
+                    format!("Deleted job: {e}"),
+                );
                 return false;
             }
         }
         remove_from_active(cj, &job.uid().unwrap_or_default());
-        self.recorder.event(cj, events::NORMAL, "SuccessfulDelete", format!("Deleted job {}", job.name_any()));
+        self.recorder.event(
+            cj,
+            events::NORMAL,
+            "SuccessfulDelete",
+            format!("Deleted job {}", job.name_any()),
+        );
         true
     }
 
     /// Deletes the oldest finished Jobs beyond the history limits.
     async fn cleanup_finished(&self, cj: &mut CronJob, jobs: &[Arc<Job>]) -> bool {
         let spec = cj.spec.clone().unwrap_or_default();
-        if spec.successful_jobs_history_limit.is_none() && spec.failed_jobs_history_limit.is_none() {
+        if spec.successful_jobs_history_limit.is_none() && spec.failed_jobs_history_limit.is_none()
+        {
             return false;
         }
         let mut changed = false;
-        for (type_, limit) in [("Complete", spec.successful_jobs_history_limit), ("Failed", spec.failed_jobs_history_limit)] {
+        for (type_, limit) in [
+            ("Complete", spec.successful_jobs_history_limit),
+            ("Failed", spec.failed_jobs_history_limit),
+        ] {
             let Some(limit) = limit else { continue };
             let mut done: Vec<Arc<Job>> = jobs
                 .iter()
@@ -211,8 +243,16 @@ impl CronJobController {
             }
             // Oldest start first; Jobs that never started go last (`byJobStartTime`).
             done.sort_by(|a, b| {
-                let sa = a.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
-                let sb = b.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+                let sa = a
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0);
+                let sb = b
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0);
                 match (sa, sb) {
                     (None, Some(_)) => std::cmp::Ordering::Greater,
                     (Some(_), None) => std::cmp::Ordering::Less,
@@ -230,7 +270,11 @@ impl CronJobController {
 
     /// One pass over a CronJob (`syncCronJob`): returns when to look again and whether the
     /// status changed.
-    async fn sync_cronjob(&self, cj: &mut CronJob, jobs: &[Arc<Job>]) -> anyhow::Result<(Option<Duration>, bool)> {
+    async fn sync_cronjob(
+        &self,
+        cj: &mut CronJob,
+        jobs: &[Arc<Job>],
+    ) -> anyhow::Result<(Option<Duration>, bool)> {
         let mut update = false;
         let ns = cj.namespace().unwrap_or_default();
         let mut children: HashSet<String> = HashSet::new();
@@ -241,11 +285,28 @@ impl CronJobController {
             let finished = finished_condition(j).cloned();
             match (active, finished) {
                 (false, None) => {
-                    self.recorder.event(cj, events::WARNING, "UnexpectedJob", format!("Saw a job that the controller did not create or forgot: {}", j.name_any()));
+                    self.recorder.event(
+                        cj,
+                        events::WARNING,
+                        "UnexpectedJob",
+                        format!(
+                            "Saw a job that the controller did not create or forgot: {}",
+                            j.name_any()
+                        ),
+                    );
                 }
                 (true, Some(c)) => {
                     remove_from_active(cj, &uid);
-                    self.recorder.event(cj, events::NORMAL, "SawCompletedJob", format!("Saw completed job: {}, condition: {}", j.name_any(), c.type_));
+                    self.recorder.event(
+                        cj,
+                        events::NORMAL,
+                        "SawCompletedJob",
+                        format!(
+                            "Saw completed job: {}, condition: {}",
+                            j.name_any(),
+                            c.type_
+                        ),
+                    );
                     update = true;
                     update |= self.note_success(cj, j);
                 }
@@ -254,7 +315,12 @@ impl CronJobController {
             }
         }
         // Active Jobs that are gone (the cache may lag: ask the server).
-        let listed: Vec<ObjectReference> = cj.status.iter().flat_map(|s| s.active.iter().flatten()).cloned().collect();
+        let listed: Vec<ObjectReference> = cj
+            .status
+            .iter()
+            .flat_map(|s| s.active.iter().flatten())
+            .cloned()
+            .collect();
         for r in listed {
             let uid = r.uid.clone().unwrap_or_default();
             if children.contains(&uid) {
@@ -263,12 +329,22 @@ impl CronJobController {
             let name = r.name.clone().unwrap_or_default();
             match self.job_api(&ns).get_opt(&name).await? {
                 None => {
-                    self.recorder.event(cj, events::NORMAL, "MissingJob", format!("Active job went missing: {name}"));
+                    self.recorder.event(
+                        cj,
+                        events::NORMAL,
+                        "MissingJob",
+                        format!("Active job went missing: {name}"),
+                    );
                     remove_from_active(cj, &uid);
                     update = true;
                 }
                 Some(j) if j.uid().as_deref() != Some(uid.as_str()) => {
-                    self.recorder.event(cj, events::NORMAL, "MissingJob", format!("Active job went missing: {name}"));
+                    self.recorder.event(
+                        cj,
+                        events::NORMAL,
+                        "MissingJob",
+                        format!("Active job went missing: {name}"),
+                    );
                     remove_from_active(cj, &uid);
                     update = true;
                 }
@@ -284,7 +360,12 @@ impl CronJobController {
             match name.parse::<Tz>() {
                 Ok(t) => tz = t,
                 Err(e) => {
-                    self.recorder.event(cj, events::WARNING, "UnknownTimeZone", format!("invalid timeZone: {name:?}: {e}"));
+                    self.recorder.event(
+                        cj,
+                        events::WARNING,
+                        "UnknownTimeZone",
+                        format!("invalid timeZone: {name:?}: {e}"),
+                    );
                     return Ok((None, update));
                 }
             }
@@ -303,7 +384,12 @@ impl CronJobController {
         let sched = match schedule::parse(&spec.schedule, tz) {
             Ok(s) => s,
             Err(e) => {
-                self.recorder.event(cj, events::WARNING, "UnparseableSchedule", format!("unparseable schedule: {:?} : {e}", spec.schedule));
+                self.recorder.event(
+                    cj,
+                    events::WARNING,
+                    "UnparseableSchedule",
+                    format!("unparseable schedule: {:?} : {e}", spec.schedule),
+                );
                 return Ok((None, update));
             }
         };
@@ -324,30 +410,61 @@ impl CronJobController {
         }
         if let Some(d) = spec.starting_deadline_seconds {
             if scheduled + chrono::Duration::seconds(d) < now {
-                self.recorder.event(cj, events::WARNING, "MissSchedule", format!("Missed scheduled time to start a job: {}", scheduled.to_rfc2822()));
+                self.recorder.event(
+                    cj,
+                    events::WARNING,
+                    "MissSchedule",
+                    format!(
+                        "Missed scheduled time to start a job: {}",
+                        scheduled.to_rfc2822()
+                    ),
+                );
                 return Ok((next_after(cj), update));
             }
         }
         let name = job_name(cj, scheduled);
-        let already = cj.status.iter().flat_map(|s| s.active.iter().flatten()).any(|r| r.name.as_deref() == Some(name.as_str()))
-            || cj.status.as_ref().and_then(|s| s.last_schedule_time.as_ref()).map(to_chrono) == Some(scheduled);
+        let already = cj
+            .status
+            .iter()
+            .flat_map(|s| s.active.iter().flatten())
+            .any(|r| r.name.as_deref() == Some(name.as_str()))
+            || cj
+                .status
+                .as_ref()
+                .and_then(|s| s.last_schedule_time.as_ref())
+                .map(to_chrono)
+                == Some(scheduled);
         if already {
             return Ok((next_after(cj), update));
         }
-        let active_count = cj.status.as_ref().and_then(|s| s.active.as_ref()).map_or(0, Vec::len);
+        let active_count = cj
+            .status
+            .as_ref()
+            .and_then(|s| s.active.as_ref())
+            .map_or(0, Vec::len);
         let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
         if policy == "Forbid" && active_count > 0 {
             self.recorder.event(cj, events::NORMAL, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid");
             return Ok((next_after(cj), update));
         }
         if policy == "Replace" {
-            let listed: Vec<ObjectReference> = cj.status.iter().flat_map(|s| s.active.iter().flatten()).cloned().collect();
+            let listed: Vec<ObjectReference> = cj
+                .status
+                .iter()
+                .flat_map(|s| s.active.iter().flatten())
+                .cloned()
+                .collect();
             for r in listed {
                 let name = r.name.clone().unwrap_or_default();
                 let job = match self.job_api(&ns).get(&name).await {
                     Ok(j) => j,
                     Err(e) => {
-                        self.recorder.event(cj, events::WARNING, "FailedGet", format!("Get job: {e}"));
+                        self.recorder.event(
+                            cj,
+                            events::WARNING,
+                            "FailedGet",
+                            format!("Get job: {e}"),
+                        );
                         return Err(e.into());
                     }
                 };
@@ -360,14 +477,23 @@ impl CronJobController {
         let template = spec.job_template.clone();
         let tm = template.metadata.clone().unwrap_or_default();
         let mut annotations = tm.annotations.clone().unwrap_or_default();
-        annotations.insert(SCHEDULED_TIMESTAMP.into(), scheduled.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        annotations.insert(
+            SCHEDULED_TIMESTAMP.into(),
+            scheduled
+                .with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
         let job = Job {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(ns.clone()),
                 labels: tm.labels.clone(),
                 annotations: Some(annotations),
-                owner_references: Some(vec![ownership::controller_ref(&cj.metadata, "batch/v1", "CronJob")]),
+                owner_references: Some(vec![ownership::controller_ref(
+                    &cj.metadata,
+                    "batch/v1",
+                    "CronJob",
+                )]),
                 ..Default::default()
             },
             spec: template.spec.clone(),
@@ -375,7 +501,12 @@ impl CronJobController {
         };
         let created = match self.job_api(&ns).create(&PostParams::default(), &job).await {
             Ok(j) => {
-                self.recorder.event(cj, events::NORMAL, "SuccessfulCreate", format!("Created job {}", j.name_any()));
+                self.recorder.event(
+                    cj,
+                    events::NORMAL,
+                    "SuccessfulCreate",
+                    format!("Created job {}", j.name_any()),
+                );
                 j
             }
             Err(e) if runtime::is_namespace_terminating(&e) => return Err(e.into()),
@@ -383,19 +514,28 @@ impl CronJobController {
                 // Created before but not recorded (a crash between the two writes), or
                 // someone else's Job of that name.
                 let existing = self.job_api(&ns).get(&name).await?;
-                let ours = controller_of(&existing.metadata).is_some_and(|r| cj.uid().as_deref() == Some(r.uid.as_str()));
+                let ours = controller_of(&existing.metadata)
+                    .is_some_and(|r| cj.uid().as_deref() == Some(r.uid.as_str()));
                 if !ours || in_active_list(cj, &existing.uid().unwrap_or_default()) {
                     return Ok((None, update));
                 }
                 existing
             }
             Err(e) => {
-                self.recorder.event(cj, events::WARNING, "FailedCreate", format!("Error creating job: {e}"));
+                self.recorder.event(
+                    cj,
+                    events::WARNING,
+                    "FailedCreate",
+                    format!("Error creating job: {e}"),
+                );
                 return Err(e.into());
             }
         };
         let status = cj.status.get_or_insert_with(Default::default);
-        status.active.get_or_insert_with(Vec::new).push(job_ref(&created));
+        status
+            .active
+            .get_or_insert_with(Vec::new)
+            .push(job_ref(&created));
         status.last_schedule_time = Some(to_time(scheduled));
         Ok((next_after(cj), true))
     }
@@ -409,7 +549,11 @@ impl CronJobController {
             return false;
         };
         let status = cj.status.get_or_insert_with(Default::default);
-        if status.last_successful_time.as_ref().is_none_or(|t| done.0 > t.0) {
+        if status
+            .last_successful_time
+            .as_ref()
+            .is_none_or(|t| done.0 > t.0)
+        {
             status.last_successful_time = Some(done);
             return true;
         }
@@ -433,7 +577,9 @@ impl Reconciler for CronJobController {
             .jobs
             .list_namespace(ns)
             .into_iter()
-            .filter(|j| controller_of(&j.metadata).is_some_and(|r| r.kind == "CronJob" && r.uid == uid))
+            .filter(|j| {
+                controller_of(&j.metadata).is_some_and(|r| r.kind == "CronJob" && r.uid == uid)
+            })
             .collect();
         let mut cj = (*cached).clone();
         let cleaned = self.cleanup_finished(&mut cj, &jobs).await;
@@ -441,7 +587,8 @@ impl Reconciler for CronJobController {
         let update = cleaned || result.as_ref().is_ok_and(|(_, u)| *u);
         if update {
             let api: Api<CronJob> = Api::namespaced(self.client.clone(), ns);
-            api.replace_status(name, &PostParams::default(), &cj).await?;
+            api.replace_status(name, &PostParams::default(), &cj)
+                .await?;
         }
         match result {
             Ok((Some(d), _)) => Ok(Requeue::After(d)),
@@ -517,6 +664,9 @@ mod tests {
     #[test]
     fn job_names_are_minutes_since_the_epoch() {
         let c = cj("2024-01-01T00:00:00Z", None, None);
-        assert_eq!(job_name(&c, at("2024-01-01T00:15:00Z")), format!("c-{}", 1704068100 / 60));
+        assert_eq!(
+            job_name(&c, at("2024-01-01T00:15:00Z")),
+            format!("c-{}", 1704068100 / 60)
+        );
     }
 }

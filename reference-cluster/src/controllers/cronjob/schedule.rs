@@ -19,13 +19,27 @@ struct Bounds {
     names: &'static [&'static str],
 }
 
-const MINUTE: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const HOUR: Bounds = Bounds { min: 0, max: 23, names: &[] };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[] };
+const MINUTE: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOUR: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTH: Bounds = Bounds {
     min: 1,
     max: 12,
-    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    names: &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ],
 };
 const DOW: Bounds = Bounds {
     min: 0,
@@ -35,7 +49,13 @@ const DOW: Bounds = Bounds {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Kind {
-    Spec { minute: u64, hour: u64, dom: u64, month: u64, dow: u64 },
+    Spec {
+        minute: u64,
+        hour: u64,
+        dom: u64,
+        month: u64,
+        dow: u64,
+    },
     Every(Duration),
 }
 
@@ -107,13 +127,21 @@ fn range(expr: &str, b: Bounds) -> Result<u64, String> {
         }
     };
     if start < b.min {
-        return Err(format!("beginning of range ({start}) below minimum ({}): {expr}", b.min));
+        return Err(format!(
+            "beginning of range ({start}) below minimum ({}): {expr}",
+            b.min
+        ));
     }
     if end > b.max {
-        return Err(format!("end of range ({end}) above maximum ({}): {expr}", b.max));
+        return Err(format!(
+            "end of range ({end}) above maximum ({}): {expr}",
+            b.max
+        ));
     }
     if start > end {
-        return Err(format!("beginning of range ({start}) beyond end of range ({end}): {expr}"));
+        return Err(format!(
+            "beginning of range ({start}) beyond end of range ({end}): {expr}"
+        ));
     }
     if step == 0 {
         return Err(format!("step of range should be a positive number: {expr}"));
@@ -127,7 +155,8 @@ fn range(expr: &str, b: Bounds) -> Result<u64, String> {
 }
 
 fn field(f: &str, b: Bounds) -> Result<u64, String> {
-    f.split(',').try_fold(0u64, |acc, part| Ok(acc | range(part, b)?))
+    f.split(',')
+        .try_fold(0u64, |acc, part| Ok(acc | range(part, b)?))
 }
 
 /// Go's `time.ParseDuration` (the units cron's `@every` accepts).
@@ -142,13 +171,17 @@ fn go_duration(s: &str) -> Result<Duration, String> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err());
         }
         let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -188,7 +221,8 @@ pub fn parse(spec: &str, default_tz: Tz) -> Result<Schedule, String> {
             "hourly" => "0 * * * *",
             other => {
                 if let Some(dur) = other.strip_prefix("every ") {
-                    let d = go_duration(dur).map_err(|e| format!("failed to parse duration {spec}: {e}"))?;
+                    let d = go_duration(dur)
+                        .map_err(|e| format!("failed to parse duration {spec}: {e}"))?;
                     return Ok(Schedule {
                         kind: Kind::Every(d.max(Duration::from_secs(1))),
                         tz,
@@ -201,7 +235,10 @@ pub fn parse(spec: &str, default_tz: Tz) -> Result<Schedule, String> {
     }
     let fields: Vec<&str> = spec.split_whitespace().collect();
     if fields.len() != 5 {
-        return Err(format!("expected exactly 5 fields, found {}: {spec}", fields.len()));
+        return Err(format!(
+            "expected exactly 5 fields, found {}: {spec}",
+            fields.len()
+        ));
     }
     Ok(Schedule {
         kind: Kind::Spec {
@@ -221,7 +258,8 @@ fn local(tz: Tz, y: i32, m: u32, d: u32, h: u32, mi: u32) -> Option<DateTime<Tz>
     // Normalise overflowing months and days as `time.Date` does.
     let y = y + ((m as i32 - 1).div_euclid(12));
     let m = ((m as i32 - 1).rem_euclid(12) + 1) as u32;
-    let date = NaiveDate::from_ymd_opt(y, m, 1)?.checked_add_days(chrono::Days::new(d.saturating_sub(1) as u64))?;
+    let date = NaiveDate::from_ymd_opt(y, m, 1)?
+        .checked_add_days(chrono::Days::new(d.saturating_sub(1) as u64))?;
     let naive = date.and_hms_opt(h, mi, 0)?;
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(t) => Some(t),
@@ -252,11 +290,18 @@ impl Schedule {
                 let secs = after.timestamp() + d.as_secs().max(1) as i64;
                 return DateTime::from_timestamp(secs, 0);
             }
-            Kind::Spec { minute, hour, dom, month, dow } => (*minute, *hour, *dom, *month, *dow),
+            Kind::Spec {
+                minute,
+                hour,
+                dom,
+                month,
+                dow,
+            } => (*minute, *hour, *dom, *month, *dow),
         };
         let tz = self.tz;
         // Start at the next whole minute (standard schedules fire at second 0).
-        let start = DateTime::from_timestamp(after.timestamp() - after.timestamp().rem_euclid(60) + 60, 0)?;
+        let start =
+            DateTime::from_timestamp(after.timestamp() - after.timestamp().rem_euclid(60) + 60, 0)?;
         let mut t = start.with_timezone(&tz);
         let mut added = false;
         let year_limit = t.year() + 5;
@@ -326,30 +371,70 @@ mod tests {
 
     #[test]
     fn standard_fields() {
-        assert_eq!(next("*/15 * * * *", "2024-01-01T10:07:30Z").as_deref(), Some("2024-01-01T10:15:00Z"));
-        assert_eq!(next("*/15 * * * *", "2024-01-01T10:15:00Z").as_deref(), Some("2024-01-01T10:30:00Z"), "strictly after");
-        assert_eq!(next("0 9 * * MON-FRI", "2024-01-05T09:00:00Z").as_deref(), Some("2024-01-08T09:00:00Z"));
-        assert_eq!(next("30 2 1 jan,jul *", "2024-02-01T00:00:00Z").as_deref(), Some("2024-07-01T02:30:00Z"));
-        assert_eq!(next("5/20 * * * *", "2024-01-01T00:06:00Z").as_deref(), Some("2024-01-01T00:25:00Z"));
-        assert_eq!(next("0 0 29 2 *", "2024-03-01T00:00:00Z").as_deref(), Some("2028-02-29T00:00:00Z"));
+        assert_eq!(
+            next("*/15 * * * *", "2024-01-01T10:07:30Z").as_deref(),
+            Some("2024-01-01T10:15:00Z")
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2024-01-01T10:15:00Z").as_deref(),
+            Some("2024-01-01T10:30:00Z"),
+            "strictly after"
+        );
+        assert_eq!(
+            next("0 9 * * MON-FRI", "2024-01-05T09:00:00Z").as_deref(),
+            Some("2024-01-08T09:00:00Z")
+        );
+        assert_eq!(
+            next("30 2 1 jan,jul *", "2024-02-01T00:00:00Z").as_deref(),
+            Some("2024-07-01T02:30:00Z")
+        );
+        assert_eq!(
+            next("5/20 * * * *", "2024-01-01T00:06:00Z").as_deref(),
+            Some("2024-01-01T00:25:00Z")
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2024-03-01T00:00:00Z").as_deref(),
+            Some("2028-02-29T00:00:00Z")
+        );
         assert_eq!(next("0 0 30 2 *", "2024-01-01T00:00:00Z"), None);
     }
 
     #[test]
     fn day_of_month_and_week_combine_with_or() {
         // The 13th, or any Friday.
-        assert_eq!(next("0 0 13 * 5", "2024-09-01T00:00:00Z").as_deref(), Some("2024-09-06T00:00:00Z"));
-        assert_eq!(next("0 0 13 * 5", "2024-09-07T00:00:00Z").as_deref(), Some("2024-09-13T00:00:00Z"));
+        assert_eq!(
+            next("0 0 13 * 5", "2024-09-01T00:00:00Z").as_deref(),
+            Some("2024-09-06T00:00:00Z")
+        );
+        assert_eq!(
+            next("0 0 13 * 5", "2024-09-07T00:00:00Z").as_deref(),
+            Some("2024-09-13T00:00:00Z")
+        );
         // With a star on one side, both must match (the star always does).
-        assert_eq!(next("0 0 * * 5", "2024-09-07T00:00:00Z").as_deref(), Some("2024-09-13T00:00:00Z"));
+        assert_eq!(
+            next("0 0 * * 5", "2024-09-07T00:00:00Z").as_deref(),
+            Some("2024-09-13T00:00:00Z")
+        );
     }
 
     #[test]
     fn descriptors_and_every() {
-        assert_eq!(next("@hourly", "2024-01-01T10:07:00Z").as_deref(), Some("2024-01-01T11:00:00Z"));
-        assert_eq!(next("@weekly", "2024-01-01T00:00:00Z").as_deref(), Some("2024-01-07T00:00:00Z"));
-        assert_eq!(next("@yearly", "2024-06-01T00:00:00Z").as_deref(), Some("2025-01-01T00:00:00Z"));
-        assert_eq!(next("@every 1h30m", "2024-01-01T00:00:10Z").as_deref(), Some("2024-01-01T01:30:10Z"));
+        assert_eq!(
+            next("@hourly", "2024-01-01T10:07:00Z").as_deref(),
+            Some("2024-01-01T11:00:00Z")
+        );
+        assert_eq!(
+            next("@weekly", "2024-01-01T00:00:00Z").as_deref(),
+            Some("2024-01-07T00:00:00Z")
+        );
+        assert_eq!(
+            next("@yearly", "2024-06-01T00:00:00Z").as_deref(),
+            Some("2025-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            next("@every 1h30m", "2024-01-01T00:00:10Z").as_deref(),
+            Some("2024-01-01T01:30:10Z")
+        );
         assert!(parse("@every 1x", Tz::UTC).is_err());
         assert!(parse("@fortnightly", Tz::UTC).is_err());
     }
@@ -358,14 +443,28 @@ mod tests {
     fn time_zones_and_dst() {
         // 09:00 in New York is 14:00 UTC in winter, 13:00 in summer.
         let ny = parse("0 9 * * *", "America/New_York".parse().unwrap()).unwrap();
-        assert_eq!(ny.next(at("2024-01-10T00:00:00Z")), Some(at("2024-01-10T14:00:00Z")));
-        assert_eq!(ny.next(at("2024-07-10T00:00:00Z")), Some(at("2024-07-10T13:00:00Z")));
+        assert_eq!(
+            ny.next(at("2024-01-10T00:00:00Z")),
+            Some(at("2024-01-10T14:00:00Z"))
+        );
+        assert_eq!(
+            ny.next(at("2024-07-10T00:00:00Z")),
+            Some(at("2024-07-10T13:00:00Z"))
+        );
         let prefixed = parse("TZ=Asia/Tokyo 0 9 * * *", Tz::UTC).unwrap();
-        assert_eq!(prefixed.next(at("2024-01-10T00:00:00Z")), Some(at("2024-01-11T00:00:00Z")));
+        assert_eq!(
+            prefixed.next(at("2024-01-10T00:00:00Z")),
+            Some(at("2024-01-11T00:00:00Z"))
+        );
         // 02:30 does not exist on 2024-03-10 in New York: that day is skipped, as in cron.
         let gap = parse("30 2 * * *", "America/New_York".parse().unwrap()).unwrap();
-        assert_eq!(gap.next(at("2024-03-10T05:00:00Z")), Some(at("2024-03-11T06:30:00Z")));
-        assert!(parse("TZ=Mars/Olympus 0 9 * * *", Tz::UTC).unwrap_err().contains("bad location"));
+        assert_eq!(
+            gap.next(at("2024-03-10T05:00:00Z")),
+            Some(at("2024-03-11T06:30:00Z"))
+        );
+        assert!(parse("TZ=Mars/Olympus 0 9 * * *", Tz::UTC)
+            .unwrap_err()
+            .contains("bad location"));
     }
 
     #[test]

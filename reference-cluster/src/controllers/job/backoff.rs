@@ -20,7 +20,15 @@ pub fn finished_at(pod: &Pod, now: Timestamp) -> Timestamp {
         .and_then(|s| s.container_statuses.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(|t| t.0))
+        .filter_map(|c| {
+            c.state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+                .map(|t| t.0)
+        })
         .max();
     terminated
         .or_else(|| pod.metadata.deletion_timestamp.as_ref().map(|t| t.0))
@@ -43,7 +51,8 @@ impl BackoffRecord {
             None => match failed.last() {
                 None => self.clone(),
                 Some(last) => BackoffRecord {
-                    failures_after_last_success: self.failures_after_last_success + failed.len() as u32,
+                    failures_after_last_success: self.failures_after_last_success
+                        + failed.len() as u32,
                     last_failure: Some(*last),
                 },
             },
@@ -59,7 +68,10 @@ impl BackoffRecord {
 
     /// How long new pods must still wait.
     pub fn remaining(&self, base: Duration, max: Duration, now: Timestamp) -> Duration {
-        let Some(last) = self.last_failure.filter(|_| self.failures_after_last_success > 0) else {
+        let Some(last) = self
+            .last_failure
+            .filter(|_| self.failures_after_last_success > 0)
+        else {
             return Duration::ZERO;
         };
         let mut backoff = base;

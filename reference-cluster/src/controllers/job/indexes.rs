@@ -88,7 +88,13 @@ mod tests {
     fn only_decimal_annotations_are_indexes() {
         let mut p = Pod::default();
         assert_eq!(completion_index(&p), None);
-        for (v, want) in [("3", Some(3)), ("-1", None), ("+2", None), ("x", None), ("", None)] {
+        for (v, want) in [
+            ("3", Some(3)),
+            ("-1", None),
+            ("+2", None),
+            ("x", None),
+            ("", None),
+        ] {
             p.metadata.annotations = Some([(COMPLETION_INDEX.to_string(), v.to_string())].into());
             assert_eq!(completion_index(&p), want, "{v}");
         }

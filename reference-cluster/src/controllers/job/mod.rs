@@ -36,7 +36,9 @@ use super::replicaset::ranking;
 use super::runtime::events::{self, now_time, EventRecorder};
 use super::runtime::expectations::Expectations;
 use super::runtime::ownership::{self, controller_of, Owner};
-use super::runtime::{self, key_of, pods, selector, split_key, Change, Informer, Reconciler, Requeue, WorkQueue};
+use super::runtime::{
+    self, key_of, pods, selector, split_key, Change, Informer, Reconciler, Requeue, WorkQueue,
+};
 
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const CONTROLLER_NAME: &str = "job-controller";
@@ -82,10 +84,19 @@ fn new_condition(type_: &str, reason: &str, message: &str) -> JobCondition {
 }
 
 /// `ensureJobConditionStatus`: set or update a condition; a False one is never added.
-fn ensure_condition(status: &mut JobStatus, type_: &str, value: &str, reason: &str, message: &str) -> bool {
+fn ensure_condition(
+    status: &mut JobStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+) -> bool {
     let list = status.conditions.get_or_insert_with(Vec::new);
     if let Some(c) = list.iter_mut().find(|c| c.type_ == type_) {
-        if c.status != value || c.reason.as_deref() != Some(reason) || c.message.as_deref() != Some(message) {
+        if c.status != value
+            || c.reason.as_deref() != Some(reason)
+            || c.message.as_deref() != Some(message)
+        {
             *c = JobCondition {
                 status: value.into(),
                 ..new_condition(type_, reason, message)
@@ -120,14 +131,19 @@ fn is_suspended(job: &Job) -> bool {
 }
 
 fn has_finalizer(pod: &Pod) -> bool {
-    pod.metadata.finalizers.iter().flatten().any(|f| f == TRACKING_FINALIZER)
+    pod.metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == TRACKING_FINALIZER)
 }
 
 /// Only pods in the Failed phase are replaced (a failure policy, or podReplacementPolicy
 /// Failed); otherwise a terminating pod counts as failed already.
 fn only_replace_failed(job: &Job) -> bool {
     let s = job.spec.as_ref();
-    s.and_then(|s| s.pod_replacement_policy.as_deref()) == Some("Failed") || s.and_then(|s| s.pod_failure_policy.as_ref()).is_some()
+    s.and_then(|s| s.pod_replacement_policy.as_deref()) == Some("Failed")
+        || s.and_then(|s| s.pod_failure_policy.as_ref()).is_some()
 }
 
 fn is_pod_failed(pod: &Pod, job: &Job) -> bool {
@@ -227,7 +243,9 @@ impl JobController {
                         // Its pods must not keep their finalizers forever.
                         let uid = j.uid().unwrap_or_default();
                         for p in this.pods.list_namespace(&j.namespace().unwrap_or_default()) {
-                            if has_finalizer(&p) && controller_of(&p.metadata).is_some_and(|r| r.uid == uid) {
+                            if has_finalizer(&p)
+                                && controller_of(&p.metadata).is_some_and(|r| r.uid == uid)
+                            {
                                 this.orphans.add(key_of(p.as_ref()));
                             }
                         }
@@ -257,8 +275,9 @@ impl JobController {
             .list_namespace(&pod.namespace().unwrap_or_default())
             .into_iter()
             .filter(|j| {
-                selector::from_typed(j.spec.as_ref().and_then(|s| s.selector.as_ref()))
-                    .is_ok_and(|s| !s.is_everything() && s.matches(selector::labels_of(&pod.metadata.labels)))
+                selector::from_typed(j.spec.as_ref().and_then(|s| s.selector.as_ref())).is_ok_and(
+                    |s| !s.is_everything() && s.matches(selector::labels_of(&pod.metadata.labels)),
+                )
             })
             .collect()
     }
@@ -287,7 +306,9 @@ impl JobController {
             match c {
                 Change::Add(_) => self.expectations.creation_observed(&jk),
                 Change::Update { old, new } => {
-                    if new.metadata.deletion_timestamp.is_some() && old.metadata.deletion_timestamp.is_none() {
+                    if new.metadata.deletion_timestamp.is_some()
+                        && old.metadata.deletion_timestamp.is_none()
+                    {
                         self.expectations.deletion_observed(&jk, &pod_key);
                     }
                     if has_finalizer(old) && !has_finalizer(new) {
@@ -314,7 +335,10 @@ impl JobController {
             }
         }
         let owned_by_job = controller_of(&pod.metadata).is_some_and(|r| r.kind == "Job");
-        if has_finalizer(pod) && (job.is_none() && owned_by_job || job.as_ref().is_some_and(|j| is_finished(j))) && self.jobs.has_synced() {
+        if has_finalizer(pod)
+            && (job.is_none() && owned_by_job || job.as_ref().is_some_and(|j| is_finished(j)))
+            && self.jobs.has_synced()
+        {
             self.orphans.add(pod_key);
         }
     }
@@ -327,10 +351,15 @@ impl JobController {
         if !has_finalizer(pod) {
             return Ok(());
         }
-        let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
+        let patch =
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
         match self
             .pod_api(&pod.namespace().unwrap_or_default())
-            .patch(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(&patch))
+            .patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -348,7 +377,8 @@ impl JobController {
     }
 
     async fn claim(&self, job: &Job) -> anyhow::Result<Vec<Arc<Pod>>> {
-        let sel = selector::from_typed(job.spec.as_ref().and_then(|s| s.selector.as_ref())).map_err(anyhow::Error::msg)?;
+        let sel = selector::from_typed(job.spec.as_ref().and_then(|s| s.selector.as_ref()))
+            .map_err(anyhow::Error::msg)?;
         let ns = job.namespace().unwrap_or_default();
         let owner = Owner {
             meta: &job.metadata,
@@ -374,14 +404,22 @@ impl JobController {
 
     /// Deletes pods after removing their tracking finalizer (they are not counted as
     /// failures: scale-down and suspension). Returns (ready deleted, deleted).
-    async fn delete_job_pods(&self, job: &Job, key: &str, victims: &[Arc<Pod>]) -> (i32, i32, Option<anyhow::Error>) {
+    async fn delete_job_pods(
+        &self,
+        job: &Job,
+        key: &str,
+        victims: &[Arc<Pod>],
+    ) -> (i32, i32, Option<anyhow::Error>) {
         self.expectations
             .expect_deletions(key, victims.iter().map(|p| key_of(p.as_ref())));
         let results = join_all(victims.iter().map(|p| async move {
             if let Err(e) = self.remove_finalizer(p).await {
                 return (p.clone(), Err(e));
             }
-            let r = self.pod_api(&p.namespace().unwrap_or_default()).delete(&p.name_any(), &DeleteParams::default()).await;
+            let r = self
+                .pod_api(&p.namespace().unwrap_or_default())
+                .delete(&p.name_any(), &DeleteParams::default())
+                .await;
             (p.clone(), r.map(|_| ()))
         }))
         .await;
@@ -393,12 +431,23 @@ impl JobController {
                     if pods::is_ready(&p) {
                         ready += 1;
                     }
-                    self.recorder.event(job, events::NORMAL, "SuccessfulDelete", format!("Deleted pod: {}", p.name_any()));
+                    self.recorder.event(
+                        job,
+                        events::NORMAL,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", p.name_any()),
+                    );
                 }
                 Err(e) => {
-                    self.expectations.deletion_observed(key, &key_of(p.as_ref()));
+                    self.expectations
+                        .deletion_observed(key, &key_of(p.as_ref()));
                     if !runtime::is_not_found(&e) {
-                        self.recorder.event(job, events::WARNING, "FailedDelete", format!("Error deleting: {e}"));
+                        self.recorder.event(
+                            job,
+                            events::WARNING,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
                         err.get_or_insert(anyhow::Error::new(e));
                     } else {
                         deleted += 1;
@@ -411,9 +460,16 @@ impl JobController {
 
     /// Deletes the active pods of a Job that is done, keeping their finalizers so that they
     /// are counted (as failed, unless the Job succeeded).
-    async fn delete_active_pods(&self, job: &Job, active: &[Arc<Pod>]) -> (i32, i32, Option<anyhow::Error>) {
+    async fn delete_active_pods(
+        &self,
+        job: &Job,
+        active: &[Arc<Pod>],
+    ) -> (i32, i32, Option<anyhow::Error>) {
         let results = join_all(active.iter().map(|p| async move {
-            let r = self.pod_api(&p.namespace().unwrap_or_default()).delete(&p.name_any(), &DeleteParams::default()).await;
+            let r = self
+                .pod_api(&p.namespace().unwrap_or_default())
+                .delete(&p.name_any(), &DeleteParams::default())
+                .await;
             (p.clone(), r)
         }))
         .await;
@@ -450,7 +506,10 @@ impl JobController {
                 }
             }
         }
-        (0..completions).filter(|i| !busy.contains(i)).take(count).collect()
+        (0..completions)
+            .filter(|i| !busy.contains(i))
+            .take(count)
+            .collect()
     }
 
     /// Active pods to remove: for Indexed Jobs first those without a valid index and
@@ -491,7 +550,10 @@ impl JobController {
 
     /// Creates or deletes pods towards the wanted parallelism (`manageJob`); returns the
     /// active count after it and when to look again for a back-off.
-    async fn manage_job(&self, ctx: &mut SyncCtx) -> (i32, Option<Duration>, Option<anyhow::Error>) {
+    async fn manage_job(
+        &self,
+        ctx: &mut SyncCtx,
+    ) -> (i32, Option<Duration>, Option<anyhow::Error>) {
         let job = ctx.job.clone();
         let key = ctx.key.clone();
         let s = spec(&job);
@@ -523,12 +585,18 @@ impl JobController {
             ctx.ready -= ready;
             return (active - removed, None, err);
         }
-        let terminating = if only_replace_failed(&job) { ctx.terminating } else { 0 };
+        let terminating = if only_replace_failed(&job) {
+            ctx.terminating
+        } else {
+            0
+        };
         let mut diff = want - terminating - active;
         if diff <= 0 {
             return (active, None, None);
         }
-        let wait = ctx.new_backoff.remaining(self.backoff_base, self.backoff_max, Timestamp::now());
+        let wait = ctx
+            .new_backoff
+            .remaining(self.backoff_base, self.backoff_max, Timestamp::now());
         if !wait.is_zero() {
             return (active, Some(wait), None);
         }
@@ -536,7 +604,11 @@ impl JobController {
         let mut to_add: Vec<Option<i32>> = vec![None; diff as usize];
         if is_indexed(&job) {
             let completions = s.completions.unwrap_or(0);
-            to_add = self.first_pending_indexes(ctx, diff as usize, completions).into_iter().map(Some).collect();
+            to_add = self
+                .first_pending_indexes(ctx, diff as usize, completions)
+                .into_iter()
+                .map(Some)
+                .collect();
             diff = to_add.len() as i32;
         }
         if diff <= 0 {
@@ -569,8 +641,12 @@ impl JobController {
                 let generate = match index {
                     Some(i) => {
                         let m = t.metadata.get_or_insert_with(Default::default);
-                        m.annotations.get_or_insert_with(Default::default).insert(indexes::COMPLETION_INDEX.into(), i.to_string());
-                        m.labels.get_or_insert_with(Default::default).insert(indexes::COMPLETION_INDEX.into(), i.to_string());
+                        m.annotations
+                            .get_or_insert_with(Default::default)
+                            .insert(indexes::COMPLETION_INDEX.into(), i.to_string());
+                        m.labels
+                            .get_or_insert_with(Default::default)
+                            .insert(indexes::COMPLETION_INDEX.into(), i.to_string());
                         if let Some(ps) = t.spec.as_mut() {
                             ps.hostname = Some(format!("{}-{i}", job.name_any()));
                         }
@@ -586,7 +662,12 @@ impl JobController {
                 match r {
                     Ok(created) => {
                         active += 1;
-                        self.recorder.event(&job, events::NORMAL, "SuccessfulCreate", format!("Created pod: {}", created.name_any()));
+                        self.recorder.event(
+                            &job,
+                            events::NORMAL,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", created.name_any()),
+                        );
                     }
                     Err(e) if runtime::is_namespace_terminating(&e) => {
                         self.expectations.lower(&key, 1, 0);
@@ -598,7 +679,12 @@ impl JobController {
                             kube::Error::Api(s) => s.message.clone(),
                             other => other.to_string(),
                         };
-                        self.recorder.event(&job, events::WARNING, "FailedCreate", format!("Error creating: {msg}"));
+                        self.recorder.event(
+                            &job,
+                            events::WARNING,
+                            "FailedCreate",
+                            format!("Error creating: {msg}"),
+                        );
                         err.get_or_insert(anyhow::Error::new(e));
                     }
                 }
@@ -617,7 +703,11 @@ impl JobController {
     /// Counts finished pods through `uncountedTerminatedPods`, removes their finalizers,
     /// and adds the terminal condition when everything is accounted for
     /// (`trackJobStatusAndRemoveFinalizers`).
-    async fn track_and_remove_finalizers(&self, mut ctx: SyncCtx, mut needs_flush: bool) -> anyhow::Result<()> {
+    async fn track_and_remove_finalizers(
+        &self,
+        mut ctx: SyncCtx,
+        mut needs_flush: bool,
+    ) -> anyhow::Result<()> {
         let indexed = is_indexed(&ctx.job);
         let completions = spec(&ctx.job).completions.unwrap_or(0);
         let pfp = spec(&ctx.job).pod_failure_policy;
@@ -644,14 +734,18 @@ impl JobController {
         let mut new_indexes: Vec<i32> = Vec::new();
         let mut reached_max = false;
         let job_deleting = ctx.job.metadata.deletion_timestamp.is_some();
-        let success_done = ctx.finished.as_ref().is_some_and(|c| c.type_ == "SuccessCriteriaMet");
+        let success_done = ctx
+            .finished
+            .as_ref()
+            .is_some_and(|c| c.type_ == "SuccessCriteriaMet");
         for p in &pods_sorted {
             let uid = p.uid().unwrap_or_default();
             if !has_finalizer(p) || ctx.expected_rm.contains(&uid) {
                 continue;
             }
             let failed = is_pod_failed(p, &snapshot);
-            let can_remove = job_deleting || ctx.finished.is_some() || pods::phase(p) == "Succeeded" || failed;
+            let can_remove =
+                job_deleting || ctx.finished.is_some() || pods::phase(p) == "Succeeded" || failed;
             if !can_remove {
                 continue;
             }
@@ -660,7 +754,9 @@ impl JobController {
             let index_valid = !indexed || ix.is_some_and(|i| i < completions);
             if pods::phase(p) == "Succeeded" && !ctx.uncounted_failed.contains(&uid) {
                 if indexed {
-                    if let Some(i) = ix.filter(|i| *i < completions && !ctx.prev_succeeded_indexes.contains(i)) {
+                    if let Some(i) =
+                        ix.filter(|i| *i < completions && !ctx.prev_succeeded_indexes.contains(i))
+                    {
                         new_indexes.push(i);
                         needs_flush = true;
                     }
@@ -669,8 +765,14 @@ impl JobController {
                     ctx.uncounted_succeeded.insert(uid.clone());
                     needs_flush = true;
                 }
-            } else if (failed || (ctx.finished.is_some() && !success_done)) && !ctx.uncounted_failed.contains(&uid) && index_valid {
-                let counts = !matches!(policy::match_failure(pfp.as_ref(), p), FailureAction::Ignore);
+            } else if (failed || (ctx.finished.is_some() && !success_done))
+                && !ctx.uncounted_failed.contains(&uid)
+                && index_valid
+            {
+                let counts = !matches!(
+                    policy::match_failure(pfp.as_ref(), p),
+                    FailureAction::Ignore
+                );
                 if counts {
                     add_failed.push(uid.clone());
                     ctx.uncounted_failed.insert(uid.clone());
@@ -689,9 +791,13 @@ impl JobController {
         }
         {
             let status = ctx.job.status.get_or_insert_with(Default::default);
-            let u = status.uncounted_terminated_pods.get_or_insert_with(Default::default);
+            let u = status
+                .uncounted_terminated_pods
+                .get_or_insert_with(Default::default);
             if !add_succeeded.is_empty() {
-                u.succeeded.get_or_insert_with(Vec::new).extend(add_succeeded);
+                u.succeeded
+                    .get_or_insert_with(Vec::new)
+                    .extend(add_succeeded);
             }
             if !add_failed.is_empty() {
                 u.failed.get_or_insert_with(Vec::new).extend(add_failed);
@@ -719,7 +825,12 @@ impl JobController {
                     new_condition("Failed", &reason, &message)
                 }
                 "SuccessCriteriaMet" => {
-                    if !status.conditions.iter().flatten().any(|x| x.type_ == "SuccessCriteriaMet" && x.status == "True") {
+                    if !status
+                        .conditions
+                        .iter()
+                        .flatten()
+                        .any(|x| x.type_ == "SuccessCriteriaMet" && x.status == "True")
+                    {
                         status.conditions.get_or_insert_with(Vec::new).push(c);
                         needs_flush = true;
                     }
@@ -732,7 +843,9 @@ impl JobController {
         // 1. Flush the uncounted UIDs (and the interim condition).
         if needs_flush {
             ctx.job = self.update_status(&ctx.job).await?;
-            self.backoffs.lock().insert(ctx.key.clone(), ctx.new_backoff.clone());
+            self.backoffs
+                .lock()
+                .insert(ctx.key.clone(), ctx.new_backoff.clone());
             needs_flush = false;
         }
         // 2. Remove the finalizers.
@@ -743,7 +856,12 @@ impl JobController {
                 let set = m.entry(ctx.key.clone()).or_default();
                 set.extend(to_remove.iter().filter_map(|p| p.uid()));
             }
-            let results = join_all(to_remove.iter().map(|p| async move { (p.clone(), self.remove_finalizer(p).await) })).await;
+            let results = join_all(
+                to_remove
+                    .iter()
+                    .map(|p| async move { (p.clone(), self.remove_finalizer(p).await) }),
+            )
+            .await;
             for (p, r) in results {
                 let uid = p.uid().unwrap_or_default();
                 match r {
@@ -752,7 +870,9 @@ impl JobController {
                     }
                     Err(e) => {
                         self.finalizer_observed(&ctx.key, &uid);
-                        rm_err.get_or_insert(anyhow::Error::new(e).context("removing tracking finalizer"));
+                        rm_err.get_or_insert(
+                            anyhow::Error::new(e).context("removing tracking finalizer"),
+                        );
                     }
                 }
             }
@@ -783,10 +903,14 @@ impl JobController {
     }
 
     fn enact_finished(&self, ctx: &mut SyncCtx) -> bool {
-        let Some(c) = ctx.finished.clone() else { return false };
+        let Some(c) = ctx.finished.clone() else {
+            return false;
+        };
         let status = ctx.job.status.get_or_insert_with(Default::default);
         let uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
-        if uncounted.succeeded.as_ref().is_some_and(|v| !v.is_empty()) || uncounted.failed.as_ref().is_some_and(|v| !v.is_empty()) {
+        if uncounted.succeeded.as_ref().is_some_and(|v| !v.is_empty())
+            || uncounted.failed.as_ref().is_some_and(|v| !v.is_empty())
+        {
             return false;
         }
         if ctx.terminating > 0 {
@@ -807,16 +931,29 @@ impl JobController {
     }
 
     fn record_finished(&self, job: &Job) {
-        let Some(c) = finished_condition(job) else { return };
+        let Some(c) = finished_condition(job) else {
+            return;
+        };
         if c.type_ == "Complete" {
             let s = spec(job);
             let succeeded = job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0);
             if s.completions.is_some_and(|c| succeeded > c) {
-                self.recorder.event(job, events::WARNING, "TooManySucceededPods", "Too many succeeded pods running after completion count reached");
+                self.recorder.event(
+                    job,
+                    events::WARNING,
+                    "TooManySucceededPods",
+                    "Too many succeeded pods running after completion count reached",
+                );
             }
-            self.recorder.event(job, events::NORMAL, "Completed", "Job completed");
+            self.recorder
+                .event(job, events::NORMAL, "Completed", "Job completed");
         } else {
-            self.recorder.event(job, events::WARNING, c.reason.as_deref().unwrap_or("Failed"), c.message.clone().unwrap_or_default());
+            self.recorder.event(
+                job,
+                events::WARNING,
+                c.reason.as_deref().unwrap_or("Failed"),
+                c.message.clone().unwrap_or_default(),
+            );
         }
     }
 
@@ -827,7 +964,9 @@ impl JobController {
             .pods
             .list_namespace(&job.namespace().unwrap_or_default())
             .into_iter()
-            .filter(|p| has_finalizer(p) && controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
+            .filter(|p| {
+                has_finalizer(p) && controller_of(&p.metadata).is_some_and(|r| r.uid == uid)
+            })
             .collect();
         for p in pods {
             self.remove_finalizer(&p).await?;
@@ -837,7 +976,9 @@ impl JobController {
 
     async fn sync_orphan(&self, key: &str) -> anyhow::Result<Requeue> {
         let (ns, name) = split_key(key);
-        let Some(pod) = self.pods.get(ns, name) else { return Ok(Requeue::No) };
+        let Some(pod) = self.pods.get(ns, name) else {
+            return Ok(Requeue::No);
+        };
         if !has_finalizer(&pod) {
             return Ok(Requeue::No);
         }
@@ -855,12 +996,17 @@ impl JobController {
 
 /// Moves uncounted UIDs whose pods no longer hold a finalizer into the counters.
 fn clean_uncounted(status: &mut JobStatus, with_finalizer: &HashSet<String>) -> bool {
-    let u: &mut UncountedTerminatedPods = status.uncounted_terminated_pods.get_or_insert_with(Default::default);
+    let u: &mut UncountedTerminatedPods = status
+        .uncounted_terminated_pods
+        .get_or_insert_with(Default::default);
     let mut changed = false;
     let split = |list: &mut Option<Vec<String>>| -> i32 {
         let all = list.take().unwrap_or_default();
         let before = all.len();
-        let keep: Vec<String> = all.into_iter().filter(|u| with_finalizer.contains(u)).collect();
+        let keep: Vec<String> = all
+            .into_iter()
+            .filter(|u| with_finalizer.contains(u))
+            .collect();
         let moved = (before - keep.len()) as i32;
         *list = (!keep.is_empty()).then_some(keep);
         moved
@@ -892,7 +1038,11 @@ fn add_completion_index_env(t: &mut PodTemplateSpec) {
             ..Default::default()
         }),
     };
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         let env = c.env.get_or_insert_with(Vec::new);
         if !env.iter().any(|e| e.name == var.name) {
             env.push(var.clone());
@@ -903,7 +1053,11 @@ fn add_completion_index_env(t: &mut PodTemplateSpec) {
 /// Restart counts of running OnFailure pods reached the backoff limit.
 fn past_backoff_limit_on_failure(job: &Job, pods: &[Arc<Pod>]) -> bool {
     let s = spec(job);
-    let restart = s.template.spec.as_ref().and_then(|p| p.restart_policy.as_deref());
+    let restart = s
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.restart_policy.as_deref());
     if restart != Some("OnFailure") {
         return false;
     }
@@ -912,8 +1066,14 @@ fn past_backoff_limit_on_failure(job: &Job, pods: &[Arc<Pod>]) -> bool {
         .filter(|p| matches!(pods::phase(p), "Running" | "Pending"))
         .map(|p| {
             let st = p.status.as_ref();
-            let sum = |v: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>| v.into_iter().flatten().map(|c| c.restart_count).sum::<i32>();
-            sum(st.and_then(|s| s.init_container_statuses.as_ref())) + sum(st.and_then(|s| s.container_statuses.as_ref()))
+            let sum = |v: Option<&Vec<k8s_openapi::api::core::v1::ContainerStatus>>| {
+                v.into_iter()
+                    .flatten()
+                    .map(|c| c.restart_count)
+                    .sum::<i32>()
+            };
+            sum(st.and_then(|s| s.init_container_statuses.as_ref()))
+                + sum(st.and_then(|s| s.container_statuses.as_ref()))
         })
         .sum();
     let limit = s.backoff_limit.unwrap_or(6);
@@ -939,7 +1099,11 @@ impl Reconciler for JobController {
         };
         let job = (*cached).clone();
         // Another controller manages this Job (spec.managedBy).
-        if spec(&job).managed_by.as_deref().is_some_and(|m| m != MANAGED_BY_US) {
+        if spec(&job)
+            .managed_by
+            .as_deref()
+            .is_some_and(|m| m != MANAGED_BY_US)
+        {
             return Ok(Requeue::No);
         }
         if is_finished(&job) {
@@ -949,14 +1113,28 @@ impl Reconciler for JobController {
         }
         let s = spec(&job);
         let pods = self.claim(&job).await?;
-        let expected_rm = self.finalizer_expectations.lock().get(key).cloned().unwrap_or_default();
+        let expected_rm = self
+            .finalizer_expectations
+            .lock()
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
         let satisfied = self.expectations.satisfied(key) && expected_rm.is_empty();
         let status = job.status.clone().unwrap_or_default();
         let uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
-        let uncounted_succeeded: HashSet<String> = uncounted.succeeded.iter().flatten().cloned().collect();
-        let uncounted_failed: HashSet<String> = uncounted.failed.iter().flatten().cloned().collect();
-        let active_pods: Vec<Arc<Pod>> = pods.iter().filter(|p| pods::is_active(p)).cloned().collect();
-        let terminating = pods.iter().filter(|p| pods::is_terminating(p) && !pods::is_terminal(p)).count() as i32;
+        let uncounted_succeeded: HashSet<String> =
+            uncounted.succeeded.iter().flatten().cloned().collect();
+        let uncounted_failed: HashSet<String> =
+            uncounted.failed.iter().flatten().cloned().collect();
+        let active_pods: Vec<Arc<Pod>> = pods
+            .iter()
+            .filter(|p| pods::is_active(p))
+            .cloned()
+            .collect();
+        let terminating = pods
+            .iter()
+            .filter(|p| pods::is_terminating(p) && !pods::is_terminal(p))
+            .count() as i32;
         let ready = active_pods.iter().filter(|p| pods::is_ready(p)).count() as i32;
         let indexed = is_indexed(&job);
         let completions = s.completions.unwrap_or(0);
@@ -967,14 +1145,30 @@ impl Reconciler for JobController {
                 && !expected_rm.contains(&uid)
                 && (!indexed || indexes::completion_index(p).is_some_and(|i| i < completions))
         };
-        let new_succeeded: Vec<Arc<Pod>> = pods.iter().filter(|p| tracked(p, &uncounted_succeeded) && pods::phase(p) == "Succeeded").cloned().collect();
-        let new_failed: Vec<Arc<Pod>> = pods.iter().filter(|p| tracked(p, &uncounted_failed) && is_pod_failed(p, &job)).cloned().collect();
+        let new_succeeded: Vec<Arc<Pod>> = pods
+            .iter()
+            .filter(|p| tracked(p, &uncounted_succeeded) && pods::phase(p) == "Succeeded")
+            .cloned()
+            .collect();
+        let new_failed: Vec<Arc<Pod>> = pods
+            .iter()
+            .filter(|p| tracked(p, &uncounted_failed) && is_pod_failed(p, &job))
+            .cloned()
+            .collect();
         let counted_new_failed = new_failed
             .iter()
-            .filter(|p| !matches!(policy::match_failure(s.pod_failure_policy.as_ref(), p), FailureAction::Ignore))
+            .filter(|p| {
+                !matches!(
+                    policy::match_failure(s.pod_failure_policy.as_ref(), p),
+                    FailureAction::Ignore
+                )
+            })
             .count() as i32;
-        let succeeded = status.succeeded.unwrap_or(0) + new_succeeded.len() as i32 + uncounted_succeeded.len() as i32;
-        let failed = status.failed.unwrap_or(0) + counted_new_failed + uncounted_failed.len() as i32;
+        let succeeded = status.succeeded.unwrap_or(0)
+            + new_succeeded.len() as i32
+            + uncounted_succeeded.len() as i32;
+        let failed =
+            status.failed.unwrap_or(0) + counted_new_failed + uncounted_failed.len() as i32;
         let now = Timestamp::now();
         let mut job = job;
         let mut needs_flush = false;
@@ -990,37 +1184,70 @@ impl Reconciler for JobController {
         }
         let record = self.backoffs.lock().get(key).cloned().unwrap_or_default();
         let new_backoff = record.next(
-            &new_succeeded.iter().map(|p| finished_at(p, now)).collect::<Vec<_>>(),
-            &new_failed.iter().map(|p| finished_at(p, now)).collect::<Vec<_>>(),
+            &new_succeeded
+                .iter()
+                .map(|p| finished_at(p, now))
+                .collect::<Vec<_>>(),
+            &new_failed
+                .iter()
+                .map(|p| finished_at(p, now))
+                .collect::<Vec<_>>(),
         );
         let mut requeue: Option<Duration> = None;
         let mut finished: Option<JobCondition> = condition(&job, "SuccessCriteriaMet").cloned();
         if finished.is_none() {
             if let Some(target) = condition(&job, "FailureTarget") {
-                finished = Some(new_condition("Failed", target.reason.as_deref().unwrap_or(""), target.message.as_deref().unwrap_or("")));
-            } else if let Some(msg) = pods.iter().filter(|p| is_pod_failed(p, &job)).find_map(|p| match policy::match_failure(s.pod_failure_policy.as_ref(), p) {
-                FailureAction::FailJob(m) => Some(m),
-                _ => None,
-            }) {
+                finished = Some(new_condition(
+                    "Failed",
+                    target.reason.as_deref().unwrap_or(""),
+                    target.message.as_deref().unwrap_or(""),
+                ));
+            } else if let Some(msg) = pods
+                .iter()
+                .filter(|p| is_pod_failed(p, &job))
+                .find_map(
+                    |p| match policy::match_failure(s.pod_failure_policy.as_ref(), p) {
+                        FailureAction::FailJob(m) => Some(m),
+                        _ => None,
+                    },
+                )
+            {
                 finished = Some(new_condition("FailureTarget", "PodFailurePolicy", &msg));
             }
         }
-        let start = job.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+        let start = job
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0);
         if finished.is_none() {
             let limit = s.backoff_limit.unwrap_or(6);
             if failed > limit || past_backoff_limit_on_failure(&job, &pods) {
-                finished = Some(new_condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"));
-            } else if let (Some(ads), Some(start), false) = (s.active_deadline_seconds, start, is_suspended(&job)) {
+                finished = Some(new_condition(
+                    "FailureTarget",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ));
+            } else if let (Some(ads), Some(start), false) =
+                (s.active_deadline_seconds, start, is_suspended(&job))
+            {
                 let elapsed = now.duration_since(start).as_secs();
                 if elapsed >= ads {
-                    finished = Some(new_condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"));
+                    finished = Some(new_condition(
+                        "FailureTarget",
+                        "DeadlineExceeded",
+                        "Job was active longer than specified deadline",
+                    ));
                 } else {
                     requeue = Some(Duration::from_secs((ads - elapsed).max(0) as u64));
                 }
             }
         }
         let prev_succeeded_indexes = if indexed {
-            indexes::parse(status.completed_indexes.as_deref().unwrap_or(""), completions)
+            indexes::parse(
+                status.completed_indexes.as_deref().unwrap_or(""),
+                completions,
+            )
         } else {
             BTreeSet::new()
         };
@@ -1036,7 +1263,11 @@ impl Reconciler for JobController {
             }
             succeeded = succeeded_indexes.len() as i32;
             if finished.is_none() {
-                if let Some(msg) = policy::match_success(s.success_policy.as_ref(), completions, &succeeded_indexes) {
+                if let Some(msg) = policy::match_success(
+                    s.success_policy.as_ref(),
+                    completions,
+                    &succeeded_indexes,
+                ) {
                     finished = Some(new_condition("SuccessCriteriaMet", "SuccessPolicy", &msg));
                 }
             }
@@ -1061,7 +1292,8 @@ impl Reconciler for JobController {
         let mut manage_err = None;
         let mut suspend_changed = false;
         if ctx.finished.is_some() {
-            let (ready_deleted, deleted, err) = self.delete_active_pods(&ctx.job, &active_pods).await;
+            let (ready_deleted, deleted, err) =
+                self.delete_active_pods(&ctx.job, &active_pods).await;
             if deleted != active || !satisfied {
                 // Not yet: pods may still be on their way into the cache.
                 ctx.finished = None;
@@ -1086,20 +1318,29 @@ impl Reconciler for JobController {
                 Some(c) => ctx.succeeded >= c && active == 0,
             };
             if complete {
-                ctx.finished = Some(new_condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"));
+                ctx.finished = Some(new_condition(
+                    "SuccessCriteriaMet",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                ));
             } else if managed {
                 let suspended = is_suspended(&ctx.job);
                 let js = ctx.job.status.get_or_insert_with(Default::default);
                 if suspended {
                     if ensure_condition(js, "Suspended", "True", "JobSuspended", "Job suspended") {
                         suspend_changed = true;
-                        self.recorder.event(&ctx.job, events::NORMAL, "Suspended", "Job suspended");
+                        self.recorder
+                            .event(&ctx.job, events::NORMAL, "Suspended", "Job suspended");
                     }
                 } else if ensure_condition(js, "Suspended", "False", "JobResumed", "Job resumed") {
                     suspend_changed = true;
-                    self.recorder.event(&ctx.job, events::NORMAL, "Resumed", "Job resumed");
+                    self.recorder
+                        .event(&ctx.job, events::NORMAL, "Resumed", "Job resumed");
                     // activeDeadlineSeconds counts continuous activity: it restarts on resume.
-                    ctx.job.status.get_or_insert_with(Default::default).start_time = Some(now_time());
+                    ctx.job
+                        .status
+                        .get_or_insert_with(Default::default)
+                        .start_time = Some(now_time());
                 }
             }
         }
@@ -1118,7 +1359,9 @@ impl Reconciler for JobController {
         if let Some(e) = manage_err {
             return Err(e);
         }
-        Ok(requeue.map_or(Requeue::No, |d| Requeue::After(d + Duration::from_millis(100))))
+        Ok(requeue.map_or(Requeue::No, |d| {
+            Requeue::After(d + Duration::from_millis(100))
+        }))
     }
 }
 
@@ -1162,13 +1405,40 @@ mod tests {
     #[test]
     fn conditions_are_set_not_duplicated_and_false_is_never_added() {
         let mut s = JobStatus::default();
-        assert!(!ensure_condition(&mut s, "Suspended", "False", "JobResumed", "Job resumed"));
+        assert!(!ensure_condition(
+            &mut s,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed"
+        ));
         assert!(s.conditions.is_none());
-        assert!(ensure_condition(&mut s, "Suspended", "True", "JobSuspended", "Job suspended"));
-        assert!(!ensure_condition(&mut s, "Suspended", "True", "JobSuspended", "Job suspended"));
-        assert!(ensure_condition(&mut s, "Suspended", "False", "JobResumed", "Job resumed"));
+        assert!(ensure_condition(
+            &mut s,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended"
+        ));
+        assert!(!ensure_condition(
+            &mut s,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended"
+        ));
+        assert!(ensure_condition(
+            &mut s,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed"
+        ));
         let c = &s.conditions.as_ref().unwrap()[0];
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some("JobResumed")));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some("JobResumed"))
+        );
     }
 
     #[test]

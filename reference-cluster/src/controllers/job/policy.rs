@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::batch::v1::{PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, SuccessPolicy};
+use k8s_openapi::api::batch::v1::{
+    PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, SuccessPolicy,
+};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use super::indexes;
@@ -19,7 +21,10 @@ pub enum FailureAction {
     Count,
 }
 
-fn matching_container<'a>(list: Option<&'a Vec<ContainerStatus>>, req: &PodFailurePolicyOnExitCodesRequirement) -> Option<(&'a ContainerStatus, i32)> {
+fn matching_container<'a>(
+    list: Option<&'a Vec<ContainerStatus>>,
+    req: &PodFailurePolicyOnExitCodesRequirement,
+) -> Option<(&'a ContainerStatus, i32)> {
     list?.iter().find_map(|cs| {
         let code = cs.state.as_ref()?.terminated.as_ref()?.exit_code;
         if req.container_name.as_deref().is_some_and(|n| n != cs.name) || code == 0 {
@@ -55,7 +60,12 @@ pub fn match_failure(policy: Option<&PodFailurePolicy>, pod: &Pod) -> FailureAct
                 patterns
                     .iter()
                     .any(|p| p.type_ == c.type_ && p.status == c.status)
-                    .then(|| format!("Pod {ns}/{name} has condition {} matching {} rule at index {i}", c.type_, rule.action))
+                    .then(|| {
+                        format!(
+                            "Pod {ns}/{name} has condition {} matching {} rule at index {i}",
+                            c.type_, rule.action
+                        )
+                    })
             })
         } else {
             None
@@ -74,7 +84,11 @@ pub fn match_failure(policy: Option<&PodFailurePolicy>, pod: &Pod) -> FailureAct
 
 /// Whether the succeeded indexes satisfy a success policy rule; the message names the rule
 /// (`matchSuccessPolicy`).
-pub fn match_success(policy: Option<&SuccessPolicy>, completions: i32, succeeded: &BTreeSet<i32>) -> Option<String> {
+pub fn match_success(
+    policy: Option<&SuccessPolicy>,
+    completions: i32,
+    succeeded: &BTreeSet<i32>,
+) -> Option<String> {
     let policy = policy?;
     if succeeded.is_empty() {
         return None;
@@ -126,13 +140,22 @@ mod tests {
             {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
             {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [42]}},
         ]}));
-        assert_eq!(match_failure(Some(&p), &failed_pod(3, json!([]))), FailureAction::Ignore);
+        assert_eq!(
+            match_failure(Some(&p), &failed_pod(3, json!([]))),
+            FailureAction::Ignore
+        );
         assert_eq!(
             match_failure(Some(&p), &failed_pod(42, json!([]))),
             FailureAction::FailJob("Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 1".into())
         );
-        assert_eq!(match_failure(Some(&p), &failed_pod(1, json!([]))), FailureAction::Count);
-        assert_eq!(match_failure(None, &failed_pod(42, json!([]))), FailureAction::Count);
+        assert_eq!(
+            match_failure(Some(&p), &failed_pod(1, json!([]))),
+            FailureAction::Count
+        );
+        assert_eq!(
+            match_failure(None, &failed_pod(42, json!([]))),
+            FailureAction::Count
+        );
     }
 
     #[test]
@@ -146,7 +169,9 @@ mod tests {
         let broken = failed_pod(1, json!([{"type": "ConfigIssue", "status": "True"}]));
         assert_eq!(
             match_failure(Some(&p), &broken),
-            FailureAction::FailJob("Pod ns/p has condition ConfigIssue matching FailJob rule at index 1".into())
+            FailureAction::FailJob(
+                "Pod ns/p has condition ConfigIssue matching FailJob rule at index 1".into()
+            )
         );
     }
 
@@ -159,9 +184,18 @@ mod tests {
         ]}))
         .unwrap();
         assert_eq!(match_success(Some(&sp), 10, &[0, 1].into()), None);
-        assert_eq!(match_success(Some(&sp), 10, &[0, 1, 2].into()).as_deref(), Some("Matched rules at index 0"));
-        assert_eq!(match_success(Some(&sp), 10, &[6, 9].into()).as_deref(), Some("Matched rules at index 1"));
-        assert_eq!(match_success(Some(&sp), 10, &[0, 1, 3, 4, 6, 8].into()).as_deref(), Some("Matched rules at index 2"));
+        assert_eq!(
+            match_success(Some(&sp), 10, &[0, 1, 2].into()).as_deref(),
+            Some("Matched rules at index 0")
+        );
+        assert_eq!(
+            match_success(Some(&sp), 10, &[6, 9].into()).as_deref(),
+            Some("Matched rules at index 1")
+        );
+        assert_eq!(
+            match_success(Some(&sp), 12, &[0, 1, 3, 4, 10, 11].into()).as_deref(),
+            Some("Matched rules at index 2")
+        );
         assert_eq!(match_success(None, 10, &[0].into()), None);
     }
 }
