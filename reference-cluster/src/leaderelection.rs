@@ -9,7 +9,6 @@
 //! old leader has stopped before the new one starts.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -408,9 +407,6 @@ impl LeaderElector {
         outcome
     }
 }
-
-/// Shared handle used by tests and callers that need the elector after `run` started.
-pub type SharedElector = Arc<LeaderElector>;
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,13 @@ impl Env {
         cfg.apiserver_endpoint = Some((cluster.addr.ip(), cluster.addr.port()));
         tune(&mut cfg);
         let (stop, rx) = watch::channel(false);
+        // The bootstrap nodes have no agents here: their leases are renewed as kubelets
+        // would, so node lifecycle keeps them Ready.
+        tokio::spawn(heartbeat(
+            client.clone(),
+            (0..3).map(|i| format!("node-{i}")).collect(),
+            rx.clone(),
+        ));
         let manager = tokio::spawn(kubeproof_refcluster::controllers::run_controller_manager(
             client.clone(),
             cfg,
@@ -65,11 +72,59 @@ impl Env {
         name.to_string()
     }
 
+    /// A further controller-manager on the same cluster (e.g. a standby replica).
+    pub fn spawn_manager(
+        &self,
+        cfg: ControllerConfig,
+    ) -> (watch::Sender<bool>, JoinHandle<anyhow::Result<()>>) {
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(kubeproof_refcluster::controllers::run_controller_manager(
+            self.client.clone(),
+            cfg,
+            rx,
+        ));
+        (stop, task)
+    }
+
+    /// Stops the first controller-manager, leaving the cluster up.
+    pub async fn stop_manager(&mut self) {
+        let _ = self.stop.send(true);
+        let r = tokio::time::timeout(Duration::from_secs(10), &mut self.manager).await;
+        assert!(r.is_ok(), "controller-manager did not stop");
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let r = tokio::time::timeout(Duration::from_secs(10), self.manager).await;
         assert!(r.is_ok(), "controller-manager did not stop");
         self.cluster.shutdown().await;
+    }
+}
+
+/// Renews the `kube-node-lease` Lease of each node every second until `stop`.
+pub async fn heartbeat(client: kube::Client, nodes: Vec<String>, mut stop: watch::Receiver<bool>) {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client, "kube-node-lease");
+    loop {
+        for n in &nodes {
+            let now = chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": n, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": n, "leaseDurationSeconds": 40, "renewTime": now}});
+            let _ = api
+                .patch(
+                    n,
+                    &PatchParams::apply("kubelet").force(),
+                    &Patch::Apply(&lease),
+                )
+                .await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            r = stop.changed() => if r.is_err() || *stop.borrow() { return },
+        }
     }
 }
 

@@ -5,9 +5,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
 use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
 use kubeproof_refcluster::node::{run_fleet_with_stats, FleetConfig, FleetStats};
 use serde_json::{json, Value};
@@ -265,23 +266,6 @@ async fn a_bound_pod_runs_ready_with_an_address() {
     assert!(app.ready && app.started == Some(true));
     assert!(app.container_id.unwrap().starts_with("kubeproof-sim://"));
 
-    // A pod bound through the binding subresource runs too.
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "bound"}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}})).unwrap();
-    env.pods()
-        .create(&PostParams::default(), &pod)
-        .await
-        .unwrap();
-    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-0"}});
-    env.pods()
-        .create_subresource::<Value, Value>("binding", "bound", &PostParams::default(), &binding)
-        .await
-        .unwrap();
-    let p = env
-        .pod_until("bound", "Running", Duration::from_secs(20), |p| {
-            phase(p) == "Running"
-        })
-        .await;
-    assert!(p.status.unwrap().pod_ip.unwrap().starts_with("127.244.0."));
     env.finish().await;
 }
 
@@ -450,6 +434,11 @@ async fn deleting_a_running_pod_removes_it_after_the_agent_stops_it() {
         phase(p) == "Running"
     })
     .await;
+    // Watch the pod from here on: its last versions must show the agent's work.
+    let wp = WatchParams::default().fields("metadata.name=victim");
+    let current = env.pods().get("victim").await.unwrap();
+    let rv = current.metadata.resource_version.clone().unwrap();
+    let mut events = env.pods().watch(&wp, &rv).await.unwrap().boxed();
     env.pods()
         .delete("victim", &DeleteParams::default())
         .await
@@ -462,16 +451,42 @@ async fn deleting_a_running_pod_removes_it_after_the_agent_stops_it() {
         .expect("still there while terminating");
     assert!(p.metadata.deletion_timestamp.is_some());
     assert_eq!(p.metadata.deletion_grace_period_seconds, Some(5));
-    let pods = env.pods();
-    let gone = eventually(Duration::from_secs(15), || async {
-        pods.get_opt("victim")
-            .await
-            .ok()
-            .and_then(|p| p.is_none().then_some(()))
+    let mut seen_stopped = None;
+    let deleted = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(ev) = events.try_next().await.unwrap() {
+            match ev {
+                WatchEvent::Modified(p) => {
+                    let stopped = container(&p, "app").and_then(|c| c.state?.terminated);
+                    if let Some(stopped) =
+                        stopped.filter(|_| p.metadata.deletion_timestamp.is_some())
+                    {
+                        seen_stopped = Some((stopped, phase(&p).to_string()));
+                    }
+                }
+                WatchEvent::Deleted(_) => return true,
+                _ => {}
+            }
+        }
+        false
     })
     .await;
-    assert!(gone.is_some(), "the agent removed the pod");
-    assert!(env.stats.snapshot().pods_deleted >= 1);
+    assert_eq!(deleted, Ok(true), "the pod was removed");
+    let (stopped, final_phase) =
+        seen_stopped.expect("the stopped container was reported before the pod went away");
+    assert_eq!(
+        (stopped.exit_code, stopped.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    assert_eq!(
+        final_phase, "Succeeded",
+        "a deleted pod ends in a terminal phase"
+    );
+    // The agent counts its delete once the API answered it, which may be after watchers saw it.
+    let counted = eventually(Duration::from_secs(5), || async {
+        (env.stats.snapshot().pods_deleted >= 1).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "the agent counted its final delete");
     env.finish().await;
 }
 
@@ -510,5 +525,96 @@ async fn pods_that_do_not_fit_are_rejected_with_upstream_reasons() {
         .await;
     assert_eq!(p.status.unwrap().reason.as_deref(), Some("NodeAffinity"));
     assert_eq!(env.stats.snapshot().pods_rejected, 2);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_bound_through_the_binding_subresource_runs() {
+    let env = start(1).await;
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "bound"}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+    )
+    .unwrap();
+    env.pods()
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bound"},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "node-0"}});
+    env.pods()
+        .create_subresource::<Value, Value>("binding", "bound", &PostParams::default(), &binding)
+        .await
+        .expect("the binding is accepted");
+    let p = env
+        .pod_until("bound", "Running", Duration::from_secs(20), |p| {
+            phase(p) == "Running"
+        })
+        .await;
+    assert!(p.status.unwrap().pod_ip.unwrap().starts_with("127.244.0."));
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pods_cost_few_status_writes() {
+    let env = start(3).await;
+    let n = 30;
+    for i in 0..n {
+        env.create_pod(
+            &format!("p-{i}"),
+            &format!("node-{}", i % 3),
+            json!({}),
+            json!({}),
+        )
+        .await;
+    }
+    for i in 0..n {
+        env.pod_until(&format!("p-{i}"), "Running", Duration::from_secs(30), |p| {
+            phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    }
+    let writes = env.stats.snapshot().pod_status_writes;
+    assert!(
+        writes >= n && writes <= 3 * n,
+        "{writes} status writes for {n} pods"
+    );
+    // Nothing changes any more, so nothing more is written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.stats.snapshot().pod_status_writes, writes);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_annotations_drive_node_conditions() {
+    let env = start(1).await;
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    let patch = json!({"metadata": {"annotations": {"sim.kubeproof.dev/memory-pressure": "true"}}});
+    nodes
+        .patch(
+            "node-0",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let pressure = eventually(Duration::from_secs(15), || async {
+        let n = nodes.get("node-0").await.ok()?;
+        let c = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "MemoryPressure")?;
+        (c.status == "True").then_some(c)
+    })
+    .await
+    .expect("MemoryPressure is reported");
+    assert_eq!(
+        pressure.reason.as_deref(),
+        Some("KubeletHasInsufficientMemory")
+    );
+    assert_eq!(
+        pressure.message.as_deref(),
+        Some("kubelet has insufficient memory available")
+    );
     env.finish().await;
 }

@@ -147,14 +147,16 @@ async fn pod_lands_on_the_node_that_fits() {
     env.create_pod("big", json!({"containers": cpu("2")})).await;
     assert_eq!(env.node_of("big").await, "node-2");
 
-    let pod = env.pods().get("big").await.unwrap();
-    let cond = pod
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|c| c.type_ == "PodScheduled")
-        .expect("PodScheduled condition");
+    let pods = env.pods();
+    let cond = eventually(Duration::from_secs(10), || async {
+        let p = pods.get("big").await.ok()?;
+        p.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")
+    })
+    .await
+    .expect("PodScheduled condition");
     assert_eq!(cond.status, "True");
 
     let scheduled = eventually(Duration::from_secs(10), || async {
@@ -324,5 +326,87 @@ async fn high_priority_pod_preempts_a_lower_priority_one() {
         preempted.message.as_deref(),
         Some(format!("Preempted by pod {vip_uid} on node node-0").as_str())
     );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_from_a_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ClusterConfig {
+        store: StoreConfig::Memory,
+        nodes: 2,
+        ..ClusterConfig::for_tests(dir.path())
+    };
+    let cluster = RunningCluster::start(cfg).await.expect("cluster starts");
+    let client = cluster.client().await.expect("client");
+    let cfg = SchedulerConfig::from_yaml(
+        r#"
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection:
+  leaderElect: false
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packer
+  percentageOfNodesToScore: 100
+  plugins:
+    score:
+      disabled:
+      - name: NodeResourcesBalancedAllocation
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+"#,
+    )
+    .expect("configuration accepted");
+    let metrics = cfg.metrics.clone();
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(scheduler::run(client.clone(), cfg, rx));
+    let env = Env {
+        _dir: dir,
+        cluster,
+        client,
+        stop,
+        task,
+        metrics,
+    };
+
+    env.create_pod("elsewhere", json!({"schedulerName": "someone-else"}))
+        .await;
+    for name in ["pack-a", "pack-b", "pack-c"] {
+        env.create_pod(
+            name,
+            json!({"schedulerName": "bin-packer", "containers": cpu("1")}),
+        )
+        .await;
+        env.node_of(name).await;
+    }
+    let a = env.node_of("pack-a").await;
+    assert_eq!(
+        env.node_of("pack-b").await,
+        a,
+        "MostAllocated packs pods together"
+    );
+    assert_eq!(env.node_of("pack-c").await, a);
+    env.create_pod("plain", json!({})).await;
+    env.node_of("plain").await;
+
+    let elsewhere = env.pods().get("elsewhere").await.unwrap();
+    assert!(
+        elsewhere.spec.unwrap().node_name.is_none(),
+        "another scheduler's pod is left alone"
+    );
+    assert!(env.events_for("elsewhere").await.is_empty());
+    let scheduled = eventually(Duration::from_secs(10), || async {
+        env.events_for("pack-a")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Scheduled"))
+    })
+    .await
+    .expect("a Scheduled event");
+    assert_eq!(scheduled.reporting_component.as_deref(), Some("bin-packer"));
     env.finish().await;
 }

@@ -725,3 +725,65 @@ async fn aggregated_cluster_roles_pick_up_new_rules() {
     assert_eq!(basic.code, 200);
     env.cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn components_get_least_privilege_identities() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let env = start(|_, _| {}).await;
+    let cluster = &env.cluster;
+    let scheduler = cluster
+        .client_as("system:kube-scheduler", &[])
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::all(scheduler.clone());
+    assert!(
+        pods.list(&ListParams::default()).await.is_ok(),
+        "the scheduler watches pods everywhere"
+    );
+    let secrets: Api<Secret> = Api::all(scheduler.clone());
+    let err = secrets.list(&ListParams::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403),
+        "the scheduler reads no secrets: {err}"
+    );
+    let leases: Api<Lease> = Api::namespaced(scheduler, "kube-system");
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "kube-scheduler"}, "spec": {"holderIdentity": "s1"}}),
+    )
+    .unwrap();
+    assert!(
+        leases.create(&Default::default(), &lease).await.is_ok(),
+        "leader election"
+    );
+    assert!(
+        leases.list(&ListParams::default()).await.is_err(),
+        "but no reading of every lease"
+    );
+    let kcm = cluster
+        .client_as("system:kube-controller-manager", &[])
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::all(kcm);
+    assert!(
+        secrets.list(&ListParams::default()).await.is_ok(),
+        "the controller manager reads secrets"
+    );
+    let node = cluster
+        .client_as("system:node:node-0", &["system:nodes"])
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(node.clone());
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok"}]}});
+    assert!(nodes
+        .patch_status("node-0", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .is_ok());
+    let node_secrets: Api<Secret> = Api::all(node);
+    assert!(
+        node_secrets.list(&ListParams::default()).await.is_err(),
+        "a node may not list secrets"
+    );
+    env.cluster.shutdown().await;
+}

@@ -159,6 +159,17 @@ async fn bad_credentials_get_401_never_5xx() {
         // A bad credential is refused even where no credential would be let in.
         assert_eq!(client.get("/healthz").await.code, 401, "{what} on /healthz");
     }
+    // The issuer publishes the key the tokens are signed with.
+    let jwks = admin.get("/openid/v1/jwks").await;
+    assert_eq!(jwks.code, 200);
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&h).unwrap()).unwrap();
+    assert_eq!(jwks.body["keys"][0]["kid"], header["kid"]);
+    let discovery = admin.get("/.well-known/openid-configuration").await;
+    assert_eq!(
+        discovery.body["issuer"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
     // The good ones work.
     assert_eq!(
         with_token(cluster, &good).await.get("/apis").await.code,

@@ -186,6 +186,12 @@ async fn the_seed_audit_policy_works_as_written() {
     assert_eq!(denied[0]["user"]["username"], "kubernetes-admin");
     assert_eq!(denied[0]["responseStatus"]["code"], 403);
     assert_eq!(denied[0]["responseStatus"]["reason"], "Forbidden");
+    assert_eq!(
+        denied[0]["annotations"]["authorization.k8s.io/decision"], "forbid",
+        "{}",
+        denied[0]
+    );
+    assert_eq!(e["annotations"]["authorization.k8s.io/decision"], "allow");
     env.cluster.shutdown().await;
 }
 

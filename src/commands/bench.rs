@@ -364,8 +364,8 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
     let cfg = ClusterConfig {
         store: StoreConfig::Memory,
         nodes: 0,
-        // Enough history that the fleet's and scheduler's watches never fall behind the window.
-        watch_window: (args.pods * 8 + args.nodes * 4).max(10_000),
+        // Room for a few events per pod and node, so busy watchers are not sent back to relist.
+        watch_window: (args.pods * 2 + args.nodes * 2).max(10_000),
         ..ClusterConfig::for_tests(dir.path())
     };
     let cluster = RunningCluster::start(cfg)

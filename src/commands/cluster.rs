@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
+use kubeproof_refcluster::apiserver::AuthorizationMode;
+use kubeproof_refcluster::cluster::{self, ClusterConfig, RunningCluster, StoreConfig};
 
 use crate::Output;
 
@@ -19,6 +20,8 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Run the cluster in the foreground until Ctrl-C (SIGINT) or SIGTERM.
     Up(UpArgs),
+    /// Identities of the cluster.
+    User(UserArgs),
 }
 
 #[derive(Args, Clone)]
@@ -37,11 +40,72 @@ pub struct UpArgs {
     /// embedded store.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// kube-apiserver's security flags, with its names and (kubeadm's) defaults.
+#[derive(Args, Clone, Default)]
+pub struct SecurityArgs {
+    /// Let requests without credentials in as system:anonymous (RBAC then decides); off,
+    /// they get 401 except on /healthz, /livez, /readyz and /version.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub anonymous_auth: bool,
+    /// Static bearer tokens: a CSV file of `token,user,uid[,"group1,group2"]` lines.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Authorizers in order: AlwaysAllow, Node, RBAC.
+    #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
+    pub authorization_mode: Vec<String>,
+    /// Admission plugins to turn on besides upstream's defaults (NodeRestriction is on).
+    #[arg(long, value_delimiter = ',')]
+    pub enable_admission_plugins: Vec<String>,
+    /// Admission plugins to turn off.
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+    /// An audit.k8s.io/v1 Policy; with --audit-log-path, requests are audited.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+    /// Where audit events go, one JSON object per line.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// An EncryptionConfiguration for data at rest (e.g. Secrets with aesgcm).
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
+    /// API Priority and Fairness (429 with Retry-After when a priority level is saturated).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_priority_and_fairness: bool,
+}
+
+impl SecurityArgs {
+    /// Applies the flags to a cluster configuration.
+    pub fn apply(&self, cfg: &mut ClusterConfig) -> Result<()> {
+        let api = &mut cfg.apiserver;
+        api.anonymous_auth = self.anonymous_auth;
+        api.token_auth_file = self.token_auth_file.clone();
+        api.authorization_modes = self
+            .authorization_mode
+            .iter()
+            .map(|m| {
+                AuthorizationMode::parse(m).with_context(|| {
+                    format!("unknown authorization mode {m:?}; use AlwaysAllow, Node or RBAC")
+                })
+            })
+            .collect::<Result<_>>()?;
+        api.enable_admission_plugins
+            .extend(self.enable_admission_plugins.iter().cloned());
+        api.disable_admission_plugins = self.disable_admission_plugins.clone();
+        api.audit_policy_file = self.audit_policy_file.clone();
+        api.audit_log_path = self.audit_log_path.clone();
+        api.encryption_provider_config = self.encryption_provider_config.clone();
+        api.priority_and_fairness = self.enable_priority_and_fairness;
+        Ok(())
+    }
 }
 
 impl UpArgs {
-    pub fn config(&self) -> ClusterConfig {
-        ClusterConfig {
+    pub fn config(&self) -> Result<ClusterConfig> {
+        let mut cfg = ClusterConfig {
             data_dir: self.data_dir.clone(),
             api_port: self.api_port,
             nodes: self.nodes,
@@ -51,18 +115,94 @@ impl UpArgs {
                 StoreConfig::Etcd(self.etcd_servers.clone())
             },
             ..ClusterConfig::default()
-        }
+        };
+        self.security.apply(&mut cfg)?;
+        Ok(cfg)
     }
+}
+
+#[derive(Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Write a kubeconfig for a new identity: a client certificate from the cluster CA with
+    /// the user as its CN and the groups as its O. It holds no roles until you bind some.
+    Add(UserAddArgs),
+}
+
+#[derive(Args)]
+pub struct UserAddArgs {
+    /// The user name (e.g. jane, or system:node:node-1).
+    pub name: String,
+    /// A group of the user (repeatable).
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// The cluster's data directory (as given to `cluster up`).
+    #[arg(long, default_value = ".kubeproof/cluster")]
+    pub data_dir: PathBuf,
+    /// Where to write the kubeconfig (default: <data-dir>/users/<name>.kubeconfig).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 pub async fn run(args: ClusterArgs, output: Output) -> Result<ExitCode> {
     match args.command {
         ClusterCommand::Up(up) => up_foreground(up, output).await,
+        ClusterCommand::User(UserArgs {
+            command: UserCommand::Add(add),
+        }) => user_add(&add, output),
     }
 }
 
+/// A file name for a user name (`system:node:n1` → `system_node_n1`).
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn user_add(args: &UserAddArgs, output: Output) -> Result<ExitCode> {
+    let groups: Vec<&str> = args.groups.iter().map(String::as_str).collect();
+    let kubeconfig = cluster::user_kubeconfig(&args.data_dir, &args.name, &groups)?;
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => args
+            .data_dir
+            .join("users")
+            .join(format!("{}.kubeconfig", file_stem(&args.name))),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    kubeproof_refcluster::pki::write_private(&path, kubeconfig.as_bytes())?;
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"user": args.name, "groups": args.groups, "kubeconfig": path})
+        ),
+        Output::Text => {
+            println!("wrote {} for user {:?}", path.display(), args.name);
+            println!(
+                "  use it with: KUBECONFIG={} kubectl auth whoami",
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn up_foreground(args: UpArgs, output: Output) -> Result<ExitCode> {
-    let cluster = RunningCluster::start(args.config()).await?;
+    let cluster = RunningCluster::start(args.config()?).await?;
     let kubeconfig = cluster.kubeconfig_path().display().to_string();
     match output {
         Output::Json => println!(
@@ -95,4 +235,90 @@ pub async fn wait_for_signal() -> Result<()> {
         _ = int.recv() => {},
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    }
+
+    #[test]
+    fn security_flags_map_to_the_cluster_configuration() {
+        let cli = Cli::try_parse_from([
+            "cluster",
+            "up",
+            "--anonymous-auth",
+            "--authorization-mode",
+            "RBAC",
+            "--disable-admission-plugins",
+            "PodSecurity",
+            "--enable-priority-and-fairness=false",
+            "--token-auth-file",
+            "/tmp/tokens.csv",
+        ])
+        .unwrap();
+        let ClusterCommand::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        let cfg = up.config().unwrap();
+        assert!(cfg.apiserver.anonymous_auth);
+        assert_eq!(
+            cfg.apiserver.authorization_modes,
+            vec![AuthorizationMode::Rbac]
+        );
+        assert_eq!(cfg.apiserver.disable_admission_plugins, vec!["PodSecurity"]);
+        assert!(!cfg.apiserver.priority_and_fairness);
+        assert_eq!(
+            cfg.apiserver.token_auth_file,
+            Some(PathBuf::from("/tmp/tokens.csv"))
+        );
+        let defaults = Cli::try_parse_from(["cluster", "up"]).unwrap();
+        let ClusterCommand::Up(up) = defaults.command else {
+            panic!("not up")
+        };
+        let cfg = up.config().unwrap();
+        assert!(!cfg.apiserver.anonymous_auth);
+        assert_eq!(
+            cfg.apiserver.authorization_modes,
+            vec![AuthorizationMode::Node, AuthorizationMode::Rbac]
+        );
+        assert!(cfg.apiserver.priority_and_fairness);
+        let bad = Cli::try_parse_from(["cluster", "up", "--authorization-mode", "ABAC"]).unwrap();
+        let ClusterCommand::Up(up) = bad.command else {
+            panic!("not up")
+        };
+        assert!(up.config().is_err());
+    }
+
+    #[test]
+    fn user_add_writes_a_kubeconfig_for_an_existing_cluster_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let add = UserAddArgs {
+            name: "system:node:n1".into(),
+            groups: vec!["system:nodes".into()],
+            data_dir: dir.path().to_path_buf(),
+            output: None,
+        };
+        assert!(
+            user_add(&add, Output::Text).is_err(),
+            "no cluster in an empty directory"
+        );
+        kubeproof_refcluster::pki::Pki::load_or_create(&dir.path().join("pki"), &[]).unwrap();
+        std::fs::write(
+            dir.path().join("kubeconfig"),
+            "clusters:\n- name: kubeproof\n  cluster:\n    server: https://127.0.0.1:6443\n",
+        )
+        .unwrap();
+        user_add(&add, Output::Text).unwrap();
+        let written =
+            std::fs::read_to_string(dir.path().join("users/system_node_n1.kubeconfig")).unwrap();
+        assert!(written.contains("server: https://127.0.0.1:6443"));
+        assert!(written.contains("client-certificate-data"));
+    }
 }

@@ -515,3 +515,30 @@ impl ApiServer {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugins_are_upstreams_defaults_plus_and_minus_the_flags() {
+        let a = Admission::new(&[], &[], Default::default()).unwrap();
+        assert!(a.on(POD_SECURITY) && a.on(RESOURCE_QUOTA));
+        assert!(!a.on(NODE_RESTRICTION), "not on by default upstream");
+        let a = Admission::new(
+            &[NODE_RESTRICTION.into()],
+            &[POD_SECURITY.into()],
+            Default::default(),
+        )
+        .unwrap();
+        assert!(a.on(NODE_RESTRICTION) && !a.on(POD_SECURITY));
+        let err = Admission::new(&["AlwaysPullImages".into()], &[], Default::default())
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("\"AlwaysPullImages\" is not supported"),
+            "{err}"
+        );
+        assert!(!Admission::none().on(NAMESPACE_LIFECYCLE));
+    }
+}

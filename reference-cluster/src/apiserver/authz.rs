@@ -48,8 +48,57 @@ impl AuthorizationMode {
 /// never overwrites what a newer local write already put in.
 #[derive(Default)]
 pub struct RbacCache {
-    snapshot: RwLock<RbacSnapshot>,
+    index: RwLock<RbacIndex>,
     revisions: Mutex<HashMap<String, Revision>>,
+}
+
+/// The RBAC objects with their bindings listed once per change rather than per request (the
+/// authorizer walks every cluster-wide binding on every request).
+#[derive(Default)]
+pub struct RbacIndex {
+    snapshot: RbacSnapshot,
+    cluster_bindings: Vec<Arc<Binding>>,
+    bindings_by_namespace: HashMap<String, Vec<Arc<Binding>>>,
+}
+
+impl RbacIndex {
+    /// Re-lists the bindings `kind` (in `namespace`) changed.
+    fn refresh(&mut self, kind: &str, namespace: &str) {
+        match kind {
+            "ClusterRoleBinding" => self.cluster_bindings = self.snapshot.cluster_role_bindings(),
+            "RoleBinding" => {
+                let listed = self.snapshot.role_bindings(namespace);
+                if listed.is_empty() {
+                    self.bindings_by_namespace.remove(namespace);
+                } else {
+                    self.bindings_by_namespace
+                        .insert(namespace.to_string(), listed);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl RbacObjects for RbacIndex {
+    fn cluster_role(&self, name: &str) -> Option<Arc<Role>> {
+        self.snapshot.cluster_role(name)
+    }
+
+    fn role(&self, namespace: &str, name: &str) -> Option<Arc<Role>> {
+        self.snapshot.role(namespace, name)
+    }
+
+    fn cluster_role_bindings(&self) -> Vec<Arc<Binding>> {
+        self.cluster_bindings.clone()
+    }
+
+    fn role_bindings(&self, namespace: &str) -> Vec<Arc<Binding>> {
+        self.bindings_by_namespace
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// The RBAC kind stored under `key`, if it is an RBAC object's key.
@@ -79,44 +128,51 @@ impl RbacCache {
             }
             revs.insert(key.to_string(), revision);
         }
-        let mut snap = self.snapshot.write();
+        let (ns, name) = namespace_and_name(key);
+        let mut index = self.index.write();
         match object {
             Some(obj) => {
                 let mut obj = obj.clone();
                 obj["kind"] = json!(kind);
-                if let Err(e) = snap.upsert(&obj) {
+                if let Err(e) = index.snapshot.upsert(&obj) {
                     tracing::warn!("ignoring an RBAC object the authorizer cannot read: {e}");
                 }
             }
-            None => {
-                let (ns, name) = namespace_and_name(key);
-                snap.remove(kind, ns, name);
-            }
+            None => index.snapshot.remove(kind, ns, name),
         }
+        index.refresh(kind, ns);
         true
     }
 
     /// Replaces everything with `objects` (a fresh list at `revision`).
     pub fn reset(&self, objects: &[(String, Value)], revision: Revision) {
-        let mut snap = RbacSnapshot::new();
+        let mut index = RbacIndex::default();
         let mut revs = HashMap::new();
+        let mut namespaces = std::collections::BTreeSet::new();
         for (key, obj) in objects {
             let Some(kind) = rbac_kind_of_key(key) else {
                 continue;
             };
             let mut obj = obj.clone();
             obj["kind"] = json!(kind);
-            if let Err(e) = snap.upsert(&obj) {
+            if let Err(e) = index.snapshot.upsert(&obj) {
                 tracing::warn!("ignoring an RBAC object the authorizer cannot read: {e}");
+            }
+            if kind == "RoleBinding" {
+                namespaces.insert(namespace_and_name(key).0.to_string());
             }
             revs.insert(key.clone(), revision);
         }
-        *self.snapshot.write() = snap;
+        index.refresh("ClusterRoleBinding", "");
+        for ns in namespaces {
+            index.refresh("RoleBinding", &ns);
+        }
+        *self.index.write() = index;
         *self.revisions.lock() = revs;
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, RbacSnapshot> {
-        self.snapshot.read()
+    pub fn read(&self) -> RwLockReadGuard<'_, RbacIndex> {
+        self.index.read()
     }
 }
 
@@ -214,7 +270,7 @@ impl Authorizer {
 
 /// A read view of the authorization policy as RBAC objects.
 pub enum Policy<'a> {
-    Rbac(RwLockReadGuard<'a, RbacSnapshot>),
+    Rbac(RwLockReadGuard<'a, RbacIndex>),
     Everything(AllowAll),
 }
 

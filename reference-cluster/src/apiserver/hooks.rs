@@ -143,7 +143,7 @@ pub async fn subresource(
             let body = object::decode(ctx.content_type(), &ctx.body)?;
             admit_subresource_create(server, ctx, info, ns, name, "eviction", "Eviction", &body)
                 .await?;
-            evict(server, info, ns, name, &body).await
+            evict(server, info, ns, name, &body, ctx.dry_run()).await
         }
         ("binding", "create") => {
             let body = object::decode(ctx.content_type(), &ctx.body)?;
@@ -270,50 +270,38 @@ async fn bind(
 }
 
 /// The eviction subresource: a delete that respects PodDisruptionBudgets.
+///
+/// As upstream: a pod that is not running yet, has finished or is already deleting goes
+/// without asking its budget; otherwise its one matching budget must allow a disruption, and
+/// the eviction takes it (status `disruptionsAllowed` down by one, the pod recorded in
+/// `disruptedPods`) before deleting, so that two evictions racing cannot both pass.
 async fn evict(
     server: &Arc<ApiServer>,
     info: &ResourceInfo,
     ns: Option<&str>,
     name: &str,
     body: &Value,
+    dry_run_query: bool,
 ) -> ApiResult<Response<Body>> {
     let pod = server.get_object(info, ns, name).await?;
-    if let Some(pdb_info) = server.catalog.get("policy", "v1", "poddisruptionbudgets") {
-        let filter_all = super::watch_stream::Filter::everything(server, &pdb_info);
-        let pdbs = server
-            .list_objects(&pdb_info, ns, &filter_all, Default::default())
-            .await?;
-        for pdb in pdbs.items {
-            let sel = pdb
-                .pointer("/spec/selector")
-                .cloned()
-                .unwrap_or(Value::Null);
-            let matches = crate::resources::fields::LabelSelector::from_json(&sel)
-                .map(|s| s.matches_object(&pod))
-                .unwrap_or(false);
-            if matches
-                && pdb
-                    .pointer("/status/disruptionsAllowed")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    <= 0
-            {
-                let mut e = ApiError::new(
-                    429,
-                    "TooManyRequests",
-                    "Cannot evict pod as it would violate the pod's disruption budget.",
-                );
-                e.details = Some(
-                    json!({"causes": [{"reason": "DisruptionBudget", "message": format!("The disruption budget {} needs {} healthy pods and has {} currently", object::name(&pdb), pdb.pointer("/status/desiredHealthy").cloned().unwrap_or(json!(0)), pdb.pointer("/status/currentHealthy").cloned().unwrap_or(json!(0)))}]}),
-                );
-                return Err(e);
-            }
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+    let budget_applies =
+        !object::is_deleting(&pod) && !matches!(phase, Some("Pending" | "Succeeded" | "Failed"));
+    let dry_run = dry_run_query
+        || body
+            .pointer("/deleteOptions/dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+    if budget_applies {
+        if let Some(pdb_info) = server.catalog.get("policy", "v1", "poddisruptionbudgets") {
+            take_disruption(server, &pdb_info, ns, &pod, dry_run).await?;
         }
     }
     let opts = DeleteOptions {
         grace_period: body
             .pointer("/deleteOptions/gracePeriodSeconds")
             .and_then(Value::as_i64),
+        dry_run,
         ..Default::default()
     };
     server.delete_object(info, ns, name, &opts).await?;
@@ -321,6 +309,102 @@ async fn evict(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
+}
+
+/// Checks the pod's budget and records the disruption in its status (429 when none is left).
+async fn take_disruption(
+    server: &Arc<ApiServer>,
+    pdb_info: &ResourceInfo,
+    ns: Option<&str>,
+    pod: &Value,
+    dry_run: bool,
+) -> ApiResult<()> {
+    let filter_all = super::watch_stream::Filter::everything(server, pdb_info);
+    let pdbs = server
+        .list_objects(pdb_info, ns, &filter_all, Default::default())
+        .await?;
+    let matching: Vec<&Value> = pdbs
+        .items
+        .iter()
+        .filter(|pdb| {
+            let sel = pdb
+                .pointer("/spec/selector")
+                .cloned()
+                .unwrap_or(Value::Null);
+            crate::resources::fields::LabelSelector::from_json(&sel)
+                .map(|s| s.matches_object(pod))
+                .unwrap_or(false)
+        })
+        .collect();
+    let pdb = match matching.as_slice() {
+        [] => return Ok(()),
+        [one] => *one,
+        _ => {
+            return Err(ApiError::new(
+                500,
+                "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ))
+        }
+    };
+    let pdb_name = object::name(pdb).to_string();
+    let pod_name = object::name(pod).to_string();
+    let refuse = |pdb: &Value| {
+        let mut e = ApiError::new(
+            429,
+            "TooManyRequests",
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+        );
+        e.details = Some(
+            json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
+            "The disruption budget {} needs {} healthy pods and has {} currently",
+            object::name(pdb),
+            pdb.pointer("/status/desiredHealthy").cloned().unwrap_or(json!(0)),
+            pdb.pointer("/status/currentHealthy").cloned().unwrap_or(json!(0)))}]}),
+        );
+        e
+    };
+    let allowed = |pdb: &Value| {
+        pdb.pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    if dry_run {
+        return if allowed(pdb) > 0 {
+            Ok(())
+        } else {
+            Err(refuse(pdb))
+        };
+    }
+    let opts = WriteOptions::internal("kube-apiserver");
+    server
+        .guaranteed_update(
+            pdb_info,
+            ns,
+            &pdb_name,
+            Some("status"),
+            &opts,
+            crate::patch::Operation::Update,
+            |cur| {
+                let mut pdb = cur.ok_or_else(|| ApiError::not_found(pdb_info, &pdb_name))?;
+                let left = allowed(&pdb);
+                if left <= 0 {
+                    return Err(refuse(&pdb));
+                }
+                object::set_path(&mut pdb, "status.disruptionsAllowed", json!(left - 1));
+                // Pod names may hold dots: the map entry is set directly, not by path.
+                let mut disrupted = pdb
+                    .pointer("/status/disruptedPods")
+                    .cloned()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| json!({}));
+                disrupted[pod_name.as_str()] = json!(object::now_rfc3339());
+                object::set_path(&mut pdb, "status.disruptedPods", disrupted);
+                Ok(pdb)
+            },
+        )
+        .await
+        .map(|_| ())
 }
 
 /// Work before an object is first stored.
@@ -628,8 +712,19 @@ pub async fn on_delete_marked(_server: &ApiServer, info: &ResourceInfo, obj: &mu
 }
 
 /// Whether a deleting object may leave the store now (no finalizers hold it).
-pub fn ready_to_delete(info: &ResourceInfo, obj: &Value) -> bool {
-    if !object::is_deleting(obj) || !object::finalizers(obj).is_empty() {
+///
+/// As upstream's `ShouldDeleteDuringUpdate`, only an object whose delete was already due (no
+/// grace period left on the stored version) goes: a pod still in its grace period keeps
+/// taking status updates from its node.
+pub fn ready_to_delete(info: &ResourceInfo, old: &Value, obj: &Value) -> bool {
+    if !object::is_deleting(old) || !object::finalizers(obj).is_empty() {
+        return false;
+    }
+    let grace = old
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if grace > 0 {
         return false;
     }
     if is(info, "", "namespaces") {

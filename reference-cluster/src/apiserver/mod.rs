@@ -506,6 +506,20 @@ impl ApiServer {
         };
         if !public_only {
             let decision = self.security.authz.authorize(&attrs);
+            if let Some(a) = audited.as_mut() {
+                // Upstream's authorization audit annotations.
+                let verdict = if decision.allowed { "allow" } else { "forbid" };
+                a.annotate(&std::collections::BTreeMap::from([
+                    (
+                        "authorization.k8s.io/decision".to_string(),
+                        verdict.to_string(),
+                    ),
+                    (
+                        "authorization.k8s.io/reason".to_string(),
+                        decision.reason.clone(),
+                    ),
+                ]));
+            }
             if !decision.allowed {
                 return Err(respond_error(&authz::forbidden(&attrs, &decision)));
             }

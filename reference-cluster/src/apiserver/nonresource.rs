@@ -1,4 +1,5 @@
-//! Non-resource endpoints: `/version`, health checks, `/metrics`, OpenAPI.
+//! Non-resource endpoints: `/version`, health checks, `/metrics`, OpenAPI, and the
+//! ServiceAccount issuer's OpenID discovery documents.
 
 use std::sync::Arc;
 
@@ -63,6 +64,20 @@ pub async fn handle(server: &Arc<ApiServer>, ctx: &RequestContext) -> ApiResult<
             "text/plain; version=0.0.4; charset=utf-8",
             server.metrics.render(),
         )),
+        // ServiceAccount issuer discovery, for relying parties that verify our tokens.
+        "/.well-known/openid-configuration" => match &server.security.authn.tokens.service_accounts
+        {
+            Some(issuer) => Ok(respond_json(200, &issuer.openid_configuration())),
+            None => Err(ApiError::path_not_found()),
+        },
+        "/openid/v1/jwks" => match &server.security.authn.tokens.service_accounts {
+            Some(issuer) => Ok(respond_bytes(
+                200,
+                "application/jwk-set+json",
+                serde_json::to_vec(&issuer.jwks()).unwrap_or_default(),
+            )),
+            None => Err(ApiError::path_not_found()),
+        },
         "/openapi/v2" => Ok(respond_bytes(
             200,
             "application/json",

@@ -910,7 +910,7 @@ impl ApiServer {
             }
             let rev = current_kv.as_ref().map(|kv| kv.mod_revision).unwrap_or(0);
             // Finalizers emptied on a deleting object: the delete completes now.
-            if super::hooks::ready_to_delete(info, &new) {
+            if super::hooks::ready_to_delete(info, &old, &new) {
                 if opts.dry_run {
                     return Ok(new);
                 }

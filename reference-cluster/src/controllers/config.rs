@@ -52,8 +52,6 @@ pub struct ControllerConfig {
     pub node_monitor_period: Duration,
     pub node_monitor_grace_period: Duration,
     pub node_startup_grace_period: Duration,
-    /// Evictions per second during taint-based eviction.
-    pub node_eviction_rate: f64,
 
     /// HorizontalPodAutoscaler: sync period, tolerance, scale-down stabilisation default.
     pub hpa_sync_period: Duration,
@@ -98,7 +96,6 @@ impl Default for ControllerConfig {
             node_monitor_period: Duration::from_secs(5),
             node_monitor_grace_period: Duration::from_secs(50),
             node_startup_grace_period: Duration::from_secs(60),
-            node_eviction_rate: 0.1,
             hpa_sync_period: Duration::from_secs(15),
             hpa_tolerance: 0.1,
             hpa_downscale_stabilization: Duration::from_secs(5 * 60),
@@ -126,7 +123,6 @@ impl ControllerConfig {
             node_monitor_period: Duration::from_millis(500),
             node_monitor_grace_period: Duration::from_secs(4),
             node_startup_grace_period: Duration::from_secs(4),
-            node_eviction_rate: 100.0,
             hpa_sync_period: Duration::from_secs(1),
             hpa_downscale_stabilization: Duration::from_secs(2),
             hpa_cpu_initialization_period: Duration::from_secs(1),

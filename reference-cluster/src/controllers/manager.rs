@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::config::ControllerConfig;
-use super::runtime::SharedInformers;
+use super::runtime::{InformerSet, SharedInformers};
 use crate::leaderelection::{LeaderElectionError, LeaderElector};
 
 /// What every controller is built from.
@@ -55,10 +55,14 @@ pub async fn run_controller_manager(
 }
 
 /// Builds the enabled controllers (registering their informers and handlers).
-pub fn build_controllers(ctx: &Context) -> Vec<Arc<dyn Controller>> {
+pub fn build_controllers(ctx: &Context) -> Vec<(Arc<dyn Controller>, InformerSet)> {
     use super::replicaset::{ReplicaKind, ReplicaSetController};
     let cfg = &ctx.cfg;
-    let mut out: Vec<Arc<dyn Controller>> = Vec::new();
+    ctx.informers.track();
+    let mut out = Tracked {
+        ctx,
+        built: Vec::new(),
+    };
     if cfg.enabled("replicaset") {
         out.push(ReplicaSetController::new(ctx, ReplicaKind::ReplicaSet));
     }
@@ -99,10 +103,38 @@ pub fn build_controllers(ctx: &Context) -> Vec<Arc<dyn Controller>> {
     if cfg.enabled("cronjob") {
         out.push(super::cronjob::CronJobController::new(ctx));
     }
-    out
+    if cfg.enabled("nodelifecycle") {
+        out.push(super::nodelifecycle::NodeLifecycle::new(ctx));
+    }
+    if cfg.enabled("statefulset") {
+        out.push(super::statefulset::StatefulSetController::new(ctx));
+    }
+    if cfg.enabled("daemonset") {
+        out.push(super::daemonset::DaemonSetController::new(ctx));
+    }
+    if cfg.enabled("disruption") {
+        out.push(super::disruption::DisruptionController::new(ctx));
+    }
+    let _ = ctx.informers.tracked();
+    out.built
 }
 
-/// Runs every enabled controller without leader election.
+/// Collects controllers with the informers each asked for while being built.
+struct Tracked<'a> {
+    ctx: &'a Context,
+    built: Vec<(Arc<dyn Controller>, InformerSet)>,
+}
+
+impl Tracked<'_> {
+    fn push(&mut self, c: Arc<dyn Controller>) {
+        let set = self.ctx.informers.tracked();
+        self.built.push((c, set));
+        self.ctx.informers.track();
+    }
+}
+
+/// Runs every enabled controller without leader election. Each controller starts its workers
+/// once the informers it uses have listed everything.
 pub async fn run_controllers(
     client: kube::Client,
     cfg: ControllerConfig,
@@ -115,29 +147,44 @@ pub async fn run_controllers(
     };
     let controllers = build_controllers(&ctx);
     let watches = ctx.informers.start(&stop);
-    if !ctx.informers.wait_synced(&stop).await {
-        for w in watches {
-            w.abort();
-        }
-        return Ok(());
+    let mut runners = Vec::new();
+    for (c, informers) in &controllers {
+        let (c, informers, mut stop) = (c.clone(), informers.clone(), stop.clone());
+        runners.push(tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let mut warned = false;
+            while !informers.synced() {
+                if *stop.borrow() {
+                    return;
+                }
+                if !warned && started.elapsed() > Duration::from_secs(30) {
+                    warned = true;
+                    tracing::warn!(controller = c.name(), pending = ?informers.pending(), "still waiting for informers to sync");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    r = stop.changed() => if r.is_err() { return },
+                }
+            }
+            tracing::debug!(controller = c.name(), "caches synced; starting workers");
+            for t in c.run() {
+                let _ = t.await;
+            }
+        }));
     }
     tracing::info!(
-        controllers = ?controllers.iter().map(|c| c.name()).collect::<Vec<_>>(),
-        "controller-manager caches synced; starting workers"
+        controllers = ?controllers.iter().map(|(c, _)| c.name()).collect::<Vec<_>>(),
+        "controller-manager started"
     );
-    let mut tasks = Vec::new();
-    for c in &controllers {
-        tasks.extend(c.clone().run());
-    }
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
             break;
         }
     }
-    for c in &controllers {
+    for (c, _) in &controllers {
         c.shut_down();
     }
-    for t in tasks {
+    for t in runners {
         // A worker in the middle of a sync finishes it; one stuck on the network does not
         // hold the shutdown up.
         if tokio::time::timeout(Duration::from_secs(5), t)

@@ -56,6 +56,20 @@ impl Default for Clock {
     }
 }
 
+/// The longest wait the agents plan for (a century): API fields such as
+/// `activeDeadlineSeconds` or a grace period may hold values no clock can add.
+pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Seconds from an API field as a duration, negative as zero and capped at [`FOREVER`].
+pub fn seconds(v: i64) -> Duration {
+    Duration::from_secs(v.max(0) as u64).min(FOREVER)
+}
+
+/// `t + d` that never overflows: durations are capped at [`FOREVER`].
+pub fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(FOREVER)).unwrap_or(t)
+}
+
 /// Go's `time.Duration.String()`: `300ms`, `10s`, `1m20s`, `5m0s`, `1h0m0s`, `1.5s`.
 pub fn go_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
@@ -136,8 +150,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
         total += value * scale;
     }
-    if !total.is_finite() || total > 1e12 {
-        return Err(bad());
+    if !total.is_finite() || total > FOREVER.as_secs_f64() {
+        return Err(format!("time: duration \"{s}\" is longer than a century"));
     }
     Ok(Duration::from_secs_f64(total))
 }
@@ -179,6 +193,14 @@ mod tests {
         for bad in ["", "5", "-1s", "5x", "s", "1..2s", "abc"] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn huge_api_durations_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(seconds(i64::MAX), FOREVER);
+        assert_eq!(seconds(-5), Duration::ZERO);
+        assert!(after(now, Duration::MAX) > now);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The reference cluster's node agents: what the kubelet does, as an API client.
 //!
-//! A node agent registers its Node, keeps its Lease in `kube-node-lease` fresh, reports node
-//! status on upstream's cadence, admits the pods bound to it and runs them through a
-//! [`runtime::Runtime`]: init containers in order, sidecars, main containers, restarts with
-//! CrashLoopBackOff, graceful termination, and the pod status the kubelet writes.
+//! A [`agent::NodeAgent`] registers its Node, keeps its Lease in `kube-node-lease` fresh and
+//! reports node status on upstream's cadence. Each pod bound to it is admitted
+//! ([`admission`]) and run by a [`worker::PodWorker`] through a [`runtime::Runtime`]: init
+//! containers in order, sidecars, main containers, restarts with CrashLoopBackOff
+//! ([`backoff`]), graceful termination, and the pod status and conditions the kubelet writes
+//! ([`status`]).
 //!
-//! Agents are built to be many: a [`fleet`] hosts thousands of them in one process with one
-//! shared pod watch, one timer queue and one rate-limited writer. The `sim` runtime
-//! ([`sim`], documented in `SIM.md`) runs containers as timelines; a `process` runtime for real
-//! workloads plugs into the same trait.
+//! Agents are built to be many: a [`fleet::SimFleet`] hosts thousands of them in one task with
+//! one shared pod watch, one timer queue ([`timers`]) and one coalescing, rate-limited writer
+//! ([`ratelimit`]). The `sim` runtime ([`sim`], documented in `SIM.md`) runs containers as
+//! timelines; a `process` runtime for real workloads plugs into the same trait.
 //!
 //! Entry point: [`run_fleet`] with a [`FleetConfig`].
 

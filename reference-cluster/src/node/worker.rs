@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::admission::Rejection;
 use super::backoff::{BackOff, BackOffPolicy};
-use super::clock::{go_duration, Clock};
+use super::clock::{after, go_duration, seconds, Clock};
 use super::runtime::{ContainerId, ContainerKind, ContainerState, Exit, Runtime, StartRequest};
 use super::status::{is_sidecar, kubelet_conditions, pod_phase, TransitionTimes};
 
@@ -183,7 +183,7 @@ fn pod_grace(pod: &Pod) -> Duration {
         .deletion_grace_period_seconds
         .or_else(|| spec(pod).termination_grace_period_seconds)
         .unwrap_or(30);
-    Duration::from_secs(secs.max(0) as u64)
+    seconds(secs)
 }
 
 impl PodWorker {
@@ -321,7 +321,7 @@ impl PodWorker {
             if self.deleting() {
                 self.begin_termination(Ending::Deleted, pod_grace(&self.pod), rt, now);
             } else if let Some(secs) = spec(&self.pod).active_deadline_seconds {
-                let deadline = started + Duration::from_secs(secs.max(0) as u64);
+                let deadline = after(started, seconds(secs));
                 if now >= deadline {
                     self.failure = Some((
                         "DeadlineExceeded".into(),
@@ -403,7 +403,7 @@ impl PodWorker {
         rt: &mut dyn Runtime,
         now: Instant,
     ) {
-        let deadline = now + grace;
+        let deadline = after(now, grace);
         self.termination = Some(Termination { ending, deadline });
         let mut wake = Wake::default();
         for slot in self

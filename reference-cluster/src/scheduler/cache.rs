@@ -44,9 +44,8 @@ pub struct Listers {
 pub struct Cache {
     nodes: Vec<NodeInfo>,
     index: HashMap<String, usize>,
-    /// When each node was first added, for a stable iteration order.
-    added: Vec<u64>,
-    next_added: u64,
+    /// Node indices per zone, in the order the nodes were added (upstream's node tree).
+    zones: Vec<(String, Vec<usize>)>,
     /// Node indices, zone by zone round-robin (upstream's node tree), so that a sample of the
     /// first nodes covers every zone.
     order: Vec<usize>,
@@ -137,21 +136,12 @@ impl Cache {
         }
     }
 
+    /// Interleaves the zones round-robin: O(nodes), run on every node add, remove or zone move.
     fn rebuild_order(&mut self) {
-        let mut zones: Vec<(String, u64, Vec<usize>)> = Vec::new();
-        let mut by_seq: Vec<usize> = (0..self.nodes.len()).collect();
-        by_seq.sort_by_key(|i| self.added[*i]);
-        for i in by_seq {
-            let z = zone_key(&self.nodes[i].node);
-            match zones.iter_mut().find(|(k, _, _)| *k == z) {
-                Some((_, _, v)) => v.push(i),
-                None => zones.push((z, self.added[i], vec![i])),
-            }
-        }
         self.order.clear();
-        let longest = zones.iter().map(|z| z.2.len()).max().unwrap_or(0);
+        let longest = self.zones.iter().map(|z| z.1.len()).max().unwrap_or(0);
         for round in 0..longest {
-            for (_, _, members) in &zones {
+            for (_, members) in &self.zones {
                 if let Some(i) = members.get(round) {
                     self.order.push(*i);
                 }
@@ -159,30 +149,47 @@ impl Cache {
         }
     }
 
+    fn zone_insert(&mut self, zone: String, idx: usize) {
+        match self.zones.iter_mut().find(|(z, _)| *z == zone) {
+            Some((_, members)) => members.push(idx),
+            None => self.zones.push((zone, vec![idx])),
+        }
+    }
+
+    fn zone_remove(&mut self, idx: usize) {
+        for (_, members) in &mut self.zones {
+            members.retain(|i| *i != idx);
+        }
+        self.zones.retain(|(_, members)| !members.is_empty());
+    }
+
     /// Adds or replaces a node; returns the previous version when it replaced one.
     pub fn upsert_node(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
         let name = node.metadata.name.clone().unwrap_or_default();
         if let Some(&i) = self.index.get(&name) {
-            let zone_changed = zone_key(&self.nodes[i].node) != zone_key(&node);
+            let new_zone = zone_key(&node);
+            let zone_changed = zone_key(&self.nodes[i].node) != new_zone;
             self.count_images(i, -1);
             let old = self.nodes[i].node.clone();
             self.nodes[i].set_node(node);
             self.count_images(i, 1);
             if zone_changed {
+                self.zone_remove(i);
+                self.zone_insert(new_zone, i);
                 self.rebuild_order();
             }
             return Some(old);
         }
+        let zone = zone_key(&node);
         let mut ni = NodeInfo::new(node);
         for p in self.orphans.remove(&name).unwrap_or_default() {
             ni.add_pod(p);
         }
         self.nodes.push(ni);
-        self.added.push(self.next_added);
-        self.next_added += 1;
         let idx = self.nodes.len() - 1;
         self.index.insert(name, idx);
         self.count_images(idx, 1);
+        self.zone_insert(zone, idx);
         self.rebuild_order();
         None
     }
@@ -190,11 +197,18 @@ impl Cache {
     pub fn remove_node(&mut self, name: &str) -> Option<Arc<Node>> {
         let idx = self.index.remove(name)?;
         self.count_images(idx, -1);
+        self.zone_remove(idx);
+        let last = self.nodes.len() - 1;
         let ni = self.nodes.swap_remove(idx);
-        self.added.swap_remove(idx);
         if idx < self.nodes.len() {
+            // The last node moved into the hole: rename it, keeping its place in its zone.
             let moved = self.nodes[idx].name().to_string();
             self.index.insert(moved, idx);
+            for (_, members) in &mut self.zones {
+                for m in members.iter_mut().filter(|m| **m == last) {
+                    *m = idx;
+                }
+            }
         }
         if !ni.pods.is_empty() {
             self.orphans.insert(name.to_string(), ni.pods);
@@ -468,6 +482,11 @@ mod tests {
         let names: Vec<&str> = c.nodes().map(|n| n.name()).collect();
         assert_eq!(names, ["a1", "c1", "a2", "a3"]);
         assert_eq!(c.image_num_nodes("img:1"), 4);
+        // A node moving zones joins the end of its new zone.
+        c.upsert_node(node("a2", Some("c")));
+        let names: Vec<&str> = c.nodes().map(|n| n.name()).collect();
+        assert_eq!(names, ["a1", "c1", "a3", "a2"]);
+        assert_eq!(c.get("c1").map(|n| n.name()), Some("c1"));
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub async fn start(tweak: impl FnOnce(&mut ClusterConfig, &Path)) -> Env {
     };
     tweak(&mut cfg, dir.path());
     let cluster = RunningCluster::start(cfg).await.expect("cluster starts");
-    let admin = Client::new(cluster.client().await.unwrap());
+    let admin =
+        client_from_kubeconfig(&std::fs::read_to_string(cluster.kubeconfig_path()).unwrap()).await;
     Env {
         dir,
         cluster,
@@ -135,12 +136,14 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
 }
 
-/// A kube client from a kubeconfig document.
+/// A kube client from a kubeconfig document. It does not retry 429s and 5xx by itself: the
+/// tests want to see every answer.
 pub async fn client_from_kubeconfig(yaml: &str) -> Client {
     let kc = kube::config::Kubeconfig::from_yaml(yaml).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .unwrap();
+    config.default_retry = false;
     Client::new(kube::Client::try_from(config).unwrap())
 }
 
@@ -158,7 +161,7 @@ pub fn kubeconfig_with(cluster: &RunningCluster, user: Value) -> String {
 
 /// A client with a client certificate for `user` in `groups` from the cluster CA.
 pub async fn as_user(cluster: &RunningCluster, user: &str, groups: &[&str]) -> Client {
-    Client::new(cluster.client_as(user, groups).await.unwrap())
+    client_from_kubeconfig(&cluster.kubeconfig_for(user, groups).unwrap()).await
 }
 
 /// A client sending `Authorization: Bearer <token>`.

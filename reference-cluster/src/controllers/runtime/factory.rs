@@ -17,13 +17,39 @@ use tokio::task::JoinHandle;
 use super::informer::Informer;
 
 type Starter = Box<dyn FnOnce(watch::Receiver<bool>) -> JoinHandle<()> + Send>;
-type SyncCheck = Box<dyn Fn() -> bool + Send + Sync>;
+type SyncCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+/// One shared informer: the typed store (erased), its display name and its sync check.
+type InformerEntry = (Box<dyn Any + Send + Sync>, String, SyncCheck);
+
+/// The informers one controller uses, to wait for just those (a watch that cannot list
+/// does not hold up controllers that do not need it).
+#[derive(Clone, Default)]
+pub struct InformerSet {
+    checks: Vec<(String, SyncCheck)>,
+}
+
+impl InformerSet {
+    pub fn synced(&self) -> bool {
+        self.checks.iter().all(|(_, c)| c())
+    }
+
+    /// The informers that have not delivered their first list yet.
+    pub fn pending(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|(_, c)| !c())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
 
 pub struct SharedInformers {
     client: kube::Client,
-    map: Mutex<HashMap<(TypeId, String), Box<dyn Any + Send + Sync>>>,
+    map: Mutex<HashMap<(TypeId, String), InformerEntry>>,
     starters: Mutex<Vec<Starter>>,
     synced: Mutex<Vec<SyncCheck>>,
+    /// Informers asked for since `track` (the controller being built).
+    tracked: Mutex<Option<InformerSet>>,
 }
 
 impl SharedInformers {
@@ -33,7 +59,18 @@ impl SharedInformers {
             map: Mutex::new(HashMap::new()),
             starters: Mutex::new(Vec::new()),
             synced: Mutex::new(Vec::new()),
+            tracked: Mutex::new(None),
         })
+    }
+
+    /// Starts recording the informers asked for (by the controller about to be built).
+    pub fn track(&self) {
+        *self.tracked.lock() = Some(InformerSet::default());
+    }
+
+    /// The informers asked for since `track`.
+    pub fn tracked(&self) -> InformerSet {
+        self.tracked.lock().take().unwrap_or_default()
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -56,19 +93,30 @@ impl SharedInformers {
     {
         let key = (TypeId::of::<K>(), label.to_string());
         let mut map = self.map.lock();
-        if let Some(existing) = map.get(&key).and_then(|b| b.downcast_ref::<Informer<K>>()) {
-            return existing.clone();
+        if let Some((existing, name, check)) = map.get(&key) {
+            if let Some(inf) = existing.downcast_ref::<Informer<K>>() {
+                if let Some(t) = self.tracked.lock().as_mut() {
+                    t.checks.push((name.clone(), check.clone()));
+                }
+                return inf.clone();
+            }
         }
         let inf = Informer::new(Api::<K>::all(self.client.clone()), config);
-        map.insert(key, Box::new(inf.clone()));
+        let name = match label {
+            "" => K::kind(&()).to_string(),
+            l => format!("{} ({l})", K::kind(&())),
+        };
+        let check_inf = inf.clone();
+        let check: SyncCheck = Arc::new(move || check_inf.has_synced());
+        map.insert(key, (Box::new(inf.clone()), name.clone(), check.clone()));
         let starter = inf.clone();
         self.starters
             .lock()
             .push(Box::new(move |stop| starter.start(stop)));
-        let check = inf.clone();
-        self.synced
-            .lock()
-            .push(Box::new(move || check.has_synced()));
+        self.synced.lock().push(check.clone());
+        if let Some(t) = self.tracked.lock().as_mut() {
+            t.checks.push((name, check));
+        }
         inf
     }
 

@@ -14,10 +14,12 @@ pub mod selector;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use factory::SharedInformers;
+pub use factory::{InformerSet, SharedInformers};
 pub use informer::{key_of, split_key, Change, Informer};
 pub use queue::WorkQueue;
 
@@ -77,7 +79,21 @@ pub fn run_workers<R: Reconciler>(
             let q = queue.clone();
             tokio::spawn(async move {
                 while let Some(key) = q.get().await {
-                    match r.sync(&key).await {
+                    // A bug in one sync must not take the worker down with it.
+                    let outcome = std::panic::AssertUnwindSafe(r.sync(&key)).catch_unwind().await;
+                    let result = match outcome {
+                        Ok(r) => r,
+                        Err(panic) => {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            tracing::error!(controller = r.name(), %key, panic = %what, "sync panicked");
+                            Err(anyhow::anyhow!("sync panicked: {what}"))
+                        }
+                    };
+                    match result {
                         Ok(requeue) => {
                             q.forget(&key);
                             if let Requeue::After(d) = requeue {

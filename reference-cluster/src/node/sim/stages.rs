@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use tokio::time::Instant;
 
 use super::behaviour::{image_cannot_be_pulled, Behaviour};
+use crate::node::clock::{after, seconds};
 use crate::node::runtime::{ContainerState, Exit};
 use crate::resources::quantity::Quantity;
 
@@ -249,22 +250,22 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
             .ready_after
             .or_else(|| probe_delay(c.readiness_probe.as_ref()))
             .unwrap_or_default();
-        started_at.max(running_at + delay)
+        started_at.max(after(running_at, delay))
     });
     let fails = match (b.unready_after, b.not_ready_for, ready_from) {
-        (Some(after), span, _) => {
-            let start = running_at + after;
-            Some((start, span.map(|d| start + d)))
+        (Some(after_d), span, _) => {
+            let start = after(running_at, after_d);
+            Some((start, span.map(|d| after(start, d))))
         }
-        (None, Some(span), Some(from)) => Some((from, Some(from + span))),
+        (None, Some(span), Some(from)) => Some((from, Some(after(from, span)))),
         _ => None,
     };
     let mut exits: Vec<PlannedExit> = Vec::new();
     if b.exit_after.is_some() || b.crash || b.exit_code.is_some() {
-        let after = b.exit_after.unwrap_or_else(|| st.default_run.pick(seed(3)));
+        let run_for = b.exit_after.unwrap_or_else(|| st.default_run.pick(seed(3)));
         let code = b.exit_code.unwrap_or(if b.crash { 1 } else { 0 });
         exits.push(PlannedExit {
-            at: running_at + after,
+            at: after(running_at, run_for),
             code,
             reason: if code == 0 { "Completed" } else { "Error" },
             message: None,
@@ -280,14 +281,15 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
             });
         }
     }
-    if let Some(after) = b.liveness_fail_after {
+    if let Some(fail_after) = b.liveness_fail_after {
         let p = c.liveness_probe.as_ref();
         let period = secs(p.and_then(|p| p.period_seconds), 10);
         let threshold = p.and_then(|p| p.failure_threshold).unwrap_or(3).max(1) as u32;
         let first = p.and_then(|p| p.initial_delay_seconds).unwrap_or(0).max(0) as u64;
-        let fail_from = (running_at + after).max(running_at + Duration::from_secs(first));
+        let fail_from =
+            after(running_at, fail_after).max(after(running_at, Duration::from_secs(first)));
         exits.push(PlannedExit {
-            at: fail_from + period * threshold,
+            at: after(fail_from, period.saturating_mul(threshold)),
             code: 137,
             reason: "Error",
             message: None,
@@ -318,7 +320,7 @@ fn pre_stop_duration(c: &Container, b: &Behaviour, st: &SimStages, seed: u64) ->
         return Duration::ZERO;
     };
     if let Some(sleep) = &hook.sleep {
-        return Duration::from_secs(sleep.seconds.max(0) as u64);
+        return seconds(sleep.seconds);
     }
     b.pre_stop_duration
         .unwrap_or_else(|| st.pre_stop.pick(seed))
@@ -328,7 +330,7 @@ fn pre_stop_duration(c: &Container, b: &Behaviour, st: &SimStages, seed: u64) ->
 /// SIGKILL when the grace period runs out.
 pub fn plan_stop(c: &Container, b: &Behaviour, t: &Timeline, input: &StopInput<'_>) -> PlannedExit {
     let st = input.stages;
-    let deadline = input.now + input.grace;
+    let deadline = after(input.now, input.grace);
     let Timeline::Runs(run) = t else {
         return PlannedExit {
             at: input.now,
@@ -350,7 +352,7 @@ pub fn plan_stop(c: &Container, b: &Behaviour, t: &Timeline, input: &StopInput<'
     let term = b
         .termination_delay
         .unwrap_or_else(|| st.stop.pick(mix(input.seed ^ 6)));
-    let graceful = input.now + pre_stop + term;
+    let graceful = after(after(input.now, pre_stop), term);
     if !b.ignore_sigterm && graceful < deadline {
         PlannedExit {
             at: graceful,

@@ -596,3 +596,40 @@ fn restarting_agents_keep_counting_restarts() {
     assert_eq!(cstatus(&s, "containerStatuses", "app")["restartCount"], 3);
     assert_eq!(s["startTime"], "2023-01-01T00:00:00Z");
 }
+
+#[test]
+fn hostile_values_never_panic() {
+    let p = pod(
+        json!({"metadata": {"annotations": {"sim.kubeproof.dev/exit-after": "876000h", "sim.kubeproof.dev/liveness-fail-after": "1s"}},
+                       "spec": {"activeDeadlineSeconds": i64::MAX, "terminationGracePeriodSeconds": i64::MAX,
+                                "containers": [{"name": "app", "image": "",
+                                                "livenessProbe": {"exec": {"command": ["x"]}, "periodSeconds": i32::MAX, "failureThreshold": i32::MAX},
+                                                "lifecycle": {"preStop": {"sleep": {"seconds": i64::MAX}}}}]}}),
+    );
+    let mut h = Harness::new(p);
+    h.run_to(ms(500));
+    h.delete(i64::MAX);
+    h.run_to(ms(1000));
+    let s = h.status();
+    assert_eq!(
+        s["phase"], "Running",
+        "still stopping, within its (huge) grace period"
+    );
+    let empty = pod(json!({"spec": {"containers": []}}));
+    let mut h = Harness::new(empty);
+    h.run_to(ms(500));
+    assert!(
+        h.w.is_finished(),
+        "a pod without containers has nothing to run"
+    );
+    let mut bare = PodWorker::new(Arc::new(Pod::default()), "127.0.0.1".parse().unwrap());
+    let mut rt = SimRuntime::new(stages());
+    let cx = SyncContext {
+        node: "node-0",
+        backoff: &BackOffPolicy::default(),
+        error_requeue: ms(300),
+    };
+    let now = Instant::now();
+    bare.sync(&mut rt, &cx, now);
+    bare.api_status(&rt, &Clock::new(), now);
+}
