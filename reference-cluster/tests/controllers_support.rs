@@ -21,7 +21,8 @@ pub struct Env {
     pub cluster: RunningCluster,
     pub client: kube::Client,
     stop: watch::Sender<bool>,
-    manager: JoinHandle<anyhow::Result<()>>,
+    /// The first controller-manager; `None` once stopped.
+    manager: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -60,7 +61,7 @@ impl Env {
             cluster,
             client,
             stop,
-            manager,
+            manager: Some(manager),
             _dir: dir,
         }
     }
@@ -89,14 +90,18 @@ impl Env {
     /// Stops the first controller-manager, leaving the cluster up.
     pub async fn stop_manager(&mut self) {
         let _ = self.stop.send(true);
-        let r = tokio::time::timeout(Duration::from_secs(10), &mut self.manager).await;
-        assert!(r.is_ok(), "controller-manager did not stop");
+        if let Some(manager) = self.manager.take() {
+            let r = tokio::time::timeout(Duration::from_secs(10), manager).await;
+            assert!(r.is_ok(), "controller-manager did not stop");
+        }
     }
 
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let r = tokio::time::timeout(Duration::from_secs(10), self.manager).await;
-        assert!(r.is_ok(), "controller-manager did not stop");
+        if let Some(manager) = self.manager {
+            let r = tokio::time::timeout(Duration::from_secs(10), manager).await;
+            assert!(r.is_ok(), "controller-manager did not stop");
+        }
         self.cluster.shutdown().await;
     }
 }
