@@ -88,7 +88,7 @@ async fn suite() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match RunningCluster::start(ClusterConfig::for_tests(dir.path())).await {
+        match RunningCluster::start(ClusterConfig::with_components_for_tests(dir.path(), 3)).await {
             Ok(c) => {
                 opts.kubeconfig = Some(c.kubeconfig_path().to_path_buf());
                 opts.target_name = Some("bundled".into());

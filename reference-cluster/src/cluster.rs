@@ -1,6 +1,7 @@
 //! Starting and stopping the bundled cluster: store, PKI, API server, built-in control loops,
 //! bootstrap objects (including upstream's RBAC policy and flow-control configuration) and the
-//! admin kubeconfig; kubeconfigs and clients for other identities.
+//! admin kubeconfig; kubeconfigs and clients for other identities; and the components beside
+//! the API server (scheduler, controller-manager, simulated nodes), each an API client.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,10 @@ use tokio::task::JoinHandle;
 use crate::apiserver::encrypted_store::EncryptedStore;
 use crate::apiserver::registry::WriteOptions;
 use crate::apiserver::{bootstrap_policy, informer, loops, ApiServer, ApiServerConfig};
+use crate::controllers::ControllerConfig;
+use crate::node::FleetConfig;
 use crate::pki::{self, Pki};
+use crate::scheduler::SchedulerConfig;
 use crate::security::encryption::EncryptionConfig;
 use crate::store::{self, Store};
 
@@ -57,6 +61,62 @@ pub struct ClusterConfig {
     /// the older API and durability tests stop counting every ConfigMap of their namespaces,
     /// and nothing reads it before the node stack mounts service account volumes.
     pub publish_root_ca: bool,
+    /// The scheduler, controller-manager and simulated nodes started with the API server.
+    pub components: Components,
+}
+
+/// The components that run beside the API server, each as an API client over HTTPS like its
+/// upstream counterpart; `None` leaves one out. As single instances they run without leader
+/// election, so a restarted cluster acts at once instead of waiting out the old lease.
+#[derive(Clone, Default)]
+pub struct Components {
+    pub scheduler: Option<SchedulerConfig>,
+    pub controllers: Option<ControllerConfig>,
+    /// Simulated nodes (they register their own Node objects).
+    pub fleet: Option<FleetConfig>,
+}
+
+impl Components {
+    /// Scheduler, controller-manager and `nodes` simulated nodes with upstream timings.
+    pub fn full(nodes: usize) -> Components {
+        Components {
+            scheduler: Some(SchedulerConfig {
+                leader_election: None,
+                ..SchedulerConfig::default()
+            }),
+            controllers: Some(ControllerConfig {
+                leader_election: None,
+                ..ControllerConfig::default()
+            }),
+            fleet: (nodes > 0).then(|| FleetConfig::new(nodes)),
+        }
+    }
+
+    /// [`Components::full`] with the short timings of tests.
+    pub fn for_tests(nodes: usize) -> Components {
+        Components {
+            scheduler: Some(SchedulerConfig {
+                leader_election: None,
+                ..SchedulerConfig::for_tests()
+            }),
+            controllers: Some(ControllerConfig::for_tests()),
+            fleet: (nodes > 0).then(|| FleetConfig::for_tests(nodes)),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.scheduler.is_some() || self.controllers.is_some() || self.fleet.is_some()
+    }
+}
+
+impl std::fmt::Debug for Components {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Components")
+            .field("scheduler", &self.scheduler.is_some())
+            .field("controllers", &self.controllers.is_some())
+            .field("nodes", &self.fleet.as_ref().map(|f| f.nodes.len()))
+            .finish()
+    }
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +133,7 @@ impl Default for ClusterConfig {
             namespace_resync: Duration::from_secs(300),
             quota_resync: Duration::from_secs(300),
             publish_root_ca: false,
+            components: Components::default(),
         }
     }
 }
@@ -93,6 +154,16 @@ impl ClusterConfig {
             namespace_resync: Duration::from_secs(5),
             quota_resync: Duration::from_secs(10),
             ..ClusterConfig::default()
+        }
+    }
+
+    /// [`ClusterConfig::for_tests`] with the scheduler, controller-manager and `nodes`
+    /// simulated nodes running (instead of bare Node objects), as a user's cluster has.
+    pub fn with_components_for_tests(data_dir: impl Into<PathBuf>, nodes: usize) -> Self {
+        ClusterConfig {
+            nodes: 0,
+            components: Components::for_tests(nodes),
+            ..ClusterConfig::for_tests(data_dir)
         }
     }
 }
@@ -194,7 +265,7 @@ impl RunningCluster {
             &kubeconfig,
             pki::kubeconfig(&url, &pki.ca.cert_pem, &pki.admin, "kubernetes-admin").as_bytes(),
         )?;
-        Ok(RunningCluster {
+        let mut cluster = RunningCluster {
             server,
             addr,
             pki,
@@ -203,7 +274,51 @@ impl RunningCluster {
             shutdown: tx,
             tasks,
             serve,
-        })
+        };
+        if cfg.components.any() {
+            if let Err(e) = cluster.start_components(cfg.components).await {
+                cluster.shutdown().await;
+                return Err(e);
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// Starts the scheduler (as `system:kube-scheduler`), the controller-manager and the
+    /// simulated nodes against this cluster's API.
+    ///
+    /// The controller-manager and the node fleet act as cluster admins for now: upstream's
+    /// controllers use one service account each (`--use-service-account-credentials`) and each
+    /// kubelet its own node identity, which one shared client cannot be.
+    async fn start_components(&mut self, components: Components) -> Result<()> {
+        let rx = self.shutdown.subscribe();
+        if let Some(mut controllers) = components.controllers {
+            controllers.root_ca_pem = Some(self.pki.ca.cert_pem.clone());
+            controllers.apiserver_endpoint = Some((self.addr.ip(), self.addr.port()));
+            let client = self.client().await?;
+            self.tasks.push(spawn_component(
+                "controller-manager",
+                crate::controllers::run_controller_manager(client, controllers, rx.clone()),
+            ));
+        }
+        if let Some(scheduler) = components.scheduler {
+            let client = self.client_as("system:kube-scheduler", &[]).await?;
+            self.tasks.push(spawn_component(
+                "scheduler",
+                crate::scheduler::run(client, scheduler, rx.clone()),
+            ));
+        }
+        if let Some(fleet) = components.fleet {
+            fleet
+                .validate()
+                .map_err(|e| anyhow::anyhow!("the node fleet is misconfigured: {e}"))?;
+            let client = self.client().await?;
+            self.tasks.push(spawn_component(
+                "node fleet",
+                crate::node::run_fleet(client, fleet, rx),
+            ));
+        }
+        Ok(())
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -249,6 +364,18 @@ impl RunningCluster {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.serve).await;
     }
+}
+
+/// Runs a component until it returns; an error is logged, as a crashed component's would be.
+fn spawn_component(
+    name: &'static str,
+    run: impl std::future::Future<Output = Result<()>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = run.await {
+            tracing::error!(component = name, "stopped: {e:#}");
+        }
+    })
 }
 
 /// Objects every cluster has: the system namespaces, the `kubernetes` service, system priority

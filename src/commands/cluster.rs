@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use kubeproof_refcluster::apiserver::AuthorizationMode;
-use kubeproof_refcluster::cluster::{self, ClusterConfig, RunningCluster, StoreConfig};
+use kubeproof_refcluster::cluster::{self, ClusterConfig, Components, RunningCluster, StoreConfig};
 
 use crate::Output;
 
@@ -30,9 +30,16 @@ pub struct UpArgs {
     /// same directory resumes the same cluster.
     #[arg(long, default_value = ".kubeproof/cluster")]
     pub data_dir: PathBuf,
-    /// Number of Node objects to register.
+    /// Number of nodes: node agents of the chosen runtime, named node-0, node-1, …
     #[arg(long, default_value_t = 1)]
     pub nodes: u32,
+    /// How the nodes run pods: `sim` simulates containers (thousands of nodes in one process).
+    #[arg(long, value_enum, default_value_t = Runtime::Sim)]
+    pub runtime: Runtime,
+    /// Run only the API server and its built-in loops: no scheduler, controller-manager or
+    /// node agents (the nodes are then bare Node objects).
+    #[arg(long)]
+    pub api_only: bool,
     /// Port of the API server on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 6443)]
     pub api_port: u16,
@@ -42,6 +49,15 @@ pub struct UpArgs {
     pub etcd_servers: Vec<String>,
     #[command(flatten)]
     pub security: SecurityArgs,
+}
+
+/// The node agents' container runtime.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// Simulated containers driven by stage timings and pod annotations.
+    Sim,
+    /// Real OS processes.
+    Process,
 }
 
 /// kube-apiserver's security flags, with its names and (kubeadm's) defaults.
@@ -105,10 +121,21 @@ impl SecurityArgs {
 
 impl UpArgs {
     pub fn config(&self) -> Result<ClusterConfig> {
+        if self.runtime == Runtime::Process && !self.api_only {
+            anyhow::bail!(
+                "the process runtime is not available yet; use --runtime sim (simulated containers) or --api-only"
+            );
+        }
+        let (nodes, components) = if self.api_only {
+            (self.nodes, Components::default())
+        } else {
+            (0, Components::full(self.nodes as usize))
+        };
         let mut cfg = ClusterConfig {
             data_dir: self.data_dir.clone(),
             api_port: self.api_port,
-            nodes: self.nodes,
+            nodes,
+            components,
             store: if self.etcd_servers.is_empty() {
                 StoreConfig::Embedded
             } else {

@@ -119,10 +119,7 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
     }
     let dir = tempfile::tempdir()?;
     let cluster = kubeproof_refcluster::cluster::RunningCluster::start(
-        kubeproof_refcluster::cluster::ClusterConfig {
-            api_port: 0,
-            ..kubeproof_refcluster::cluster::ClusterConfig::for_tests(dir.path())
-        },
+        kubeproof_refcluster::cluster::ClusterConfig::with_components_for_tests(dir.path(), 3),
     )
     .await?;
     args.kubeconfig = Some(cluster.kubeconfig_path().to_path_buf());

@@ -26,11 +26,7 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs, output: Output) -> Result<ExitCode> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory for the cluster")?;
-    let cfg = ClusterConfig {
-        nodes: args.nodes,
-        api_port: 0,
-        ..ClusterConfig::for_tests(dir.path())
-    };
+    let cfg = ClusterConfig::with_components_for_tests(dir.path(), args.nodes as usize);
     eprintln!("starting the bundled Kubernetes 1.32 cluster…");
     let cluster = RunningCluster::start(cfg).await?;
     eprintln!(

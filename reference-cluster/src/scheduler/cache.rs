@@ -359,7 +359,9 @@ impl Cache {
     }
 
     /// A pod's priority: `spec.priority` as the API server's admission sets it, else the value
-    /// of its priority class, else the global default class, else zero.
+    /// of its priority class, else the global default class, else zero. The scheduler does not
+    /// watch PriorityClasses (upstream's `system:kube-scheduler` role may not read them), so
+    /// outside unit tests this is `spec.priority` or zero, as upstream's `PodPriority`.
     pub fn resolve_priority(&self, pod: &Pod) -> i32 {
         let spec = pod.spec.as_ref();
         if let Some(p) = spec.and_then(|s| s.priority) {

@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::{
     Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -36,7 +35,6 @@ pub enum Update {
     StorageClass(Ev<StorageClass>),
     Namespace(Ev<Namespace>),
     Pdb(Ev<PodDisruptionBudget>),
-    PriorityClass(Ev<PriorityClass>),
     Service(Ev<Service>),
     ReplicationController(Ev<ReplicationController>),
     ReplicaSet(Ev<ReplicaSet>),
@@ -44,7 +42,7 @@ pub enum Update {
 }
 
 /// How many watchers must deliver their first list before scheduling starts.
-pub const INFORMER_COUNT: usize = 12;
+pub const INFORMER_COUNT: usize = 11;
 
 fn spawn_watch<K>(
     api: Api<K>,
@@ -152,13 +150,6 @@ pub fn start(
             all(),
             tx.clone(),
             Update::Pdb,
-            stop.clone(),
-        ),
-        spawn_watch(
-            Api::<PriorityClass>::all(c()),
-            all(),
-            tx.clone(),
-            Update::PriorityClass,
             stop.clone(),
         ),
         spawn_watch(

@@ -315,12 +315,6 @@ impl Scheduler {
                 self.mark_synced_if_replace(&ev, "pdbs");
                 apply_map(&mut self.cache.listers.pdbs, ev, |o| Arc::new(o.clone()));
             }
-            Update::PriorityClass(ev) => {
-                self.mark_synced_if_replace(&ev, "priorityclasses");
-                apply_map(&mut self.cache.listers.priority_classes, ev, |o| {
-                    (o.value, o.global_default.unwrap_or(false))
-                });
-            }
             Update::Service(ev) => {
                 self.mark_synced_if_replace(&ev, "services");
                 apply_map(&mut self.cache.listers.services, ev, |o| {
