@@ -30,6 +30,25 @@ enum BenchCommand {
     /// Simulated nodes (the `sim` runtime) at scale: time until all nodes are Ready and all
     /// pods Running, with the bundled scheduler placing the pods, and peak memory.
     Nodes(NodesBenchArgs),
+    /// Scheduler throughput and latency: pods created through the API until all are bound,
+    /// onto registered nodes (no node agents), by the bundled scheduler.
+    Scheduler(SchedulerBenchArgs),
+}
+
+#[derive(Args)]
+pub struct SchedulerBenchArgs {
+    /// Nodes to register (4 CPU, 16Gi, 110 pods each).
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: u32,
+    /// Pods to schedule (100m CPU, 128Mi each).
+    #[arg(long, default_value_t = 10000)]
+    pub pods: usize,
+    /// Pod creations in flight.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds the run may take before it is abandoned.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
 }
 
 #[derive(Args)]
@@ -55,6 +74,7 @@ pub async fn run(args: BenchArgs, output: Output) -> Result<ExitCode> {
     match args.command {
         BenchCommand::Api(a) => bench_api(a, output).await,
         BenchCommand::Nodes(a) => bench_nodes(a, output).await,
+        BenchCommand::Scheduler(a) => super::bench_scheduler::run(a, output).await,
     }
 }
 
@@ -305,7 +325,7 @@ pub struct NodesBenchArgs {
 }
 
 /// The process's peak resident memory (Linux `VmHWM`); the cluster runs in this process.
-fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
