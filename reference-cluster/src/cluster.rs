@@ -284,18 +284,32 @@ impl RunningCluster {
         Ok(cluster)
     }
 
-    /// Starts the scheduler (as `system:kube-scheduler`), the controller-manager and the
-    /// simulated nodes against this cluster's API.
+    /// Starts the scheduler (as `system:kube-scheduler`), the controller-manager (reading as
+    /// `system:kube-controller-manager`, each controller writing as its own service account,
+    /// as upstream's `--use-service-account-credentials`) and the simulated nodes.
     ///
-    /// The controller-manager and the node fleet act as cluster admins for now: upstream's
-    /// controllers use one service account each (`--use-service-account-credentials`) and each
-    /// kubelet its own node identity, which one shared client cannot be.
+    /// The node fleet acts as cluster admin for now: each kubelet has its own node identity
+    /// upstream, which the fleet's one shared client cannot be.
     async fn start_components(&mut self, components: Components) -> Result<()> {
         let rx = self.shutdown.subscribe();
         if let Some(mut controllers) = components.controllers {
             controllers.root_ca_pem = Some(self.pki.ca.cert_pem.clone());
             controllers.apiserver_endpoint = Some((self.addr.ip(), self.addr.port()));
-            let client = self.client().await?;
+            for sa in crate::controllers::CONTROLLER_SERVICE_ACCOUNTS {
+                let user = format!("system:serviceaccount:kube-system:{sa}");
+                let groups = ["system:serviceaccounts", "system:serviceaccounts:kube-system"];
+                let client = self.client_as(&user, &groups).await?;
+                controllers
+                    .service_account_clients
+                    .0
+                    .insert(sa.to_string(), client);
+            }
+            controllers.service_account_clients.0.insert(
+                crate::controllers::config::APISERVER_IDENTITY.to_string(),
+                self.client().await?,
+            );
+            // The manager's own identity reads (lists and watches) everything, as upstream's.
+            let client = self.client_as("system:kube-controller-manager", &[]).await?;
             self.tasks.push(spawn_component(
                 "controller-manager",
                 crate::controllers::run_controller_manager(client, controllers, rx.clone()),

@@ -65,6 +65,43 @@ fn is_ready(node: &Value) -> bool {
         })
 }
 
+/// Ready nodes whose node agent is alive: a Lease in `kube-node-lease` held for the node and
+/// renewed within its duration (plus slack for one missed renewal). A Node object alone is not
+/// enough: the bundled cluster registers Ready nodes even when no agent runs pods on them.
+pub fn nodes_with_live_agents(
+    nodes: &[Value],
+    leases: &[Value],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    let fresh = |name: &str| {
+        leases.iter().any(|l| {
+            let holder = l
+                .pointer("/spec/holderIdentity")
+                .or_else(|| l.pointer("/metadata/name"))
+                .and_then(Value::as_str);
+            let renewed = l
+                .pointer("/spec/renewTime")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            let duration = l
+                .pointer("/spec/leaseDurationSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(40);
+            holder == Some(name)
+                && renewed.is_some_and(|r| {
+                    now.signed_duration_since(r) <= chrono::Duration::seconds(duration + 10)
+                })
+        })
+    };
+    nodes
+        .iter()
+        .filter(|n| is_ready(n))
+        .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+        .filter(|name| fresh(name))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Probes `client`'s target. `host_access` says whether the caller can reach the target's
 /// processes and files (true for the bundled cluster started by this process); `assume`
 /// forces capabilities on (e.g. `network` on a cluster known to have a CNI).
@@ -105,6 +142,62 @@ pub async fn probe(client: &Client, host_access: bool, assume: &[String]) -> Cap
             caps.set("process-runtime", false, why);
         }
     }
+    let node_items = match get("/api/v1/nodes").await {
+        Some(r) if r.is_success() => r
+            .json
+            .as_ref()
+            .and_then(|j| j.get("items"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let leases = match get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases").await {
+        Some(r) if r.is_success() => r
+            .json
+            .as_ref()
+            .and_then(|j| j.get("items"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let live = nodes_with_live_agents(&node_items, &leases, chrono::Utc::now());
+    if live.is_empty() {
+        caps.set(
+            "workloads",
+            false,
+            format!(
+                "no Ready nodes: the cluster runs no node agents ({} Node objects, none with a Lease renewed in kube-node-lease)",
+                node_items.len()
+            ),
+        );
+    } else {
+        caps.set(
+            "workloads",
+            true,
+            format!("{} Ready nodes with a live node agent", live.len()),
+        );
+    }
+    let may_patch_nodes = self_review(client, "patch", "nodes").await;
+    match (live.is_empty(), may_patch_nodes) {
+        (true, _) => caps.set(
+            "node-control",
+            false,
+            "no Ready nodes with a live node agent to cordon, taint or label",
+        ),
+        (false, Ok(true)) => caps.set(
+            "node-control",
+            true,
+            "the runner may patch nodes and pods run on them",
+        ),
+        (false, Ok(false)) => caps.set(
+            "node-control",
+            false,
+            "the runner may not patch nodes (SelfSubjectAccessReview denied)",
+        ),
+        (false, Err(why)) => caps.set("node-control", false, why),
+    }
     match get("/metrics").await {
         Some(r) if r.is_success() => caps.set("metrics", true, "/metrics answered"),
         Some(r) => caps.set("metrics", false, r.describe()),
@@ -130,6 +223,35 @@ pub async fn probe(client: &Client, host_access: bool, assume: &[String]) -> Cap
     caps
 }
 
+/// Whether the runner may `verb` the cluster-scoped `resource`, by SelfSubjectAccessReview.
+async fn self_review(client: &Client, verb: &str, resource: &str) -> Result<bool, String> {
+    let body = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"verb": verb, "resource": resource}},
+    });
+    let req = api::request(
+        http::Method::POST,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let resp = api::send(client, req).await.map_err(|e| e.to_string())?;
+    if !resp.is_success() {
+        return Err(format!(
+            "cannot ask whether the runner may {verb} {resource}: {}",
+            resp.describe()
+        ));
+    }
+    Ok(resp
+        .json
+        .as_ref()
+        .and_then(|j| j.pointer("/status/allowed"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +274,28 @@ mod tests {
         assert!(!is_ready(
             &json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
         ));
+    }
+
+    #[test]
+    fn only_nodes_with_a_fresh_lease_have_live_agents() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let node = |n: &str, ready: &str| json!({"metadata": {"name": n}, "status": {"conditions": [{"type": "Ready", "status": ready}]}});
+        let lease = |n: &str, t: &str| json!({"metadata": {"name": n}, "spec": {"holderIdentity": n, "renewTime": t, "leaseDurationSeconds": 40}});
+        let nodes = vec![
+            node("a", "True"),
+            node("b", "True"),
+            node("c", "False"),
+            node("d", "True"),
+        ];
+        let leases = vec![
+            lease("a", "2026-11-27T11:59:50.123456Z"),
+            lease("b", "2026-11-27T11:58:00.000000Z"),
+            lease("c", "2026-11-27T11:59:59.000000Z"),
+        ];
+        assert_eq!(nodes_with_live_agents(&nodes, &leases, now), vec!["a"]);
+        assert!(nodes_with_live_agents(&nodes, &[], now).is_empty());
     }
 
     #[test]

@@ -171,6 +171,12 @@ pub fn list(opts: &RunOptions) -> Result<Vec<ScenarioRef>, CheckFailed> {
 }
 
 pub async fn connect(opts: &RunOptions) -> anyhow::Result<(Client, String)> {
+    let (config, name) = connect_config(opts).await?;
+    Ok((Client::try_from(config)?, name))
+}
+
+/// The target's client configuration and display name.
+pub async fn connect_config(opts: &RunOptions) -> anyhow::Result<(kube::Config, String)> {
     let config = match &opts.kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)?;
@@ -195,7 +201,7 @@ pub async fn connect(opts: &RunOptions) -> anyhow::Result<(Client, String)> {
         .target_name
         .clone()
         .unwrap_or_else(|| config.cluster_url.to_string());
-    Ok((Client::try_from(config)?, name))
+    Ok((config, name))
 }
 
 /// Runs the selected scenarios and builds the report (and writes it when asked).
@@ -204,7 +210,11 @@ pub async fn connect(opts: &RunOptions) -> anyhow::Result<(Client, String)> {
 /// `block_on` or `LocalSet`, not `tokio::spawn`.
 pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let (feats, filter) = prepare(&opts)?;
-    let (client, target_name) = connect(&opts).await?;
+    let (config, target_name) = connect_config(&opts).await?;
+    let client = Client::try_from(config.clone())?;
+    let mut exact_config = config;
+    exact_config.default_retry = false;
+    let exact_client = Client::try_from(exact_config)?;
     let server_version = client.apiserver_version().await.ok().map(|v| v.git_version);
     let caps = capabilities::probe(&client, opts.host_access, &opts.assume_capabilities).await;
     let started_at = Utc::now();
@@ -216,6 +226,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
 
     let target = Arc::new(Target {
         client: client.clone(),
+        exact_client,
         resolver: Resolver::new(client.clone()),
         keep_on_failure: opts.keep_on_failure,
     });

@@ -21,6 +21,14 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
         "access beyond the API: the target's processes, files or etcd (bundled cluster only)",
     ),
     ("metrics", "the API server's /metrics endpoint is readable"),
+    (
+        "workloads",
+        "pods really run: a Ready node whose agent renews its Lease (plus the scheduler and controllers a cluster runs)",
+    ),
+    (
+        "node-control",
+        "the runner may cordon, taint and label nodes that run pods (use with @serial: nodes are shared)",
+    ),
 ];
 
 /// A scenario's tags, interpreted. Tags are given without their `@`, as gherkin stores them.

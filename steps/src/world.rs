@@ -16,6 +16,9 @@ use crate::watch::WatchHandle;
 /// What every scenario of a run shares: the connection to the target and run settings.
 pub struct Target {
     pub client: Client,
+    /// The same connection without kube-rs's retries of 429/503/504, for steps where such an
+    /// answer is the behaviour under test (a PodDisruptionBudget refusing an eviction).
+    pub exact_client: Client,
     pub resolver: Resolver,
     /// Leave a failing scenario's namespace and objects in place for debugging.
     pub keep_on_failure: bool,
@@ -56,6 +59,9 @@ pub struct KubeWorld {
     pub watches: BTreeMap<String, WatchHandle>,
     /// Set by the failing step; the report reads it from the failure event.
     pub failure: Option<Failure>,
+    /// Merge patches (path, patch) undoing changes to shared objects such as nodes, applied
+    /// newest first after the scenario.
+    pub restore: Vec<(String, Value)>,
 }
 
 impl fmt::Debug for KubeWorld {
@@ -134,6 +140,11 @@ impl KubeWorld {
         Ok(())
     }
 
+    /// Registers a merge patch that undoes a change to a shared object (e.g. a cordoned node).
+    pub fn restore_after(&mut self, path: &str, patch: Value) {
+        self.restore.push((path.to_string(), patch));
+    }
+
     pub fn record_created(&mut self, resource: &ResourceInfo, namespace: Option<&str>, name: &str) {
         let ns = if resource.namespaced {
             namespace.map(str::to_string)
@@ -165,6 +176,17 @@ impl KubeWorld {
             return;
         };
         let client = &target.client;
+        // Restoring nodes first lets the scenario's own pods leave before its namespace goes.
+        for (path, patch) in std::mem::take(&mut self.restore).into_iter().rev() {
+            if let Ok(req) = api::request(
+                http::Method::PATCH,
+                &path,
+                Some("application/merge-patch+json"),
+                patch.to_string().into_bytes(),
+            ) {
+                let _ = api::send(client, req).await;
+            }
+        }
         for c in std::mem::take(&mut self.created).into_iter().rev() {
             let path = c.resource.object_path(c.namespace.as_deref(), &c.name);
             if c.resource.kind != "Namespace" {

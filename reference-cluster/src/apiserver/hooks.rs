@@ -152,6 +152,9 @@ pub async fn subresource(
             bind(server, info, ns, name, &body).await
         }
         ("token", "create") => super::reviews::token_request(server, ctx, info, ns, name).await,
+        ("log", "get") if is(info, "", "pods") => {
+            super::logs::pod_log(server, ctx, info, ns, name).await
+        }
         (other, _) => Err(ApiError::new(
             503,
             "ServiceUnavailable",

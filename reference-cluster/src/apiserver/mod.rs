@@ -44,6 +44,7 @@ pub mod encrypted_store;
 pub mod fairness;
 pub mod hooks;
 pub mod informer;
+pub mod logs;
 pub mod loops;
 pub mod metrics;
 pub mod negotiate;
@@ -521,6 +522,7 @@ impl ApiServer {
                 ]));
             }
             if !decision.allowed {
+                tracing::debug!(reason = %decision.reason, "denied: {attrs:?}");
                 return Err(respond_error(&authz::forbidden(&attrs, &decision)));
             }
         }

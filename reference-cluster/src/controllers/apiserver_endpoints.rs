@@ -36,7 +36,7 @@ impl ApiServerEndpoints {
     pub fn new(ctx: &Context) -> Option<Arc<Self>> {
         let (ip, port) = ctx.cfg.apiserver_endpoint?;
         Some(Arc::new(ApiServerEndpoints {
-            client: ctx.client.clone(),
+            client: ctx.client_for(crate::controllers::config::APISERVER_IDENTITY),
             ip,
             port,
             stop: Notify::new(),

@@ -64,7 +64,43 @@ pub struct ControllerConfig {
     pub resource_quota_resync: Duration,
     /// PodDisruptionBudget: how long a missing pod counts as "recently deleted".
     pub pdb_resync: Duration,
+    /// `--use-service-account-credentials`: the client each controller writes with, by its
+    /// service account in kube-system; a controller without one uses the manager's client.
+    pub service_account_clients: ServiceAccountClients,
 }
+
+/// Clients acting as the controllers' service accounts (`system:controller:<name>` roles).
+#[derive(Clone, Default)]
+pub struct ServiceAccountClients(pub std::collections::HashMap<String, kube::Client>);
+
+impl std::fmt::Debug for ServiceAccountClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// The key in [`ServiceAccountClients`] of the API server's own identity: the `kubernetes`
+/// service's endpoints are the API server's to write upstream (`system:apiserver`), not a
+/// controller's.
+pub const APISERVER_IDENTITY: &str = "kube-apiserver";
+
+/// The service accounts of the controllers this manager runs, as upstream names them.
+pub const CONTROLLER_SERVICE_ACCOUNTS: &[&str] = &[
+    "replicaset-controller",
+    "replication-controller",
+    "deployment-controller",
+    "service-account-controller",
+    "root-ca-cert-publisher",
+    "endpoint-controller",
+    "endpointslice-controller",
+    "job-controller",
+    "ttl-after-finished-controller",
+    "cronjob-controller",
+    "node-controller",
+    "statefulset-controller",
+    "daemon-set-controller",
+    "disruption-controller",
+];
 
 impl Default for ControllerConfig {
     fn default() -> Self {
@@ -103,6 +139,7 @@ impl Default for ControllerConfig {
             hpa_initial_readiness_delay: Duration::from_secs(30),
             resource_quota_resync: Duration::from_secs(5 * 60),
             pdb_resync: Duration::from_secs(30),
+            service_account_clients: ServiceAccountClients::default(),
         }
     }
 }

@@ -46,7 +46,7 @@ pub struct DisruptionController {
 impl DisruptionController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(DisruptionController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("disruption-controller"),
             pdbs: ctx.informers.get::<PodDisruptionBudget>(),
             pods: ctx.informers.get::<Pod>(),
             replica_sets: ctx.informers.get::<ReplicaSet>(),

@@ -21,6 +21,20 @@ pub struct Context {
     pub cfg: Arc<ControllerConfig>,
 }
 
+impl Context {
+    /// The client a controller writes with: its service account's when the manager was given
+    /// one (least privilege, as upstream's `--use-service-account-credentials`), else the
+    /// manager's own.
+    pub fn client_for(&self, service_account: &str) -> kube::Client {
+        self.cfg
+            .service_account_clients
+            .0
+            .get(service_account)
+            .cloned()
+            .unwrap_or_else(|| self.client.clone())
+    }
+}
+
 /// A controller the manager can run: `run` spawns its workers (and any timers) once the
 /// informers are in sync; `shut_down` makes them return.
 pub trait Controller: Send + Sync {

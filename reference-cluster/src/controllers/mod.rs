@@ -27,5 +27,5 @@ pub mod serviceaccount;
 pub mod statefulset;
 pub mod ttl_after_finished;
 
-pub use config::ControllerConfig;
+pub use config::{ControllerConfig, ServiceAccountClients, CONTROLLER_SERVICE_ACCOUNTS};
 pub use manager::run_controller_manager;

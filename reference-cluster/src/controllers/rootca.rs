@@ -37,7 +37,7 @@ impl RootCaPublisher {
             watcher::Config::default().fields(&format!("metadata.name={CONFIGMAP_NAME}")),
         );
         let this = Arc::new(RootCaPublisher {
-            client: ctx.client.clone(),
+            client: ctx.client_for("root-ca-cert-publisher"),
             ca_pem,
             namespaces: ctx.informers.get::<Namespace>(),
             configmaps,

@@ -26,7 +26,7 @@ pub struct ServiceAccountController {
 impl ServiceAccountController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(ServiceAccountController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("service-account-controller"),
             namespaces: ctx.informers.get::<Namespace>(),
             accounts: ctx.informers.get::<ServiceAccount>(),
             queue: WorkQueue::new(ctx.cfg.backoff),

@@ -37,7 +37,7 @@ pub fn expires_at(job: &Job) -> Option<Timestamp> {
 impl TtlAfterFinished {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(TtlAfterFinished {
-            client: ctx.client.clone(),
+            client: ctx.client_for("ttl-after-finished-controller"),
             jobs: ctx.informers.get::<Job>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
         });

@@ -276,7 +276,7 @@ impl NodeAgent {
                 {"type": "InternalIP", "address": self.cfg.internal_ip.to_string()},
                 {"type": "Hostname", "address": self.cfg.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.cfg.kubelet_port}},
             "nodeInfo": {
                 "machineID": format!("{:016x}{:016x}", mix(seed), mix(seed ^ 1)),
                 "systemUUID": uuid_like(seed ^ 2),

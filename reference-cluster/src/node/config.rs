@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Taint;
 
 use super::backoff::BackOffPolicy;
 use super::ipam::Cidr;
+use super::logs::LogLimits;
 use super::sim::stages::SimStages;
 
 /// One node: its name, size, labels and taints.
@@ -31,6 +32,9 @@ pub struct NodeConfig {
     pub internal_ip: Ipv4Addr,
     pub os: String,
     pub arch: String,
+    /// `status.daemonEndpoints.kubeletEndpoint.Port` (10250); a fleet sets it to the port its
+    /// kubelet server got.
+    pub kubelet_port: u16,
 }
 
 impl NodeConfig {
@@ -56,6 +60,7 @@ impl NodeConfig {
             internal_ip: Ipv4Addr::LOCALHOST,
             os: "linux".into(),
             arch: "amd64".into(),
+            kubelet_port: 10250,
         }
     }
 
@@ -129,6 +134,11 @@ pub struct FleetConfig {
     pub api_concurrency: usize,
     /// Node registrations in flight at most.
     pub register_concurrency: usize,
+    /// How much of each container attempt's log is kept (1000 lines / 1 MiB).
+    pub log_limits: LogLimits,
+    /// The longest a `follow` reader waits before looking for new lines again (250ms); lines
+    /// due at a known time are sent when due.
+    pub log_follow_poll: Duration,
 }
 
 impl FleetConfig {
@@ -158,6 +168,8 @@ impl FleetConfig {
             api_burst: 100,
             api_concurrency: 64,
             register_concurrency: 32,
+            log_limits: LogLimits::default(),
+            log_follow_poll: Duration::from_millis(250),
         }
     }
 
@@ -166,6 +178,7 @@ impl FleetConfig {
         FleetConfig {
             timings: AgentTimings::for_tests(),
             stages: SimStages::for_tests(),
+            log_follow_poll: Duration::from_millis(50),
             ..FleetConfig::new(count)
         }
     }

@@ -26,6 +26,8 @@ use super::agent::NodeAgent;
 use super::api::{self, ApiResult};
 use super::clock::Clock;
 use super::config::FleetConfig;
+use super::kubelet_server;
+use super::logs::LogStore;
 use super::runtime::Runtime;
 use super::sim::SimRuntime;
 use super::timers::Timers;
@@ -49,6 +51,8 @@ struct StatsInner {
     pod_status_writes: AtomicU64,
     pods_deleted: AtomicU64,
     write_failures: AtomicU64,
+    /// Open responses of the fleet's kubelet server.
+    log_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A copy of the counters.
@@ -62,6 +66,8 @@ pub struct StatsSnapshot {
     pub pod_status_writes: u64,
     pub pods_deleted: u64,
     pub write_failures: u64,
+    /// Log responses (followers included) the fleet's kubelet server is writing now.
+    pub log_streams: u64,
 }
 
 impl FleetStats {
@@ -77,6 +83,7 @@ impl FleetStats {
             pod_status_writes: g(&s.pod_status_writes),
             pods_deleted: g(&s.pods_deleted),
             write_failures: g(&s.write_failures),
+            log_streams: s.log_streams.load(Ordering::SeqCst) as u64,
         }
     }
 
@@ -102,10 +109,26 @@ pub async fn run_fleet_with_stats(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     cfg.validate().map_err(anyhow::Error::msg)?;
-    let runtime = Box::new(SimRuntime::new(cfg.stages));
-    SimFleet::new(client, cfg, runtime, stats)
+    let mut cfg = cfg;
+    let logs = LogStore::new(cfg.log_limits);
+    let server = kubelet_server::serve_counted(
+        logs.clone(),
+        cfg.log_follow_poll,
+        shutdown.clone(),
+        stats.0.log_streams.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the fleet's kubelet server cannot listen on 127.0.0.1: {e}"))?;
+    for n in &mut cfg.nodes {
+        n.kubelet_port = server.addr.port();
+    }
+    tracing::info!(addr = %server.addr, "fleet kubelet server listening");
+    let runtime = Box::new(SimRuntime::with_logs(cfg.stages, logs));
+    let result = SimFleet::new(client, cfg, runtime, stats)
         .run(shutdown)
-        .await
+        .await;
+    server.task.abort();
+    result
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

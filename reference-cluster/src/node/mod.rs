@@ -10,7 +10,9 @@
 //! Agents are built to be many: a [`fleet::SimFleet`] hosts thousands of them in one task with
 //! one shared pod watch, one timer queue ([`timers`]) and one coalescing, rate-limited writer
 //! ([`ratelimit`]). The `sim` runtime ([`sim`], documented in `SIM.md`) runs containers as
-//! timelines; a `process` runtime for real workloads plugs into the same trait.
+//! timelines; a `process` runtime for real workloads plugs into the same trait. Sim containers
+//! write their logs into a shared [`logs::LogStore`], which the fleet's one
+//! [`kubelet_server`] serves to the API server's `pods/log`.
 //!
 //! Entry point: [`run_fleet`] with a [`FleetConfig`].
 
@@ -22,6 +24,8 @@ pub mod clock;
 pub mod config;
 pub mod fleet;
 pub mod ipam;
+pub mod kubelet_server;
+pub mod logs;
 pub mod ratelimit;
 pub mod runtime;
 pub mod sim;

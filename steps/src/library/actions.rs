@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::support::{
-    expect_success, fetch, namespace_for, parse_documents, send, StepArgs, StepFailure, StepResult,
+    expect_success, fetch, namespace_for, parse_documents, send, send_as, StepArgs, StepFailure,
+    StepResult,
 };
 use crate::api::ApiResponse;
 use crate::jsonpath;
@@ -74,8 +75,9 @@ pub async fn manifest(world: &mut KubeWorld, args: StepArgs) -> StepResult {
         let body = serde_json::to_vec(&doc)?;
         let resp = match verb {
             Verb::Create => {
-                send(
+                send_as(
                     world,
+                    &args,
                     http::Method::POST,
                     &path,
                     Some("application/json"),
@@ -84,8 +86,9 @@ pub async fn manifest(world: &mut KubeWorld, args: StepArgs) -> StepResult {
                 .await?
             }
             Verb::Replace => {
-                send(
+                send_as(
                     world,
+                    &args,
                     http::Method::PUT,
                     &path,
                     Some("application/json"),
@@ -94,8 +97,9 @@ pub async fn manifest(world: &mut KubeWorld, args: StepArgs) -> StepResult {
                 .await?
             }
             Verb::Apply => {
-                send(
+                send_as(
                     world,
+                    &args,
                     http::Method::PATCH,
                     &path,
                     Some("application/apply-patch+yaml"),
@@ -178,8 +182,9 @@ pub async fn patch(world: &mut KubeWorld, args: StepArgs) -> StepResult {
         ));
     };
     let path = res.object_path(Some(&ns), name);
-    let resp = send(
+    let resp = send_as(
         world,
+        &args,
         http::Method::PATCH,
         &path,
         Some(content_type),
@@ -201,8 +206,9 @@ pub async fn delete(world: &mut KubeWorld, args: StepArgs) -> StepResult {
         opts["gracePeriodSeconds"] = json!(args.number::<i64>("grace")?);
     }
     let path = res.object_path(Some(&ns), name);
-    let resp = send(
+    let resp = send_as(
         world,
+        &args,
         http::Method::DELETE,
         &path,
         Some("application/json"),
@@ -219,8 +225,9 @@ pub async fn scale(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let ns = namespace_for(world, args.get("ns")).to_string();
     let path = format!("{}/scale", res.object_path(Some(&ns), name));
     let body = json!({"spec": {"replicas": replicas}});
-    let resp = send(
+    let resp = send_as(
         world,
+        &args,
         http::Method::PATCH,
         &path,
         Some("application/merge-patch+json"),
@@ -234,8 +241,9 @@ pub async fn get(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let res = resolve(world, args.req("kind")?).await?;
     let name = args.req("name")?;
     let ns = namespace_for(world, args.get("ns")).to_string();
-    let resp = send(
+    let resp = send_as(
         world,
+        &args,
         http::Method::GET,
         &res.object_path(Some(&ns), name),
         None,
@@ -294,8 +302,9 @@ async fn list_page(world: &mut KubeWorld, args: &StepArgs, mut listing: Listing)
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    let resp = send(
+    let resp = send_as(
         world,
+        args,
         http::Method::GET,
         &with_query(&listing.path, &q),
         None,

@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use super::actions::resolve;
 use super::support::{
-    eventually, fetch, namespace_for, parse_documents, send, StepArgs, StepFailure, StepResult,
+    eventually, fetch, namespace_for, over_time, parse_documents, send, StepArgs, StepFailure,
+    StepResult,
 };
 use crate::world::KubeWorld;
 use crate::{jsonpath, matching};
@@ -15,7 +16,7 @@ pub async fn exists(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let ns = namespace_for(world, args.get("ns")).to_string();
     let want = args.req("neg")? == "exists";
     let world = &*world;
-    eventually(args.within(), async || {
+    over_time(&args, async || {
         let (obj, _) = fetch(world, &res, Some(&ns), name).await?;
         match (want, obj) {
             (true, Some(_)) | (false, None) => Ok(()),
@@ -55,7 +56,7 @@ pub async fn object_matches(world: &mut KubeWorld, args: StepArgs) -> StepResult
         ));
     };
     let world = &*world;
-    eventually(args.within(), async || {
+    over_time(&args, async || {
         let (obj, resp) = fetch(world, &res, Some(&ns), name).await?;
         let obj = obj.ok_or_else(|| {
             StepFailure::msg(format!(
@@ -104,7 +105,7 @@ pub async fn field(world: &mut KubeWorld, args: StepArgs) -> StepResult {
         args.caps.get("value").cloned().unwrap_or_default(),
     );
     let world = &*world;
-    eventually(args.within(), async || {
+    over_time(&args, async || {
         let (obj, resp) = fetch(world, &res, Some(&ns), name).await?;
         let obj = obj.ok_or_else(|| {
             StepFailure::msg(format!(
@@ -262,7 +263,7 @@ pub async fn count(world: &mut KubeWorld, args: StepArgs) -> StepResult {
         );
     }
     let world = &*world;
-    eventually(args.within(), async || {
+    over_time(&args, async || {
         let resp = send(world, http::Method::GET, &path, None, Vec::new()).await?;
         if !resp.is_success() {
             return Err(StepFailure::msg(format!(
@@ -456,7 +457,7 @@ pub async fn event_exists(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let reason = args.req("reason")?.to_string();
     let msg = args.get("msg").map(str::to_string);
     let world = &*world;
-    eventually(args.within(), async || {
+    over_time(&args, async || {
         let events = world.recent_events(usize::MAX).await;
         let object = format!("{}/{}", res.kind, name);
         let hit = events.iter().any(|e| {

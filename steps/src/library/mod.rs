@@ -3,7 +3,10 @@
 
 pub mod actions;
 pub mod assertions;
+pub mod nodes;
+pub mod nodes_sched;
 pub mod support;
+pub mod workloads;
 
 use std::sync::OnceLock;
 
@@ -74,6 +77,18 @@ macro_rules! within {
         r#"(?: within (?P<secs>\d+(?:\.\d+)?) seconds?)?"#
     };
 }
+// `for N seconds`: the assertion must hold on every poll throughout; exclusive with `within`.
+macro_rules! timing {
+    () => {
+        r#"(?:(?: within (?P<secs>\d+(?:\.\d+)?) seconds?)|(?: for (?P<for>\d+(?:\.\d+)?) seconds?))?"#
+    };
+}
+// Acting as another identity through impersonation headers.
+macro_rules! as_user {
+    () => {
+        r#"(?: as user "(?P<user>[^"]+)"(?: in groups? "(?P<groups>[^"]+)")?)?"#
+    };
+}
 macro_rules! try_to {
     () => {
         r#"(?P<try>try to )?"#
@@ -105,7 +120,7 @@ pub fn steps() -> &'static [StepDef] {
                 name: "manifest",
                 keyword: Keyword::Action,
                 pattern: concat!(
-                    "^I ", try_to!(), r#"(?P<verb>apply|create|replace)(?: as "(?P<manager>[^"]+)")?(?P<force> with force)?(?P<dry> with dry run)?(?: with field validation (?P<fv>Strict|Warn|Ignore))?:$"#
+                    "^I ", try_to!(), r#"(?P<verb>apply|create|replace)"#, as_user!(), r#"(?: as "(?P<manager>[^"]+)")?(?P<force> with force)?(?P<dry> with dry run)?(?: with field validation (?P<fv>Strict|Warn|Ignore))?:$"#
                 ),
                 description: "Sends every YAML document of the doc string: `create` POSTs, `replace` PUTs, `apply` is server-side apply (field manager `kubeproof` unless `as \"<manager>\"`, `with force` to take over conflicting fields). Optional `with dry run` and `with field validation Strict|Warn|Ignore`. Kinds are resolved through discovery, so CRDs work. Without `try to`, a non-2xx answer fails the step; with it, the answer is kept for `the last request ...`.",
                 example: "When I create:\n  \"\"\"\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: settings\n  data:\n    mode: fast\n  \"\"\"",
@@ -114,7 +129,7 @@ pub fn steps() -> &'static [StepDef] {
             StepDef {
                 name: "patch",
                 keyword: Keyword::Action,
-                pattern: concat!("^I ", try_to!(), "patch ", obj!(), r#" with (?P<type>json|merge|strategic) patch:$"#),
+                pattern: concat!("^I ", try_to!(), "patch ", obj!(), as_user!(), r#" with (?P<type>json|merge|strategic) patch:$"#),
                 description: "PATCHes one object with the doc string as a JSON patch, JSON merge patch or strategic merge patch (written in YAML or JSON).",
                 example: "When I patch configmap \"settings\" with merge patch:\n  \"\"\"\n  data:\n    mode: slow\n  \"\"\"",
                 run: step_fn!(actions::patch),
@@ -123,7 +138,7 @@ pub fn steps() -> &'static [StepDef] {
                 name: "delete",
                 keyword: Keyword::Action,
                 pattern: concat!(
-                    "^I ", try_to!(), "delete ", obj!(), r#"(?: with propagation policy (?P<policy>Foreground|Background|Orphan))?(?: with grace period (?P<grace>\d+))?$"#
+                    "^I ", try_to!(), "delete ", obj!(), as_user!(), r#"(?: with propagation policy (?P<policy>Foreground|Background|Orphan))?(?: with grace period (?P<grace>\d+))?$"#
                 ),
                 description: "DELETEs one object, optionally with a propagation policy and a grace period in seconds.",
                 example: "When I delete configmap \"settings\" with propagation policy Foreground",
@@ -132,7 +147,7 @@ pub fn steps() -> &'static [StepDef] {
             StepDef {
                 name: "scale",
                 keyword: Keyword::Action,
-                pattern: concat!("^I ", try_to!(), "scale ", obj!(), r#" to (?P<n>\d+)$"#),
+                pattern: concat!("^I ", try_to!(), "scale ", obj!(), as_user!(), r#" to (?P<n>\d+)$"#),
                 description: "Sets spec.replicas through the object's scale subresource.",
                 example: "When I scale deployment \"web\" to 3",
                 run: step_fn!(actions::scale),
@@ -140,9 +155,9 @@ pub fn steps() -> &'static [StepDef] {
             StepDef {
                 name: "get",
                 keyword: Keyword::Action,
-                pattern: concat!("^I ", try_to!(), "get ", obj!(), "$"),
-                description: "GETs one object and keeps the answer for `the last request ...` / `the last response ...` steps.",
-                example: "When I try to get configmap \"gone\"",
+                pattern: concat!("^I ", try_to!(), "get ", obj!(), as_user!(), "$"),
+                description: "GETs one object and keeps the answer for `the last request ...` / `the last response ...` steps. Like create/apply/replace, patch, delete, scale and list, it takes `as user \"x\"` (optionally `in group \"g\"` or `in groups \"a,b\"`) to act as that identity through impersonation headers; the runner needs the `impersonate` permission.",
+                example: "When I try to get configmap \"gone\" as user \"bob\" in groups \"dev,ops\"",
                 run: step_fn!(actions::get),
             },
             StepDef {
@@ -150,7 +165,7 @@ pub fn steps() -> &'static [StepDef] {
                 keyword: Keyword::Action,
                 pattern: concat!(
                     "^I ", try_to!(), "list ", kind!(),
-                    r#"(?: in namespace "(?P<ns>[^"]+)")?(?: with label selector "(?P<ls>[^"]*)")?(?: with field selector "(?P<fs>[^"]*)")?(?: with limit (?P<limit>\d+))?$"#
+                    r#"(?: in namespace "(?P<ns>[^"]+)")?"#, as_user!(), r#"(?: with label selector "(?P<ls>[^"]*)")?(?: with field selector "(?P<fs>[^"]*)")?(?: with limit (?P<limit>\d+))?$"#
                 ),
                 description: "Lists a namespaced collection with optional label selector, field selector and page size; starts a new pagination.",
                 example: "When I list configmaps with label selector \"app=web\" with limit 2",
@@ -207,18 +222,90 @@ pub fn steps() -> &'static [StepDef] {
                 run: step_fn!(actions::wait),
             },
             StepDef {
+                name: "set-image",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"set the image of container "(?P<container>[^"]+)" of "#, obj!(), r#" to "(?P<image>[^"]+)"$"#),
+                description: "`kubectl set image`: changes one container's image in the pod template of a Deployment, StatefulSet, DaemonSet or ReplicaSet (a strategic merge patch keyed by container name).",
+                example: "When I set the image of container \"app\" of deployment \"web\" to \"nginx:1.27\"",
+                run: step_fn!(workloads::set_image),
+            },
+            StepDef {
+                name: "rollout",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"(?P<op>restart|pause|resume) the rollout of "#, obj!(), "$"),
+                description: "`kubectl rollout restart|pause|resume`: restart sets the pod template annotation kubectl.kubernetes.io/restartedAt to now; pause and resume set spec.paused.",
+                example: "When I pause the rollout of deployment \"web\"",
+                run: step_fn!(workloads::rollout),
+            },
+            StepDef {
+                name: "rollout-undo",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"undo the rollout of deployment "(?P<name>[^"]+)"(?: in namespace "(?P<ns>[^"]+)")?(?: to revision (?P<rev>\d+))?$"#),
+                description: "`kubectl rollout undo`: copies the pod template of the Deployment's ReplicaSet with the previous deployment.kubernetes.io/revision (or the revision given) back into the Deployment, without its pod-template-hash label. Refused for a paused Deployment, as kubectl refuses it.",
+                example: "When I undo the rollout of deployment \"web\"",
+                run: step_fn!(workloads::rollout_undo),
+            },
+            StepDef {
+                name: "remember-pod",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember the name of a (?P<ready>ready )?pod with label "(?P<sel>[^"]*)"(?: other than "(?P<except>[^"]+)")? as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps the name of one (ready) pod of the scenario namespace matching a label selector, e.g. a pod a controller named; `other than \"a,b\"` skips pods already picked. Pods being deleted are never picked; the first by name is, so runs repeat.",
+                example: "When I remember the name of a ready pod with label \"app=web\" other than \"{{ first }}\" as \"second\"",
+                run: step_fn!(workloads::remember_pod),
+            },
+            StepDef {
+                name: "evict",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"evict pod "(?P<name>[^"]+)"(?: in namespace "(?P<ns>[^"]+)")?$"#),
+                description: "POSTs a policy/v1 Eviction for the pod (what `kubectl drain` does). The answer is not retried, so a PodDisruptionBudget's 429 reaches `the last request failed with code 429`.",
+                example: "When I try to evict pod \"{{ victim }}\"",
+                run: step_fn!(workloads::evict),
+            },
+            StepDef {
+                name: "cordon",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"(?P<op>cordon|uncordon) node "(?P<node>[^"]+)"$"#),
+                description: "`kubectl cordon|uncordon`: sets or clears the node's spec.unschedulable. The node is restored after the scenario. Mark such scenarios `@serial @needs:node-control`: nodes are shared.",
+                example: "When I cordon node \"{{ node }}\"",
+                run: step_fn!(nodes::cordon),
+            },
+            StepDef {
+                name: "taint",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"(?P<op>add|remove) taint "(?P<taint>[^"]+)" (?:to|from) node "(?P<node>[^"]+)"$"#),
+                description: "`kubectl taint`: adds `key=value:Effect` (replacing the key's taint with that effect) or removes `key:Effect` (or every taint of `key`). The node's taints are restored after the scenario.",
+                example: "When I add taint \"dedicated=gpu:NoSchedule\" to node \"{{ node }}\"",
+                run: step_fn!(nodes::taint),
+            },
+            StepDef {
+                name: "node-label",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"label node "(?P<node>[^"]+)" with "(?P<key>[^"=]+?)(?:=(?P<value>[^"]*)|(?P<remove>-))"$"#),
+                description: "`kubectl label node`: `k=v` sets a label, `k-` removes it. The label is restored after the scenario.",
+                example: "When I label node \"{{ node }}\" with \"disk=ssd\"",
+                run: step_fn!(nodes::label),
+            },
+            StepDef {
+                name: "remember-node",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember the name of a Ready node(?: other than "(?P<except>[^"]+)")? as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps the name of a Ready, schedulable node (the first by name, skipping those listed in `other than \"a,b\"`).",
+                example: "Given I remember the name of a Ready node as \"node\"",
+                run: step_fn!(nodes::remember_node),
+            },
+            StepDef {
                 name: "exists",
                 keyword: Keyword::Assertion,
-                pattern: concat!("^", obj!(), " (?P<neg>exists|does not exist)", within!(), "$"),
-                description: "The object exists / does not exist (now, or eventually with `within N seconds`).",
+                pattern: concat!("^", obj!(), " (?P<neg>exists|does not exist)", timing!(), "$"),
+                description: "The object exists / does not exist (now, eventually with `within N seconds`, or on every poll for `for N seconds`).",
                 example: "Then configmap \"settings\" does not exist within 10 seconds",
                 run: step_fn!(assertions::exists),
             },
             StepDef {
                 name: "matches",
                 keyword: Keyword::Assertion,
-                pattern: concat!("^", obj!(), " matches", within!(), ":$"),
-                description: "The object contains the doc string's partial YAML: maps by subset, lists element by element by `name` when every element has one, otherwise as sets; `null` means absent. A failure shows the diff.",
+                pattern: concat!("^", obj!(), " matches", timing!(), ":$"),
+                description: "The object contains the doc string's partial YAML: maps by subset, lists element by element by `name` when every element has one, otherwise as sets; `null` means absent. A failure shows the diff. `within N seconds` waits for it; `for N seconds` requires it on every poll (200 ms) for that long and fails at the first poll that differs.",
                 example: "Then configmap \"settings\" matches:\n  \"\"\"\n  data:\n    mode: fast\n  \"\"\"",
                 run: step_fn!(assertions::object_matches),
             },
@@ -226,10 +313,10 @@ pub fn steps() -> &'static [StepDef] {
                 name: "field",
                 keyword: Keyword::Assertion,
                 pattern: concat!(
-                    "^", obj!(), r#" has "(?P<path>[^"]+)" (?P<op>equal to|not equal to|containing|matching) "(?P<value>(?:[^"\\]|\\.)*)""#, within!(), "$"
+                    "^", obj!(), r#" has "(?P<path>[^"]+)" (?P<op>equal to|not equal to|containing|matching) "(?P<value>(?:[^"\\]|\\.)*)""#, timing!(), "$"
                 ),
-                description: "A JSONPath (kubectl dialect) of the object compares with a value; several results are joined with spaces, as kubectl prints them.",
-                example: "Then configmap \"settings\" has \"{.data.mode}\" equal to \"fast\"",
+                description: "A JSONPath (kubectl dialect) of the object compares with a value; several results are joined with spaces, as kubectl prints them. `within N seconds`: eventually; `for N seconds`: on every poll (200 ms) for that long, failing fast with the value seen.",
+                example: "Then configmap \"settings\" has \"{.data.mode}\" equal to \"fast\" for 3 seconds",
                 run: step_fn!(assertions::field),
             },
             StepDef {
@@ -273,12 +360,32 @@ pub fn steps() -> &'static [StepDef] {
                 run: step_fn!(assertions::response_header),
             },
             StepDef {
+                name: "pod-count",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^there (?:is|are) (?P<count>\d+) (?P<ready>ready )?pods? with label "(?P<sel>[^"]*)"(?: in phase (?P<phase>Pending|Running|Succeeded|Failed|Unknown))?"#, timing!(), "$"
+                ),
+                description: "Exactly N pods of the scenario namespace match the label selector (and are Ready, and are in the phase given). Pods being deleted are not counted. `within N seconds` waits for it; `for N seconds` requires it on every poll (200 ms).",
+                example: "Then there are 3 ready pods with label \"app=web\" within 60 seconds",
+                run: step_fn!(workloads::pod_count),
+            },
+            StepDef {
+                name: "pod-per-node",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^there is one (?P<ready>ready )?pod with label "(?P<sel>[^"]*)" on every Ready node"#, timing!(), "$"
+                ),
+                description: "What a DaemonSet promises: every Ready node without a NoSchedule/NoExecute taint outside `node.kubernetes.io/` runs exactly one (ready) pod of the scenario namespace matching the selector, and no node runs two.",
+                example: "Then there is one ready pod with label \"app=agent\" on every Ready node within 60 seconds",
+                run: step_fn!(workloads::pod_per_node),
+            },
+            StepDef {
                 name: "count",
                 keyword: Keyword::Assertion,
                 pattern: concat!(
-                    r#"^(?P<count>\d+) "#, kind!(), r#" exists?(?: in namespace "(?P<ns>[^"]+)")?(?: with label "(?P<sel>[^"]*)")?"#, within!(), "$"
+                    r#"^(?P<count>\d+) "#, kind!(), r#" exists?(?: in namespace "(?P<ns>[^"]+)")?(?: with label "(?P<sel>[^"]*)")?"#, timing!(), "$"
                 ),
-                description: "Exactly N objects of a kind exist in the namespace (matching a label selector).",
+                description: "Exactly N objects of a kind exist in the namespace (matching a label selector); `within N seconds` eventually, `for N seconds` throughout.",
                 example: "Then 2 configmaps exist with label \"app=web\"",
                 run: step_fn!(assertions::count),
             },
@@ -328,11 +435,45 @@ pub fn steps() -> &'static [StepDef] {
                 name: "event",
                 keyword: Keyword::Assertion,
                 pattern: concat!(
-                    r#"^an event with reason "(?P<reason>[^"]+)"(?: and message containing "(?P<msg>(?:[^"\\]|\\.)+)")? exists for "#, kind!(), r#" "(?P<name>[^"]+)""#, within!(), "$"
+                    r#"^an [Ee]vent with reason "(?P<reason>[^"]+)"(?: and message containing "(?P<msg>(?:[^"\\]|\\.)+)")? exists for "#, kind!(), r#" "(?P<name>[^"]+)""#, within!(), "$"
                 ),
                 description: "An Event in the scenario namespace names the object with this reason (and message text).",
                 example: "Then an event with reason \"FailedScheduling\" exists for pod \"big\" within 30 seconds",
                 run: step_fn!(assertions::event_exists),
+            },
+            StepDef {
+                name: "node-annotate",
+                keyword: Keyword::Action,
+                pattern: concat!("^I ", try_to!(), r#"annotate node "(?P<node>[^"]+)" with "(?P<key>[^"=]+?)(?:=(?P<value>[^"]*)|(?P<remove>-))"$"#),
+                description: "`kubectl annotate node`: `k=v` sets an annotation, `k-` removes it (simulated nodes report conditions from `sim.kubeproof.dev/*` annotations). The annotation is restored after the scenario; mark such scenarios `@serial @needs:node-control`.",
+                example: "When I annotate node \"{{ node }}\" with \"sim.kubeproof.dev/memory-pressure=true\"",
+                run: step_fn!(nodes_sched::annotate),
+            },
+            StepDef {
+                name: "node-count",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember the number of nodes as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps how many Node objects exist, as the scheduler counts them in \"0/N nodes are available\".",
+                example: "Given I remember the number of nodes as \"nodes\"",
+                run: step_fn!(nodes_sched::remember_node_count),
+            },
+            StepDef {
+                name: "remember-pod-in-phase",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember the name of a pod with label "(?P<sel>[^"]*)" in phase (?P<phase>Pending|Running|Succeeded|Failed|Unknown) as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps the name of one pod of the scenario namespace matching the selector and in the phase given (the first by name; pods being deleted are skipped), e.g. the replica the scheduler could not place.",
+                example: "When I remember the name of a pod with label \"app=web\" in phase Pending as \"pending\"",
+                run: step_fn!(nodes_sched::remember_pod_in_phase),
+            },
+            StepDef {
+                name: "pod-spread",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^the pods with label "(?P<sel>[^"]*)" are spread over "(?P<key>[^"]+)" as "(?P<counts>[0-9, ]+)""#, timing!(), "$"
+                ),
+                description: "The scenario's bound pods matching the selector, counted per value of a node label (topology domain), are exactly these counts in any order; domains without pods count 0 and pods not yet bound or being deleted are left out.",
+                example: "Then the pods with label \"app=web\" are spread over \"topology.kubernetes.io/zone\" as \"2, 2, 2\" within 60 seconds",
+                run: step_fn!(nodes_sched::spread),
             },
         ]
     })
@@ -555,6 +696,81 @@ mod tests {
             "count"
         );
         assert_eq!(only(StepType::Then, "1 configmap exists"), "count");
+        assert_eq!(
+            only(
+                StepType::Then,
+                "deployment \"web\" has \"{.spec.replicas}\" equal to \"3\" for 2.5 seconds"
+            ),
+            "field"
+        );
+        assert!(matching(
+            StepType::Then,
+            "configmap \"a\" exists within 5 seconds for 5 seconds"
+        )
+        .is_empty());
+        assert_eq!(
+            only(StepType::Then, "configmap \"a\" matches for 5 seconds:"),
+            "matches"
+        );
+        assert_eq!(
+            only(
+                StepType::Then,
+                "there is 1 pod with label \"app=web\" in phase Pending for 3 seconds"
+            ),
+            "pod-count"
+        );
+        assert_eq!(
+            only(
+                StepType::Then,
+                "an Event with reason \"Killing\" exists for pod \"p\""
+            ),
+            "event"
+        );
+        for (text, name) in [
+            ("I create as user \"alice\":", "manifest"),
+            ("I try to apply as user \"alice\" in group \"dev\" as \"mgr\" with force:", "manifest"),
+            ("I try to delete configmap \"a\" as user \"bob\" in groups \"a,b\" with grace period 0", "delete"),
+            ("I try to list configmaps in namespace \"x\" as user \"bob\" with limit 2", "list"),
+            ("I try to patch configmap \"a\" as user \"bob\" with merge patch:", "patch"),
+            ("I try to scale deployment \"web\" as user \"bob\" to 3", "scale"),
+            ("I undo the rollout of deployment \"web\" to revision 2", "rollout-undo"),
+            ("I restart the rollout of statefulset \"db\"", "rollout"),
+            ("I remove taint \"dedicated\" from node \"n\"", "taint"),
+            ("I label node \"n\" with \"team-a-\"", "node-label"),
+            ("I remember the name of a Ready node other than \"{{ node }}\" as \"other\"", "remember-node"),
+            ("I remember the name of a pod with label \"app=web\" as \"p\"", "remember-pod"),
+        ] {
+            assert_eq!(only(StepType::When, text), name, "{text}");
+        }
+        let text =
+            r#"I try to get configmap "a" in namespace "x" as user "bob" in groups "dev, ops""#;
+        let def = matching(StepType::When, text)[0];
+        let args = captures(def, text, &KubeWorld::default()).unwrap();
+        assert_eq!(args.get("ns"), Some("x"));
+        let id = args.identity().unwrap();
+        assert_eq!((id.user.as_str(), id.groups.len()), ("bob", 2));
+        let text = r#"I label node "n" with "team-a-""#;
+        let args = captures(
+            matching(StepType::When, text)[0],
+            text,
+            &KubeWorld::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (args.get("key"), args.get("remove")),
+            (Some("team-a"), Some("-"))
+        );
+        let text = r#"I label node "n" with "team-a=""#;
+        let args = captures(
+            matching(StepType::When, text)[0],
+            text,
+            &KubeWorld::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (args.get("key"), args.get("remove")),
+            (Some("team-a"), None)
+        );
         assert_eq!(
             only(
                 StepType::Then,

@@ -148,11 +148,11 @@ fn remove_from_active(cj: &mut CronJob, uid: &str) {
 impl CronJobController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(CronJobController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("cronjob-controller"),
             cronjobs: ctx.informers.get::<CronJob>(),
             jobs: ctx.informers.get::<Job>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
-            recorder: EventRecorder::new(ctx.client.clone(), CONTROLLER_NAME),
+            recorder: EventRecorder::new(ctx.client_for("cronjob-controller"), CONTROLLER_NAME),
             workers: ctx.cfg.cronjob_workers,
         });
         let q = this.queue.clone();

@@ -80,14 +80,14 @@ fn is_updated(p: &Pod, hash: &str, generation: Option<i64>) -> bool {
 impl DaemonSetController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(DaemonSetController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("daemon-set-controller"),
             sets: ctx.informers.get::<DaemonSet>(),
             pods: ctx.informers.get::<Pod>(),
             nodes: ctx.informers.get::<Node>(),
             revisions: ctx.informers.get::<ControllerRevision>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
             expectations: Expectations::new(ctx.cfg.expectations_ttl),
-            recorder: EventRecorder::new(ctx.client.clone(), CONTROLLER_NAME),
+            recorder: EventRecorder::new(ctx.client_for("daemon-set-controller"), CONTROLLER_NAME),
             workers: ctx.cfg.daemonset_workers,
             burst: ctx.cfg.burst_replicas.max(1),
         });

@@ -51,12 +51,12 @@ fn deployment_selector(d: &Deployment) -> Result<selector::LabelSelector, String
 impl DeploymentController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(DeploymentController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("deployment-controller"),
             deployments: ctx.informers.get::<Deployment>(),
             sets: ctx.informers.get::<ReplicaSet>(),
             pods: ctx.informers.get::<Pod>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
-            recorder: EventRecorder::new(ctx.client.clone(), CONTROLLER_NAME),
+            recorder: EventRecorder::new(ctx.client_for("deployment-controller"), CONTROLLER_NAME),
             workers: ctx.cfg.deployment_workers,
         });
         let w: Weak<Self> = Arc::downgrade(&this);

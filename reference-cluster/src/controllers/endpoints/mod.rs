@@ -42,7 +42,7 @@ pub struct EndpointsController {
 impl EndpointsController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(EndpointsController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("endpoint-controller"),
             services: ctx.informers.get::<Service>(),
             pods: ctx.informers.get::<Pod>(),
             endpoints: ctx.informers.get::<Endpoints>(),

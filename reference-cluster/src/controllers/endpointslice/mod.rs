@@ -40,7 +40,7 @@ pub struct EndpointSliceController {
 impl EndpointSliceController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(EndpointSliceController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("endpointslice-controller"),
             services: ctx.informers.get::<Service>(),
             pods: ctx.informers.get::<Pod>(),
             nodes: ctx.informers.get::<Node>(),

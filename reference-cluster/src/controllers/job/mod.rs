@@ -214,7 +214,7 @@ pub struct JobController {
 impl JobController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(JobController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("job-controller"),
             jobs: ctx.informers.get::<Job>(),
             pods: ctx.informers.get::<Pod>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
@@ -222,7 +222,7 @@ impl JobController {
             expectations: Expectations::new(ctx.cfg.expectations_ttl),
             finalizer_expectations: Mutex::new(HashMap::new()),
             backoffs: Mutex::new(HashMap::new()),
-            recorder: EventRecorder::new(ctx.client.clone(), CONTROLLER_NAME),
+            recorder: EventRecorder::new(ctx.client_for("job-controller"), CONTROLLER_NAME),
             backoff_base: ctx.cfg.job_backoff_base,
             backoff_max: ctx.cfg.job_backoff_max,
             workers: ctx.cfg.job_workers,

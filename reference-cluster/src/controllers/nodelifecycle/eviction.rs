@@ -45,12 +45,12 @@ fn no_execute(node: &Node) -> Vec<Taint> {
 impl TaintEviction {
     pub fn new(ctx: &Context, nodes: Informer<Node>, pods: Informer<Pod>) -> Arc<Self> {
         let this = Arc::new(TaintEviction {
-            client: ctx.client.clone(),
+            client: ctx.client_for("node-controller"),
             nodes,
             pods,
             queue: WorkQueue::new(ctx.cfg.backoff),
             scheduled: Mutex::new(HashMap::new()),
-            recorder: EventRecorder::new(ctx.client.clone(), "taint-eviction-controller"),
+            recorder: EventRecorder::new(ctx.client_for("node-controller"), "taint-eviction-controller"),
         });
         let w: Weak<Self> = Arc::downgrade(&this);
         this.nodes.add_handler({

@@ -70,13 +70,13 @@ impl NodeLifecycle {
         let pods = ctx.informers.get::<Pod>();
         let nodes = ctx.informers.get::<Node>();
         Arc::new(NodeLifecycle {
-            client: ctx.client.clone(),
+            client: ctx.client_for("node-controller"),
             leases: ctx.informers.get_with::<Lease>(
                 "node-leases",
                 watcher::Config::default().fields(&format!("metadata.namespace={LEASE_NAMESPACE}")),
             ),
             health: Mutex::new(HashMap::new()),
-            recorder: EventRecorder::new(ctx.client.clone(), CONTROLLER_NAME),
+            recorder: EventRecorder::new(ctx.client_for("node-controller"), CONTROLLER_NAME),
             period: ctx.cfg.node_monitor_period,
             grace: ctx.cfg.node_monitor_grace_period,
             startup_grace: ctx.cfg.node_startup_grace_period,

@@ -17,9 +17,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as TypedSelector;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::manager::{Context, Controller};
@@ -160,12 +159,12 @@ impl ReplicaSetController {
         };
         let this = Arc::new(ReplicaSetController {
             kind,
-            client: ctx.client.clone(),
+            client: ctx.client_for(kind.controller_name()),
             sets,
             pods: ctx.informers.get::<Pod>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
             expectations: Expectations::new(ctx.cfg.expectations_ttl),
-            recorder: EventRecorder::new(ctx.client.clone(), kind.controller_name()),
+            recorder: EventRecorder::new(ctx.client_for(kind.controller_name()), kind.controller_name()),
             workers: ctx.cfg.replicaset_workers,
             burst: ctx.cfg.burst_replicas.max(1),
         });
@@ -512,31 +511,27 @@ impl ReplicaSetController {
         out
     }
 
+    /// Writes the status with an update of the status subresource, as upstream does (its
+    /// service account may update `replicasets/status`, not patch it); a conflict with a
+    /// concurrent write makes the sync retry.
     async fn write_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> anyhow::Result<()> {
         let ns = rs.namespace().unwrap_or_default();
-        let mut value = serde_json::to_value(&status)?;
-        // A merge patch only removes what it names as null.
-        for field in [
-            "conditions",
-            "fullyLabeledReplicas",
-            "readyReplicas",
-            "availableReplicas",
-        ] {
-            if value.get(field).is_none() {
-                value[field] = serde_json::Value::Null;
-            }
-        }
-        let patch = json!({ "status": value });
-        let pp = PatchParams::default();
+        let name = rs.name_any();
+        let pp = PostParams::default();
+        let status = serde_json::to_value(&status)?;
         match self.kind {
             ReplicaKind::ReplicaSet => {
-                self.api::<ReplicaSet>(&ns)
-                    .patch_status(&rs.name_any(), &pp, &Patch::Merge(&patch))
+                let api = self.api::<ReplicaSet>(&ns);
+                let mut current = serde_json::to_value(api.get(&name).await?)?;
+                current["status"] = status;
+                api.replace_status(&name, &pp, &serde_json::from_value(current)?)
                     .await?;
             }
             ReplicaKind::ReplicationController => {
-                self.api::<ReplicationController>(&ns)
-                    .patch_status(&rs.name_any(), &pp, &Patch::Merge(&patch))
+                let api = self.api::<ReplicationController>(&ns);
+                let mut current = serde_json::to_value(api.get(&name).await?)?;
+                current["status"] = status;
+                api.replace_status(&name, &pp, &serde_json::from_value(current)?)
                     .await?;
             }
         }

@@ -125,13 +125,13 @@ fn count_status(
 impl StatefulSetController {
     pub fn new(ctx: &Context) -> Arc<Self> {
         let this = Arc::new(StatefulSetController {
-            client: ctx.client.clone(),
+            client: ctx.client_for("statefulset-controller"),
             sets: ctx.informers.get::<StatefulSet>(),
             pods: ctx.informers.get::<Pod>(),
             revisions: ctx.informers.get::<ControllerRevision>(),
             claims: ctx.informers.get::<PersistentVolumeClaim>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
-            recorder: EventRecorder::new(ctx.client.clone(), CONTROLLER_NAME),
+            recorder: EventRecorder::new(ctx.client_for("statefulset-controller"), CONTROLLER_NAME),
             workers: ctx.cfg.statefulset_workers,
         });
         let q = this.queue.clone();

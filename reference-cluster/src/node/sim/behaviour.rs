@@ -29,6 +29,10 @@ pub struct Behaviour {
     pub termination_delay: Option<Duration>,
     pub ignore_sigterm: bool,
     pub pre_stop_duration: Option<Duration>,
+    /// Lines the container writes right after its start line (`logs`), one per line of the value.
+    pub log_lines: Vec<String>,
+    /// How often it writes a `tick` line while running (`log-every`).
+    pub log_every: Option<Duration>,
 }
 
 impl Behaviour {
@@ -107,6 +111,14 @@ impl Behaviour {
             "termination-delay" => self.termination_delay = Some(dur()?),
             "ignore-sigterm" => self.ignore_sigterm = flag()?,
             "pre-stop-duration" => self.pre_stop_duration = Some(dur()?),
+            "logs" => self.log_lines = value.lines().map(str::to_string).collect(),
+            "log-every" => {
+                let every = dur()?;
+                if every.is_zero() {
+                    return Err("want a positive duration such as 1s".into());
+                }
+                self.log_every = Some(every);
+            }
             other => return Err(format!("unknown setting {other:?} (see SIM.md)")),
         }
         Ok(())
@@ -167,6 +179,22 @@ mod tests {
         assert_eq!(main.exit_after, Some(Duration::from_secs(5)));
         assert!(!sidecar.crash);
         assert_eq!(sidecar.exit_after, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn log_settings_read_lines_and_a_period() {
+        let a = ann(&[
+            ("logs", "one\ntwo"),
+            ("logs.side", "other"),
+            ("log-every", "250ms"),
+        ]);
+        let main = Behaviour::from_annotations(Some(&a), "main").unwrap();
+        assert_eq!(main.log_lines, ["one", "two"]);
+        assert_eq!(main.log_every, Some(Duration::from_millis(250)));
+        let side = Behaviour::from_annotations(Some(&a), "side").unwrap();
+        assert_eq!(side.log_lines, ["other"]);
+        let zero = ann(&[("log-every", "0s")]);
+        assert!(Behaviour::from_annotations(Some(&zero), "main").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use self::behaviour::Behaviour;
 use self::stages::{
     mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline,
 };
+use super::logs::{LogKey, LogStore, Script};
 use super::runtime::{ContainerId, ContainerState, Runtime, StartRequest, Usage};
 use crate::resources::quantity::Quantity;
 
@@ -37,6 +38,7 @@ pub struct SimRuntime {
     /// Images each node has pulled.
     images: HashMap<String, HashSet<String>>,
     created: u64,
+    logs: Option<LogStore>,
 }
 
 impl SimRuntime {
@@ -47,6 +49,15 @@ impl SimRuntime {
             by_pod: HashMap::new(),
             images: HashMap::new(),
             created: 0,
+            logs: None,
+        }
+    }
+
+    /// A runtime whose containers write their logs (see `SIM.md`) into `logs`.
+    pub fn with_logs(stages: SimStages, logs: LogStore) -> SimRuntime {
+        SimRuntime {
+            logs: Some(logs),
+            ..SimRuntime::new(stages)
         }
     }
 
@@ -86,6 +97,9 @@ impl Runtime for SimRuntime {
     }
 
     fn remove_sandbox(&mut self, pod_uid: &str) {
+        if let Some(logs) = &self.logs {
+            logs.remove_pod(pod_uid);
+        }
         for id in self.by_pod.remove(pod_uid).unwrap_or_default() {
             self.containers.remove(&id);
         }
@@ -127,6 +141,23 @@ impl Runtime for SimRuntime {
             };
         if !matches!(timeline, Timeline::PullFails { .. }) {
             node_images.insert(image);
+        }
+        if let (Some(logs), Timeline::Runs(run)) = (&self.logs, &timeline) {
+            let key = LogKey {
+                namespace: req.pod.metadata.namespace.clone().unwrap_or_default(),
+                pod: req.pod.metadata.name.clone().unwrap_or_default(),
+                container: name.to_string(),
+            };
+            let script = Script {
+                pod: key.pod.clone(),
+                container: key.container.clone(),
+                attempt: req.attempt,
+                running_at: run.running_at,
+                lines: behaviour.log_lines.clone(),
+                every: behaviour.log_every,
+                exit: run.exit.as_ref().map(|e| (e.at, e.code)),
+            };
+            logs.begin(key, uid, &id, script);
         }
         let mut usage = default_usage(req.container);
         if let Some(cpu) = behaviour.cpu_usage_milli {
@@ -182,7 +213,7 @@ impl Runtime for SimRuntime {
         {
             return;
         }
-        c.stop = Some(plan_stop(
+        let stop = plan_stop(
             &c.container,
             &c.behaviour,
             &c.timeline,
@@ -192,7 +223,11 @@ impl Runtime for SimRuntime {
                 now,
                 grace,
             },
-        ));
+        );
+        if let Some(logs) = &self.logs {
+            logs.set_exit(id, stop.at, stop.code);
+        }
+        c.stop = Some(stop);
     }
 
     fn remove_container(&mut self, id: &str) {
