@@ -27,7 +27,7 @@ use super::history::{self, NewRevision, HASH_LABEL};
 use super::manager::{Context, Controller};
 use super::runtime::events::{self, EventRecorder};
 use super::runtime::expectations::Expectations;
-use super::runtime::ownership::{self, controller_of, Owner};
+use super::runtime::ownership::{self, controller_of};
 use super::runtime::{
     self, key_of, pods, selector, split_key, Change, Informer, Reconciler, Requeue, WorkQueue,
 };
@@ -160,26 +160,8 @@ impl DaemonSetController {
         let sel = selector::from_typed(ds.spec.as_ref().map(|s| &s.selector))
             .map_err(anyhow::Error::msg)?;
         let ns = ds.namespace().unwrap_or_default();
-        let owner = Owner {
-            meta: &ds.metadata,
-            api_version: "apps/v1",
-            kind: "DaemonSet",
-        };
-        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), &ns);
-        let (name, uid) = (ds.name_any(), ds.uid().unwrap_or_default());
-        let client = self.client.clone();
-        let claimed = ownership::claim(
-            move |ns| Api::<Pod>::namespaced(client.clone(), ns),
-            &owner,
-            &sel,
-            self.pods.list_namespace(&ns),
-            || async move { ownership::recheck_owner(api, &name, &uid).await },
-        )
-        .await;
-        if let Some(e) = claimed.errors.into_iter().next() {
-            return Err(anyhow::Error::new(e).context("cannot adopt or release pods"));
-        }
-        Ok(claimed.owned)
+        let pods = self.pods.list_namespace(&ns);
+        ownership::claim_for(&self.client, ds, "apps/v1", "DaemonSet", &sel, pods).await
     }
 
     /// The current revision (created when missing); its hash labels new pods.

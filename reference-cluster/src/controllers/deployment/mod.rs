@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use self::util::*;
 use super::manager::{Context, Controller};
 use super::runtime::events::{self, now_time, EventRecorder};
-use super::runtime::ownership::{self, controller_of, Owner};
+use super::runtime::ownership::{self, controller_of};
 use super::runtime::selector::{self, labels_of};
 use super::runtime::{key_of, split_key, Change, Informer, Reconciler, Requeue, WorkQueue};
 
@@ -179,26 +179,8 @@ impl DeploymentController {
         sel: &selector::LabelSelector,
     ) -> anyhow::Result<Vec<Arc<ReplicaSet>>> {
         let ns = d.namespace().unwrap_or_default();
-        let owner = Owner {
-            meta: &d.metadata,
-            api_version: "apps/v1",
-            kind: "Deployment",
-        };
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let (name, uid) = (d.name_any(), d.uid().unwrap_or_default());
-        let client = self.client.clone();
-        let claimed = ownership::claim(
-            move |ns| Api::<ReplicaSet>::namespaced(client.clone(), ns),
-            &owner,
-            sel,
-            self.sets.list_namespace(&ns),
-            || async move { ownership::recheck_owner(api, &name, &uid).await },
-        )
-        .await;
-        if let Some(e) = claimed.errors.into_iter().next() {
-            return Err(anyhow::Error::new(e).context("cannot adopt or release replica sets"));
-        }
-        Ok(claimed.owned)
+        let sets = self.sets.list_namespace(&ns);
+        ownership::claim_for(&self.client, d, "apps/v1", "Deployment", sel, sets).await
     }
 
     /// Writes the Deployment's status (and its revision annotation, which upstream also

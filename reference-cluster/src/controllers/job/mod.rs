@@ -35,7 +35,7 @@ use super::manager::{Context, Controller};
 use super::replicaset::ranking;
 use super::runtime::events::{self, now_time, EventRecorder};
 use super::runtime::expectations::Expectations;
-use super::runtime::ownership::{self, controller_of, Owner};
+use super::runtime::ownership::{self, controller_of};
 use super::runtime::{
     self, key_of, pods, selector, split_key, Change, Informer, Reconciler, Requeue, WorkQueue,
 };
@@ -380,26 +380,8 @@ impl JobController {
         let sel = selector::from_typed(job.spec.as_ref().and_then(|s| s.selector.as_ref()))
             .map_err(anyhow::Error::msg)?;
         let ns = job.namespace().unwrap_or_default();
-        let owner = Owner {
-            meta: &job.metadata,
-            api_version: "batch/v1",
-            kind: "Job",
-        };
-        let api: Api<Job> = Api::namespaced(self.client.clone(), &ns);
-        let (name, uid) = (job.name_any(), job.uid().unwrap_or_default());
-        let client = self.client.clone();
-        let claimed = ownership::claim(
-            move |ns| Api::<Pod>::namespaced(client.clone(), ns),
-            &owner,
-            &sel,
-            self.pods.list_namespace(&ns),
-            || async move { ownership::recheck_owner(api, &name, &uid).await },
-        )
-        .await;
-        if let Some(e) = claimed.errors.into_iter().next() {
-            return Err(anyhow::Error::new(e).context("cannot adopt or release pods"));
-        }
-        Ok(claimed.owned)
+        let pods = self.pods.list_namespace(&ns);
+        ownership::claim_for(&self.client, job, "batch/v1", "Job", &sel, pods).await
     }
 
     /// Deletes pods after removing their tracking finalizer (they are not counted as

@@ -50,7 +50,10 @@ impl TaintEviction {
             pods,
             queue: WorkQueue::new(ctx.cfg.backoff),
             scheduled: Mutex::new(HashMap::new()),
-            recorder: EventRecorder::new(ctx.client_for("node-controller"), "taint-eviction-controller"),
+            recorder: EventRecorder::new(
+                ctx.client_for("node-controller"),
+                "taint-eviction-controller",
+            ),
         });
         let w: Weak<Self> = Arc::downgrade(&this);
         this.nodes.add_handler({

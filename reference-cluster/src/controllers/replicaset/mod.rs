@@ -164,7 +164,10 @@ impl ReplicaSetController {
             pods: ctx.informers.get::<Pod>(),
             queue: WorkQueue::new(ctx.cfg.backoff),
             expectations: Expectations::new(ctx.cfg.expectations_ttl),
-            recorder: EventRecorder::new(ctx.client_for(kind.controller_name()), kind.controller_name()),
+            recorder: EventRecorder::new(
+                ctx.client_for(kind.controller_name()),
+                kind.controller_name(),
+            ),
             workers: ctx.cfg.replicaset_workers,
             burst: ctx.cfg.burst_replicas.max(1),
         });

@@ -145,6 +145,52 @@ where
     out
 }
 
+/// [`claim`] as a namespaced owner's controller uses it: the owner is rechecked on the server
+/// before the first adoption, and the first error met is the sync's error.
+pub async fn claim_for<O, K>(
+    client: &kube::Client,
+    owner_obj: &O,
+    api_version: &str,
+    kind: &str,
+    selector: &LabelSelector,
+    candidates: Vec<Arc<K>>,
+) -> anyhow::Result<Vec<Arc<K>>>
+where
+    O: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let meta = owner_obj.meta();
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let owner = Owner {
+        meta,
+        api_version,
+        kind,
+    };
+    let api: Api<O> = Api::namespaced(client.clone(), &ns);
+    let name = meta.name.clone().unwrap_or_default();
+    let uid = meta.uid.clone().unwrap_or_default();
+    let c = client.clone();
+    let claimed = claim(
+        move |ns| Api::<K>::namespaced(c.clone(), ns),
+        &owner,
+        selector,
+        candidates,
+        || async move { recheck_owner(api, &name, &uid).await },
+    )
+    .await;
+    if let Some(e) = claimed.errors.into_iter().next() {
+        let what = K::plural(&());
+        return Err(anyhow::Error::new(e).context(format!("cannot adopt or release {what}")));
+    }
+    Ok(claimed.owned)
+}
+
 /// The standard `can_adopt` check: a fresh GET of the owner.
 pub async fn recheck_owner<K>(api: Api<K>, name: &str, uid: &str) -> Result<(), String>
 where

@@ -24,7 +24,7 @@ use self::identity::*;
 use super::history::{self, NewRevision};
 use super::manager::{Context, Controller};
 use super::runtime::events::{self, EventRecorder};
-use super::runtime::ownership::{self, controller_of, Owner};
+use super::runtime::ownership::{self, controller_of};
 use super::runtime::{
     self, key_of, pods, selector, split_key, Change, Informer, Reconciler, Requeue, WorkQueue,
 };
@@ -194,11 +194,6 @@ impl StatefulSetController {
         let sel = selector::from_typed(set.spec.as_ref().map(|s| &s.selector))
             .map_err(anyhow::Error::msg)?;
         let ns = set.namespace().unwrap_or_default();
-        let owner = Owner {
-            meta: &set.metadata,
-            api_version: "apps/v1",
-            kind: "StatefulSet",
-        };
         // Only pods named after the set are members.
         let candidates: Vec<Arc<Pod>> = self
             .pods
@@ -206,21 +201,15 @@ impl StatefulSetController {
             .into_iter()
             .filter(|p| ordinal_of(set, p).is_some())
             .collect();
-        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &ns);
-        let (name, uid) = (set.name_any(), set.uid().unwrap_or_default());
-        let client = self.client.clone();
-        let claimed = ownership::claim(
-            move |ns| Api::<Pod>::namespaced(client.clone(), ns),
-            &owner,
+        ownership::claim_for(
+            &self.client,
+            set,
+            "apps/v1",
+            "StatefulSet",
             &sel,
             candidates,
-            || async move { ownership::recheck_owner(api, &name, &uid).await },
         )
-        .await;
-        if let Some(e) = claimed.errors.into_iter().next() {
-            return Err(anyhow::Error::new(e).context("cannot adopt or release pods"));
-        }
-        Ok(claimed.owned)
+        .await
     }
 
     /// The current and update revisions (`getStatefulSetRevisions`).
