@@ -269,43 +269,25 @@ pub async fn handle(
 }
 
 /// The kind the request body must have for `info` (its own kind; subresources differ).
-fn check_type_meta(
-    info: &ResourceInfo,
-    obj: &mut Value,
-    kind: &str,
-    api_version: &str,
-) -> ApiResult<()> {
+fn check_type_meta(obj: &mut Value, kind: &str, api_version: &str) -> ApiResult<()> {
     let o = obj.as_object_mut().expect("decode returns objects");
-    match o.get("kind").and_then(Value::as_str) {
-        Some(k) if k != kind => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({}) does not match the expected API version ({api_version})",
-                o.get("apiVersion").and_then(Value::as_str).unwrap_or("")
-            ))
-            .with_kind_mismatch(k, kind))
-        }
-        _ => {}
+    if let Some(k) = o.get("kind").and_then(Value::as_str).filter(|k| *k != kind) {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({kind})"
+        )));
     }
-    match o.get("apiVersion").and_then(Value::as_str) {
-        Some(v) if v != api_version => {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({v}) does not match the expected API version ({api_version})"
-            )))
-        }
-        _ => {}
+    if let Some(v) = o
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .filter(|v| *v != api_version)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({v}) does not match the expected API version ({api_version})"
+        )));
     }
     o.insert("kind".into(), json!(kind));
     o.insert("apiVersion".into(), json!(api_version));
-    let _ = info;
     Ok(())
-}
-
-impl ApiError {
-    fn with_kind_mismatch(self, got: &str, want: &str) -> Self {
-        ApiError::bad_request(format!(
-            "the kind in the data ({got}) does not match the expected kind ({want})"
-        ))
-    }
 }
 
 impl ApiServer {
@@ -376,12 +358,14 @@ impl ApiServer {
                     .iter()
                     .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
                     .collect();
+                // Upstream's decoder error, e.g. `Deployment in version "v1" cannot be
+                // handled as a Deployment: strict decoding error: unknown field "spec.x"`.
                 Err(ApiError::bad_request(format!(
-                    ".{}: strict decoding error: {}",
-                    "",
-                    list.join(", ")
-                ))
-                .strict_message(&list))
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    list.join(", "),
+                    kind = info.kind,
+                    version = info.version,
+                )))
             }
             FieldValidation::Warn => {
                 let mut w = opts.warnings.lock();
@@ -413,6 +397,7 @@ impl ApiServer {
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
+        name: &str,
     ) -> ApiResult<()> {
         let Some(ns) = ns.filter(|_| info.namespaced) else {
             return Ok(());
@@ -426,11 +411,9 @@ impl ApiServer {
                 let nso = object::from_stored(&kv)?;
                 if object::is_deleting(&nso) {
                     return Err(ApiError::forbidden(format!(
-                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                         info.qualified_resource(),
-                        "",
-                    ))
-                    .namespace_terminating(info, ns));
+                    )));
                 }
                 Ok(())
             }
@@ -451,7 +434,7 @@ impl ApiServer {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
-        check_type_meta(info, &mut obj, &info.kind, &info.api_version())?;
+        check_type_meta(&mut obj, &info.kind, &info.api_version())?;
         {
             let m = meta_mut(&mut obj);
             match (m.get("namespace").and_then(Value::as_str), ns) {
@@ -507,7 +490,8 @@ impl ApiServer {
             ));
         }
         self.check_fields(info, &mut obj, opts)?;
-        self.check_namespace_for_create(info, ns).await?;
+        self.check_namespace_for_create(info, ns, object::name(&obj))
+            .await?;
         let strategy = self.strategy(info);
         strategy.default(&mut obj);
         let name = object::name(&obj).to_string();
@@ -584,7 +568,7 @@ impl ApiServer {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<(Value, bool)> {
-        check_type_meta(info, &mut obj, &info.kind, &info.api_version())?;
+        check_type_meta(&mut obj, &info.kind, &info.api_version())?;
         if object::name(&obj) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -672,7 +656,7 @@ impl ApiServer {
                 ));
             }
             let mut applied = object::decode("application/yaml", &body)?;
-            check_type_meta(info, &mut applied, &info.kind, &info.api_version())?;
+            check_type_meta(&mut applied, &info.kind, &info.api_version())?;
             self.check_fields(info, &mut applied, opts)?;
             let exists = self
                 .store
@@ -1120,18 +1104,5 @@ fn patch_error(info: &ResourceInfo, name: &str, e: patch::PatchError) -> ApiErro
             err.details = Some(details);
             err
         }
-    }
-}
-
-impl ApiError {
-    fn strict_message(self, list: &[String]) -> Self {
-        ApiError::bad_request(format!("strict decoding error: {}", list.join(", ")))
-    }
-
-    fn namespace_terminating(self, info: &ResourceInfo, ns: &str) -> Self {
-        let _ = info;
-        ApiError::forbidden(format!(
-            "unable to create new content in namespace {ns} because it is being terminated"
-        ))
     }
 }
