@@ -121,3 +121,34 @@ Feature: OOM kills and image pull failures
               message: Back-off pulling image "registry.example/nonexistent-{{ suffix }}:1.0"
       """
     And pod "missing" has "{.status.containerStatuses[0].restartCount}" equal to "0"
+
+  @B-NODE-015 @needs:workloads
+  Scenario: A container using more CPU than its limit keeps running
+    Given a namespace
+    When I create:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: burner
+        annotations:
+          sim.kubeproof.dev/cpu-usage: "2"
+      spec:
+        containers:
+        - name: app
+          image: busybox:1.36
+          resources:
+            limits:
+              cpu: 500m
+      """
+    Then pod "burner" has "{.status.phase}" equal to "Running" within 30 seconds
+    And pod "burner" matches for 5 seconds:
+      """
+      status:
+        phase: Running
+        containerStatuses:
+        - name: app
+          restartCount: 0
+          state:
+            running: {}
+      """

@@ -74,7 +74,6 @@ Feature: Binding pods to nodes
   Scenario: The kubelet rejects a pod forced onto a node without room for its requests
     Given a namespace
     And I remember the name of a Ready node as "node"
-    And I remember "{.status.allocatable.cpu}" of node "{{ node }}" as "cpu"
     When I create:
       """
       apiVersion: v1

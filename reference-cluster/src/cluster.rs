@@ -297,7 +297,10 @@ impl RunningCluster {
             controllers.apiserver_endpoint = Some((self.addr.ip(), self.addr.port()));
             for sa in crate::controllers::CONTROLLER_SERVICE_ACCOUNTS {
                 let user = format!("system:serviceaccount:kube-system:{sa}");
-                let groups = ["system:serviceaccounts", "system:serviceaccounts:kube-system"];
+                let groups = [
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:kube-system",
+                ];
                 let client = self.client_as(&user, &groups).await?;
                 controllers
                     .service_account_clients
@@ -309,7 +312,9 @@ impl RunningCluster {
                 self.client().await?,
             );
             // The manager's own identity reads (lists and watches) everything, as upstream's.
-            let client = self.client_as("system:kube-controller-manager", &[]).await?;
+            let client = self
+                .client_as("system:kube-controller-manager", &[])
+                .await?;
             self.tasks.push(spawn_component(
                 "controller-manager",
                 crate::controllers::run_controller_manager(client, controllers, rx.clone()),

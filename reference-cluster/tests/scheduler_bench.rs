@@ -74,7 +74,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a benchmark, not a check: run with --ignored, ideally with --release"]
 fn algorithm_throughput() {
     let (nodes, pods) = sizes();
     let mut cache = Cache::new();
@@ -136,7 +136,7 @@ fn algorithm_throughput() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a benchmark, not a check: run with --ignored, ideally with --release"]
 async fn end_to_end_throughput() {
     let (nodes, pods) = sizes();
     let dir = tempfile::tempdir().unwrap();

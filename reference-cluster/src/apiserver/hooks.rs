@@ -155,6 +155,9 @@ pub async fn subresource(
         ("log", "get") if is(info, "", "pods") => {
             super::logs::pod_log(server, ctx, info, ns, name).await
         }
+        ("exec", "get" | "create") if is(info, "", "pods") => {
+            super::exec::pod_exec(server, ctx, info, ns, name).await
+        }
         (other, _) => Err(ApiError::new(
             503,
             "ServiceUnavailable",

@@ -41,6 +41,7 @@ pub mod authz;
 pub mod bootstrap_policy;
 pub mod discovery;
 pub mod encrypted_store;
+pub mod exec;
 pub mod fairness;
 pub mod hooks;
 pub mod informer;
@@ -372,7 +373,7 @@ impl ApiServer {
     ) -> Response<Body> {
         let started = Instant::now();
         let peer = req.extensions().get::<SocketAddr>().copied();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let path = parts.uri.path().to_string();
         let query = request::parse_query(parts.uri.query());
         let requester = match self.authenticate(&parts.headers, &path, certificate).await {
@@ -428,6 +429,10 @@ impl ApiServer {
             body,
             user,
             annotations: Default::default(),
+            raw_query: parts.uri.query().unwrap_or("").to_string(),
+            upgrade: parking_lot::Mutex::new(
+                parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            ),
         };
         let resp = self.dispatch(&ctx, target, started).await;
         drop(attrs);
@@ -673,6 +678,10 @@ pub struct RequestContext {
     pub user: UserInfo,
     /// Audit annotations admission adds while handling the request.
     pub annotations: Arc<parking_lot::Mutex<std::collections::BTreeMap<String, String>>>,
+    /// The query as sent: `pods/exec` repeats `command`, which `query` keeps only once.
+    pub raw_query: String,
+    /// The connection upgrade a WebSocket request (`pods/exec`) asks for, taken by its handler.
+    pub upgrade: parking_lot::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl RequestContext {

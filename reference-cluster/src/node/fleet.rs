@@ -122,6 +122,10 @@ pub async fn run_fleet_with_stats(
     for n in &mut cfg.nodes {
         n.kubelet_port = server.addr.port();
     }
+    server.enable_exec(
+        Arc::new(client.clone()),
+        kubelet_server::DEFAULT_EXEC_MAX_SLEEP,
+    );
     tracing::info!(addr = %server.addr, "fleet kubelet server listening");
     let runtime = Box::new(SimRuntime::with_logs(cfg.stages, logs));
     let result = SimFleet::new(client, cfg, runtime, stats)

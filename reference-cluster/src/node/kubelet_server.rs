@@ -5,6 +5,9 @@
 //! Query parameters are the kubelet's: `follow`, `previous`, `tailLines`, `sinceSeconds`,
 //! `sinceTime`, `timestamps`, `limitBytes`. Errors answer 400 with the kubelet's message as
 //! plain text, which the API server turns into a `BadRequest` Status as upstream does.
+//!
+//! `/exec/{namespace}/{pod}/{container}` (WebSocket, see [`super::exec`]) is served once the
+//! fleet hands the server a pod source with [`KubeletServer::enable_exec`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_stream::StreamExt as _;
 
+use super::exec::{self, PodSource};
 use super::logs::{format_line, ByteBudget, LogKey, LogRequest, LogStore, LogView};
 
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
@@ -33,12 +37,29 @@ pub struct KubeletServer {
     pub addr: SocketAddr,
     pub task: JoinHandle<()>,
     streams: Arc<AtomicUsize>,
+    exec: Arc<parking_lot::RwLock<Option<ExecBackend>>>,
 }
+
+/// What `exec` needs beyond the logs: the pods (for their env and container states) and how
+/// long a `sleep` may wait.
+#[derive(Clone)]
+struct ExecBackend {
+    pods: Arc<dyn PodSource>,
+    max_sleep: Duration,
+}
+
+/// The longest a sim `sleep` waits unless [`KubeletServer::enable_exec`] says otherwise.
+pub const DEFAULT_EXEC_MAX_SLEEP: Duration = Duration::from_secs(60);
 
 impl KubeletServer {
     /// Log responses still being written (followers included).
     pub fn active_streams(&self) -> usize {
         self.streams.load(Ordering::SeqCst)
+    }
+
+    /// Serves `exec` from now on, reading pods from `pods`; a `sleep` waits at most `max_sleep`.
+    pub fn enable_exec(&self, pods: Arc<dyn PodSource>, max_sleep: Duration) {
+        *self.exec.write() = Some(ExecBackend { pods, max_sleep });
     }
 }
 
@@ -89,6 +110,8 @@ pub async fn serve_counted(
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let counter = streams.clone();
+    let exec: Arc<parking_lot::RwLock<Option<ExecBackend>>> = Arc::default();
+    let exec_backend = exec.clone();
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -106,13 +129,32 @@ pub async fn serve_counted(
             let logs = logs.clone();
             let stop = shutdown.clone();
             let counter = counter.clone();
+            let exec = exec_backend.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let resp = handle(&logs, follow_poll, &stop, &counter, &req);
-                    async move { Ok::<_, Infallible>(resp) }
+                    let exec_query =
+                        exec::session::parse(req.uri().path(), req.uri().query().unwrap_or(""));
+                    let resp = match exec_query {
+                        Ok(None) => Ok(handle(&logs, follow_poll, &stop, &counter, &req)),
+                        Ok(Some(q)) => Err((q, exec.read().clone())),
+                        Err(e) => Ok(text(400, &e)),
+                    };
+                    async move {
+                        Ok::<_, Infallible>(match resp {
+                            Ok(r) => r,
+                            Err((q, backend)) => {
+                                let (pods, max_sleep) = match backend {
+                                    Some(b) => (Some(b.pods), b.max_sleep),
+                                    None => (None, DEFAULT_EXEC_MAX_SLEEP),
+                                };
+                                exec::session::serve(req, q, pods, max_sleep).await
+                            }
+                        })
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades()
                     .await;
             });
         }
@@ -121,6 +163,7 @@ pub async fn serve_counted(
         addr,
         task,
         streams,
+        exec,
     })
 }
 

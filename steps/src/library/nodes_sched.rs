@@ -181,7 +181,8 @@ pub fn pick_pod_in_phase<'a>(pods: &'a [Value], phase: &str) -> Option<&'a str> 
     let mut names: Vec<&str> = pods
         .iter()
         .filter(|p| {
-            str_at(p, "/status/phase") == phase && p.pointer("/metadata/deletionTimestamp").is_none()
+            str_at(p, "/status/phase") == phase
+                && p.pointer("/metadata/deletionTimestamp").is_none()
         })
         .map(|p| str_at(p, "/metadata/name"))
         .collect();
