@@ -62,6 +62,8 @@ pub struct KubeWorld {
     /// Merge patches (path, patch) undoing changes to shared objects such as nodes, applied
     /// newest first after the scenario.
     pub restore: Vec<(String, Value)>,
+    /// Pods followed by a watch for "at every moment" checks.
+    pub trackers: BTreeMap<String, crate::library::invariants::PodTracker>,
 }
 
 impl fmt::Debug for KubeWorld {

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod assertions;
+pub mod invariants;
 pub mod nodes;
 pub mod nodes_sched;
 pub mod support;
@@ -368,6 +369,22 @@ pub fn steps() -> &'static [StepDef] {
                 description: "Exactly N pods of the scenario namespace match the label selector (and are Ready, and are in the phase given). Pods being deleted are not counted. `within N seconds` waits for it; `for N seconds` requires it on every poll (200 ms).",
                 example: "Then there are 3 ready pods with label \"app=web\" within 60 seconds",
                 run: step_fn!(workloads::pod_count),
+            },
+            StepDef {
+                name: "track-pods",
+                keyword: Keyword::Action,
+                pattern: r#"^I track pods with label "(?P<sel>[^"]*)"$"#,
+                description: "Starts a watch of the scenario namespace's pods matching a label selector (after a complete list) that records how many are active and how many ready after every change, for a later `at every moment` check. Pods being deleted or finished are not active.",
+                example: "When I track pods with label \"app=web\"",
+                run: step_fn!(invariants::track_pods),
+            },
+            StepDef {
+                name: "tracked-bounds",
+                keyword: Keyword::Assertion,
+                pattern: r#"^at every moment there were (?:at most (?P<max>\d+) active pods)?(?: and )?(?:at least (?P<min>\d+) ready pods)?$"#,
+                description: "Checks every state the tracked pods went through since tracking started (from the watch, not by sampling): never more than N active pods, never fewer than M ready ones. Reports the first moment out of bounds and the change that caused it.",
+                example: "Then at every moment there were at most 13 active pods and at least 8 ready pods",
+                run: step_fn!(invariants::tracked_bounds),
             },
             StepDef {
                 name: "pod-per-node",

@@ -1,0 +1,53 @@
+Feature: Rolling update bounds at every moment
+  The seed's Deployment (10 replicas, maxSurge and maxUnavailable 25 %) rolls out a new
+  template with at most 13 pods (the surge rounds up to 3) and at least 8 ready ones (the
+  unavailability rounds down to 2). Every state the pods go through is checked, from a watch:
+  a bound broken between two polls is still caught.
+
+  Background:
+    Given a namespace
+    And I create:
+      """
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: seed
+      spec:
+        replicas: 10
+        strategy:
+          type: RollingUpdate
+          rollingUpdate:
+            maxSurge: 25%
+            maxUnavailable: 25%
+        selector:
+          matchLabels:
+            app: seed
+        template:
+          metadata:
+            labels:
+              app: seed
+            annotations:
+              # New pods take a while to become ready, which stretches the rollout.
+              sim.kubeproof.dev/ready-after: 1s
+          spec:
+            containers:
+            - name: app
+              image: nginx:1.26
+      """
+
+  @B-WL-007 @B-WL-008 @needs:workloads
+  Scenario: A 10-replica rollout stays within 13 pods and 8 ready pods throughout
+    Given there are 10 ready pods with label "app=seed" within 90 seconds
+    When I track pods with label "app=seed"
+    And I set the image of container "app" of deployment "seed" to "nginx:1.27"
+    Then deployment "seed" matches within 120 seconds:
+      """
+      metadata:
+        annotations:
+          deployment.kubernetes.io/revision: "2"
+      status:
+        replicas: 10
+        updatedReplicas: 10
+        availableReplicas: 10
+      """
+    And at every moment there were at most 13 active pods and at least 8 ready pods

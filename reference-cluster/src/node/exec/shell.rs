@@ -1,0 +1,675 @@
+//! The built-in command interpreter sim containers "run" for `kubectl exec`: no processes, a
+//! handful of busybox-like commands whose output depends only on the pod (see `SIM.md`, Exec).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// What a sim container knows about itself when a command runs in it.
+#[derive(Clone, Debug)]
+pub struct Shell {
+    /// The pod name, which is also the container's hostname.
+    pub pod: String,
+    /// `PATH`, `HOSTNAME`, the container's literal `env` values and `HOME`, in `env` order.
+    pub env: Vec<(String, String)>,
+    /// The longest a `sleep` waits, so a forgotten `sleep 3600` cannot pin a test.
+    pub max_sleep: Duration,
+}
+
+/// The image's `PATH`, as most images set it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Shell {
+    /// The shell of container env `env` (name, literal value) in pod `pod`.
+    pub fn new(pod: &str, env: Vec<(String, String)>, max_sleep: Duration) -> Shell {
+        let mut all = vec![
+            ("PATH".to_string(), DEFAULT_PATH.to_string()),
+            ("HOSTNAME".to_string(), pod.to_string()),
+        ];
+        all.extend(env);
+        all.push(("HOME".to_string(), "/root".to_string()));
+        Shell {
+            pod: pod.to_string(),
+            env: all,
+            max_sleep,
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        // The last definition wins, as when a container's env repeats a name.
+        self.env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A command's standard streams: output as chunks, stdin as chunks until EOF (`None` when the
+/// exec did not ask for stdin, which reads as an immediate EOF).
+pub struct Io {
+    pub out: mpsc::Sender<(Stream, Bytes)>,
+    pub stdin: Option<mpsc::Receiver<Bytes>>,
+    /// Bytes read from stdin but not consumed yet (`sh` reads line by line).
+    pending: Vec<u8>,
+}
+
+impl Io {
+    pub fn new(out: mpsc::Sender<(Stream, Bytes)>, stdin: Option<mpsc::Receiver<Bytes>>) -> Io {
+        Io {
+            out,
+            stdin,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes `data`; false when nobody reads any more (the client left).
+    async fn write(&self, stream: Stream, data: impl Into<Bytes>) -> bool {
+        self.out.send((stream, data.into())).await.is_ok()
+    }
+
+    async fn read(&mut self) -> Option<Bytes> {
+        if !self.pending.is_empty() {
+            return Some(Bytes::from(std::mem::take(&mut self.pending)));
+        }
+        self.stdin.as_mut()?.recv().await
+    }
+
+    /// The next line of stdin without its newline; the rest at EOF; `None` after EOF.
+    async fn read_line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line[..i]).into_owned());
+            }
+            match self.stdin.as_mut() {
+                Some(rx) => match rx.recv().await {
+                    Some(chunk) => self.pending.extend_from_slice(&chunk),
+                    None => self.stdin = None,
+                },
+                None if self.pending.is_empty() => return None,
+                None => {
+                    let rest = std::mem::take(&mut self.pending);
+                    return Some(String::from_utf8_lossy(&rest).into_owned());
+                }
+            }
+        }
+    }
+}
+
+/// How an exec ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command ran and exited with this code.
+    Exited(i32),
+    /// No such executable: the runtime refuses to start it (an error, not an exit code).
+    NotFound(String),
+    /// The client went away before the command finished.
+    Abandoned,
+}
+
+/// Commands that exist as executables in the sim image (`/bin/<name>` works too).
+const EXECUTABLES: &[&str] = &[
+    "cat", "echo", "env", "false", "hostname", "printenv", "sh", "sleep", "true",
+];
+
+fn executable(arg0: &str) -> Option<&'static str> {
+    let name = [
+        "/usr/local/bin/",
+        "/usr/bin/",
+        "/bin/",
+        "/usr/sbin/",
+        "/sbin/",
+    ]
+    .iter()
+    .find_map(|dir| arg0.strip_prefix(dir))
+    .unwrap_or(arg0);
+    EXECUTABLES.iter().copied().find(|e| *e == name)
+}
+
+/// Runs `argv` as the container runtime would start it.
+pub async fn run(shell: &Shell, argv: &[String], io: &mut Io) -> Outcome {
+    let Some(arg0) = argv.first() else {
+        return Outcome::NotFound(String::new());
+    };
+    let Some(name) = executable(arg0) else {
+        return Outcome::NotFound(arg0.clone());
+    };
+    match command(shell, name, &argv[1..], io).await {
+        Flow::Next(code) | Flow::Exit(code) => Outcome::Exited(code),
+        Flow::Gone => Outcome::Abandoned,
+    }
+}
+
+/// What happens after a command.
+enum Flow {
+    Next(i32),
+    /// `exit`: the shell stops with this code.
+    Exit(i32),
+    Gone,
+}
+
+macro_rules! write_or_gone {
+    ($io:expr, $stream:expr, $data:expr) => {
+        if !$io.write($stream, $data).await {
+            return Flow::Gone;
+        }
+    };
+}
+
+async fn command(shell: &Shell, name: &str, args: &[String], io: &mut Io) -> Flow {
+    match name {
+        "echo" => {
+            let (newline, args) = match args.first().map(String::as_str) {
+                Some("-n") => (false, &args[1..]),
+                _ => (true, args),
+            };
+            let mut text = args.join(" ");
+            if newline {
+                text.push('\n');
+            }
+            write_or_gone!(io, Stream::Stdout, text);
+            Flow::Next(0)
+        }
+        "hostname" => {
+            write_or_gone!(io, Stream::Stdout, format!("{}\n", shell.pod));
+            Flow::Next(0)
+        }
+        "env" | "printenv" if args.is_empty() => {
+            let text: String = shell
+                .env
+                .iter()
+                .map(|(n, v)| format!("{n}={v}\n"))
+                .collect();
+            write_or_gone!(io, Stream::Stdout, text);
+            Flow::Next(0)
+        }
+        "printenv" => {
+            let mut code = 0;
+            for name in args {
+                match shell.var(name) {
+                    Some(v) => write_or_gone!(io, Stream::Stdout, format!("{v}\n")),
+                    None => code = 1,
+                }
+            }
+            Flow::Next(code)
+        }
+        "env" => {
+            write_or_gone!(
+                io,
+                Stream::Stderr,
+                "env: running a command through env is not simulated\n"
+            );
+            Flow::Next(125)
+        }
+        "true" => Flow::Next(0),
+        "false" => Flow::Next(1),
+        "cat" => cat(shell, args, io).await,
+        "sleep" => sleep(shell, args, io).await,
+        "sh" => sh(shell, args, io).await,
+        _ => unreachable!("{name} is listed in EXECUTABLES"),
+    }
+}
+
+async fn cat(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
+    let mut code = 0;
+    let stdin_only = [String::from("-")];
+    let files = if args.is_empty() { &stdin_only } else { args };
+    for file in files {
+        match file.as_str() {
+            "-" => {
+                while let Some(chunk) = io.read().await {
+                    write_or_gone!(io, Stream::Stdout, chunk);
+                }
+            }
+            "/etc/hostname" => write_or_gone!(io, Stream::Stdout, format!("{}\n", shell.pod)),
+            other => {
+                write_or_gone!(
+                    io,
+                    Stream::Stderr,
+                    format!("cat: can't open '{other}': No such file or directory\n")
+                );
+                code = 1;
+            }
+        }
+    }
+    Flow::Next(code)
+}
+
+async fn sleep(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
+    let Some(arg) = args.first() else {
+        write_or_gone!(io, Stream::Stderr, "sleep: missing operand\n");
+        return Flow::Next(1);
+    };
+    let Some(seconds) = arg
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    else {
+        write_or_gone!(
+            io,
+            Stream::Stderr,
+            format!("sleep: invalid number '{arg}'\n")
+        );
+        return Flow::Next(1);
+    };
+    let wait = Duration::from_secs_f64(seconds.min(shell.max_sleep.as_secs_f64()));
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Flow::Next(0),
+        _ = io.out.closed() => Flow::Gone,
+    }
+}
+
+/// `sh -c SCRIPT`, or `sh` reading its script from stdin line by line.
+async fn sh(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
+    let mut last = 0;
+    match args.first().map(String::as_str) {
+        Some("-c") => {
+            let Some(script) = args.get(1) else {
+                write_or_gone!(io, Stream::Stderr, "sh: -c requires an argument\n");
+                return Flow::Next(2);
+            };
+            return match run_script(shell, script, &mut last, io).await {
+                Flow::Next(c) | Flow::Exit(c) => Flow::Next(c),
+                Flow::Gone => Flow::Gone,
+            };
+        }
+        Some(other) => {
+            write_or_gone!(
+                io,
+                Stream::Stderr,
+                format!("sh: can't open '{other}': No such file or directory\n")
+            );
+            return Flow::Next(2);
+        }
+        None => {}
+    }
+    while let Some(line) = io.read_line().await {
+        match run_script(shell, &line, &mut last, io).await {
+            Flow::Next(_) => {}
+            Flow::Exit(c) => return Flow::Next(c),
+            Flow::Gone => return Flow::Gone,
+        }
+    }
+    Flow::Next(last)
+}
+
+/// Runs one script (a line of `;`, `&&` and `||` separated commands); `last` is `$?`.
+async fn run_script(shell: &Shell, script: &str, last: &mut i32, io: &mut Io) -> Flow {
+    let tokens = match tokenize(script) {
+        Ok(t) => t,
+        Err(e) => {
+            write_or_gone!(io, Stream::Stderr, format!("sh: syntax error: {e}\n"));
+            *last = 2;
+            return Flow::Next(2);
+        }
+    };
+    let mut skip = false;
+    let mut words: Vec<Word> = Vec::new();
+    let mut items = tokens.into_iter().peekable();
+    loop {
+        let token = items.next();
+        let (end_of_command, op) = match &token {
+            Some(Token::Word(w)) => {
+                words.push(w.clone());
+                (false, None)
+            }
+            Some(Token::Op(op)) => (true, Some(*op)),
+            None => (true, None),
+        };
+        if !end_of_command {
+            continue;
+        }
+        if !words.is_empty() && !skip {
+            let argv: Vec<String> = words.iter().map(|w| w.expand(shell, *last)).collect();
+            match builtin_or_command(shell, &argv, io).await {
+                Flow::Next(c) => *last = c,
+                other => return other,
+            }
+        } else if words.is_empty() && op.is_some() {
+            write_or_gone!(
+                io,
+                Stream::Stderr,
+                format!(
+                    "sh: syntax error: unexpected \"{}\"\n",
+                    op.unwrap_or(Op::Seq).text()
+                )
+            );
+            *last = 2;
+            return Flow::Next(2);
+        }
+        words.clear();
+        // A skipped command leaves `$?` alone, so `false && b || c` runs c, as in POSIX sh.
+        skip = match op {
+            Some(Op::And) => *last != 0,
+            Some(Op::Or) => *last == 0,
+            Some(Op::Seq) => false,
+            None => return Flow::Next(*last),
+        };
+    }
+}
+
+async fn builtin_or_command(shell: &Shell, argv: &[String], io: &mut Io) -> Flow {
+    let name = argv[0].as_str();
+    if name == "exit" {
+        return match argv.get(1) {
+            None => Flow::Exit(0),
+            Some(n) => match n.parse::<i64>() {
+                Ok(n) => Flow::Exit((n & 0xff) as i32),
+                Err(_) => {
+                    write_or_gone!(
+                        io,
+                        Stream::Stderr,
+                        format!("sh: exit: Illegal number: {n}\n")
+                    );
+                    Flow::Exit(2)
+                }
+            },
+        };
+    }
+    match executable(name) {
+        Some(exe) => Box::pin(command(shell, exe, &argv[1..], io)).await,
+        None => {
+            write_or_gone!(io, Stream::Stderr, format!("sh: {name}: not found\n"));
+            Flow::Next(127)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Seq,
+    And,
+    Or,
+}
+
+impl Op {
+    fn text(self) -> &'static str {
+        match self {
+            Op::Seq => ";",
+            Op::And => "&&",
+            Op::Or => "||",
+        }
+    }
+}
+
+/// Pieces of a word: literal text, or a variable to expand (`$NAME`, `${NAME}`, `$?`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Var(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Word(Vec<Piece>);
+
+impl Word {
+    fn text(&mut self, c: char) {
+        match self.0.last_mut() {
+            Some(Piece::Text(t)) => t.push(c),
+            _ => self.0.push(Piece::Text(c.to_string())),
+        }
+    }
+
+    fn expand(&self, shell: &Shell, last: i32) -> String {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.clone(),
+                Piece::Var(v) if v == "?" => last.to_string(),
+                Piece::Var(v) => shell.var(v).unwrap_or("").to_string(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Word(Word),
+    Op(Op),
+}
+
+/// Splits a script into words and operators, honouring quotes, backslashes and `#` comments.
+fn tokenize(script: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = script.chars().peekable();
+    let mut word: Option<Word> = None;
+    let flush = |word: &mut Option<Word>, tokens: &mut Vec<Token>| {
+        if let Some(w) = word.take() {
+            tokens.push(Token::Word(w));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => flush(&mut word, &mut tokens),
+            '#' if word.is_none() => break,
+            ';' => {
+                flush(&mut word, &mut tokens);
+                tokens.push(Token::Op(Op::Seq));
+            }
+            '&' | '|' => {
+                if chars.peek() != Some(&c) {
+                    return Err(format!("{c:?} alone is not simulated (only && and ||)"));
+                }
+                chars.next();
+                flush(&mut word, &mut tokens);
+                tokens.push(Token::Op(if c == '&' { Op::And } else { Op::Or }));
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(Word::default);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.text(c),
+                        None => return Err("unterminated quoted string".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(Word::default);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(e @ ('"' | '\\' | '$' | '`')) => w.text(e),
+                            Some(other) => {
+                                w.text('\\');
+                                w.text(other);
+                            }
+                            None => return Err("unterminated quoted string".into()),
+                        },
+                        Some('$') => variable(&mut chars, w),
+                        Some(c) => w.text(c),
+                        None => return Err("unterminated quoted string".into()),
+                    }
+                }
+            }
+            '\\' => {
+                if let Some(e) = chars.next() {
+                    word.get_or_insert_with(Word::default).text(e);
+                }
+            }
+            '$' => variable(&mut chars, word.get_or_insert_with(Word::default)),
+            c => word.get_or_insert_with(Word::default).text(c),
+        }
+    }
+    flush(&mut word, &mut tokens);
+    Ok(tokens)
+}
+
+fn variable(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word) {
+    match chars.peek().copied() {
+        Some('?') => {
+            chars.next();
+            w.0.push(Piece::Var("?".into()));
+        }
+        Some('{') => {
+            chars.next();
+            let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+            w.0.push(Piece::Var(name));
+        }
+        Some(c) if c == '_' || c.is_ascii_alphabetic() => {
+            let mut name = String::new();
+            while let Some(c) = chars
+                .peek()
+                .copied()
+                .filter(|c| *c == '_' || c.is_ascii_alphanumeric())
+            {
+                name.push(c);
+                chars.next();
+            }
+            w.0.push(Piece::Var(name));
+        }
+        _ => w.text('$'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell() -> Shell {
+        Shell::new(
+            "web-0",
+            vec![("GREETING".into(), "hi there".into())],
+            Duration::from_millis(50),
+        )
+    }
+
+    /// Runs `argv` with `stdin` (closed after it is sent) and returns stdout, stderr, outcome.
+    async fn exec(argv: &[&str], stdin: Option<&str>) -> (String, String, Outcome) {
+        let (tx, mut rx) = mpsc::channel(16);
+        let stdin_rx = stdin.map(|text| {
+            let (itx, irx) = mpsc::channel(4);
+            let text = text.to_string();
+            tokio::spawn(async move {
+                for part in text.split_inclusive('\n') {
+                    let _ = itx.send(Bytes::from(part.to_string())).await;
+                }
+            });
+            irx
+        });
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let shell = shell();
+        let run = tokio::spawn(async move {
+            let mut io = Io::new(tx, stdin_rx);
+            run(&shell, &argv, &mut io).await
+        });
+        let (mut out, mut err) = (String::new(), String::new());
+        while let Some((stream, data)) = rx.recv().await {
+            let s = std::str::from_utf8(&data).unwrap();
+            match stream {
+                Stream::Stdout => out.push_str(s),
+                Stream::Stderr => err.push_str(s),
+            }
+        }
+        (out, err, run.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn simple_commands_print_what_the_pod_says() {
+        assert_eq!(
+            exec(&["echo", "hello", "world"], None).await,
+            ("hello world\n".into(), "".into(), Outcome::Exited(0))
+        );
+        assert_eq!(exec(&["echo", "-n", "x"], None).await.0, "x");
+        assert_eq!(exec(&["hostname"], None).await.0, "web-0\n");
+        assert_eq!(
+            exec(&["/bin/cat", "/etc/hostname"], None).await.0,
+            "web-0\n"
+        );
+        assert_eq!(
+            exec(&["env"], None).await.0,
+            format!("PATH={DEFAULT_PATH}\nHOSTNAME=web-0\nGREETING=hi there\nHOME=/root\n")
+        );
+        assert_eq!(exec(&["printenv", "GREETING"], None).await.0, "hi there\n");
+        assert_eq!(exec(&["true"], None).await.2, Outcome::Exited(0));
+        assert_eq!(exec(&["false"], None).await.2, Outcome::Exited(1));
+        assert_eq!(exec(&["sleep", "0.01"], None).await.2, Outcome::Exited(0));
+        let (_, err, outcome) = exec(&["cat", "/etc/shadow"], None).await;
+        assert_eq!(
+            err,
+            "cat: can't open '/etc/shadow': No such file or directory\n"
+        );
+        assert_eq!(outcome, Outcome::Exited(1));
+    }
+
+    #[tokio::test]
+    async fn unknown_executables_and_exit_are_not_found_outside_a_shell() {
+        assert_eq!(
+            exec(&["nope", "x"], None).await.2,
+            Outcome::NotFound("nope".into())
+        );
+        assert_eq!(
+            exec(&["exit", "3"], None).await.2,
+            Outcome::NotFound("exit".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn cat_echoes_stdin_until_eof() {
+        assert_eq!(exec(&["cat"], Some("a\nb\n")).await.0, "a\nb\n");
+        assert_eq!(
+            exec(&["cat"], None).await,
+            ("".into(), "".into(), Outcome::Exited(0))
+        );
+    }
+
+    #[tokio::test]
+    async fn sh_sequences_quotes_variables_and_exit_codes() {
+        let sh = |s: &'static str| async move { exec(&["sh", "-c", s], None).await };
+        assert_eq!(sh("exit 3").await.2, Outcome::Exited(3));
+        assert_eq!(sh("echo a; echo b").await.0, "a\nb\n");
+        assert_eq!(sh("false && echo no; echo $?").await.0, "1\n");
+        assert_eq!(sh("false || echo yes").await.0, "yes\n");
+        assert_eq!(sh("false && echo b || echo c").await.0, "c\n");
+        assert_eq!(
+            sh("true && echo one && exit 4; echo never").await,
+            ("one\n".into(), "".into(), Outcome::Exited(4))
+        );
+        assert_eq!(
+            sh("echo \"$GREETING\" '$HOSTNAME' ${HOSTNAME}").await.0,
+            "hi there $HOSTNAME web-0\n"
+        );
+        assert_eq!(sh("echo a\\ b # comment").await.0, "a b\n");
+        let (_, err, outcome) = sh("nope; echo $?").await;
+        assert_eq!(err, "sh: nope: not found\n");
+        assert_eq!(outcome, Outcome::Exited(0));
+        assert_eq!(sh("nope").await.2, Outcome::Exited(127));
+        assert_eq!(sh("exit 256").await.2, Outcome::Exited(0));
+        assert_eq!(sh("echo 'open").await.2, Outcome::Exited(2));
+        assert_eq!(sh("echo a | cat").await.2, Outcome::Exited(2));
+        assert_eq!(
+            exec(&["/bin/sh", "-c", "sh -c 'exit 5'"], None).await.2,
+            Outcome::Exited(5)
+        );
+    }
+
+    #[tokio::test]
+    async fn sh_without_c_runs_stdin_line_by_line() {
+        let (out, _, outcome) = exec(
+            &["sh"],
+            Some("echo one\ncat /etc/hostname\nexit 7\necho no\n"),
+        )
+        .await;
+        assert_eq!(out, "one\nweb-0\n");
+        assert_eq!(outcome, Outcome::Exited(7));
+    }
+
+    #[tokio::test]
+    async fn sleep_is_bounded_by_max_sleep() {
+        // max_sleep is 50ms: an hour-long sleep must still finish.
+        let done =
+            tokio::time::timeout(Duration::from_secs(10), exec(&["sleep", "3600"], None)).await;
+        assert_eq!(done.expect("sleep is capped").2, Outcome::Exited(0));
+        assert_eq!(exec(&["sleep", "x"], None).await.2, Outcome::Exited(1));
+    }
+}
