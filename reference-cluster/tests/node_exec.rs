@@ -3,138 +3,16 @@
 //! (`v5.channel.k8s.io`) to the fleet's kubelet server; with kube-rs (`Api::exec`) and with
 //! kubectl 1.32.
 
-use std::future::Future;
+#[path = "node_support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, AttachParams, PostParams};
-use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
-use kubeproof_refcluster::node::{run_fleet_with_stats, FleetConfig, FleetStats};
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use serde_json::json;
+use support::{eventually, kubectl, start, Env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    cluster: RunningCluster,
-    client: kube::Client,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _stats: FleetStats,
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ClusterConfig {
-        store: StoreConfig::Memory,
-        nodes: 0,
-        ..ClusterConfig::for_tests(dir.path())
-    };
-    let cluster = RunningCluster::start(cfg).await.expect("cluster starts");
-    let client = cluster.client().await.expect("client");
-    let (stop, rx) = watch::channel(false);
-    let stats = FleetStats::default();
-    let task = tokio::spawn(run_fleet_with_stats(
-        client.clone(),
-        FleetConfig::for_tests(1),
-        stats.clone(),
-        rx,
-    ));
-    let env = Env {
-        _dir: dir,
-        cluster,
-        client,
-        stop,
-        task,
-        _stats: stats,
-    };
-    let nodes: Api<Node> = Api::all(env.client.clone());
-    eventually(Duration::from_secs(20), || async {
-        let n = nodes.get("node-0").await.ok()?;
-        n.status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await
-    .expect("node-0 becomes Ready");
-    env
-}
-
-impl Env {
-    async fn finish(self) {
-        let _ = self.stop.send(true);
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "the fleet ends cleanly: {result:?}"
-        );
-        self.cluster.shutdown().await;
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), "default")
-    }
-
-    /// Creates a pod bound to node-0 (or unbound with `node: None`).
-    async fn create_pod(&self, name: &str, node: Option<&str>, annotations: Value, spec: Value) {
-        let mut spec = spec;
-        if spec.get("containers").is_none() {
-            spec["containers"] = json!([{"name": "app", "image": "registry.k8s.io/pause:3.10"}]);
-        }
-        if let Some(node) = node {
-            spec["nodeName"] = json!(node);
-        }
-        spec["terminationGracePeriodSeconds"] = json!(5);
-        let pod: Pod = serde_json::from_value(
-            json!({"metadata": {"name": name, "annotations": annotations}, "spec": spec}),
-        )
-        .unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .expect("pod created");
-    }
-}
-
-async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new("kubectl")
-            .env("KUBECONFIG", kubeconfig)
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("kubectl {} did not finish", args.join(" ")))
-    .expect("kubectl runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Runs `command` in `pod` with kube-rs; returns stdout, stderr and the final Status.
 async fn exec(
@@ -186,7 +64,7 @@ fn exit_code(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) ->
 async fn shell_pod(env: &Env, name: &str) {
     env.create_pod(
         name,
-        Some("node-0"),
+        "node-0",
         json!({"sim.kubeproof.dev/exit-after.side": "200ms"}),
         json!({
             "restartPolicy": "Never",
@@ -213,7 +91,7 @@ async fn shell_pod(env: &Env, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_exec_runs_the_sim_interpreter() {
-    let env = start().await;
+    let env = start(1).await;
     shell_pod(&env, "shell").await;
     let pods = env.pods();
     let app = AttachParams::default().container("app");
@@ -274,7 +152,8 @@ async fn kube_rs_exec_runs_the_sim_interpreter() {
         "{message}"
     );
 
-    env.create_pod("unbound", None, json!({}), json!({})).await;
+    env.create_unbound_pod("unbound", json!({}), json!({}))
+        .await;
     let refused = pods
         .exec("unbound", vec!["true"], &AttachParams::default())
         .await
@@ -300,7 +179,7 @@ async fn kube_rs_exec_runs_the_sim_interpreter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_prints_output_and_exit_codes() {
-    let env = start().await;
+    let env = start(1).await;
     let kc = env.cluster.kubeconfig_path().to_path_buf();
     shell_pod(&env, "shell").await;
 

@@ -2,102 +2,18 @@
 //! "Logs") read through the API server's `pods/log`, which proxies to the fleet's kubelet
 //! server; with kube-rs (`logs`, `log_stream`) and with kubectl 1.32.
 
-use std::future::Future;
+#[path = "node_support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
-use kube::api::{Api, LogParams, PostParams};
-use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
-use kubeproof_refcluster::node::{run_fleet_with_stats, FleetConfig, FleetStats};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node};
+use kube::api::{Api, LogParams};
 use serde_json::{json, Value};
-use tokio::sync::watch;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    cluster: RunningCluster,
-    client: kube::Client,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    stats: FleetStats,
-}
-
-async fn start() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ClusterConfig {
-        store: StoreConfig::Memory,
-        nodes: 0,
-        ..ClusterConfig::for_tests(dir.path())
-    };
-    let cluster = RunningCluster::start(cfg).await.expect("cluster starts");
-    let client = cluster.client().await.expect("client");
-    let (stop, rx) = watch::channel(false);
-    let stats = FleetStats::default();
-    let task = tokio::spawn(run_fleet_with_stats(
-        client.clone(),
-        FleetConfig::for_tests(1),
-        stats.clone(),
-        rx,
-    ));
-    let env = Env {
-        _dir: dir,
-        cluster,
-        client,
-        stop,
-        task,
-        stats,
-    };
-    let nodes: Api<Node> = Api::all(env.client.clone());
-    eventually(Duration::from_secs(20), || async {
-        let n = nodes.get("node-0").await.ok()?;
-        n.status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await
-    .expect("node-0 becomes Ready");
-    env
-}
+use support::{eventually, start, Env};
 
 impl Env {
-    async fn finish(self) {
-        let _ = self.stop.send(true);
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "the fleet ends cleanly: {result:?}"
-        );
-        self.cluster.shutdown().await;
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), "default")
-    }
-
-    /// Creates a pod bound to node-0 (or unbound with `node: None`).
-    async fn create_pod(&self, name: &str, node: Option<&str>, annotations: Value, spec: Value) {
-        let mut spec = spec;
-        if spec.get("containers").is_none() {
-            spec["containers"] = json!([{"name": "app", "image": "registry.k8s.io/pause:3.10"}]);
-        }
-        if let Some(node) = node {
-            spec["nodeName"] = json!(node);
-        }
-        spec["terminationGracePeriodSeconds"] = json!(5);
-        let pod: Pod = serde_json::from_value(
-            json!({"metadata": {"name": name, "annotations": annotations}, "spec": spec}),
-        )
-        .unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .expect("pod created");
-    }
-
     async fn status_until(
         &self,
         pod: &str,
@@ -130,21 +46,10 @@ impl Env {
     }
 }
 
-async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// kubectl's success, stdout and stderr.
+async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = support::kubectl(kubeconfig, args).await;
+    (code == Some(0), out, err)
 }
 
 fn lines(text: &str) -> Vec<&str> {
@@ -163,7 +68,7 @@ fn talker() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
-    let env = start().await;
+    let env = start(1).await;
     let nodes: Api<Node> = Api::all(env.client.clone());
     let node = nodes.get("node-0").await.unwrap();
     let status = node.status.unwrap();
@@ -184,7 +89,7 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
         .any(|a| a.type_ == "InternalIP" && a.address.starts_with("127.")));
 
     // The documented lines, in order.
-    env.create_pod("talker", Some("node-0"), talker(), json!({}))
+    env.create_pod("talker", "node-0", talker(), json!({}))
         .await;
     env.running("talker").await;
     let pods = env.pods();
@@ -297,7 +202,7 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
     // A follow ends with the container: its last line is the exit line.
     env.create_pod(
         "short",
-        Some("node-0"),
+        "node-0",
         json!({"sim.kubeproof.dev/log-every": "100ms", "sim.kubeproof.dev/exit-after": "1500ms",
                "sim.kubeproof.dev/exit-code": "3"}),
         json!({"restartPolicy": "Never"}),
@@ -335,7 +240,7 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
     // previous=true after crash restarts.
     env.create_pod(
         "crasher",
-        Some("node-0"),
+        "node-0",
         json!({"sim.kubeproof.dev/crash": "true", "sim.kubeproof.dev/exit-after": "300ms",
                "sim.kubeproof.dev/logs": "boom"}),
         json!({}),
@@ -382,7 +287,7 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
     );
     env.create_pod(
         "pair",
-        Some("node-0"),
+        "node-0",
         json!({}),
         json!({"containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "nginx"}]}),
     )
@@ -409,7 +314,7 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
     );
     env.create_pod(
         "slow",
-        Some("node-0"),
+        "node-0",
         json!({"sim.kubeproof.dev/image-pull-duration": "1h"}),
         json!({}),
     )
@@ -441,7 +346,8 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
     assert_eq!(code, 422, "{msg}");
     assert!(msg.contains("tailLines"), "{msg}");
     assert_eq!(env.refused("nobody", &LogParams::default()).await.0, 404);
-    env.create_pod("unbound", None, json!({}), json!({})).await;
+    env.create_unbound_pod("unbound", json!({}), json!({}))
+        .await;
     assert_eq!(
         pods.logs("unbound", &LogParams::default()).await.unwrap(),
         "",
@@ -451,30 +357,11 @@ async fn kube_rs_reads_follows_and_is_refused_like_upstream() {
     env.finish().await;
 }
 
-async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new("kubectl")
-            .env("KUBECONFIG", kubeconfig)
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("kubectl {} did not finish", args.join(" ")))
-    .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_and_logs_follow() {
-    let env = start().await;
+    let env = start(1).await;
     let kc = env.cluster.kubeconfig_path().to_path_buf();
-    env.create_pod("talker", Some("node-0"), talker(), json!({}))
+    env.create_pod("talker", "node-0", talker(), json!({}))
         .await;
     env.running("talker").await;
     eventually(Duration::from_secs(10), || async {
@@ -501,7 +388,7 @@ async fn kubectl_logs_and_logs_follow() {
 
     env.create_pod(
         "short",
-        Some("node-0"),
+        "node-0",
         json!({"sim.kubeproof.dev/log-every": "200ms", "sim.kubeproof.dev/exit-after": "1500ms"}),
         json!({"restartPolicy": "Never"}),
     )
@@ -520,7 +407,7 @@ async fn kubectl_logs_and_logs_follow() {
 
     env.create_pod(
         "crasher",
-        Some("node-0"),
+        "node-0",
         json!({"sim.kubeproof.dev/crash": "true", "sim.kubeproof.dev/exit-after": "300ms"}),
         json!({}),
     )

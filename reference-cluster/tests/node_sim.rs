@@ -2,108 +2,19 @@
 //! register and keep their leases fresh; pods bound to them run, crash, complete, are
 //! OOM-killed, fail to pull, are rejected and are deleted as on a real kubelet.
 
-use std::future::Future;
+#[path = "node_support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
-use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
-use kubeproof_refcluster::node::{run_fleet_with_stats, FleetConfig, FleetStats};
 use serde_json::{json, Value};
-use tokio::sync::watch;
-
-struct Env {
-    _dir: tempfile::TempDir,
-    cluster: RunningCluster,
-    client: kube::Client,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    stats: FleetStats,
-}
-
-async fn start(nodes: usize) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ClusterConfig {
-        store: StoreConfig::Memory,
-        nodes: 0,
-        ..ClusterConfig::for_tests(dir.path())
-    };
-    let cluster = RunningCluster::start(cfg).await.expect("cluster starts");
-    let client = cluster.client().await.expect("client");
-    let (stop, rx) = watch::channel(false);
-    let stats = FleetStats::default();
-    let task = tokio::spawn(run_fleet_with_stats(
-        client.clone(),
-        FleetConfig::for_tests(nodes),
-        stats.clone(),
-        rx,
-    ));
-    let env = Env {
-        _dir: dir,
-        cluster,
-        client,
-        stop,
-        task,
-        stats,
-    };
-    for i in 0..nodes {
-        env.node_ready(&format!("node-{i}")).await;
-    }
-    env
-}
+use support::{eventually, start, Env};
 
 impl Env {
-    async fn finish(self) {
-        let _ = self.stop.send(true);
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(
-            matches!(result, Ok(Ok(Ok(())))),
-            "the fleet ends cleanly: {result:?}"
-        );
-        self.cluster.shutdown().await;
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), "default")
-    }
-
-    async fn node_ready(&self, name: &str) -> Node {
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        eventually(Duration::from_secs(20), || async {
-            let n = nodes.get(name).await.ok()?;
-            let ready = n
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(n)
-        })
-        .await
-        .unwrap_or_else(|| panic!("node {name} did not become Ready"))
-    }
-
-    /// Creates a pod already bound to `node`.
-    async fn create_pod(&self, name: &str, node: &str, annotations: Value, spec: Value) -> Pod {
-        let mut spec = spec;
-        if spec.get("containers").is_none() {
-            spec["containers"] = json!([{"name": "app", "image": "registry.k8s.io/pause:3.10"}]);
-        }
-        spec["nodeName"] = json!(node);
-        spec["terminationGracePeriodSeconds"] = json!(5);
-        let pod: Pod = serde_json::from_value(
-            json!({"metadata": {"name": name, "annotations": annotations}, "spec": spec}),
-        )
-        .unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .expect("pod created")
-    }
-
     /// Waits until `check` accepts the pod, and returns it.
     async fn pod_until(
         &self,
@@ -128,24 +39,6 @@ impl Env {
                 serde_json::to_string_pretty(&last).unwrap()
             )
         })
-    }
-}
-
-/// Polls `f` until it gives `Some`, or `None` after `timeout`.
-async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
