@@ -331,11 +331,13 @@ impl RunningCluster {
             fleet
                 .validate()
                 .map_err(|e| anyhow::anyhow!("the node fleet is misconfigured: {e}"))?;
+            let count = fleet.nodes.len();
             let client = self.client().await?;
             self.tasks.push(spawn_component(
                 "node fleet",
-                crate::node::run_fleet(client, fleet, rx),
+                crate::node::run_fleet(client.clone(), fleet, rx),
             ));
+            wait_for_node_leases(&client, count, NODES_UP_TIMEOUT).await?;
         }
         Ok(())
     }
@@ -383,6 +385,44 @@ impl RunningCluster {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.serve).await;
     }
+}
+
+/// How long `start` waits for its simulated nodes to register and hold their leases.
+const NODES_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits until `count` nodes hold a Lease in `kube-node-lease`: the cluster is up when its
+/// nodes are, so that a client starting right away sees them alive (Ready, heartbeating).
+async fn wait_for_node_leases(
+    client: &kube::Client,
+    count: usize,
+    timeout: Duration,
+) -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(client.clone(), "kube-node-lease");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = 0;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(list) = leases.list(&Default::default()).await {
+            seen = list
+                .items
+                .iter()
+                .filter(|l| {
+                    l.spec
+                        .as_ref()
+                        .and_then(|s| s.renew_time.as_ref())
+                        .is_some()
+                })
+                .count();
+            if seen >= count {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "only {seen} of {count} simulated nodes renewed their lease within {}s; the node fleet may be overloaded (try fewer --nodes)",
+        timeout.as_secs()
+    )
 }
 
 /// Runs a component until it returns; an error is logged, as a crashed component's would be.

@@ -68,6 +68,16 @@ pub struct ApiBenchArgs {
     /// Updates observed by the watchers.
     #[arg(long, default_value_t = 200)]
     watch_events: usize,
+    /// Instead: latency of create, get and list with RBAC and the default admission chain on
+    /// versus AlwaysAllow and no admission, measured in one run, and the p99 overhead.
+    #[arg(long, conflicts_with = "etcd")]
+    auth: bool,
+    /// Full lists per side and round with --auth.
+    #[arg(long, default_value_t = 20)]
+    lists: usize,
+    /// With --auth: rounds of create/get/list alternating between the two clusters.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 pub async fn run(args: BenchArgs, output: Output) -> Result<ExitCode> {
@@ -79,6 +89,9 @@ pub async fn run(args: BenchArgs, output: Output) -> Result<ExitCode> {
 }
 
 async fn bench_api(args: ApiBenchArgs, output: Output) -> Result<ExitCode> {
+    if args.auth {
+        return bench_api_auth(&args, output).await;
+    }
     let mut results = BTreeMap::new();
     let mut backends = vec![("embedded", StoreConfig::Embedded)];
     if let Some(url) = &args.etcd {
@@ -102,6 +115,22 @@ async fn bench_api(args: ApiBenchArgs, output: Output) -> Result<ExitCode> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         Output::Text => print_table(&results),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_api_auth(args: &ApiBenchArgs, output: Output) -> Result<ExitCode> {
+    use super::bench_auth;
+    let result = bench_auth::measure_auth_overhead(bench_auth::AuthBenchSizes {
+        objects: args.objects,
+        concurrency: args.concurrency,
+        lists: args.lists,
+        rounds: args.rounds,
+    })
+    .await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        Output::Text => bench_auth::print_text(&result),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -136,7 +165,7 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+pub(super) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
@@ -274,7 +303,7 @@ async fn measure(client: kube::Client, args: &ApiBenchArgs) -> Result<Value> {
 
 /// Runs `n` operations with `concurrency` in flight; returns operations per second and the
 /// latency histogram (microseconds).
-async fn run_concurrently<F, Fut>(
+pub(super) async fn run_concurrently<F, Fut>(
     n: usize,
     concurrency: usize,
     op: F,

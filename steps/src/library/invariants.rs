@@ -1,5 +1,5 @@
-//! Invariants "at every moment": a watch records every state a set of pods went through, and
-//! a later step checks bounds on each of them. Each watch event is applied in the order the
+//! Invariants "at every moment": a watch records every state a set of pods (or ReplicaSets)
+//! went through, and a later step checks bounds on each of them. Each watch event is applied in the order the
 //! API server committed it, so a violation that lasted only between two events is still seen;
 //! polling could miss it.
 
@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
 use kube::Api;
@@ -15,7 +16,8 @@ use kube::Api;
 use super::support::{StepArgs, StepFailure, StepResult};
 use crate::world::KubeWorld;
 
-/// The pods counted at one moment, and what changed into it.
+/// The totals at one moment, and what changed into it: for pods, active and ready pods; for
+/// ReplicaSets, the replicas their specs ask for and those available.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Moment {
     pub seconds: f64,
@@ -24,7 +26,7 @@ pub struct Moment {
     pub cause: String,
 }
 
-/// Pod states after each watch event, kept until the scenario ends.
+/// States after each watch event, kept until the scenario ends.
 pub struct PodTracker {
     pub selector: String,
     moments: Arc<Mutex<Vec<Moment>>>,
@@ -45,7 +47,24 @@ impl PodTracker {
 
 /// What counts: pods not being deleted and not finished are active (as controllers count
 /// them); active pods with `Ready=True` are ready.
-fn pod_state(p: &Pod) -> (bool, bool) {
+fn pod_state(p: &Pod) -> (usize, usize) {
+    let (active, ready) = pod_flags(p);
+    (usize::from(active), usize::from(ready))
+}
+
+/// A ReplicaSet's part of a Deployment's bounds: the replicas its spec asks for (what upstream's
+/// surge limit is computed on) and its available replicas.
+fn replica_set_state(rs: &ReplicaSet) -> (usize, usize) {
+    let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let available = rs
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    (wanted.max(0) as usize, available.max(0) as usize)
+}
+
+fn pod_flags(p: &Pod) -> (bool, bool) {
     let deleting = p.metadata.deletion_timestamp.is_some();
     let status = p.status.as_ref();
     let finished = matches!(
@@ -60,54 +79,60 @@ fn pod_state(p: &Pod) -> (bool, bool) {
     (active, ready)
 }
 
-/// Applies watch events to the pods' states and records a moment after each change.
+/// Each object's contribution to the two totals, kept up to date from watch events.
 #[derive(Default)]
 struct Counter {
-    pods: BTreeMap<String, (bool, bool)>,
+    objects: BTreeMap<String, (usize, usize)>,
 }
 
 impl Counter {
     fn totals(&self) -> (usize, usize) {
-        let active = self.pods.values().filter(|(a, _)| *a).count();
-        let ready = self.pods.values().filter(|(_, r)| *r).count();
-        (active, ready)
+        self.objects
+            .values()
+            .fold((0, 0), |(a, r), (x, y)| (a + x, r + y))
     }
 
-    fn apply(&mut self, p: &Pod) {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        self.pods.insert(name, pod_state(p));
+    fn apply(&mut self, name: &str, state: (usize, usize)) {
+        self.objects.insert(name.to_string(), state);
     }
 
-    fn remove(&mut self, p: &Pod) {
-        self.pods
-            .remove(p.metadata.name.as_deref().unwrap_or_default());
+    fn remove(&mut self, name: &str) {
+        self.objects.remove(name);
     }
 }
 
-pub async fn track_pods(world: &mut KubeWorld, args: StepArgs) -> StepResult {
+pub async fn track(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let selector = world
         .render(args.req("sel")?)
         .map_err(|e| StepFailure::msg(e.to_string()))?;
+    let kind = args.req("kind")?.to_string();
     let client = world.client()?.clone();
-    let api: Api<Pod> = Api::namespaced(client, &world.namespace);
     let moments = Arc::new(Mutex::new(Vec::new()));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(record(
-        api,
-        selector.clone(),
-        moments.clone(),
-        Some(ready_tx),
-    ));
+    let task = match kind.as_str() {
+        "replicasets" => {
+            let api: Api<ReplicaSet> = Api::namespaced(client, &world.namespace);
+            let m = moments.clone();
+            let sel = selector.clone();
+            tokio::spawn(record(api, sel, m, ready_tx, replica_set_state))
+        }
+        _ => {
+            let api: Api<Pod> = Api::namespaced(client, &world.namespace);
+            let m = moments.clone();
+            let sel = selector.clone();
+            tokio::spawn(record(api, sel, m, ready_tx, pod_state))
+        }
+    };
     // The tracker counts from a complete initial list: wait for it before the next step acts.
     let listed = tokio::time::timeout(std::time::Duration::from_secs(30), ready_rx).await;
     if !matches!(listed, Ok(Ok(()))) {
         task.abort();
         return Err(StepFailure::msg(format!(
-            "could not list pods with label \"{selector}\" to start tracking them"
+            "could not list {kind} with label \"{selector}\" to start tracking them"
         )));
     }
     world.trackers.insert(
-        "pods".into(),
+        kind,
         PodTracker {
             selector,
             moments,
@@ -117,25 +142,35 @@ pub async fn track_pods(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     Ok(())
 }
 
-async fn record(
-    api: Api<Pod>,
+async fn record<K>(
+    api: Api<K>,
     selector: String,
     moments: Arc<Mutex<Vec<Moment>>>,
-    mut listed: Option<tokio::sync::oneshot::Sender<()>>,
-) {
+    listed: tokio::sync::oneshot::Sender<()>,
+    state: fn(&K) -> (usize, usize),
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
     let started = Instant::now();
     let cfg = watcher::Config::default().labels(&selector);
     let mut stream = watcher::watcher(api, cfg).boxed();
     let mut counter = Counter::default();
     let mut relisting = Counter::default();
+    let mut listed = Some(listed);
+    let name = |o: &K| o.meta().name.clone().unwrap_or_default();
     while let Some(ev) = stream.next().await {
         let cause = match ev {
             Ok(watcher::Event::Init) => {
                 relisting = Counter::default();
                 continue;
             }
-            Ok(watcher::Event::InitApply(p)) => {
-                relisting.apply(&p);
+            Ok(watcher::Event::InitApply(o)) => {
+                relisting.apply(&name(&o), state(&o));
                 continue;
             }
             Ok(watcher::Event::InitDone) => {
@@ -145,13 +180,13 @@ async fn record(
                 }
                 "initial list".to_string()
             }
-            Ok(watcher::Event::Apply(p)) => {
-                counter.apply(&p);
-                format!("pod {} changed", p.metadata.name.as_deref().unwrap_or(""))
+            Ok(watcher::Event::Apply(o)) => {
+                counter.apply(&name(&o), state(&o));
+                format!("{} changed", name(&o))
             }
-            Ok(watcher::Event::Delete(p)) => {
-                counter.remove(&p);
-                format!("pod {} deleted", p.metadata.name.as_deref().unwrap_or(""))
+            Ok(watcher::Event::Delete(o)) => {
+                counter.remove(&name(&o));
+                format!("{} deleted", name(&o))
             }
             Err(_) => continue,
         };
@@ -179,8 +214,15 @@ pub fn first_violation(
 }
 
 pub async fn tracked_bounds(world: &mut KubeWorld, args: StepArgs) -> StepResult {
-    let tracker = world.trackers.get("pods").ok_or_else(|| {
-        StepFailure::msg("no pods are tracked: start with `When I track pods with label \"…\"`")
+    let kind = args.req("kind")?;
+    let (active_word, ready_word) = match kind {
+        "replicasets" => ("replicas wanted", "available"),
+        _ => ("active", "ready"),
+    };
+    let tracker = world.trackers.get(kind).ok_or_else(|| {
+        StepFailure::msg(format!(
+            "no {kind} are tracked: start with `When I track {kind} with label \"…\"`"
+        ))
     })?;
     let at_most = args.get("max").map(str::parse::<usize>).transpose();
     let at_least = args.get("min").map(str::parse::<usize>).transpose();
@@ -190,14 +232,14 @@ pub async fn tracked_bounds(world: &mut KubeWorld, args: StepArgs) -> StepResult
     let moments = tracker.moments();
     if moments.is_empty() {
         return Err(StepFailure::msg(format!(
-            "nothing was recorded for pods with label \"{}\"",
+            "nothing was recorded for {kind} with label \"{}\"",
             tracker.selector
         )));
     }
     match first_violation(&moments, at_most, at_least) {
         None => Ok(()),
         Some(m) => Err(StepFailure::msg(format!(
-            "at {:.2} s ({}), pods with label \"{}\" were {} active and {} ready (bounds: at most {}, at least {} ready; {} moments recorded)",
+            "at {:.2} s ({}), {kind} with label \"{}\" had {} {active_word} and {} {ready_word} (bounds: at most {}, at least {}; {} moments recorded)",
             m.seconds,
             m.cause,
             tracker.selector,
@@ -226,12 +268,25 @@ mod tests {
     #[test]
     fn terminating_and_finished_pods_do_not_count() {
         let mut c = Counter::default();
-        c.apply(&pod("a", true, false));
-        c.apply(&pod("b", false, false));
-        c.apply(&pod("c", true, true));
+        c.apply("a", pod_state(&pod("a", true, false)));
+        c.apply("b", pod_state(&pod("b", false, false)));
+        c.apply("c", pod_state(&pod("c", true, true)));
         assert_eq!(c.totals(), (2, 1));
-        c.remove(&pod("a", true, false));
+        c.remove("a");
         assert_eq!(c.totals(), (1, 0));
+    }
+
+    #[test]
+    fn replica_sets_count_what_their_specs_want_and_have_available() {
+        let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "a"},
+            "spec": {"replicas": 7, "selector": {}},
+            "status": {"replicas": 8, "availableReplicas": 6}}))
+        .unwrap();
+        let mut c = Counter::default();
+        c.apply("a", replica_set_state(&rs));
+        c.apply("b", (5, 2));
+        assert_eq!(c.totals(), (12, 8));
     }
 
     #[test]

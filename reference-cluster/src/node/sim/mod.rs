@@ -117,7 +117,10 @@ impl Runtime for SimRuntime {
         let image_present = node_images.contains(&image);
         let (behaviour, timeline) =
             match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name) {
-                Ok(b) => {
+                Ok(mut b) => {
+                    if runs_to_completion_by_default(req.pod, req.container, &b) {
+                        b.exit_code = Some(0);
+                    }
                     let t = plan(
                         req.container,
                         &b,
@@ -266,6 +269,17 @@ impl Runtime for SimRuntime {
         )
         .then_some(c.usage)
     }
+}
+
+/// Like kwok's `pod-complete` stage: a Job's pod does its work and exits 0 (after the 1–1.5 s
+/// an `exit-code` alone gives) unless its annotations say how it ends; sidecars keep running.
+fn runs_to_completion_by_default(pod: &Pod, container: &Container, b: &Behaviour) -> bool {
+    let owned_by_job = pod.metadata.owner_references.as_ref().is_some_and(|os| {
+        os.iter()
+            .any(|o| o.kind == "Job" && o.api_version == "batch/v1")
+    });
+    let sidecar = container.restart_policy.as_deref() == Some("Always");
+    owned_by_job && !sidecar && b.exit_after.is_none() && b.exit_code.is_none() && !b.crash
 }
 
 #[cfg(test)]
