@@ -70,7 +70,9 @@ async fn acknowledged_writes_survive_kill_9() {
         .items
         .into_iter()
         .filter_map(|cm| {
-            let name = cm.metadata.name?;
+            // Only the writers' objects (`w<writer>-<n>`), not what the cluster keeps there
+            // itself (the controller-manager publishes kube-root-ca.crt in every namespace).
+            let name = cm.metadata.name.filter(|n| n.starts_with('w'))?;
             let payload = cm
                 .data
                 .and_then(|d| d.get("payload").cloned())
