@@ -103,7 +103,10 @@ impl DeploymentController {
                 .as_ref()
                 .and_then(|s| s.available_replicas)
                 .unwrap_or(0);
-            if replicas == 0 || replicas == available {
+            // A status that still counts pods of an earlier, larger size (available above the
+            // spec) is no unhealthy replica: scaling "down" by a negative count would grow the
+            // old ReplicaSet past maxSurge (upstream refuses that request too).
+            if replicas == 0 || available >= replicas {
                 continue;
             }
             let down = (max_cleanup - total).min(replicas - available);
@@ -121,7 +124,20 @@ impl DeploymentController {
         d: &Deployment,
     ) -> anyhow::Result<i32> {
         let min_available = spec_replicas(d) - max_unavailable(d);
-        let available = available_replicas(all);
+        // A ReplicaSet just scaled down still reports the pods it is deleting as available
+        // until its controller catches up; counting at most its spec keeps such a stale status
+        // from scaling the old ReplicaSets down past maxUnavailable.
+        let available: i32 = all
+            .iter()
+            .map(|rs| {
+                let avail = rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                avail.min(rs_replicas(rs))
+            })
+            .sum();
         if available <= min_available {
             return Ok(0);
         }
