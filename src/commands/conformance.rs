@@ -143,14 +143,20 @@ pub fn finish(outcome: RunOutcome, output: Output) -> Result<ExitCode> {
         Output::Json => println!(
             "{}",
             serde_json::json!({"passed": passed, "failed": failed, "skipped": skipped, "flaky": flaky,
-                               "reports": outcome.files.as_ref().map(|f| format!("{f:?}"))})
+                               "reports": outcome.files.as_ref().map(|f| serde_json::json!({
+                                   "json": f.json, "junit": f.junit, "markdown": f.markdown,
+                                   "html": f.html, "conformance": f.conformance}))})
         ),
         Output::Text => {
             for c in report.cases.iter().filter(|c| c.status == Status::Failed) {
                 println!("FAILED {} — {}", c.location(), c.scenario);
             }
-            if let Some(files) = &outcome.files {
-                println!("reports: {files:?}");
+            if let Some(f) = &outcome.files {
+                let dir = f.json.parent().unwrap_or(std::path::Path::new("."));
+                println!(
+                    "reports in {}: report.html, report.md, junit.xml, report.json, cucumber.json, conformance.yaml",
+                    dir.display()
+                );
             }
             println!(
                 "{} passed, {} failed, {} skipped",

@@ -139,6 +139,11 @@ pub struct FleetConfig {
     /// The longest a `follow` reader waits before looking for new lines again (250ms); lines
     /// due at a known time are sent when due.
     pub log_follow_poll: Duration,
+    /// Record the kubelet's Events for pods (`Pulling`, `Started`, `BackOff`, …).
+    pub record_events: bool,
+    /// Events waiting to be written at most; more are dropped and counted (1000, like
+    /// client-go's broadcaster).
+    pub event_buffer: usize,
 }
 
 impl FleetConfig {
@@ -170,6 +175,8 @@ impl FleetConfig {
             register_concurrency: 32,
             log_limits: LogLimits::default(),
             log_follow_poll: Duration::from_millis(250),
+            record_events: true,
+            event_buffer: super::events::DEFAULT_BUFFER,
         }
     }
 

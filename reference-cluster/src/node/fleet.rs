@@ -26,6 +26,7 @@ use super::agent::NodeAgent;
 use super::api::{self, ApiResult};
 use super::clock::Clock;
 use super::config::FleetConfig;
+use super::events::{self, EventSink, NodeEvent};
 use super::kubelet_server;
 use super::logs::LogStore;
 use super::runtime::Runtime;
@@ -51,6 +52,8 @@ struct StatsInner {
     pod_status_writes: AtomicU64,
     pods_deleted: AtomicU64,
     write_failures: AtomicU64,
+    /// Events not recorded because the event channel was full.
+    events_dropped: Arc<AtomicU64>,
     /// Open responses of the fleet's kubelet server.
     log_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -66,6 +69,8 @@ pub struct StatsSnapshot {
     pub pod_status_writes: u64,
     pub pods_deleted: u64,
     pub write_failures: u64,
+    /// Events dropped because too many were waiting to be written.
+    pub events_dropped: u64,
     /// Log responses (followers included) the fleet's kubelet server is writing now.
     pub log_streams: u64,
 }
@@ -83,6 +88,7 @@ impl FleetStats {
             pod_status_writes: g(&s.pod_status_writes),
             pods_deleted: g(&s.pods_deleted),
             write_failures: g(&s.write_failures),
+            events_dropped: g(&s.events_dropped),
             log_streams: s.log_streams.load(Ordering::SeqCst) as u64,
         }
     }
@@ -225,6 +231,9 @@ pub struct SimFleet {
     listing: Option<HashSet<String>>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
+    events: EventSink,
+    /// Taken by `run`, which writes the events.
+    events_rx: Option<mpsc::Receiver<NodeEvent>>,
     stats: FleetStats,
 }
 
@@ -257,7 +266,15 @@ impl SimFleet {
             );
         }
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = if cfg.record_events {
+            let (sink, rx) = EventSink::bounded(cfg.event_buffer, stats.0.events_dropped.clone());
+            (sink, Some(rx))
+        } else {
+            (EventSink::disabled(), None)
+        };
         SimFleet {
+            events,
+            events_rx,
             client,
             clock: Clock::new(),
             runtime,
@@ -298,6 +315,12 @@ impl SimFleet {
                 |e| Input::Node(Box::new(e)),
             ),
         ];
+        // Events get their own task and channel so they never wait behind, or hold up, the
+        // status writes.
+        let event_writer = self
+            .events_rx
+            .take()
+            .map(|rx| tokio::spawn(events::run_writer(self.client.clone(), rx)));
         tracing::info!(nodes = self.nodes.len(), "node fleet starting");
         loop {
             self.pump(Instant::now());
@@ -332,6 +355,9 @@ impl SimFleet {
             }
         }
         for w in watchers {
+            w.abort();
+        }
+        if let Some(w) = event_writer {
             w.abort();
         }
         tracing::info!("node fleet stopped");
@@ -403,6 +429,7 @@ impl SimFleet {
                 return;
             }
             let mut worker = PodWorker::new(pod.clone(), agent.cfg.internal_ip);
+            worker.set_events(self.events.clone(), &node);
             let requests = requests_of(&pod);
             let mut entry_ip = None;
             let mut counted = false;
@@ -444,6 +471,14 @@ impl SimFleet {
                     Err(r) => {
                         FleetStats::bump(&self.stats.0.pods_rejected);
                         tracing::debug!(node, pod = ?pod.metadata.name, reason = %r.reason, "pod rejected");
+                        self.events.pod_event(
+                            &node,
+                            &pod,
+                            None,
+                            events::WARNING,
+                            &r.reason,
+                            || r.message.clone(),
+                        );
                         worker.reject(r);
                     }
                 }

@@ -22,6 +22,7 @@ mod api;
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod exec;
 pub mod fleet;
 pub mod ipam;

@@ -80,6 +80,11 @@ pub trait Runtime: Send {
     /// Frees everything the pod still holds.
     fn remove_sandbox(&mut self, pod_uid: &str);
 
+    /// Whether `node` already has `image`, so starting a container needs no pull.
+    fn has_image(&self, _node: &str, _image: &str) -> bool {
+        true
+    }
+
     /// Pulls the image if needed, then creates and starts the container.
     fn start_container(&mut self, req: StartRequest<'_>, now: Instant) -> ContainerId;
 

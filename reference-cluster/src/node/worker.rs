@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::admission::Rejection;
 use super::backoff::{BackOff, BackOffPolicy};
 use super::clock::{after, go_duration, seconds, Clock};
+use super::events::{EventSink, NORMAL, WARNING};
 use super::runtime::{ContainerId, ContainerKind, ContainerState, Exit, Runtime, StartRequest};
 use super::status::{is_sidecar, kubelet_conditions, pod_phase, TransitionTimes};
 
@@ -81,6 +82,8 @@ struct Slot {
     pull_error_until: Option<Instant>,
     crash: BackOff,
     pull: BackOff,
+    /// When the current attempt began pulling its image, for the `Pulled` event.
+    pull_started: Option<Instant>,
 }
 
 impl Slot {
@@ -119,6 +122,7 @@ impl Slot {
             pull_error_until: None,
             crash: BackOff::default(),
             pull: BackOff::default(),
+            pull_started: None,
         }
     }
 
@@ -160,6 +164,7 @@ pub struct PodWorker {
     rejection: Option<Rejection>,
     failure: Option<(String, String)>,
     started: Option<Instant>,
+    events: Events,
     start_wall: Option<Timestamp>,
     sandbox_ready: Option<Instant>,
     pod_ip: Option<Ipv4Addr>,
@@ -248,6 +253,7 @@ impl PodWorker {
             rejection: None,
             failure: None,
             started: None,
+            events: Events::default(),
             sandbox_ready: None,
             pod_ip: None,
             host_ip,
@@ -255,6 +261,14 @@ impl PodWorker {
             termination: None,
             finished: false,
         }
+    }
+
+    /// Where this pod's events go, as the kubelet on `node`.
+    pub fn set_events(&mut self, sink: EventSink, node: &str) {
+        self.events = Events {
+            sink,
+            node: node.to_string(),
+        };
     }
 
     pub fn pod(&self) -> &Arc<Pod> {
@@ -357,7 +371,17 @@ impl PodWorker {
                 };
                 let sidecar = slot.kind == ContainerKind::Sidecar;
                 let restart = |code: i32| sidecar || (policy != "Never" && code != 0);
-                match drive(slot, c, &pod, &restart, rt, cx, now, &mut wake) {
+                match drive(
+                    slot,
+                    c,
+                    &pod,
+                    &restart,
+                    rt,
+                    cx,
+                    &self.events,
+                    now,
+                    &mut wake,
+                ) {
                     Progress::Running { started: true } if sidecar => continue,
                     Progress::Succeeded if !sidecar => continue,
                     Progress::Failed if !sidecar => {
@@ -375,7 +399,17 @@ impl PodWorker {
             .filter(|s| s.kind == ContainerKind::Sidecar)
         {
             if let Some(c) = init_specs.get(slot.index) {
-                drive(slot, c, &pod, &|_| true, rt, cx, now, &mut wake);
+                drive(
+                    slot,
+                    c,
+                    &pod,
+                    &|_| true,
+                    rt,
+                    cx,
+                    &self.events,
+                    now,
+                    &mut wake,
+                );
             }
         }
         let mut all_done = true;
@@ -384,7 +418,17 @@ impl PodWorker {
                 continue;
             };
             let restart = |code: i32| policy == "Always" || (policy == "OnFailure" && code != 0);
-            match drive(slot, c, &pod, &restart, rt, cx, now, &mut wake) {
+            match drive(
+                slot,
+                c,
+                &pod,
+                &restart,
+                rt,
+                cx,
+                &self.events,
+                now,
+                &mut wake,
+            ) {
                 Progress::Succeeded | Progress::Failed => {}
                 _ => all_done = false,
             }
@@ -412,7 +456,7 @@ impl PodWorker {
             .filter(|s| s.kind != ContainerKind::Sidecar)
             .chain(self.main.iter_mut())
         {
-            stop(slot, rt, deadline, now, &mut wake);
+            stop(slot, &self.pod, &self.events, rt, deadline, now, &mut wake);
         }
     }
 
@@ -433,7 +477,15 @@ impl PodWorker {
             .filter(|s| s.kind != ContainerKind::Sidecar)
             .chain(self.main.iter_mut())
         {
-            pending |= stop(slot, rt, t.deadline, now, &mut wake);
+            pending |= stop(
+                slot,
+                &self.pod,
+                &self.events,
+                rt,
+                t.deadline,
+                now,
+                &mut wake,
+            );
         }
         if pending {
             return wake.0;
@@ -444,7 +496,15 @@ impl PodWorker {
             .rev()
             .filter(|s| s.kind == ContainerKind::Sidecar)
         {
-            if stop(slot, rt, t.deadline, now, &mut wake) {
+            if stop(
+                slot,
+                &self.pod,
+                &self.events,
+                rt,
+                t.deadline,
+                now,
+                &mut wake,
+            ) {
                 return wake.0;
             }
         }
@@ -552,6 +612,7 @@ fn drive(
     restart: &dyn Fn(i32) -> bool,
     rt: &mut dyn Runtime,
     cx: &SyncContext<'_>,
+    ev: &Events,
     now: Instant,
     wake: &mut Wake,
 ) -> Progress {
@@ -562,6 +623,11 @@ fn drive(
                 return Progress::Pending;
             }
             ContainerState::PullFailed { message } => {
+                slot.pull_started = None;
+                ev.emit(pod, &slot.name, WARNING, "Failed", || message.clone());
+                ev.emit(pod, &slot.name, WARNING, "Failed", || {
+                    "Error: ErrImagePull".into()
+                });
                 rt.remove_container(&id);
                 slot.attempt = None;
                 slot.pull.next(cx.backoff, now, now);
@@ -575,12 +641,22 @@ fn drive(
                 return Progress::Pending;
             }
             ContainerState::Running { started, .. } => {
+                if !slot.attempt_ran {
+                    ran(slot, c, pod, ev, now);
+                }
                 slot.count_run();
                 slot.waiting = None;
                 wake.at(rt.next_change(&id, now));
                 return Progress::Running { started };
             }
             ContainerState::Exited(exit) => {
+                if !slot.attempt_ran {
+                    if exit.started_at.is_some() {
+                        ran(slot, c, pod, ev, now);
+                    } else if let Some(m) = &exit.message {
+                        ev.emit(pod, &slot.name, WARNING, "Failed", || format!("Error: {m}"));
+                    }
+                }
                 slot.count_run();
                 if !restart(exit.exit_code) {
                     slot.waiting = None;
@@ -595,6 +671,21 @@ fn drive(
                     .in_backoff_since(cx.backoff, exit.finished_at, now)
                 {
                     let d = slot.crash.current().unwrap_or_default();
+                    if !slot
+                        .waiting
+                        .as_ref()
+                        .is_some_and(|w| w.reason == "CrashLoopBackOff")
+                    {
+                        ev.emit(pod, &slot.name, WARNING, "BackOff", || {
+                            format!(
+                                "Back-off restarting failed container {} in pod {}_{}({})",
+                                slot.name,
+                                pod.metadata.name.as_deref().unwrap_or(""),
+                                pod.metadata.namespace.as_deref().unwrap_or(""),
+                                pod.metadata.uid.as_deref().unwrap_or(""),
+                            )
+                        });
+                    }
                     slot.waiting = Some(Waiting {
                         reason: "CrashLoopBackOff",
                         message: Some(format!(
@@ -620,6 +711,21 @@ fn drive(
         return Progress::Pending;
     }
     if slot.pull.in_backoff_since_update(cx.backoff, now) {
+        if !slot
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.reason == "ImagePullBackOff")
+        {
+            ev.emit(pod, &slot.name, NORMAL, "BackOff", || {
+                format!(
+                    "Back-off pulling image \"{}\"",
+                    c.image.as_deref().unwrap_or("")
+                )
+            });
+            ev.emit(pod, &slot.name, WARNING, "Failed", || {
+                "Error: ImagePullBackOff".into()
+            });
+        }
         slot.waiting = Some(Waiting {
             reason: "ImagePullBackOff",
             message: Some(format!(
@@ -633,6 +739,18 @@ fn drive(
     slot.pull_error_until = None;
     let attempt = slot.attempts;
     slot.attempts += 1;
+    let image = c.image.as_deref().unwrap_or("");
+    if rt.has_image(cx.node, image) {
+        slot.pull_started = None;
+        ev.emit(pod, &slot.name, NORMAL, "Pulled", || {
+            format!("Container image \"{image}\" already present on machine")
+        });
+    } else {
+        slot.pull_started = Some(now);
+        ev.emit(pod, &slot.name, NORMAL, "Pulling", || {
+            format!("Pulling image \"{image}\"")
+        });
+    }
     let id = rt.start_container(
         StartRequest {
             node: cx.node,
@@ -651,8 +769,11 @@ fn drive(
 }
 
 /// Asks a container to stop by `deadline`; `true` while it has not exited.
+#[allow(clippy::too_many_arguments)]
 fn stop(
     slot: &mut Slot,
+    pod: &Pod,
+    ev: &Events,
     rt: &mut dyn Runtime,
     deadline: Instant,
     now: Instant,
@@ -682,12 +803,56 @@ fn stop(
             if !slot.stop_requested {
                 // Every container gets at least the minimum grace, even when the pod's is used up.
                 let grace = deadline.saturating_duration_since(now).max(MIN_GRACE);
+                ev.emit(pod, &slot.name, NORMAL, "Killing", || {
+                    format!("Stopping container {}", slot.name)
+                });
                 rt.stop_container(&id, grace, now);
                 slot.stop_requested = true;
             }
             wake.at(rt.next_change(&id, now));
             true
         }
+    }
+}
+
+/// The events the kubelet records once an attempt has run: its image pulled (when it had to
+/// be), the container created and started.
+fn ran(slot: &mut Slot, c: &Container, pod: &Pod, ev: &Events, now: Instant) {
+    if let Some(t) = slot.pull_started.take() {
+        let took = go_duration(now.saturating_duration_since(t));
+        ev.emit(pod, &slot.name, NORMAL, "Pulled", || {
+            format!(
+                "Successfully pulled image \"{}\" in {took} ({took} including waiting). Image size: 0 bytes.",
+                c.image.as_deref().unwrap_or("")
+            )
+        });
+    }
+    ev.emit(pod, &slot.name, NORMAL, "Created", || {
+        format!("Created container: {}", slot.name)
+    });
+    ev.emit(pod, &slot.name, NORMAL, "Started", || {
+        format!("Started container {}", slot.name)
+    });
+}
+
+/// The pod worker's handle on its node's event sink.
+#[derive(Clone, Default)]
+struct Events {
+    sink: EventSink,
+    node: String,
+}
+
+impl Events {
+    fn emit(
+        &self,
+        pod: &Pod,
+        container: &str,
+        type_: &'static str,
+        reason: &str,
+        message: impl FnOnce() -> String,
+    ) {
+        self.sink
+            .pod_event(&self.node, pod, Some(container), type_, reason, message);
     }
 }
 

@@ -105,6 +105,10 @@ impl Runtime for SimRuntime {
         }
     }
 
+    fn has_image(&self, node: &str, image: &str) -> bool {
+        self.images.get(node).is_some_and(|i| i.contains(image))
+    }
+
     fn start_container(&mut self, req: StartRequest<'_>, now: Instant) -> ContainerId {
         let uid = req.pod.metadata.uid.as_deref().unwrap_or("");
         let name = req.container.name.as_str();
