@@ -671,10 +671,10 @@ fn drive(
                     .in_backoff_since(cx.backoff, exit.finished_at, now)
                 {
                     let d = slot.crash.current().unwrap_or_default();
-                    if !slot
+                    if slot
                         .waiting
                         .as_ref()
-                        .is_some_and(|w| w.reason == "CrashLoopBackOff")
+                        .is_none_or(|w| w.reason != "CrashLoopBackOff")
                     {
                         ev.emit(pod, &slot.name, WARNING, "BackOff", || {
                             format!(
@@ -711,10 +711,10 @@ fn drive(
         return Progress::Pending;
     }
     if slot.pull.in_backoff_since_update(cx.backoff, now) {
-        if !slot
+        if slot
             .waiting
             .as_ref()
-            .is_some_and(|w| w.reason == "ImagePullBackOff")
+            .is_none_or(|w| w.reason != "ImagePullBackOff")
         {
             ev.emit(pod, &slot.name, NORMAL, "BackOff", || {
                 format!(
