@@ -43,6 +43,8 @@ pub mod discovery;
 pub mod encrypted_store;
 pub mod exec;
 pub mod fairness;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod hooks;
 pub mod informer;
 pub mod logs;
