@@ -10,6 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
+use crate::node::clock::parse_go_duration;
+
 const STAR: u64 = 1 << 63;
 
 #[derive(Clone, Copy, Debug)]
@@ -159,44 +161,6 @@ fn field(f: &str, b: Bounds) -> Result<u64, String> {
         .try_fold(0u64, |acc, part| Ok(acc | range(part, b)?))
 }
 
-/// Go's `time.ParseDuration` (the units cron's `@every` accepts).
-fn go_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("time: invalid duration {s:?}");
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(err());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += n * factor;
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
 /// `cron.ParseStandard` with `default_tz` for schedules without a `TZ=` prefix.
 pub fn parse(spec: &str, default_tz: Tz) -> Result<Schedule, String> {
     let mut spec = spec.trim();
@@ -221,7 +185,7 @@ pub fn parse(spec: &str, default_tz: Tz) -> Result<Schedule, String> {
             "hourly" => "0 * * * *",
             other => {
                 if let Some(dur) = other.strip_prefix("every ") {
-                    let d = go_duration(dur)
+                    let d = parse_go_duration(dur)
                         .map_err(|e| format!("failed to parse duration {spec}: {e}"))?;
                     return Ok(Schedule {
                         kind: Kind::Every(d.max(Duration::from_secs(1))),
@@ -436,6 +400,8 @@ mod tests {
             Some("2024-01-01T01:30:10Z")
         );
         assert!(parse("@every 1x", Tz::UTC).is_err());
+        // A duration too long for the clock is refused, not a panic.
+        assert!(parse(&format!("@every {}h", "9".repeat(400)), Tz::UTC).is_err());
         assert!(parse("@fortnightly", Tz::UTC).is_err());
     }
 
