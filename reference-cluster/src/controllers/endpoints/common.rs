@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::controllers::runtime::pods;
-use crate::controllers::runtime::Informer;
+use crate::controllers::runtime::{Change, Informer};
 
 /// Upstream `ShouldPodBeInEndpoints`: not finished, has an IP, and not terminating unless
 /// terminating pods are wanted.
@@ -130,6 +130,24 @@ pub fn services_for_pod(pod: &Pod, services: &Informer<Service>) -> Vec<String> 
         .filter(|s| service_selector(s).is_some_and(|sel| selects(sel, pod)))
         .map(|s| format!("{ns}/{}", s.name_any()))
         .collect()
+}
+
+/// Keys of the services to resync after a pod change: those selecting it (before and after, when
+/// its labels changed); none for an update no endpoint shows.
+pub fn services_for_pod_change(change: &Change<Pod>, services: &Informer<Service>) -> Vec<String> {
+    match change {
+        Change::Add(p) | Change::Delete(p) => services_for_pod(p, services),
+        Change::Update { old, new } => {
+            if !pod_endpoints_changed(old, new) {
+                return Vec::new();
+            }
+            let mut keys = services_for_pod(new, services);
+            if old.metadata.labels != new.metadata.labels {
+                keys.extend(services_for_pod(old, services));
+            }
+            keys
+        }
+    }
 }
 
 /// Whether a pod update can change any endpoint (upstream `podEndpointsChanged` plus label

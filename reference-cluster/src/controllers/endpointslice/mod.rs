@@ -57,24 +57,8 @@ impl EndpointSliceController {
         let w: Weak<Self> = Arc::downgrade(&this);
         this.pods.add_handler(move |c| {
             let Some(this) = w.upgrade() else { return };
-            match c {
-                Change::Add(p) | Change::Delete(p) => {
-                    for k in services_for_pod(p, &this.services) {
-                        this.queue.add(k);
-                    }
-                }
-                Change::Update { old, new } => {
-                    if !pod_endpoints_changed(old, new) {
-                        return;
-                    }
-                    let mut keys = services_for_pod(new, &this.services);
-                    if old.metadata.labels != new.metadata.labels {
-                        keys.extend(services_for_pod(old, &this.services));
-                    }
-                    for k in keys {
-                        this.queue.add(k);
-                    }
-                }
+            for k in services_for_pod_change(c, &this.services) {
+                this.queue.add(k);
             }
         });
         // Someone else's edit (or deletion) of a managed slice is put right.
