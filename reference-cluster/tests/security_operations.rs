@@ -11,53 +11,7 @@ use base64::Engine;
 use security_support::*;
 use serde_json::{json, Value};
 
-const SEED_POLICY: &str = r#"
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages:
-  - "RequestReceived"
-rules:
-  - level: RequestResponse
-    resources:
-    - group: ""
-      resources: ["pods"]
-  - level: Metadata
-    resources:
-    - group: ""
-      resources: ["pods/log", "pods/status"]
-  - level: None
-    resources:
-    - group: ""
-      resources: ["configmaps"]
-      resourceNames: ["controller-leader"]
-  - level: None
-    users: ["system:kube-proxy"]
-    verbs: ["watch"]
-    resources:
-    - group: ""
-      resources: ["endpoints", "services"]
-  - level: None
-    userGroups: ["system:authenticated"]
-    nonResourceURLs:
-    - "/api*"
-    - "/version"
-  - level: Request
-    resources:
-    - group: ""
-      resources: ["configmaps"]
-    namespaces: ["kube-system"]
-  - level: Metadata
-    resources:
-    - group: ""
-      resources: ["secrets", "configmaps"]
-  - level: Request
-    resources:
-    - group: ""
-    - group: "extensions"
-  - level: Metadata
-    omitStages:
-      - "RequestReceived"
-"#;
+const SEED_POLICY: &str = include_str!("../src/security/seed-audit-policy.yaml");
 
 fn events(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)

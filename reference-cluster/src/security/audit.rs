@@ -495,53 +495,7 @@ impl AuditLog {
 mod tests {
     use super::*;
 
-    const SEED_POLICY: &str = r#"
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages:
-  - "RequestReceived"
-rules:
-  - level: RequestResponse
-    resources:
-    - group: ""
-      resources: ["pods"]
-  - level: Metadata
-    resources:
-    - group: ""
-      resources: ["pods/log", "pods/status"]
-  - level: None
-    resources:
-    - group: ""
-      resources: ["configmaps"]
-      resourceNames: ["controller-leader"]
-  - level: None
-    users: ["system:kube-proxy"]
-    verbs: ["watch"]
-    resources:
-    - group: ""
-      resources: ["endpoints", "services"]
-  - level: None
-    userGroups: ["system:authenticated"]
-    nonResourceURLs:
-    - "/api*"
-    - "/version"
-  - level: Request
-    resources:
-    - group: ""
-      resources: ["configmaps"]
-    namespaces: ["kube-system"]
-  - level: Metadata
-    resources:
-    - group: ""
-      resources: ["secrets", "configmaps"]
-  - level: Request
-    resources:
-    - group: ""
-    - group: "extensions"
-  - level: Metadata
-    omitStages:
-      - "RequestReceived"
-"#;
+    const SEED_POLICY: &str = include_str!("seed-audit-policy.yaml");
 
     fn user(name: &str, groups: &[&str]) -> UserInfo {
         UserInfo::new(name, groups)
