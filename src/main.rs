@@ -42,8 +42,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
+            // kube-rs logs every failed request as an error although its caller gets (and
+            // handles) the error too: while an API server restarts, components retrying would
+            // otherwise flood the terminal.
             tracing_subscriber::EnvFilter::try_from_env("KUBEPROOF_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

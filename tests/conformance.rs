@@ -93,6 +93,9 @@ async fn suite() -> ExitCode {
                 opts.kubeconfig = Some(c.kubeconfig_path().to_path_buf());
                 opts.target_name = Some("bundled".into());
                 opts.host_access = true;
+                opts.control = Some(std::sync::Arc::new(kubeproof_chaos::BundledComponents(
+                    c.control(),
+                )));
                 bundled = Some(c);
             }
             Err(e) => {

@@ -34,7 +34,7 @@ Feature: Graceful deletion
     And pod "drain" has "{.status.containerStatuses[0].state.running.startedAt}" not equal to "" for 2 seconds
     And pod "drain" does not exist within 40 seconds
 
-  @B-NODE-028 @needs:workloads
+  @B-NODE-028 @needs:workloads @needs:sim-nodes
   Scenario: A container that ignores SIGTERM is killed when the grace period ends
     Given a namespace
     When I create:

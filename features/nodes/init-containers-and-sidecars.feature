@@ -3,7 +3,7 @@ Feature: Init containers and sidecars
   container with restartPolicy Always is a sidecar that starts first, keeps running beside the
   app, is restarted when it exits, and is stopped only after the app containers.
 
-  @B-WL-027 @needs:workloads
+  @B-WL-027 @needs:workloads @needs:sim-nodes
   Scenario: Init containers run one at a time in order before the app container starts
     Given a namespace
     When I create:
@@ -89,7 +89,7 @@ Feature: Init containers and sidecars
             running: {}
       """
 
-  @B-WL-028 @needs:workloads
+  @B-WL-028 @needs:workloads @needs:sim-nodes
   Scenario: A failing init container keeps the pod initialising and the app container never starts
     Given a namespace
     When I create:
@@ -134,7 +134,7 @@ Feature: Init containers and sidecars
       """
     And pod "blocked" has "{.status.containerStatuses[0].state.waiting.reason}" equal to "PodInitializing" for 3 seconds
 
-  @B-WL-022 @B-WL-023 @needs:workloads
+  @B-WL-022 @B-WL-023 @needs:workloads @needs:sim-nodes
   Scenario: A sidecar starts first and keeps running while the next init container and the app run
     Given a namespace
     When I create:
@@ -206,7 +206,7 @@ Feature: Init containers and sidecars
             running: {}
       """
 
-  @B-WL-024 @needs:workloads
+  @B-WL-024 @needs:workloads @needs:sim-nodes
   Scenario: The sidecar is stopped after the app container has finished
     Given a namespace
     When I create:
@@ -257,7 +257,7 @@ Feature: Init containers and sidecars
               reason: Completed
       """
 
-  @B-WL-025 @needs:workloads
+  @B-WL-025 @needs:workloads @needs:sim-nodes
   Scenario: A Job completes when its main container succeeds even though its sidecar never exits
     Given a namespace
     When I create:
@@ -291,7 +291,7 @@ Feature: Init containers and sidecars
           status: "True"
       """
 
-  @B-WL-026 @needs:workloads
+  @B-WL-026 @needs:workloads @needs:sim-nodes
   Scenario: A sidecar that exits is restarted even in a restartPolicy Never pod
     Given a namespace
     When I create:

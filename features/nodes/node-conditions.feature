@@ -3,7 +3,7 @@ Feature: Node conditions and the taints they bring
   pods stay away; NoExecute not-ready taints evict pods after their tolerationSeconds. Pods get
   default not-ready/unreachable tolerations of 300 s at admission.
 
-  @B-NODE-020 @B-NODE-021 @serial @needs:workloads @needs:node-control
+  @B-NODE-020 @B-NODE-021 @serial @needs:workloads @needs:node-control @needs:sim-nodes
   Scenario: Memory pressure taints the node and keeps new BestEffort pods off it until it clears
     Given a namespace
     And I remember the name of a Ready node as "node"
@@ -43,7 +43,7 @@ Feature: Node conditions and the taints they bring
     And node "{{ node }}" has "{.spec.taints[?(@.key=='node.kubernetes.io/memory-pressure')].effect}" equal to "" within 30 seconds
     And pod "besteffort" has "{.spec.nodeName}" equal to "{{ node }}" within 60 seconds
 
-  @B-NODE-020 @serial @needs:workloads @needs:node-control
+  @B-NODE-020 @serial @needs:workloads @needs:node-control @needs:sim-nodes
   Scenario: Disk and PID pressure are reported as node conditions and tainted
     Given a namespace
     And I remember the name of a Ready node as "node"
@@ -109,7 +109,7 @@ Feature: Node conditions and the taints they bring
           tolerationSeconds: 300
       """
 
-  @B-NODE-004 @B-NODE-005 @serial @needs:workloads @needs:node-control
+  @B-NODE-004 @B-NODE-005 @serial @needs:workloads @needs:node-control @needs:sim-nodes
   Scenario: A NotReady node takes no new pods and evicts pods once their toleration runs out
     Given a namespace
     And I remember the name of a Ready node as "node"

@@ -3,7 +3,7 @@ Feature: OOM kills and image pull failures
   policy; an image that cannot be pulled leaves the container waiting, backing off between
   pulls.
 
-  @B-NODE-014 @needs:workloads
+  @B-NODE-014 @needs:workloads @needs:sim-nodes
   Scenario: A container above its memory limit is OOMKilled and restarted
     Given a namespace
     When I create:
@@ -34,7 +34,7 @@ Feature: OOM kills and image pull failures
               reason: OOMKilled
       """
 
-  @B-NODE-014 @needs:workloads
+  @B-NODE-014 @needs:workloads @needs:sim-nodes
   Scenario: An OOMKilled container under restartPolicy Never fails the pod
     Given a namespace
     When I create:
@@ -122,7 +122,7 @@ Feature: OOM kills and image pull failures
       """
     And pod "missing" has "{.status.containerStatuses[0].restartCount}" equal to "0"
 
-  @B-NODE-015 @needs:workloads
+  @B-NODE-015 @needs:workloads @needs:sim-nodes
   Scenario: A container using more CPU than its limit keeps running
     Given a namespace
     When I create:

@@ -3,7 +3,7 @@ Feature: Probes and readiness
   restarting anything; a startup probe holds readiness back until it passes; a failing
   liveness probe gets the container killed and restarted.
 
-  @B-NODE-009 @needs:workloads
+  @B-NODE-009 @needs:workloads @needs:sim-nodes
   Scenario: A container that turns unready leaves the endpoints without a restart and comes back
     Given a namespace
     When I create:
@@ -62,7 +62,7 @@ Feature: Probes and readiness
     And pod "web" has "{.status.containerStatuses[0].restartCount}" equal to "0"
     And endpoints "web" has "{.subsets[0].addresses[0].targetRef.name}" equal to "web" within 15 seconds
 
-  @B-NODE-010 @needs:workloads
+  @B-NODE-010 @needs:workloads @needs:sim-nodes
   Scenario: Until its startup probe passes a container is neither started nor ready
     Given a namespace
     When I create:
@@ -113,7 +113,7 @@ Feature: Probes and readiness
           restartCount: 0
       """
 
-  @B-NODE-008 @needs:workloads
+  @B-NODE-008 @needs:workloads @needs:sim-nodes
   Scenario: A failing liveness probe gets the container killed and restarted
     Given a namespace
     When I create:
@@ -145,4 +145,62 @@ Feature: Probes and readiness
             terminated:
               exitCode: 137
               reason: Error
+      """
+
+  @B-NODE-008 @B-FAIL-007 @needs:workloads
+  Scenario: The kubelet records each liveness failure and the kill it leads to as Events
+    Given a namespace
+    When I create:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: flaky
+        annotations:
+          sim.kubeproof.dev/liveness-fail-after: 1s
+      spec:
+        containers:
+        - name: app
+          image: nginx:1.26
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: 80
+            periodSeconds: 1
+            failureThreshold: 2
+      """
+    Then an Event with reason "Unhealthy" and message containing "Liveness probe failed: " exists for pod "flaky" within 60 seconds
+    And an Event with reason "Killing" and message containing "Container app failed liveness probe, will be restarted" exists for pod "flaky" within 60 seconds
+    And pod "flaky" has "{.status.containerStatuses[0].restartCount}" matching "^[1-9][0-9]*$" within 60 seconds
+
+  @B-NODE-009 @needs:workloads
+  Scenario: A failing readiness probe is recorded as an Unhealthy Event and kills nothing
+    Given a namespace
+    When I create:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: aloof
+        annotations:
+          sim.kubeproof.dev/ready: "false"
+      spec:
+        containers:
+        - name: app
+          image: nginx:1.26
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: 80
+            periodSeconds: 1
+      """
+    Then an Event with reason "Unhealthy" and message containing "Readiness probe failed: " exists for pod "aloof" within 60 seconds
+    And pod "aloof" matches for 5 seconds:
+      """
+      status:
+        phase: Running
+        containerStatuses:
+        - name: app
+          ready: false
+          restartCount: 0
       """

@@ -2,7 +2,7 @@ Feature: Restart policy and CrashLoopBackOff
   The kubelet restarts exited containers as the pod's restartPolicy says, backing off between
   restarts of a crashing container; `logs --previous` shows the attempt before.
 
-  @B-NODE-012 @needs:workloads
+  @B-NODE-012 @needs:workloads @needs:sim-nodes
   Scenario: A crashing container under restartPolicy Always goes into CrashLoopBackOff
     Given a namespace
     When I create:
@@ -39,7 +39,7 @@ Feature: Restart policy and CrashLoopBackOff
       """
     And pod "crash" has "{.status.containerStatuses[0].state.waiting.message}" containing "restarting failed container=app pod=crash_{{ namespace }}("
 
-  @B-NODE-026 @needs:workloads
+  @B-NODE-026 @needs:workloads @needs:sim-nodes
   Scenario: The logs of the previous attempt of a crashed container stay readable
     Given a namespace
     When I create:
@@ -57,12 +57,10 @@ Feature: Restart policy and CrashLoopBackOff
           image: busybox:1.36
       """
     Then pod "crash" has "{.status.containerStatuses[0].restartCount}" matching "^[1-9][0-9]*$" within 60 seconds
-    When I request GET "/api/v1/namespaces/{{ namespace }}/pods/crash/log?previous=true"
-    Then the last request succeeded with code 200
-    And the last response contains "hello from the crashing app"
-    And the last response contains "crash app exited with code 1"
+    And the logs of pod "crash" (previous) contain "hello from the crashing app"
+    And the logs of pod "crash" (previous) contain "crash app exited with code 1"
 
-  @B-NODE-012 @needs:workloads
+  @B-NODE-012 @needs:workloads @needs:sim-nodes
   Scenario: restartPolicy OnFailure restarts a failing container but not one that succeeded
     Given a namespace
     When I create:
@@ -117,7 +115,7 @@ Feature: Restart policy and CrashLoopBackOff
     And pod "failing" has "{.status.phase}" not equal to "Failed"
     And pod "done" has "{.status.containerStatuses[0].restartCount}" equal to "0" for 3 seconds
 
-  @B-NODE-012 @needs:workloads
+  @B-NODE-012 @needs:workloads @needs:sim-nodes
   Scenario: restartPolicy Never leaves a failed container down and the pod Failed
     Given a namespace
     When I create:

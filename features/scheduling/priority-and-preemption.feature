@@ -2,7 +2,7 @@ Feature: Priority and preemption
   A pending pod that outranks pods on a node makes the scheduler evict lower-priority victims,
   nominate the node for it and then bind it there.
 
-  @B-SCHED-013 @serial @needs:workloads
+  @B-SCHED-013 @serial @needs:workloads @needs:sim-nodes
   Scenario: A high-priority pod preempts a low-priority pod and takes its place
     Given a namespace
     And I remember the name of a Ready node as "node"

@@ -55,7 +55,7 @@ Feature: Resource fit
     Then pod "hungry" has "{.status.conditions[?(@.type=='PodScheduled')].message}" equal to "0/{{ nodes }} nodes are available: {{ nodes }} Insufficient memory. preemption: 0/{{ nodes }} nodes are available: {{ nodes }} No preemption victims found for incoming pod.." within 30 seconds
     And pod "hungry" has "{.spec.nodeName}" equal to "" for 2 seconds
 
-  @B-SCHED-004 @B-SCHED-015 @serial @needs:workloads
+  @B-SCHED-004 @B-SCHED-015 @serial @needs:workloads @needs:sim-nodes
   Scenario: Only requests count toward a node's capacity, not limits or usage
     Given a namespace
     And I remember the name of a Ready node as "node"

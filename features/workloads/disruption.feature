@@ -2,7 +2,7 @@ Feature: Disruption budgets and node maintenance
   The Eviction API honours PodDisruptionBudgets; a cordoned node takes no new pods until it is
   uncordoned.
 
-  @B-WL-037 @B-WL-038 @needs:workloads
+  @B-WL-037 @B-WL-038 @needs:workloads @needs:sim-nodes
   Scenario: A PodDisruptionBudget lets one eviction through and refuses the next with 429
     Given a namespace
     When I create:

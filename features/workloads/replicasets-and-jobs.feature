@@ -32,7 +32,7 @@ Feature: ReplicaSets and Jobs
     And there are 3 ready pods with label "app=frontend" within 60 seconds
     And replicaset "frontend" has "{.status.readyReplicas}" equal to "3" within 30 seconds
 
-  @needs:workloads
+  @needs:workloads @needs:sim-nodes
   Scenario: A Job runs to completion once its pods have succeeded
     Given a namespace
     When I create:

@@ -50,7 +50,7 @@ Feature: StatefulSets
     Then pod "db-1" has "{.metadata.uid}" not equal to "{{ old_uid }}" within 60 seconds
     And there are 3 ready pods with label "app=db" within 60 seconds
 
-  @B-WL-017 @needs:workloads
+  @B-WL-017 @needs:workloads @needs:sim-nodes
   Scenario: OrderedReady creates each pod only after the previous one is Ready
     When I create:
       """

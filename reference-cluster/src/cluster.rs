@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::apiserver::encrypted_store::EncryptedStore;
 use crate::apiserver::registry::WriteOptions;
 use crate::apiserver::{bootstrap_policy, informer, loops, ApiServer, ApiServerConfig};
+use crate::control::ComponentControl;
 use crate::controllers::ControllerConfig;
 use crate::node::FleetConfig;
 use crate::pki::{self, Pki};
@@ -77,30 +78,50 @@ pub struct Components {
 }
 
 impl Components {
-    /// Scheduler, controller-manager and `nodes` simulated nodes with upstream timings.
+    /// Scheduler, controller-manager and `nodes` simulated nodes with upstream timings. The
+    /// scheduler and the controller-manager elect leaders through their Leases in
+    /// `kube-system` as upstream's do by default, and hand them back when the cluster stops so
+    /// that a restart on the same data directory need not wait for them to expire.
     pub fn full(nodes: usize) -> Components {
-        Components {
-            scheduler: Some(SchedulerConfig {
-                leader_election: None,
-                ..SchedulerConfig::default()
-            }),
-            controllers: Some(ControllerConfig {
-                leader_election: None,
-                ..ControllerConfig::default()
-            }),
+        let mut c = Components {
+            scheduler: Some(SchedulerConfig::default()),
+            controllers: Some(ControllerConfig::default()),
             fleet: (nodes > 0).then(|| FleetConfig::new(nodes)),
-        }
+        };
+        c.release_leases_on_stop();
+        c
     }
 
-    /// [`Components::full`] with the short timings of tests.
+    /// [`Components::full`] with the short timings of tests (2s leases).
     pub fn for_tests(nodes: usize) -> Components {
-        Components {
-            scheduler: Some(SchedulerConfig {
-                leader_election: None,
-                ..SchedulerConfig::for_tests()
+        let scheduler = SchedulerConfig::for_tests();
+        let lease = scheduler.leader_election.clone();
+        let mut c = Components {
+            scheduler: Some(scheduler),
+            controllers: Some(ControllerConfig {
+                leader_election: lease.map(|le| crate::leaderelection::LeaderElectionConfig {
+                    name: "kube-controller-manager".into(),
+                    ..le
+                }),
+                ..ControllerConfig::for_tests()
             }),
-            controllers: Some(ControllerConfig::for_tests()),
             fleet: (nodes > 0).then(|| FleetConfig::for_tests(nodes)),
+        };
+        c.release_leases_on_stop();
+        c
+    }
+
+    fn release_leases_on_stop(&mut self) {
+        let scheduler = self
+            .scheduler
+            .as_mut()
+            .and_then(|s| s.leader_election.as_mut());
+        let controllers = self
+            .controllers
+            .as_mut()
+            .and_then(|c| c.leader_election.as_mut());
+        for le in scheduler.into_iter().chain(controllers) {
+            le.release_on_cancel = true;
         }
     }
 
@@ -178,8 +199,13 @@ pub struct RunningCluster {
     pub raw_store: Arc<dyn Store>,
     kubeconfig: PathBuf,
     shutdown: watch::Sender<bool>,
+    /// Told first, so that components can hand back their Leases while the API server still
+    /// answers.
+    components_shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    serve: JoinHandle<Result<()>>,
+    /// The API server's listener, the scheduler, the controller-manager and the node fleet,
+    /// which tests may stop and start.
+    control: ComponentControl,
 }
 
 pub async fn open_store(cfg: &ClusterConfig) -> Result<Arc<dyn Store>> {
@@ -239,9 +265,13 @@ impl RunningCluster {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = watch::channel(false);
+        let (tx, _) = watch::channel(false);
         let tls = ApiServer::tls_acceptor(&pki)?;
-        let serve = tokio::spawn(server.clone().serve(listener, tls, rx));
+        let control = ComponentControl::default();
+        control.register(
+            APISERVER,
+            serve_restartably(server.clone(), tls, listener, tx.subscribe()),
+        );
         let resync = cfg.namespace_resync;
         let tasks = vec![
             tokio::spawn(crate::controllers::namespace::run(server.clone(), resync)),
@@ -272,8 +302,9 @@ impl RunningCluster {
             raw_store,
             kubeconfig,
             shutdown: tx,
+            components_shutdown: watch::channel(false).0,
             tasks,
-            serve,
+            control,
         };
         if cfg.components.any() {
             if let Err(e) = cluster.start_components(cfg.components).await {
@@ -291,7 +322,7 @@ impl RunningCluster {
     /// The node fleet acts as cluster admin for now: each kubelet has its own node identity
     /// upstream, which the fleet's one shared client cannot be.
     async fn start_components(&mut self, components: Components) -> Result<()> {
-        let rx = self.shutdown.subscribe();
+        let rx = self.components_shutdown.subscribe();
         if let Some(mut controllers) = components.controllers {
             controllers.root_ca_pem = Some(self.pki.ca.cert_pem.clone());
             controllers.apiserver_endpoint = Some((self.addr.ip(), self.addr.port()));
@@ -315,17 +346,45 @@ impl RunningCluster {
             let client = self
                 .client_as("system:kube-controller-manager", &[])
                 .await?;
-            self.tasks.push(spawn_component(
-                "controller-manager",
-                crate::controllers::run_controller_manager(client, controllers, rx.clone()),
-            ));
+            let rx = rx.clone();
+            self.control.register(
+                "kube-controller-manager",
+                Box::new(move || {
+                    // Each start is a new process to the others: a new identity, which must
+                    // wait for a killed predecessor's Lease to expire.
+                    let mut controllers = controllers.clone();
+                    if let Some(le) = controllers.leader_election.as_mut() {
+                        le.identity = crate::leaderelection::default_identity();
+                    }
+                    spawn_component(
+                        "controller-manager",
+                        crate::controllers::run_controller_manager(
+                            client.clone(),
+                            controllers,
+                            rx.clone(),
+                        ),
+                    )
+                }),
+            );
         }
         if let Some(scheduler) = components.scheduler {
             let client = self.client_as("system:kube-scheduler", &[]).await?;
-            self.tasks.push(spawn_component(
-                "scheduler",
-                crate::scheduler::run(client, scheduler, rx.clone()),
-            ));
+            let rx = rx.clone();
+            self.control.register(
+                "kube-scheduler",
+                Box::new(move || {
+                    spawn_component(
+                        "scheduler",
+                        crate::scheduler::run(
+                            client.clone(),
+                            scheduler
+                                .clone()
+                                .with_identity(&crate::leaderelection::default_identity()),
+                            rx.clone(),
+                        ),
+                    )
+                }),
+            );
         }
         if let Some(fleet) = components.fleet {
             fleet
@@ -333,13 +392,24 @@ impl RunningCluster {
                 .map_err(|e| anyhow::anyhow!("the node fleet is misconfigured: {e}"))?;
             let count = fleet.nodes.len();
             let client = self.client().await?;
-            self.tasks.push(spawn_component(
-                "node fleet",
-                crate::node::run_fleet(client.clone(), fleet, rx),
-            ));
+            let fleet_client = client.clone();
+            self.control.register(
+                "node-fleet",
+                Box::new(move || {
+                    spawn_component(
+                        "node fleet",
+                        crate::node::run_fleet(fleet_client.clone(), fleet.clone(), rx.clone()),
+                    )
+                }),
+            );
             wait_for_node_leases(&client, count, NODES_UP_TIMEOUT).await?;
         }
         Ok(())
+    }
+
+    /// Stops and starts this cluster's components (failure injection).
+    pub fn control(&self) -> ComponentControl {
+        self.control.clone()
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -379,13 +449,90 @@ impl RunningCluster {
     }
 
     pub async fn shutdown(self) {
+        let _ = self.components_shutdown.send(true);
+        // Components get a moment to hand back their Leases before they are killed.
+        self.control
+            .stop_where(COMPONENT_STOP_GRACE, |name| name != APISERVER)
+            .await;
         let _ = self.shutdown.send(true);
         for t in &self.tasks {
             t.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.serve).await;
+        self.control.stop_all(Duration::from_secs(5)).await;
     }
 }
+
+/// The API server's name among the components (its HTTPS listener and connections; the store
+/// and the in-process control loops keep running across a restart).
+pub const APISERVER: &str = "kube-apiserver";
+
+/// Serves the API on `listener`, and on a new listener at the same address after each restart.
+/// Stopping the task (as killing a process) ends every connection it accepted, so clients see
+/// their watches break as they do when kube-apiserver restarts.
+fn serve_restartably(
+    server: Arc<ApiServer>,
+    tls: crate::apiserver::Acceptor,
+    listener: tokio::net::TcpListener,
+    cluster: watch::Receiver<bool>,
+) -> crate::control::Starter {
+    let addr = listener.local_addr().ok();
+    let first = Arc::new(std::sync::Mutex::new(Some(listener)));
+    Box::new(move || {
+        let (server, tls, first, mut cluster) =
+            (server.clone(), tls.clone(), first.clone(), cluster.clone());
+        tokio::spawn(async move {
+            let taken = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let listener = match (taken, addr) {
+                (Some(l), _) => l,
+                (None, Some(addr)) => match rebind(addr).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(
+                            component = APISERVER,
+                            "cannot listen on {addr} again: {e}"
+                        );
+                        return;
+                    }
+                },
+                (None, None) => return,
+            };
+            // Dropping `stop` with this task ends the connections; sending ends them gracefully.
+            let (stop, serving) = watch::channel(false);
+            let serve = server.serve(listener, tls, serving);
+            tokio::pin!(serve);
+            tokio::select! {
+                r = &mut serve => {
+                    if let Err(e) = r {
+                        tracing::error!(component = APISERVER, "stopped: {e:#}");
+                    }
+                }
+                _ = async { cluster.wait_for(|down| *down).await.is_ok() } => {
+                    let _ = stop.send(true);
+                    let _ = serve.await;
+                }
+            }
+        })
+    })
+}
+
+/// Binds `addr` again; the previous listener may take a moment to be dropped after its task is
+/// aborted.
+async fn rebind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long a stopping cluster waits for its components to finish before killing them.
+const COMPONENT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How long `start` waits for its simulated nodes to register and hold their leases.
 const NODES_UP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -5,6 +5,7 @@
 pub mod apiserver;
 pub mod cel;
 pub mod cluster;
+pub mod control;
 pub mod controllers;
 pub mod leaderelection;
 pub mod node;

@@ -208,3 +208,91 @@ async fn failures_record_backoff_failed_and_rejections() {
     assert_eq!(env.stats.snapshot().events_dropped, 0);
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_probes_record_unhealthy_and_the_kill() {
+    let env = start(1).await;
+    env.create_pod(
+        "sick",
+        "node-0",
+        json!({"sim.kubeproof.dev/liveness-fail-after": "300ms"}),
+        json!({"containers": [{"name": "app", "image": "nginx",
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 80},
+                              "periodSeconds": 1, "failureThreshold": 2}}]}),
+    )
+    .await;
+    env.create_pod(
+        "aloof",
+        "node-0",
+        json!({"sim.kubeproof.dev/ready": "false"}),
+        json!({"containers": [{"name": "app", "image": "nginx",
+            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}),
+    )
+    .await;
+    env.create_pod(
+        "sluggish",
+        "node-0",
+        json!({"sim.kubeproof.dev/started-after": "1h"}),
+        json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "nginx",
+            "startupProbe": {"exec": {"command": ["cat", "/tmp/started"]},
+                             "periodSeconds": 1, "failureThreshold": 2}}]}),
+    )
+    .await;
+
+    let unhealthy = env
+        .event("sick", "Unhealthy", "Liveness probe failed: ")
+        .await;
+    assert_eq!(
+        unhealthy.message.as_deref(),
+        Some("Liveness probe failed: HTTP probe failed with statuscode: 500")
+    );
+    assert_eq!(unhealthy.type_.as_deref(), Some("Warning"));
+    assert_from_kubelet(&unhealthy, "node-0", Some("app"));
+    let killing = env
+        .event("sick", "Killing", "Container app failed liveness probe")
+        .await;
+    assert_eq!(
+        killing.message.as_deref(),
+        Some("Container app failed liveness probe, will be restarted")
+    );
+    assert_eq!(killing.type_.as_deref(), Some("Normal"));
+    assert_from_kubelet(&killing, "node-0", Some("app"));
+    // Both failures before the kill fold into one event.
+    let folded = eventually(Duration::from_secs(10), || async {
+        env.events_of("sick")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Unhealthy") && e.count >= Some(2))
+    })
+    .await;
+    assert!(folded.is_some(), "the threshold's failures are counted");
+
+    let unready = env
+        .event("aloof", "Unhealthy", "Readiness probe failed: ")
+        .await;
+    let msg = unready.message.unwrap_or_default();
+    assert!(
+        msg.starts_with("Readiness probe failed: dial tcp ")
+            && msg.ends_with(":8080: connect: connection refused"),
+        "{msg}"
+    );
+    assert!(
+        !env.events_of("aloof")
+            .await
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Killing")),
+        "readiness never kills"
+    );
+
+    env.event("sluggish", "Unhealthy", "Startup probe failed: ")
+        .await;
+    let killed = env
+        .event("sluggish", "Killing", "Container app failed startup probe")
+        .await;
+    assert_eq!(
+        killed.message.as_deref(),
+        Some("Container app failed startup probe"),
+        "restartPolicy Never: not restarted"
+    );
+    env.finish().await;
+}

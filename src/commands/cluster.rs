@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use kubeproof_refcluster::apiserver::AuthorizationMode;
 use kubeproof_refcluster::cluster::{self, ClusterConfig, Components, RunningCluster, StoreConfig};
+use kubeproof_refcluster::node::process::ProcessConfig;
+use kubeproof_refcluster::scheduler::SchedulerConfig;
 
 use crate::Output;
 
@@ -33,7 +35,9 @@ pub struct UpArgs {
     /// Number of nodes: node agents of the chosen runtime, named node-0, node-1, …
     #[arg(long, default_value_t = 1)]
     pub nodes: u32,
-    /// How the nodes run pods: `sim` simulates containers (thousands of nodes in one process).
+    /// How the nodes run pods: `sim` simulates containers (thousands of nodes in one process);
+    /// `process` runs them as real processes on this host (see PROCESS.md; pod logs under
+    /// <data-dir>/nodes/pods).
     #[arg(long, value_enum, default_value_t = Runtime::Sim)]
     pub runtime: Runtime,
     /// Run only the API server and its built-in loops: no scheduler, controller-manager or
@@ -47,6 +51,12 @@ pub struct UpArgs {
     /// embedded store.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
+    /// A KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1 YAML) for the bundled
+    /// scheduler: profiles by schedulerName, plugins enabled/disabled per extension point with
+    /// score weights, pluginConfig, percentageOfNodesToScore, parallelism and pod back-off. Its
+    /// leaderElection section is checked but not used: the bundled scheduler runs alone.
+    #[arg(long, value_name = "FILE")]
+    pub scheduler_config: Option<PathBuf>,
     #[command(flatten)]
     pub security: SecurityArgs,
 }
@@ -121,16 +131,25 @@ impl SecurityArgs {
 
 impl UpArgs {
     pub fn config(&self) -> Result<ClusterConfig> {
-        if self.runtime == Runtime::Process && !self.api_only {
-            anyhow::bail!(
-                "the process runtime is not available yet; use --runtime sim (simulated containers) or --api-only"
-            );
-        }
-        let (nodes, components) = if self.api_only {
+        let (nodes, mut components) = if self.api_only {
             (self.nodes, Components::default())
         } else {
             (0, Components::full(self.nodes as usize))
         };
+        if self.runtime == Runtime::Process {
+            if let Some(fleet) = components.fleet.as_mut() {
+                // Pod directories, logs and busybox applets live with the cluster's state.
+                fleet.process = Some(ProcessConfig::new(self.data_dir.join("nodes")));
+            }
+        }
+        if let Some(path) = &self.scheduler_config {
+            if self.api_only {
+                anyhow::bail!(
+                    "--scheduler-config configures the bundled scheduler, which --api-only leaves out; drop one of the two flags"
+                );
+            }
+            components.scheduler = Some(scheduler_config_file(path)?);
+        }
         let mut cfg = ClusterConfig {
             data_dir: self.data_dir.clone(),
             api_port: self.api_port,
@@ -146,6 +165,27 @@ impl UpArgs {
         self.security.apply(&mut cfg)?;
         Ok(cfg)
     }
+}
+
+/// Reads a KubeSchedulerConfiguration file; errors name the file and the offending field.
+pub fn scheduler_config_file(path: &std::path::Path) -> Result<SchedulerConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the scheduler configuration {}; check the --scheduler-config path",
+            path.display()
+        )
+    })?;
+    let cfg = SchedulerConfig::from_yaml(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "the scheduler configuration {} is invalid: {e}. Fix the field named and start again.",
+            path.display()
+        )
+    })?;
+    Ok(SchedulerConfig {
+        // A single bundled scheduler acts at once instead of waiting out an old lease.
+        leader_election: None,
+        ..cfg
+    })
 }
 
 #[derive(Args)]
@@ -321,6 +361,95 @@ mod tests {
             panic!("not up")
         };
         assert!(up.config().is_err());
+    }
+
+    #[test]
+    fn scheduler_config_file_reaches_the_bundled_scheduler() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("sched.yaml");
+        std::fs::write(
+            &good,
+            "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n\
+             percentageOfNodesToScore: 30\nparallelism: 4\nprofiles:\n\
+             - schedulerName: default-scheduler\n- schedulerName: bin-packer\n",
+        )
+        .unwrap();
+        let up_with = |extra: &[&str]| {
+            let mut argv = vec!["cluster", "up"];
+            argv.extend_from_slice(extra);
+            let ClusterCommand::Up(up) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not up")
+            };
+            up.config()
+        };
+        let path = good.to_str().unwrap();
+        let cfg = up_with(&["--scheduler-config", path]).unwrap();
+        let sched = cfg.components.scheduler.expect("the scheduler runs");
+        assert_eq!(
+            (sched.percentage_of_nodes_to_score, sched.parallelism),
+            (30, 4)
+        );
+        let names: Vec<&str> = sched
+            .profiles
+            .iter()
+            .map(|p| p.scheduler_name.as_str())
+            .collect();
+        assert_eq!(names, ["default-scheduler", "bin-packer"]);
+        assert!(sched.leader_election.is_none());
+        let err = up_with(&["--scheduler-config", path, "--api-only"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--api-only"), "{err}");
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "percentageOfNodesToScore: 150\n").unwrap();
+        let err = up_with(&["--scheduler-config", bad.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.yaml") && err.contains("percentageOfNodesToScore"),
+            "{err}"
+        );
+        let missing = dir.path().join("missing.yaml");
+        let err = format!(
+            "{:#}",
+            up_with(&["--scheduler-config", missing.to_str().unwrap()]).unwrap_err()
+        );
+        assert!(err.contains("missing.yaml"), "{err}");
+    }
+
+    #[test]
+    fn the_process_runtime_keeps_pods_under_the_data_dir() {
+        let cli = Cli::try_parse_from([
+            "cluster",
+            "up",
+            "--runtime",
+            "process",
+            "--data-dir",
+            "/tmp/kp",
+        ])
+        .unwrap();
+        let ClusterCommand::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        let cfg = up.config().unwrap();
+        let fleet = cfg.components.fleet.expect("node agents run");
+        assert_eq!(
+            fleet.process.expect("process runtime").root,
+            PathBuf::from("/tmp/kp/nodes")
+        );
+        let sim = Cli::try_parse_from(["cluster", "up"]).unwrap();
+        let ClusterCommand::Up(up) = sim.command else {
+            panic!("not up")
+        };
+        assert!(up
+            .config()
+            .unwrap()
+            .components
+            .fleet
+            .unwrap()
+            .process
+            .is_none());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
+use kubeproof_chaos::BundledComponents;
 use kubeproof_report::Status;
 use kubeproof_steps::runner::{self, RunOptions, RunOutcome};
 
@@ -44,6 +46,10 @@ pub struct ConformanceArgs {
     pub check: bool,
     #[arg(skip)]
     pub host_access: bool,
+    /// How the bundled cluster's nodes run pods (without --kubeconfig): `process` runs real
+    /// processes, so `@needs:process-runtime` scenarios run instead of being skipped.
+    #[arg(long, value_enum, default_value_t = super::cluster::Runtime::Sim)]
+    pub runtime: super::cluster::Runtime,
 }
 
 impl Default for ConformanceArgs {
@@ -60,6 +66,7 @@ impl Default for ConformanceArgs {
             list: false,
             check: false,
             host_access: false,
+            runtime: super::cluster::Runtime::Sim,
         }
     }
 }
@@ -118,13 +125,23 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
         return finish(runner::run(opts).await?, output);
     }
     let dir = tempfile::tempdir()?;
-    let cluster = kubeproof_refcluster::cluster::RunningCluster::start(
-        kubeproof_refcluster::cluster::ClusterConfig::with_components_for_tests(dir.path(), 3),
-    )
-    .await?;
+    let mut cfg =
+        kubeproof_refcluster::cluster::ClusterConfig::with_components_for_tests(dir.path(), 3);
+    if args.runtime == super::cluster::Runtime::Process {
+        if let Some(fleet) = cfg.components.fleet.as_mut() {
+            fleet.process = Some(kubeproof_refcluster::node::process::ProcessConfig::new(
+                dir.path().join("nodes"),
+            ));
+        }
+    }
+    let cluster = kubeproof_refcluster::cluster::RunningCluster::start(cfg).await?;
     args.kubeconfig = Some(cluster.kubeconfig_path().to_path_buf());
     args.host_access = true;
-    let outcome = runner::run(args.options()).await;
+    let opts = RunOptions {
+        control: Some(Arc::new(BundledComponents(cluster.control()))),
+        ..args.options()
+    };
+    let outcome = runner::run(opts).await;
     cluster.shutdown().await;
     finish(outcome?, output)
 }

@@ -40,7 +40,13 @@ pub async fn run(args: RunArgs, output: Output) -> Result<ExitCode> {
         host_access: true,
         ..ConformanceArgs::default()
     };
-    let outcome = kubeproof_steps::runner::run(conf.options()).await;
+    let opts = kubeproof_steps::runner::RunOptions {
+        control: Some(std::sync::Arc::new(kubeproof_chaos::BundledComponents(
+            cluster.control(),
+        ))),
+        ..conf.options()
+    };
+    let outcome = kubeproof_steps::runner::run(opts).await;
     cluster.shutdown().await;
     finish(outcome?, output)
 }

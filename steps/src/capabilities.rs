@@ -33,8 +33,23 @@ impl Capabilities {
     }
 }
 
+/// The container runtime prefix the bundled cluster's simulated nodes report.
+const SIM_RUNTIME_PREFIX: &str = "kubeproof-sim://";
+
+fn runtime_version(node: &Value) -> &str {
+    node.pointer("/status/nodeInfo/containerRuntimeVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Whether the node is one of the bundled cluster's simulated nodes, whose agents honour the
+/// `sim.kubeproof.dev/*` annotations of `SIM.md` (pressure, silence, usage).
+fn is_simulated(node: &Value) -> bool {
+    runtime_version(node).starts_with(SIM_RUNTIME_PREFIX)
+}
+
 /// What kind of runtime a node reports. The bundled cluster's simulated nodes report
-/// `kubeproof://` runtimes unless labelled `kubeproof.dev/runtime=process`; kwok nodes carry
+/// `kubeproof-sim://` runtimes unless labelled `kubeproof.dev/runtime=process`; kwok nodes carry
 /// its annotation; anything else is taken to be a real kubelet.
 fn runs_processes(node: &Value) -> bool {
     let label = node
@@ -49,11 +64,8 @@ fn runs_processes(node: &Value) -> bool {
     {
         return false;
     }
-    let runtime = node
-        .pointer("/status/nodeInfo/containerRuntimeVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    !runtime.is_empty() && !runtime.starts_with("kubeproof://")
+    let runtime = runtime_version(node);
+    !runtime.is_empty() && !runtime.starts_with(SIM_RUNTIME_PREFIX)
 }
 
 fn is_ready(node: &Value) -> bool {
@@ -179,6 +191,19 @@ pub async fn probe(client: &Client, host_access: bool, assume: &[String]) -> Cap
             format!("{} Ready nodes with a live node agent", live.len()),
         );
     }
+    let simulated = node_items
+        .iter()
+        .filter(|n| is_simulated(n))
+        .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+        .filter(|name| live.iter().any(|l| l == name))
+        .count();
+    caps.set(
+        "sim-nodes",
+        simulated > 0,
+        format!(
+            "{simulated} live nodes are kubeproof's simulated nodes, which act on sim.kubeproof.dev annotations"
+        ),
+    );
     let may_patch_nodes = self_review(client, "patch", "nodes").await;
     match (live.is_empty(), may_patch_nodes) {
         (true, _) => caps.set(
@@ -202,6 +227,43 @@ pub async fn probe(client: &Client, host_access: bool, assume: &[String]) -> Cap
         Some(r) if r.is_success() => caps.set("metrics", true, "/metrics answered"),
         Some(r) => caps.set("metrics", false, r.describe()),
         None => caps.set("metrics", false, "/metrics could not be reached"),
+    }
+    // The resource metrics API (metrics-server, or the bundled cluster's own) that HPAs and
+    // `kubectl top` read.
+    match get("/apis/metrics.k8s.io/v1beta1").await {
+        Some(r) if r.is_success() => {
+            caps.set("resource-metrics", true, "metrics.k8s.io/v1beta1 is served")
+        }
+        Some(r) => caps.set(
+            "resource-metrics",
+            false,
+            format!(
+                "metrics.k8s.io/v1beta1 is not served (install metrics-server): {}",
+                r.describe()
+            ),
+        ),
+        None => caps.set(
+            "resource-metrics",
+            false,
+            "metrics.k8s.io/v1beta1 could not be reached",
+        ),
+    }
+    // Cluster DNS as kubeadm and most installers deploy it: a `kube-dns` Service in
+    // kube-system (CoreDNS behind it). The bundled cluster runs no DNS server.
+    match get("/api/v1/namespaces/kube-system/services/kube-dns").await {
+        Some(r) if r.is_success() => {
+            caps.set("cluster-dns", true, "kube-system has a kube-dns Service")
+        }
+        Some(r) => caps.set(
+            "cluster-dns",
+            false,
+            format!("kube-system has no kube-dns Service: {}", r.describe()),
+        ),
+        None => caps.set(
+            "cluster-dns",
+            false,
+            "the kube-dns Service could not be read",
+        ),
     }
     caps.set(
         "network",
@@ -259,11 +321,12 @@ mod tests {
 
     #[test]
     fn node_runtime_detection() {
-        let sim = json!({"status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof://0.1.0"}}});
+        let sim =
+            json!({"status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof-sim://0.1.0"}}});
         let real =
             json!({"status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.0"}}});
         let kwok = json!({"metadata": {"annotations": {"kwok.x-k8s.io/node": "fake"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.0"}}});
-        let labelled = json!({"metadata": {"labels": {"kubeproof.dev/runtime": "process"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof://0.1.0"}}});
+        let labelled = json!({"metadata": {"labels": {"kubeproof.dev/runtime": "process"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof-sim://0.1.0"}}});
         assert!(!runs_processes(&sim));
         assert!(runs_processes(&real));
         assert!(!runs_processes(&kwok));

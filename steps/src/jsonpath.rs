@@ -78,6 +78,15 @@ mod tests {
             query_string(&obj, "{.status.conditions[*].type}").unwrap(),
             "Ready Other"
         );
+        // Single quotes, as a step's double-quoted argument needs.
+        assert_eq!(
+            query_string(&obj, "{.status.conditions[?(@.type=='Ready')].status}").unwrap(),
+            "True"
+        );
+        assert_eq!(
+            query_string(&obj, "{.status.conditions[?(@.type=='None')].status}").unwrap(),
+            ""
+        );
         assert_eq!(query_string(&obj, "{.missing}").unwrap(), "");
         assert!(query(&obj, "{.a[}").is_err());
     }

@@ -15,5 +15,6 @@ pub mod world;
 pub use world::KubeWorld;
 pub mod capabilities;
 mod collector;
+pub mod control;
 pub mod features;
 pub mod runner;

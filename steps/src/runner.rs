@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub assume_capabilities: Vec<String>,
     /// Print one line per finished scenario to stderr.
     pub progress: bool,
+    /// Stops and starts the target's components (given when the runner started the cluster).
+    pub control: Option<Arc<dyn crate::control::ClusterControl>>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +69,7 @@ impl Default for RunOptions {
             host_access: false,
             assume_capabilities: Vec::new(),
             progress: true,
+            control: None,
         }
     }
 }
@@ -212,11 +215,26 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let (feats, filter) = prepare(&opts)?;
     let (config, target_name) = connect_config(&opts).await?;
     let client = Client::try_from(config.clone())?;
-    let mut exact_config = config;
+    let mut exact_config = config.clone();
     exact_config.default_retry = false;
     let exact_client = Client::try_from(exact_config)?;
     let server_version = client.apiserver_version().await.ok().map(|v| v.git_version);
-    let caps = capabilities::probe(&client, opts.host_access, &opts.assume_capabilities).await;
+    let mut caps = capabilities::probe(&client, opts.host_access, &opts.assume_capabilities).await;
+    match &opts.control {
+        Some(c) => caps.set(
+            "component-control",
+            true,
+            format!(
+                "the runner started the cluster: {}",
+                c.components().join(", ")
+            ),
+        ),
+        None => caps.set(
+            "component-control",
+            false,
+            "only a cluster the runner starts itself lets it stop components",
+        ),
+    }
     let started_at = Utc::now();
     let clock = Instant::now();
 
@@ -227,8 +245,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let target = Arc::new(Target {
         client: client.clone(),
         exact_client,
+        config,
         resolver: Resolver::new(client.clone()),
         keep_on_failure: opts.keep_on_failure,
+        control: opts.control.clone(),
     });
     let collector = Collector::new(runnable, opts.progress);
     let json_buf = SharedBuf::default();

@@ -29,6 +29,22 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
         "node-control",
         "the runner may cordon, taint and label nodes that run pods (use with @serial: nodes are shared)",
     ),
+    (
+        "sim-nodes",
+        "kubeproof's simulated nodes, which act on the sim.kubeproof.dev annotations of SIM.md (pod behaviour, node pressure, silence)",
+    ),
+    (
+        "component-control",
+        "the runner may stop and start the scheduler and controller-manager (a cluster it started itself; use with @serial)",
+    ),
+    (
+        "resource-metrics",
+        "the resource metrics API metrics.k8s.io/v1beta1 is served (metrics-server), as HPAs and kubectl top need",
+    ),
+    (
+        "cluster-dns",
+        "a cluster DNS is installed: the kube-dns Service in kube-system (CoreDNS), as installers deploy it",
+    ),
 ];
 
 /// A scenario's tags, interpreted. Tags are given without their `@`, as gherkin stores them.

@@ -19,9 +19,14 @@ pub struct Target {
     /// The same connection without kube-rs's retries of 429/503/504, for steps where such an
     /// answer is the behaviour under test (a PodDisruptionBudget refusing an eviction).
     pub exact_client: Client,
+    /// The configuration both clients were built from, for steps that send other
+    /// credentials (a ServiceAccount token, none at all) to the same server.
+    pub config: kube::Config,
     pub resolver: Resolver,
     /// Leave a failing scenario's namespace and objects in place for debugging.
     pub keep_on_failure: bool,
+    /// Stops and starts the target's components, when the runner started the cluster itself.
+    pub control: Option<Arc<dyn crate::control::ClusterControl>>,
 }
 
 /// An object a scenario created, to delete after it.
@@ -64,6 +69,8 @@ pub struct KubeWorld {
     pub restore: Vec<(String, Value)>,
     /// Pods followed by a watch for "at every moment" checks.
     pub trackers: BTreeMap<String, crate::library::invariants::PodTracker>,
+    /// Components this scenario stopped and has not started again; cleanup starts them.
+    pub stopped_components: Vec<String>,
 }
 
 impl fmt::Debug for KubeWorld {
@@ -86,6 +93,53 @@ impl cucumber::World for KubeWorld {
 }
 
 /// A short random DNS-label-safe string.
+/// How long cleanup waits for a node the scenario disturbed to be healthy again.
+const NODE_RECOVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits (bounded) until the node is Ready and carries none of the `node.kubernetes.io/` taints
+/// the control plane adds for conditions (unschedulable, pressure, not-ready, unreachable): they
+/// are removed asynchronously after a node is restored, and a scenario starting meanwhile would
+/// see one node fewer.
+async fn wait_until_healthy(client: &Client, path: &str) {
+    let deadline = std::time::Instant::now() + NODE_RECOVERY;
+    while std::time::Instant::now() < deadline {
+        let Ok(req) = api::request(http::Method::GET, path, None, Vec::new()) else {
+            return;
+        };
+        match api::send(client, req).await {
+            Ok(resp) if resp.is_success() => {
+                if resp.json.as_ref().is_some_and(node_is_healthy) {
+                    return;
+                }
+            }
+            // Gone, or the cluster is unreachable: nothing to wait for.
+            _ => return,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+fn node_is_healthy(node: &Value) -> bool {
+    let ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+    let tainted = node
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t["key"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+            })
+        });
+    ready && !tainted
+}
+
 pub fn random_suffix(len: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
@@ -178,16 +232,32 @@ impl KubeWorld {
             return;
         };
         let client = &target.client;
+        if let Some(control) = &target.control {
+            for c in std::mem::take(&mut self.stopped_components) {
+                let _ = control.start(&c);
+            }
+        }
         // Restoring nodes first lets the scenario's own pods leave before its namespace goes.
-        for (path, patch) in std::mem::take(&mut self.restore).into_iter().rev() {
+        let restored = std::mem::take(&mut self.restore);
+        for (path, patch) in restored.iter().rev() {
             if let Ok(req) = api::request(
                 http::Method::PATCH,
-                &path,
+                path,
                 Some("application/merge-patch+json"),
                 patch.to_string().into_bytes(),
             ) {
                 let _ = api::send(client, req).await;
             }
+        }
+        let mut nodes: Vec<&str> = restored
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .filter(|p| p.starts_with("/api/v1/nodes/"))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        for path in nodes {
+            wait_until_healthy(client, path).await;
         }
         for c in std::mem::take(&mut self.created).into_iter().rev() {
             let path = c.resource.object_path(c.namespace.as_deref(), &c.name);
@@ -269,5 +339,21 @@ impl KubeWorld {
         events.sort_by(|a, b| a.0.cmp(&b.0));
         let skip = events.len().saturating_sub(limit);
         events.into_iter().skip(skip).map(|(_, e)| e).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_healthy_when_ready_and_free_of_condition_taints() {
+        let ready = json!({"type": "Ready", "status": "True"});
+        let healthy = json!({"status": {"conditions": [ready]}, "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}});
+        assert!(node_is_healthy(&healthy));
+        let cordoned = json!({"status": {"conditions": [ready]}, "spec": {"taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}});
+        assert!(!node_is_healthy(&cordoned));
+        let unknown = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
+        assert!(!node_is_healthy(&unknown));
     }
 }

@@ -39,6 +39,7 @@ pub const PRIORITY: &str = "Priority";
 pub const DEFAULT_TOLERATION_SECONDS: &str = "DefaultTolerationSeconds";
 pub const MUTATING_WEBHOOK: &str = "MutatingAdmissionWebhook";
 pub const VALIDATING_WEBHOOK: &str = "ValidatingAdmissionWebhook";
+pub const VALIDATING_ADMISSION_POLICY: &str = "ValidatingAdmissionPolicy";
 pub const RESOURCE_QUOTA: &str = "ResourceQuota";
 
 /// Every plugin this server implements, in upstream's order.
@@ -51,6 +52,7 @@ pub const PLUGINS: &[&str] = &[
     PRIORITY,
     DEFAULT_TOLERATION_SECONDS,
     MUTATING_WEBHOOK,
+    VALIDATING_ADMISSION_POLICY,
     VALIDATING_WEBHOOK,
     RESOURCE_QUOTA,
 ];
@@ -65,6 +67,7 @@ pub const DEFAULT_PLUGINS: &[&str] = &[
     PRIORITY,
     DEFAULT_TOLERATION_SECONDS,
     MUTATING_WEBHOOK,
+    VALIDATING_ADMISSION_POLICY,
     VALIDATING_WEBHOOK,
     RESOURCE_QUOTA,
 ];
@@ -201,7 +204,7 @@ impl<'a> AdmissionCall<'a> {
     }
 
     /// The Namespace object of a namespaced request, looked up once.
-    async fn namespace(&self, server: &ApiServer) -> Option<&Value> {
+    pub(super) async fn namespace(&self, server: &ApiServer) -> Option<&Value> {
         let ns = self.attrs.namespace.clone();
         self.namespace
             .get_or_init(|| async move {
@@ -227,7 +230,12 @@ fn rejected(r: Rejection) -> ApiError {
 
 impl ApiServer {
     /// Objects of a core or grouped resource in one namespace (or cluster-wide).
-    async fn objects_of(&self, group: &str, resource: &str, namespace: Option<&str>) -> Vec<Value> {
+    pub(super) async fn objects_of(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
         let Some(info) = self
             .catalog
             .versions_of(group, resource)
@@ -387,6 +395,15 @@ impl ApiServer {
                 self.pod_security(call, obj, old).await?;
             }
         }
+        if chain.on(VALIDATING_ADMISSION_POLICY) {
+            let labels = self.namespace_labels(call, object).await;
+            let mut warnings = Vec::new();
+            let verdict = self
+                .admit_policies(call, object, old, &labels, &mut warnings)
+                .await;
+            call.warnings.lock().extend(warnings);
+            verdict?;
+        }
         if chain.on(VALIDATING_WEBHOOK) {
             let hooks = chain.webhooks.validating();
             if !hooks.is_empty() {
@@ -524,6 +541,10 @@ mod tests {
     fn plugins_are_upstreams_defaults_plus_and_minus_the_flags() {
         let a = Admission::new(&[], &[], Default::default()).unwrap();
         assert!(a.on(POD_SECURITY) && a.on(RESOURCE_QUOTA));
+        assert!(
+            a.on(VALIDATING_ADMISSION_POLICY),
+            "on by default since 1.30"
+        );
         assert!(!a.on(NODE_RESTRICTION), "not on by default upstream");
         let a = Admission::new(
             &[NODE_RESTRICTION.into()],

@@ -219,7 +219,7 @@ pub async fn pod_exec(
 }
 
 /// Opens the kubelet's WebSocket with the client's key; a refusal is the kubelet's message.
-async fn connect_kubelet(
+pub(crate) async fn connect_kubelet(
     addr: SocketAddr,
     uri: &str,
     key: &http::HeaderValue,

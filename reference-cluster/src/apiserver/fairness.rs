@@ -37,7 +37,20 @@ pub struct Fairness {
     metrics: Arc<FlowMetrics>,
     objects: Mutex<BTreeMap<String, (Revision, Option<Value>)>>,
     dispatcher: RwLock<Arc<Dispatcher>>,
+    /// UIDs of the stored FlowSchemas and PriorityLevelConfigurations by name, for the
+    /// `X-Kubernetes-PF-*-UID` response headers (empty until the objects are stored).
+    uids: RwLock<Uids>,
 }
+
+#[derive(Default)]
+struct Uids {
+    schemas: BTreeMap<String, String>,
+    levels: BTreeMap<String, String>,
+}
+
+/// The response headers naming a request's FlowSchema and PriorityLevelConfiguration.
+pub const FLOW_SCHEMA_UID_HEADER: &str = "X-Kubernetes-PF-FlowSchema-UID";
+pub const PRIORITY_LEVEL_UID_HEADER: &str = "X-Kubernetes-PF-PriorityLevel-UID";
 
 impl Fairness {
     /// A dispatcher with upstream's bootstrap configuration until the stored objects are
@@ -62,6 +75,7 @@ impl Fairness {
             metrics,
             objects: Mutex::new(BTreeMap::new()),
             dispatcher: RwLock::new(Arc::new(dispatcher)),
+            uids: RwLock::new(Uids::default()),
         })
     }
 
@@ -97,8 +111,23 @@ impl Fairness {
     fn rebuild(&self, objects: &BTreeMap<String, (Revision, Option<Value>)>) {
         let mut schemas = Vec::new();
         let mut levels = Vec::new();
+        let mut uids = Uids::default();
         for (key, (_, obj)) in objects {
             let Some(obj) = obj else { continue };
+            let meta = |f: &str| {
+                obj.pointer(&format!("/metadata/{f}"))
+                    .and_then(Value::as_str)
+            };
+            if let (Some(name), Some(uid), Some(kind)) =
+                (meta("name"), meta("uid"), kind_of_key(key))
+            {
+                let map = if kind == "FlowSchema" {
+                    &mut uids.schemas
+                } else {
+                    &mut uids.levels
+                };
+                map.insert(name.to_string(), uid.to_string());
+            }
             match kind_of_key(key) {
                 Some("FlowSchema") => schemas.push(obj.clone()),
                 Some(_) => levels.push(obj.clone()),
@@ -116,6 +145,19 @@ impl Fairness {
             .with_max_wait(self.max_wait)
             .with_metrics(self.metrics.clone());
         *self.dispatcher.write() = Arc::new(dispatcher);
+        *self.uids.write() = uids;
+    }
+
+    /// The UIDs of the FlowSchema and priority level a request is classified into, as the
+    /// headers upstream sets on every response it classified; `None` before the
+    /// flow-control objects are stored (they have no UID yet).
+    pub fn classification_uids(&self, attrs: &Attributes) -> Option<(String, String)> {
+        let (schema, level, _) = self.dispatcher.read().classify(attrs);
+        let uids = self.uids.read();
+        Some((
+            uids.schemas.get(&schema)?.clone(),
+            uids.levels.get(&level)?.clone(),
+        ))
     }
 
     /// Waits for a seat for the request.
@@ -146,4 +188,59 @@ pub fn too_many_requests(t: &TooManyRequests) -> Response<Body> {
         resp.headers_mut().insert(http::header::RETRY_AFTER, v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::user::UserInfo;
+
+    /// Stored copies of the bootstrap objects, each with a UID as the store gives them.
+    fn stored(objects: Vec<Value>, plural: &str) -> Vec<(String, Value)> {
+        objects
+            .into_iter()
+            .map(|mut o| {
+                let name = o["metadata"]["name"].as_str().unwrap().to_string();
+                o["metadata"]["uid"] = json!(format!("uid-{name}"));
+                (format!("/registry/{plural}/{name}"), o)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn responses_name_the_uids_of_the_schema_and_level_that_classified_them() {
+        let f = Fairness::new(&Registry::new(), 100, Duration::from_secs(1)).unwrap();
+        let robot = Attributes {
+            user: UserInfo {
+                name: "system:serviceaccount:ns:robot".into(),
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    "system:serviceaccounts:ns".into(),
+                    "system:authenticated".into(),
+                ],
+                ..Default::default()
+            },
+            verb: "list".into(),
+            api_version: "v1".into(),
+            resource: "configmaps".into(),
+            namespace: "ns".into(),
+            resource_request: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            f.classification_uids(&robot),
+            None,
+            "objects not stored yet have no UID"
+        );
+        let mut objects = stored(bootstrap_flow_schemas(), "flowschemas");
+        objects.extend(stored(
+            bootstrap_priority_levels(),
+            "prioritylevelconfigurations",
+        ));
+        f.reset(&objects, 10);
+        assert_eq!(
+            f.classification_uids(&robot),
+            Some(("uid-service-accounts".into(), "uid-workload-low".into()))
+        );
+    }
 }

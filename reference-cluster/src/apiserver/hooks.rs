@@ -158,6 +158,9 @@ pub async fn subresource(
         ("exec", "get" | "create") if is(info, "", "pods") => {
             super::exec::pod_exec(server, ctx, info, ns, name).await
         }
+        ("attach", "get" | "create") if is(info, "", "pods") => {
+            super::attach::pod_attach(server, ctx, info, ns, name).await
+        }
         (other, _) => Err(ApiError::new(
             503,
             "ServiceUnavailable",
@@ -247,11 +250,10 @@ async fn bind(
         .guaranteed_update(info, ns, name, Some("binding"), &opts, crate::patch::Operation::Update, |cur| {
             let mut pod = cur.ok_or_else(|| ApiError::not_found(info, name))?;
             if object::is_deleting(&pod) {
-                return Err(ApiError::conflict(info, name, "pod is being deleted, cannot be assigned to a host"));
+                return Err(binding_conflict(name, &format!("pod {name} is being deleted, cannot be assigned to a host")));
             }
             if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-                return Err(ApiError::conflict(
-                    info,
+                return Err(binding_conflict(
                     name,
                     &format!("pod {name} is already assigned to node \"{existing}\""),
                 ));
@@ -430,7 +432,7 @@ pub async fn before_create(
 
 /// Work before an update is stored.
 pub async fn before_update(
-    _server: &ApiServer,
+    server: &ApiServer,
     info: &ResourceInfo,
     new: &mut Value,
     old: &Value,
@@ -443,6 +445,10 @@ pub async fn before_update(
                 }
             }
         }
+        check_cluster_ip_unchanged(new, old)?;
+        // A Service turned into NodePort/LoadBalancer gets its node ports now, as upstream's
+        // update path allocates them.
+        allocate_node_ports(server, new, Some(old)).await?;
     }
     if is(info, "apiextensions.k8s.io", "customresourcedefinitions") {
         crd_status(new)?;
@@ -608,6 +614,7 @@ async fn allocate_service(server: &ApiServer, svc: &mut Value) -> ApiResult<()> 
     let ip = if requested == "None" {
         "None".to_string()
     } else if !requested.is_empty() {
+        check_in_service_range(server, svc, &requested)?;
         if used_ips.contains(&requested) {
             return Err(ApiError::new(
                 422,
@@ -635,37 +642,155 @@ async fn allocate_service(server: &ApiServer, svc: &mut Value) -> ApiResult<()> 
     };
     object::set_path(svc, "spec.clusterIP", json!(ip));
     object::set_path(svc, "spec.clusterIPs", json!([ip]));
-    if typ == "NodePort" || typ == "LoadBalancer" {
-        let used_ports: std::collections::HashSet<i64> = all
-            .items
-            .iter()
-            .flat_map(|s| {
-                s.pointer("/spec/ports")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
-            .collect();
-        let (lo, hi) = server.config.node_port_range;
-        let mut next = lo as i64;
-        if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-            for p in ports {
-                if p.get("nodePort").and_then(Value::as_i64).is_some() {
-                    continue;
-                }
-                while used_ports.contains(&next) && next <= hi as i64 {
-                    next += 1;
-                }
-                if next > hi as i64 {
-                    return Err(ApiError::internal(
-                        "failed to allocate a nodePort: range is full",
-                    ));
-                }
-                p["nodePort"] = json!(next);
-                next += 1;
-            }
+    drop(_guard);
+    allocate_node_ports(server, svc, None).await
+}
+
+/// The range check upstream's IP allocator makes on a requested cluster IP.
+fn check_in_service_range(server: &ApiServer, svc: &Value, requested: &str) -> ApiResult<()> {
+    let Ok(ip) = requested.parse::<Ipv4Addr>() else {
+        // Not IPv4: validation reports malformed addresses; this cluster has no IPv6 range.
+        return Ok(());
+    };
+    let (base, bits) = server.config.service_cidr;
+    if in_cidr(ip, base, bits) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        422,
+        "Invalid",
+        format!(
+            "Service \"{}\" is invalid: spec.clusterIPs: Invalid value: [\"{requested}\"]: failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {base}/{bits}",
+            object::name(svc)
+        ),
+    ))
+}
+
+fn in_cidr(ip: Ipv4Addr, base: Ipv4Addr, bits: u8) -> bool {
+    let mask = match bits {
+        0 => 0,
+        b if b >= 32 => u32::MAX,
+        b => u32::MAX << (32 - b as u32),
+    };
+    u32::from(ip) & mask == u32::from(base) & mask
+}
+
+/// `spec.clusterIP` may not change once set (upstream's update validation), except when
+/// the Service becomes or stops being ExternalName.
+fn check_cluster_ip_unchanged(new: &Value, old: &Value) -> ApiResult<()> {
+    let ip = |v: &Value| {
+        v.pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let typ = |v: &Value| {
+        v.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    let (before, after) = (ip(old), ip(new));
+    if before.is_empty() || before == after || typ(new) == "ExternalName" {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        422,
+        "Invalid",
+        format!(
+            "Service \"{}\" is invalid: spec.clusterIPs[0]: Invalid value: [\"{after}\"]: may not change once set",
+            object::name(new)
+        ),
+    ))
+}
+
+/// Node ports for NodePort and LoadBalancer Services: requested ones must lie in the node port
+/// range and be free, missing ones are allocated. `old` is the stored Service on update, whose
+/// own ports do not count as taken.
+async fn allocate_node_ports(
+    server: &ApiServer,
+    svc: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
+    let typ = svc
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    let wants_ports = typ == "NodePort"
+        || (typ == "LoadBalancer"
+            && svc
+                .pointer("/spec/allocateLoadBalancerNodePorts")
+                .and_then(Value::as_bool)
+                .unwrap_or(true));
+    if !wants_ports {
+        return Ok(());
+    }
+    let _guard = server.alloc_lock.lock().await;
+    let Some(info) = server.catalog.get("", "v1", "services") else {
+        return Ok(());
+    };
+    let all = server
+        .list_objects(
+            &info,
+            None,
+            &super::watch_stream::Filter::everything(server, &info),
+            Default::default(),
+        )
+        .await?;
+    let own_uid = old.and_then(|o| o.pointer("/metadata/uid")).cloned();
+    let mut used_ports: std::collections::HashSet<i64> = all
+        .items
+        .iter()
+        .filter(|s| own_uid.is_none() || s.pointer("/metadata/uid").cloned() != own_uid)
+        .flat_map(|s| {
+            s.pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+        .collect();
+    let (lo, hi) = server.config.node_port_range;
+    let name = object::name(svc).to_string();
+    let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for (i, p) in ports.iter().enumerate() {
+        let Some(port) = p.get("nodePort").and_then(Value::as_i64) else {
+            continue;
+        };
+        let invalid = |why: String| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("Service \"{name}\" is invalid: spec.ports[{i}].nodePort: Invalid value: {port}: {why}"),
+            )
+        };
+        if port < lo as i64 || port > hi as i64 {
+            return Err(invalid(format!(
+                "provided port is not in the valid range. The range of valid ports is {lo}-{hi}"
+            )));
         }
+        if !used_ports.insert(port) {
+            return Err(invalid("provided port is already allocated".into()));
+        }
+    }
+    let mut next = lo as i64;
+    for p in ports.iter_mut() {
+        if p.get("nodePort").and_then(Value::as_i64).is_some() {
+            continue;
+        }
+        while used_ports.contains(&next) && next <= hi as i64 {
+            next += 1;
+        }
+        if next > hi as i64 {
+            return Err(ApiError::internal(
+                "failed to allocate a nodePort: range is full",
+            ));
+        }
+        p["nodePort"] = json!(next);
+        used_ports.insert(next);
     }
     Ok(())
 }
@@ -741,4 +866,45 @@ pub fn ready_to_delete(info: &ResourceInfo, old: &Value, obj: &Value) -> bool {
             .unwrap_or(true);
     }
     true
+}
+
+/// A refused Binding: upstream reports it as a conflict on the `pods/binding` subresource,
+/// not on the pod.
+fn binding_conflict(name: &str, detail: &str) -> ApiError {
+    let mut e = ApiError::new(
+        409,
+        "Conflict",
+        format!("Operation cannot be fulfilled on pods/binding \"{name}\": {detail}"),
+    );
+    e.details = Some(json!({"name": name, "kind": "pods/binding"}));
+    e
+}
+
+#[cfg(test)]
+mod service_ip_tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_against_the_service_range() {
+        let base: Ipv4Addr = "127.96.0.0".parse().unwrap();
+        assert!(in_cidr("127.96.3.4".parse().unwrap(), base, 16));
+        assert!(!in_cidr("203.0.113.10".parse().unwrap(), base, 16));
+        assert!(!in_cidr("127.97.0.1".parse().unwrap(), base, 16));
+        assert!(in_cidr("10.1.2.3".parse().unwrap(), base, 0));
+    }
+
+    #[test]
+    fn a_cluster_ip_may_not_change_once_set() {
+        let old = json!({"metadata": {"name": "web"}, "spec": {"clusterIP": "127.96.0.5"}});
+        let same = old.clone();
+        assert!(check_cluster_ip_unchanged(&same, &old).is_ok());
+        let moved = json!({"metadata": {"name": "web"}, "spec": {"clusterIP": "127.96.0.6"}});
+        let err = check_cluster_ip_unchanged(&moved, &old).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("may not change once set"),
+            "{err:?}"
+        );
+        let alias = json!({"metadata": {"name": "web"}, "spec": {"type": "ExternalName"}});
+        assert!(check_cluster_ip_unchanged(&alias, &old).is_ok());
+    }
 }

@@ -34,6 +34,7 @@ use crate::resources::Catalog;
 use crate::store::Store;
 
 pub mod admission;
+pub mod attach;
 pub mod audit;
 pub mod auth;
 pub mod authn;
@@ -50,9 +51,11 @@ pub mod informer;
 pub mod logs;
 pub mod loops;
 pub mod metrics;
+pub mod metrics_api;
 pub mod negotiate;
 pub mod nonresource;
 pub mod object;
+mod policy_admission;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
@@ -436,8 +439,23 @@ impl ApiServer {
                 parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
             ),
         };
-        let resp = self.dispatch(&ctx, target, started).await;
+        let flow_uids = self
+            .security
+            .fairness
+            .as_ref()
+            .and_then(|f| f.classification_uids(&attrs));
+        let mut resp = self.dispatch(&ctx, target, started).await;
         drop(attrs);
+        if let Some((schema, level)) = flow_uids {
+            for (name, uid) in [
+                (fairness::FLOW_SCHEMA_UID_HEADER, schema),
+                (fairness::PRIORITY_LEVEL_UID_HEADER, level),
+            ] {
+                if let Ok(v) = http::HeaderValue::from_str(&uid) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+        }
         if let Some(a) = audited.as_mut() {
             a.annotate(&ctx.annotations.lock());
         }

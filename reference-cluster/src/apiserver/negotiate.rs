@@ -25,6 +25,17 @@ pub fn wants_yaml(accept: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether Kubernetes protobuf is the only encoding the client accepts. Clients that also
+/// accept JSON (client-go's typed clients send `protobuf,json`) keep getting JSON, which they
+/// read as well as upstream's protobuf answer.
+pub fn wants_only_protobuf(accept: &str) -> bool {
+    let mut media = accept
+        .split(',')
+        .map(|alt| alt.split(';').next().unwrap_or("").trim());
+    media.clone().next() == Some(super::protobuf::MEDIA_TYPE)
+        && media.all(|m| m == super::protobuf::MEDIA_TYPE)
+}
+
 pub fn negotiate(accept: &str) -> As {
     for alt in accept.split(',') {
         let mut params = alt.split(';').map(str::trim);
@@ -81,6 +92,12 @@ mod tests {
             As::Object
         );
         assert_eq!(negotiate(""), As::Object);
+        assert!(wants_only_protobuf("application/vnd.kubernetes.protobuf"));
+        assert!(!wants_only_protobuf(
+            "application/vnd.kubernetes.protobuf,application/json"
+        ));
+        assert!(!wants_only_protobuf("application/json"));
+        assert!(!wants_only_protobuf(""));
         assert_eq!(
             negotiate("application/json;as=Unknown;g=x;v=y,application/json"),
             As::Object

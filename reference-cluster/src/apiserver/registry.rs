@@ -211,6 +211,9 @@ pub async fn handle(
     if !verb_allowed {
         return Err(ApiError::method_not_allowed(&r.verb));
     }
+    if super::metrics_api::is_metrics(&info) {
+        return super::metrics_api::handle(server, ctx, &info, ns, r).await;
+    }
     match (r.verb.as_str(), r.name.as_deref()) {
         ("get", Some(name)) => {
             let obj = server.get_object(&info, ns, name).await?;

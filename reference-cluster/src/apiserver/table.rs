@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::Response;
 use serde_json::{json, Value};
 
-use super::negotiate::{negotiate, wants_yaml, As};
+use super::negotiate::{negotiate, wants_only_protobuf, wants_yaml, As};
 use super::object::meta;
 use super::{respond_bytes, respond_json, ApiError, ApiResult, ApiServer, Body, RequestContext};
 use crate::resources::ResourceInfo;
@@ -92,7 +92,24 @@ pub fn respond_object(
             "application/yaml",
             serde_yaml_ng::to_string(&obj).unwrap_or_default(),
         )),
+        _ if wants_only_protobuf(accept) => respond_protobuf(code, &obj),
         _ => Ok(respond_json(code, &obj)),
+    }
+}
+
+/// A protobuf answer for a client that accepts nothing else; kinds without a protobuf form
+/// (custom resources) are 406, as upstream answers them.
+fn respond_protobuf(code: u16, obj: &Value) -> ApiResult<Response<Body>> {
+    match super::protobuf::encode_response(obj) {
+        Some(Ok(bytes)) => Ok(respond_bytes(code, super::protobuf::MEDIA_TYPE, bytes)),
+        Some(Err(e)) => Err(ApiError::internal(format!(
+            "encoding the response as protobuf: {e}"
+        ))),
+        None => Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml",
+        )),
     }
 }
 
@@ -141,6 +158,9 @@ pub fn respond_list(
                     "application/yaml",
                     serde_yaml_ng::to_string(&list).unwrap_or_default(),
                 ));
+            }
+            if wants_only_protobuf(ctx.accept()) {
+                return respond_protobuf(200, &list);
             }
             Ok(respond_json(200, &list))
         }

@@ -327,6 +327,9 @@ fn event_line(kind: &str, object: Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// How long before a watch's timeout its last bookmark is sent (upstream: 2 s).
+const BOOKMARK_BEFORE_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn bookmark(info: &ResourceInfo, rv: Revision, initial_end: bool) -> Value {
     let mut m = json!({"resourceVersion": rv.to_string()});
     if initial_end {
@@ -449,12 +452,22 @@ pub async fn watch(
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        // Like upstream's watch cache, a watcher that allows bookmarks also gets one shortly
+        // before its timeout, so it can resume from the newest revision however quiet the
+        // resource was.
+        let mut final_bookmark_due = bookmarks && timeout > BOOKMARK_BEFORE_TIMEOUT;
+        let final_bookmark = tokio::time::sleep(timeout.saturating_sub(BOOKMARK_BEFORE_TIMEOUT));
+        tokio::pin!(final_bookmark);
         let mut ticker = tokio::time::interval(server2.config.bookmark_interval);
         ticker.tick().await;
         let mut last_rv = from;
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
+                _ = &mut final_bookmark, if final_bookmark_due => {
+                    final_bookmark_due = false;
+                    if tx.send(event_line("BOOKMARK", bookmark(&info2, last_rv, false))).await.is_err() { return; }
+                }
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(event_line("BOOKMARK", bookmark(&info2, last_rv, false))).await.is_err() { return; }
                 }

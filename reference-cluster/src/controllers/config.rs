@@ -64,6 +64,8 @@ pub struct ControllerConfig {
     pub resource_quota_resync: Duration,
     /// PodDisruptionBudget: how long a missing pod counts as "recently deleted".
     pub pdb_resync: Duration,
+    /// `--pvclaimbinder-sync-period`: how often the PV binder looks at unbound claims again.
+    pub pv_binder_sync_period: Duration,
     /// `--use-service-account-credentials`: the client each controller writes with, by its
     /// service account in kube-system; a controller without one uses the manager's client.
     pub service_account_clients: ServiceAccountClients,
@@ -100,6 +102,8 @@ pub const CONTROLLER_SERVICE_ACCOUNTS: &[&str] = &[
     "statefulset-controller",
     "daemon-set-controller",
     "disruption-controller",
+    "horizontal-pod-autoscaler",
+    "persistent-volume-binder",
 ];
 
 impl Default for ControllerConfig {
@@ -139,6 +143,7 @@ impl Default for ControllerConfig {
             hpa_initial_readiness_delay: Duration::from_secs(30),
             resource_quota_resync: Duration::from_secs(5 * 60),
             pdb_resync: Duration::from_secs(30),
+            pv_binder_sync_period: crate::controllers::persistentvolume::DEFAULT_SYNC_PERIOD,
             service_account_clients: ServiceAccountClients::default(),
         }
     }
@@ -166,6 +171,7 @@ impl ControllerConfig {
             hpa_initial_readiness_delay: Duration::from_secs(1),
             resource_quota_resync: Duration::from_secs(5),
             pdb_resync: Duration::from_secs(2),
+            pv_binder_sync_period: Duration::from_secs(2),
             ..ControllerConfig::default()
         }
     }

@@ -26,6 +26,9 @@ use crate::store::{EventKind, KeyValue};
 struct Graph {
     /// uid → storage key of every object.
     keys: HashMap<String, String>,
+    /// storage key → uid: the reverse of `keys`, so that forgetting an object does not scan
+    /// every other object (this runs on every write).
+    uids: HashMap<String, String>,
     /// owner uid → dependents' storage keys.
     dependents: HashMap<String, HashSet<String>>,
     /// storage key → owner uids.
@@ -37,6 +40,7 @@ impl Graph {
         self.remove(key);
         if let Some(uid) = object::meta_str(obj, "uid") {
             self.keys.insert(uid.to_string(), key.to_string());
+            self.uids.insert(key.to_string(), uid.to_string());
         }
         let owners: Vec<String> = obj
             .pointer("/metadata/ownerReferences")
@@ -69,7 +73,12 @@ impl Graph {
                 }
             }
         }
-        self.keys.retain(|_, k| k != key);
+        if let Some(uid) = self.uids.remove(key) {
+            // A uid may have moved to another key (never upstream, but cheap to respect).
+            if self.keys.get(&uid).is_some_and(|k| k == key) {
+                self.keys.remove(&uid);
+            }
+        }
     }
 }
 
@@ -285,4 +294,47 @@ async fn remove_finalizer(
             Ok(cur)
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(uid: &str, owners: &[&str]) -> Value {
+        let refs: Vec<Value> = owners.iter().map(|o| json!({"uid": o})).collect();
+        json!({"metadata": {"uid": uid, "ownerReferences": refs}})
+    }
+
+    #[test]
+    fn the_graph_forgets_an_object_and_its_edges() {
+        let mut g = Graph::default();
+        g.put("/registry/replicasets/ns/rs", &obj("u-rs", &[]));
+        g.put("/registry/pods/ns/a", &obj("u-a", &["u-rs"]));
+        g.put("/registry/pods/ns/b", &obj("u-b", &["u-rs"]));
+        assert_eq!(g.dependents["u-rs"].len(), 2);
+        assert_eq!(g.keys["u-a"], "/registry/pods/ns/a");
+
+        // An update that drops the owner reference moves the edge, not the object.
+        g.put("/registry/pods/ns/a", &obj("u-a", &[]));
+        assert_eq!(g.dependents["u-rs"].len(), 1);
+        assert_eq!(g.keys["u-a"], "/registry/pods/ns/a");
+
+        g.remove("/registry/pods/ns/b");
+        assert!(!g.dependents.contains_key("u-rs"));
+        assert!(!g.keys.contains_key("u-b"));
+        assert!(!g.uids.contains_key("/registry/pods/ns/b"));
+        assert_eq!(g.keys.len(), g.uids.len());
+    }
+
+    #[test]
+    fn a_key_reused_by_a_new_object_keeps_only_the_new_uid() {
+        let mut g = Graph::default();
+        g.put("/registry/pods/ns/a", &obj("old", &[]));
+        g.remove("/registry/pods/ns/a");
+        g.put("/registry/pods/ns/a", &obj("new", &[]));
+        assert!(!g.keys.contains_key("old"));
+        assert_eq!(g.keys["new"], "/registry/pods/ns/a");
+        assert_eq!(g.uids["/registry/pods/ns/a"], "new");
+    }
 }

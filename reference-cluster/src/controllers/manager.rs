@@ -129,6 +129,12 @@ pub fn build_controllers(ctx: &Context) -> Vec<(Arc<dyn Controller>, InformerSet
     if cfg.enabled("disruption") {
         out.push(super::disruption::DisruptionController::new(ctx));
     }
+    if cfg.enabled("persistentvolume-binder") {
+        out.push(super::persistentvolume::PersistentVolumeBinder::new(ctx));
+    }
+    if cfg.enabled("horizontalpodautoscaling") {
+        out.push(super::hpa::HpaController::new(ctx));
+    }
     let _ = ctx.informers.tracked();
     out.built
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::clock::Clock;
 use super::config::{AgentTimings, NodeConfig};
+use super::eviction::{EvictionConfig, NodeEviction, Observation, Observations, Pressure, Signal};
 use super::ipam::{Cidr, PodIps};
 use super::ratelimit::TokenBucket;
 use super::sim::stages::{mix, seed_of};
@@ -32,6 +33,10 @@ pub const NODE_CONDITION_ANNOTATIONS: [(&str, &str); 4] = [
     ("sim.kubeproof.dev/not-ready", "Ready"),
 ];
 
+/// A node annotation that makes a simulated node's agent go silent, as a stopped kubelet does:
+/// no lease renewals, no node or pod status writes, until it is removed (documented in `SIM.md`).
+pub const SILENT_ANNOTATION: &str = "sim.kubeproof.dev/silent";
+
 /// A node condition as the kubelet computes it, before timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeCond {
@@ -43,14 +48,22 @@ pub struct NodeCond {
 
 /// The kubelet's four conditions, healthy unless the node's annotations say otherwise.
 pub fn node_conditions(annotations: Option<&BTreeMap<String, String>>) -> Vec<NodeCond> {
+    node_conditions_under(annotations, &[])
+}
+
+/// [`node_conditions`], with the pressure the eviction manager observed.
+pub fn node_conditions_under(
+    annotations: Option<&BTreeMap<String, String>>,
+    pressures: &[Pressure],
+) -> Vec<NodeCond> {
     let set = |key: &str| {
         annotations
             .and_then(|a| a.get(key))
             .is_some_and(|v| v == "true")
     };
-    let memory = set(NODE_CONDITION_ANNOTATIONS[0].0);
-    let disk = set(NODE_CONDITION_ANNOTATIONS[1].0);
-    let pid = set(NODE_CONDITION_ANNOTATIONS[2].0);
+    let memory = set(NODE_CONDITION_ANNOTATIONS[0].0) || pressures.contains(&Pressure::Memory);
+    let disk = set(NODE_CONDITION_ANNOTATIONS[1].0) || pressures.contains(&Pressure::Disk);
+    let pid = set(NODE_CONDITION_ANNOTATIONS[2].0) || pressures.contains(&Pressure::Pid);
     let not_ready = set(NODE_CONDITION_ANNOTATIONS[3].0);
     vec![
         if memory {
@@ -137,6 +150,9 @@ pub struct NodeAgent {
     last_report: Option<(Instant, Vec<NodeCond>)>,
     transitions: Vec<(&'static str, bool, Timestamp)>,
     pub bucket: TokenBucket,
+    /// The eviction manager's state, and the pressure it reports now.
+    pub eviction: NodeEviction,
+    pub pressures: Vec<Pressure>,
 }
 
 fn uuid_like(seed: u64) -> String {
@@ -183,8 +199,57 @@ impl NodeAgent {
             last_report: None,
             transitions: Vec::new(),
             bucket: TokenBucket::new(qps, burst, now),
+            eviction: NodeEviction::default(),
+            pressures: Vec::new(),
             cfg,
         }
+    }
+
+    /// The eviction signals of a simulated node whose pods use `pods_memory` bytes: each
+    /// signal's node annotation (see `SIM.md`) or the whole capacity, less the pods' memory for
+    /// `memory.available`. A value that does not parse counts as unset.
+    pub fn observations(&self, cfg: &EvictionConfig, pods_memory: i64) -> Observations {
+        let quantity = |v: &str| {
+            crate::resources::quantity::Quantity::parse(v)
+                .ok()
+                .map(|q| q.value().clamp(0, i64::MAX as i128) as i64)
+        };
+        let capacity = |name: &str| {
+            self.cfg
+                .capacity
+                .get(name)
+                .and_then(|v| quantity(v))
+                .unwrap_or(0)
+        };
+        let memory = capacity("memory");
+        let storage = capacity("ephemeral-storage");
+        let mut obs = Observations::new();
+        for signal in Signal::ALL {
+            let cap = match signal {
+                Signal::MemoryAvailable => memory,
+                Signal::NodeFsAvailable | Signal::ImageFsAvailable => storage,
+                Signal::NodeFsInodesFree | Signal::ImageFsInodesFree => cfg.inodes_capacity,
+                Signal::PidAvailable => cfg.pid_capacity,
+            };
+            let key = format!(
+                "{}{}",
+                super::sim::behaviour::PREFIX,
+                signal_annotation(signal)
+            );
+            let given = self.annotations.get(&key).and_then(|v| quantity(v));
+            let mut available = given.unwrap_or(cap).min(cap);
+            if signal == Signal::MemoryAvailable {
+                available = available.saturating_sub(pods_memory);
+            }
+            obs.insert(
+                signal,
+                Observation {
+                    available,
+                    capacity: cap,
+                },
+            );
+        }
+        obs
     }
 
     pub fn name(&self) -> &str {
@@ -244,8 +309,15 @@ impl NodeAgent {
     }
 
     /// `status` for registration and for updates (conditions stamped at `now`).
+    /// Whether a test has silenced this node's agent (see [`SILENT_ANNOTATION`]).
+    pub fn silent(&self) -> bool {
+        self.annotations
+            .get(SILENT_ANNOTATION)
+            .is_some_and(|v| v == "true")
+    }
+
     pub fn status(&mut self, clock: &Clock, now: Instant) -> Value {
-        let conds = node_conditions(Some(&self.annotations));
+        let conds = node_conditions_under(Some(&self.annotations), &self.pressures);
         let wall = clock.wall(now);
         let time = |t: Timestamp| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t);
         let conditions: Vec<Value> = conds
@@ -294,7 +366,10 @@ impl NodeAgent {
 
     /// Records a written status.
     pub fn reported(&mut self, at: Instant) {
-        self.last_report = Some((at, node_conditions(Some(&self.annotations))));
+        self.last_report = Some((
+            at,
+            node_conditions_under(Some(&self.annotations), &self.pressures),
+        ));
     }
 
     /// The kubelet's rule: write when the conditions changed, or when the last write is older
@@ -303,7 +378,7 @@ impl NodeAgent {
         match &self.last_report {
             None => true,
             Some((at, conds)) => {
-                *conds != node_conditions(Some(&self.annotations))
+                *conds != node_conditions_under(Some(&self.annotations), &self.pressures)
                     || now.saturating_duration_since(*at) >= timings.node_status_report_frequency
             }
         }
@@ -334,6 +409,18 @@ impl NodeAgent {
             Some(timings.lease_duration.as_secs().min(i32::MAX as u64) as i32);
         spec.renew_time = Some(clock.micro_time(now));
         lease
+    }
+}
+
+/// The node annotation (after `sim.kubeproof.dev/`) that sets a signal's value.
+pub fn signal_annotation(signal: Signal) -> &'static str {
+    match signal {
+        Signal::MemoryAvailable => "memory-available",
+        Signal::NodeFsAvailable => "nodefs-available",
+        Signal::NodeFsInodesFree => "nodefs-inodes-free",
+        Signal::ImageFsAvailable => "imagefs-available",
+        Signal::ImageFsInodesFree => "imagefs-inodes-free",
+        Signal::PidAvailable => "pid-available",
     }
 }
 

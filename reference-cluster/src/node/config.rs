@@ -144,6 +144,10 @@ pub struct FleetConfig {
     /// Events waiting to be written at most; more are dropped and counted (1000, like
     /// client-go's broadcaster).
     pub event_buffer: usize,
+    /// Run containers as real processes (the `process` runtime) instead of simulating them.
+    pub process: Option<super::process::ProcessConfig>,
+    /// Node-pressure eviction thresholds and periods (the kubelet's defaults).
+    pub eviction: super::eviction::EvictionConfig,
 }
 
 impl FleetConfig {
@@ -177,6 +181,8 @@ impl FleetConfig {
             log_follow_poll: Duration::from_millis(250),
             record_events: true,
             event_buffer: super::events::DEFAULT_BUFFER,
+            process: None,
+            eviction: super::eviction::EvictionConfig::default(),
         }
     }
 
@@ -186,6 +192,7 @@ impl FleetConfig {
             timings: AgentTimings::for_tests(),
             stages: SimStages::for_tests(),
             log_follow_poll: Duration::from_millis(50),
+            eviction: super::eviction::EvictionConfig::for_tests(),
             ..FleetConfig::new(count)
         }
     }

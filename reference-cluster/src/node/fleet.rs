@@ -27,16 +27,21 @@ use super::api::{self, ApiResult};
 use super::clock::Clock;
 use super::config::FleetConfig;
 use super::events::{self, EventSink, NodeEvent};
+use super::eviction;
 use super::kubelet_server;
 use super::logs::LogStore;
+use super::process::ProcessRuntime;
 use super::runtime::Runtime;
 use super::sim::SimRuntime;
+use super::stats::{self, PodUsage, SummaryQuery};
 use super::timers::Timers;
 use super::worker::{PodWorker, SyncContext};
 use crate::scheduler::resource::Resource;
 
 /// How long a failed write waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often a silenced node's pending writes look again whether it may write.
+const SILENT_POLL: Duration = Duration::from_millis(500);
 
 /// Counters of what a fleet has done, for benchmarks and tests.
 #[derive(Clone, Debug, Default)]
@@ -133,8 +138,18 @@ pub async fn run_fleet_with_stats(
         kubelet_server::DEFAULT_EXEC_MAX_SLEEP,
     );
     tracing::info!(addr = %server.addr, "fleet kubelet server listening");
-    let runtime = Box::new(SimRuntime::with_logs(cfg.stages, logs));
+    let (summaries_tx, summaries_rx) = mpsc::channel(64);
+    server.enable_stats(summaries_tx);
+    let runtime: Box<dyn Runtime> = match cfg.process.clone() {
+        Some(pcfg) => {
+            let rt = ProcessRuntime::new(pcfg, client.clone(), logs, &cfg.nodes)?;
+            server.enable_process_exec(rt.exec_handle());
+            Box::new(rt)
+        }
+        None => Box::new(SimRuntime::with_logs(cfg.stages, logs)),
+    };
     let result = SimFleet::new(client, cfg, runtime, stats)
+        .with_summaries(summaries_rx)
         .run(shutdown)
         .await;
     server.task.abort();
@@ -155,6 +170,8 @@ enum Timer {
     Lease(String),
     NodeStatus(String),
     Write(WriteKey),
+    /// The eviction manager's pass over every node.
+    Eviction,
 }
 
 enum Job {
@@ -235,6 +252,8 @@ pub struct SimFleet {
     /// Taken by `run`, which writes the events.
     events_rx: Option<mpsc::Receiver<NodeEvent>>,
     stats: FleetStats,
+    /// Requests of the kubelet server's `/stats/summary`, answered by `run`.
+    summaries: Option<mpsc::Receiver<SummaryQuery>>,
 }
 
 impl SimFleet {
@@ -272,6 +291,8 @@ impl SimFleet {
         } else {
             (EventSink::disabled(), None)
         };
+        let mut runtime = runtime;
+        runtime.set_event_sink(events.clone());
         SimFleet {
             events,
             events_rx,
@@ -293,7 +314,66 @@ impl SimFleet {
             done_rx,
             stats,
             cfg,
+            summaries: None,
         }
+    }
+
+    /// Answers the resource usage summaries asked for on `queries` while running.
+    pub fn with_summaries(mut self, queries: mpsc::Receiver<SummaryQuery>) -> SimFleet {
+        self.summaries = Some(queries);
+        self
+    }
+
+    /// The usage summary of one of this fleet's nodes (`None`: the only one), as the kubelet's
+    /// `/stats/summary` reports it.
+    fn summary(&self, node: Option<&str>, now: Instant) -> Result<Value, (u16, String)> {
+        let node = match node {
+            Some(n) => n.to_string(),
+            None if self.nodes.len() == 1 => self.nodes.keys().next().cloned().unwrap_or_default(),
+            None => {
+                return Err((
+                    400,
+                    format!(
+                        "this kubelet server hosts {} nodes; name one with ?node=<name>",
+                        self.nodes.len()
+                    ),
+                ))
+            }
+        };
+        if !self.nodes.contains_key(&node) {
+            return Err((
+                404,
+                format!("node {node:?} is not hosted by this kubelet server"),
+            ));
+        }
+        let mut pods = Vec::new();
+        for (uid, entry) in &self.pods {
+            if entry.node != node || entry.gone || entry.deleted {
+                continue;
+            }
+            let containers: Vec<_> = entry
+                .worker
+                .current_containers()
+                .filter_map(|(name, id)| Some((name.to_string(), self.runtime.usage(id, now)?)))
+                .collect();
+            if containers.is_empty() {
+                continue;
+            }
+            let pod = entry.worker.pod();
+            pods.push(PodUsage {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                uid: uid.clone(),
+                start_time: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .map(|t| t.0),
+                containers,
+            });
+        }
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(stats::summary(&node, self.clock.wall(now), &pods))
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -322,6 +402,14 @@ impl SimFleet {
             .take()
             .map(|rx| tokio::spawn(events::run_writer(self.client.clone(), rx)));
         tracing::info!(nodes = self.nodes.len(), "node fleet starting");
+        let mut summaries = self.summaries.take();
+        let eviction = &self.cfg.eviction;
+        if !eviction.hard.is_empty() || !eviction.soft.is_empty() {
+            self.timers
+                .set(Timer::Eviction, Instant::now() + eviction.monitoring_period);
+        }
+        // A runtime of real processes says which pods to look at when something happened.
+        let mut wakeups = self.runtime.take_wakeups();
         loop {
             self.pump(Instant::now());
             let deadline = self.timers.next_deadline();
@@ -334,6 +422,13 @@ impl SimFleet {
                 }
                 Some(done) = self.done_rx.recv() => self.on_done(done, Instant::now()),
                 Some(input) = rx.recv() => self.on_input(input, Instant::now()),
+                Some(q) = next_query(&mut summaries) => {
+                    let _ = q.reply.send(self.summary(q.node.as_deref(), Instant::now()));
+                }
+                Some(uid) = next_wakeup(&mut wakeups) => {
+                    self.advance(&uid, Instant::now());
+                    self.enqueue(WriteKey::Pod(uid));
+                }
                 _ = sleep_until(deadline) => {}
             }
             // Take whatever else is ready in one go, so bursts are handled as batches.
@@ -421,7 +516,15 @@ impl SimFleet {
         };
         let pod = Arc::new(pod);
         if let Some(entry) = self.pods.get_mut(&uid) {
+            let overwritten = entry
+                .last_written
+                .as_ref()
+                .is_some_and(|w| super::reconcile::ready_overwritten(w, &pod));
             entry.worker.update(pod);
+            if overwritten {
+                // Write this agent's view again (see `reconcile`); the enqueue below sends it.
+                entry.last_written = None;
+            }
         } else {
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
             if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -461,7 +564,10 @@ impl SimFleet {
                                 .filter(|ip| agent.ips.reserve(*ip));
                             entry_ip = previous.or_else(|| agent.ips.allocate());
                             match entry_ip {
-                                Some(ip) => worker.set_pod_ip(ip),
+                                Some(ip) => {
+                                    worker.set_pod_ip(ip);
+                                    self.runtime.set_pod_ip(&uid, ip);
+                                }
                                 None => {
                                     tracing::warn!(node, pod = ?pod.metadata.name, "no pod address left in the node's block")
                                 }
@@ -560,8 +666,129 @@ impl SimFleet {
                     );
                 }
             }
+            Timer::Eviction => {
+                self.monitor_pressure(now);
+                self.timers
+                    .set(Timer::Eviction, now + self.cfg.eviction.monitoring_period);
+            }
             Timer::Write(WriteKey::Register(name)) => self.registrations.push_back(name),
             Timer::Write(key) => self.enqueue(key),
+        }
+    }
+
+    /// One pass of the eviction manager: observe every node's signals, report pressure changes
+    /// and evict at most one pod per node whose threshold calls for it.
+    fn monitor_pressure(&mut self, now: Instant) {
+        let mut memory: HashMap<&str, i64> = HashMap::new();
+        for entry in self.pods.values() {
+            if entry.deleted || entry.gone || entry.worker.is_finished() {
+                continue;
+            }
+            let used: i64 = entry
+                .worker
+                .current_containers()
+                .filter_map(|(_, id)| self.runtime.usage(id, now))
+                .map(|u| u.memory_bytes)
+                .sum();
+            *memory.entry(entry.node.as_str()).or_default() += used;
+        }
+        let cfg = self.cfg.eviction.clone();
+        let mut reclaim = HashMap::new();
+        let mut changed = Vec::new();
+        for (name, agent) in self.nodes.iter_mut() {
+            if agent.uid.is_none() {
+                continue;
+            }
+            let obs = agent.observations(&cfg, memory.get(name.as_str()).copied().unwrap_or(0));
+            let verdict = agent.eviction.observe(&cfg, &obs, now);
+            if verdict.pressures != agent.pressures {
+                agent.pressures = verdict.pressures;
+                changed.push(name.clone());
+            }
+            let busy = agent.eviction.evicting.as_ref().is_some_and(|uid| {
+                self.pods
+                    .get(uid)
+                    .is_some_and(|e| !e.deleted && !e.gone && !e.worker.is_finished())
+            });
+            if busy {
+                continue;
+            }
+            agent.eviction.evicting = None;
+            if let Some(met) = verdict.reclaim {
+                reclaim.insert(name.clone(), met);
+            }
+        }
+        for name in changed {
+            self.enqueue(WriteKey::NodeStatus(name));
+        }
+        if reclaim.is_empty() {
+            return;
+        }
+        let mut candidates: HashMap<&str, Vec<eviction::Candidate>> = HashMap::new();
+        for (uid, entry) in &self.pods {
+            let Some(met) = reclaim.get(&entry.node) else {
+                continue;
+            };
+            if entry.deleted || entry.gone || !entry.worker.evictable() {
+                continue;
+            }
+            candidates
+                .entry(entry.node.as_str())
+                .or_default()
+                .push(candidate(
+                    uid,
+                    &entry.worker,
+                    self.runtime.as_ref(),
+                    met,
+                    now,
+                ));
+        }
+        let mut victims = Vec::new();
+        for (node, cands) in &candidates {
+            let Some(met) = reclaim.get(*node) else {
+                continue;
+            };
+            if let Some(pod) = eviction::pick(cands, met.threshold.signal) {
+                victims.push((
+                    node.to_string(),
+                    pod.uid.clone(),
+                    eviction::message(met, pod),
+                    *met,
+                ));
+            }
+        }
+        let wall = self.clock.wall(now);
+        for (node, uid, message, met) in victims {
+            let Some(entry) = self.pods.get_mut(&uid) else {
+                continue;
+            };
+            let pod = entry.worker.pod().clone();
+            let grace = match met.threshold.grace {
+                None => cfg.hard_grace_period,
+                // Soft evictions honour the pod's grace up to evictionMaxPodGracePeriod.
+                Some(_) => pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+                    .map_or(cfg.max_pod_grace_period, |s| {
+                        Duration::from_secs(s.max(0) as u64).min(cfg.max_pod_grace_period)
+                    }),
+            };
+            tracing::info!(node, pod = ?pod.metadata.name, signal = met.threshold.signal.name(), "evicting pod for node pressure");
+            if entry
+                .worker
+                .evict(message.clone(), grace, self.runtime.as_mut(), wall, now)
+            {
+                self.events
+                    .pod_event(&node, &pod, None, events::WARNING, eviction::REASON, || {
+                        message
+                    });
+                if let Some(agent) = self.nodes.get_mut(&node) {
+                    agent.eviction.evicting = Some(uid.clone());
+                }
+                self.advance(&uid, now);
+                self.enqueue(WriteKey::Pod(uid));
+            }
         }
     }
 
@@ -569,7 +796,13 @@ impl SimFleet {
         if self.writing.contains(&key) {
             self.redo.insert(key);
         } else if self.queued.insert(key.clone()) {
-            self.queue.push_back(key);
+            // Heartbeats go first: a backlog of pod status writes must not make a busy node
+            // look dead to the node lifecycle controller.
+            if matches!(key, WriteKey::Lease(_)) {
+                self.queue.push_front(key);
+            } else {
+                self.queue.push_back(key);
+            }
         }
     }
 
@@ -602,6 +835,11 @@ impl SimFleet {
     }
 
     fn prepare(&mut self, key: &WriteKey, now: Instant) -> Prep {
+        if self.silenced(key) {
+            // A stopped kubelet writes nothing; look again so that writing resumes soon after
+            // the annotation is removed.
+            return Prep::Defer(now + SILENT_POLL);
+        }
         match key {
             WriteKey::Register(_) => Prep::Skip,
             WriteKey::Lease(name) => {
@@ -609,9 +847,8 @@ impl SimFleet {
                 let Some(agent) = self.nodes.get_mut(name) else {
                     return Prep::Skip;
                 };
-                if let Err(at) = agent.bucket.try_take(now) {
-                    return Prep::Defer(at);
-                }
+                // Not rate limited: the kubelet renews its lease through a separate heartbeat
+                // client, so that its own API traffic cannot starve it.
                 Prep::Send(Job::Lease(Box::new(agent.lease_object(
                     &self.clock,
                     now,
@@ -665,6 +902,19 @@ impl SimFleet {
                 Prep::Send(job)
             }
         }
+    }
+
+    /// Whether `key` belongs to a node whose agent a test has silenced.
+    fn silenced(&self, key: &WriteKey) -> bool {
+        let node = match key {
+            WriteKey::Register(_) => return false,
+            WriteKey::Lease(name) | WriteKey::NodeStatus(name) => name.as_str(),
+            WriteKey::Pod(uid) => match self.pods.get(uid) {
+                Some(entry) => entry.node.as_str(),
+                None => return false,
+            },
+        };
+        self.nodes.get(node).is_some_and(|a| a.silent())
     }
 
     fn send(&mut self, key: WriteKey, job: Job) {
@@ -812,6 +1062,49 @@ impl SimFleet {
     }
 }
 
+/// What one pod uses of the resource `met` is about, for ranking and the eviction message.
+fn candidate(
+    uid: &str,
+    worker: &PodWorker,
+    rt: &dyn Runtime,
+    met: &eviction::Met,
+    now: Instant,
+) -> eviction::Candidate {
+    let pod = worker.pod();
+    let spec = pod.spec.as_ref();
+    let memory = met.threshold.signal == eviction::Signal::MemoryAvailable;
+    let containers = worker
+        .current_containers()
+        .filter_map(|(name, id)| {
+            let c = spec?.containers.iter().find(|c| c.name == name)?;
+            let usage = if memory {
+                rt.usage(id, now)?.memory_bytes
+            } else {
+                // The sim keeps no per-container disk or process counts.
+                0
+            };
+            let request = c
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get(met.threshold.signal.resource()))
+                .and_then(|q| crate::resources::quantity::Quantity::parse(&q.0).ok())
+                .map_or(0, |q| q.value().clamp(0, i64::MAX as i128) as i64);
+            Some(eviction::ContainerUse {
+                name: name.to_string(),
+                usage,
+                request,
+            })
+        })
+        .collect();
+    eviction::Candidate {
+        uid: uid.to_string(),
+        priority: spec.and_then(|s| s.priority).unwrap_or(0),
+        critical: false,
+        containers,
+    }
+}
+
 /// Gives back what an admitted pod held on its node.
 fn release(agent: &mut NodeAgent, entry: &PodEntry) {
     if entry.counted {
@@ -820,6 +1113,21 @@ fn release(agent: &mut NodeAgent, entry: &PodEntry) {
     }
     if let Some(ip) = entry.ip {
         agent.ips.release(ip);
+    }
+}
+
+/// The next summary request, or never when the fleet answers none.
+async fn next_query(queries: &mut Option<mpsc::Receiver<SummaryQuery>>) -> Option<SummaryQuery> {
+    match queries {
+        Some(rx) => rx.recv().await,
+        None => futures::future::pending().await,
+    }
+}
+
+async fn next_wakeup(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => futures::future::pending().await,
     }
 }
 

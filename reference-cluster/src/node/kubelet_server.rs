@@ -38,6 +38,7 @@ pub struct KubeletServer {
     pub task: JoinHandle<()>,
     streams: Arc<AtomicUsize>,
     exec: Arc<parking_lot::RwLock<Option<ExecBackend>>>,
+    summaries: Arc<parking_lot::RwLock<Option<super::stats::SummarySender>>>,
 }
 
 /// What `exec` needs beyond the logs: the pods (for their env and container states) and how
@@ -46,6 +47,8 @@ pub struct KubeletServer {
 struct ExecBackend {
     pods: Arc<dyn PodSource>,
     max_sleep: Duration,
+    /// Run commands as real processes (the `process` runtime) instead of the sim's interpreter.
+    process: Option<super::process::exec::ExecHandle>,
 }
 
 /// The longest a sim `sleep` waits unless [`KubeletServer::enable_exec`] says otherwise.
@@ -58,8 +61,24 @@ impl KubeletServer {
     }
 
     /// Serves `exec` from now on, reading pods from `pods`; a `sleep` waits at most `max_sleep`.
+    /// Serves `/stats/summary` from now on, asking the fleet's loop through `fleet`.
+    pub fn enable_stats(&self, fleet: super::stats::SummarySender) {
+        *self.summaries.write() = Some(fleet);
+    }
+
     pub fn enable_exec(&self, pods: Arc<dyn PodSource>, max_sleep: Duration) {
-        *self.exec.write() = Some(ExecBackend { pods, max_sleep });
+        *self.exec.write() = Some(ExecBackend {
+            pods,
+            max_sleep,
+            process: None,
+        });
+    }
+
+    /// Serves `exec` in the process runtime's containers; call after [`Self::enable_exec`].
+    pub fn enable_process_exec(&self, handle: super::process::exec::ExecHandle) {
+        if let Some(b) = self.exec.write().as_mut() {
+            b.process = Some(handle);
+        }
     }
 }
 
@@ -112,6 +131,8 @@ pub async fn serve_counted(
     let counter = streams.clone();
     let exec: Arc<parking_lot::RwLock<Option<ExecBackend>>> = Arc::default();
     let exec_backend = exec.clone();
+    let summaries: Arc<parking_lot::RwLock<Option<super::stats::SummarySender>>> = Arc::default();
+    let summary_backend = summaries.clone();
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -130,18 +151,58 @@ pub async fn serve_counted(
             let stop = shutdown.clone();
             let counter = counter.clone();
             let exec = exec_backend.clone();
+            let summaries = summary_backend.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let exec_query =
-                        exec::session::parse(req.uri().path(), req.uri().query().unwrap_or(""));
+                    let summary = (req.uri().path() == super::stats::SUMMARY_PATH).then(|| {
+                        (
+                            req.method().clone(),
+                            req.uri().query().unwrap_or("").to_string(),
+                            summaries.read().clone(),
+                        )
+                    });
+                    let attach = match exec::attach::parse(
+                        req.uri().path(),
+                        req.uri().query().unwrap_or(""),
+                    ) {
+                        Ok(None) => None,
+                        parsed => Some((parsed, exec.read().clone(), logs.clone())),
+                    };
+                    let exec_query = match attach {
+                        Some(_) => Ok(None),
+                        None => {
+                            exec::session::parse(req.uri().path(), req.uri().query().unwrap_or(""))
+                        }
+                    };
                     let resp = match exec_query {
+                        // Answered below; nothing to do for the logs handler.
+                        Ok(None) if attach.is_some() => Ok(text(404, "")),
                         Ok(None) => Ok(handle(&logs, follow_poll, &stop, &counter, &req)),
                         Ok(Some(q)) => Err((q, exec.read().clone())),
                         Err(e) => Ok(text(400, &e)),
                     };
                     async move {
+                        if let Some((method, query, fleet)) = summary {
+                            return Ok(super::stats::serve(&method, &query, fleet).await);
+                        }
+                        if let Some((parsed, backend, logs)) = attach {
+                            return Ok(match parsed {
+                                Ok(Some(q)) => {
+                                    let pods = backend.map(|b| b.pods);
+                                    exec::attach::serve(req, q, pods, logs, follow_poll).await
+                                }
+                                Ok(None) => text(404, "not found"),
+                                Err(e) => text(400, &e),
+                            });
+                        }
                         Ok::<_, Infallible>(match resp {
                             Ok(r) => r,
+                            Err((
+                                q,
+                                Some(ExecBackend {
+                                    process: Some(h), ..
+                                }),
+                            )) => super::process::exec::serve(req, q, h).await,
                             Err((q, backend)) => {
                                 let (pods, max_sleep) = match backend {
                                     Some(b) => (Some(b.pods), b.max_sleep),
@@ -164,6 +225,7 @@ pub async fn serve_counted(
         task,
         streams,
         exec,
+        summaries,
     })
 }
 

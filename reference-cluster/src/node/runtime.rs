@@ -61,6 +61,34 @@ pub struct Usage {
     pub memory_bytes: i64,
 }
 
+/// Which of a container's probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+impl ProbeKind {
+    /// The name the kubelet's events use (`Liveness probe failed: …`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Startup => "Startup",
+            ProbeKind::Liveness => "Liveness",
+            ProbeKind::Readiness => "Readiness",
+        }
+    }
+}
+
+/// A probe that failed, with what the probe printed or why it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeFailure {
+    pub kind: ProbeKind,
+    pub output: String,
+    /// This failure reached the failure threshold and the container is being killed for it.
+    pub kills: bool,
+}
+
 pub struct StartRequest<'a> {
     pub node: &'a str,
     pub pod: &'a Pod,
@@ -103,4 +131,29 @@ pub trait Runtime: Send {
     fn next_change(&self, id: &str, now: Instant) -> Option<Instant>;
 
     fn usage(&self, id: &str, now: Instant) -> Option<Usage>;
+
+    /// Probe failures of the attempt after `since` (from its start when `None`) up to `now`,
+    /// oldest first, for the kubelet's `Unhealthy` and `Killing` events. A runtime whose probes
+    /// the agent runs itself reports none.
+    fn probe_failures(
+        &self,
+        _id: &str,
+        _since: Option<Instant>,
+        _now: Instant,
+    ) -> Vec<ProbeFailure> {
+        Vec::new()
+    }
+
+    /// The address the fleet gave the pod, before any of its containers start (a runtime
+    /// running real servers hands it to them).
+    fn set_pod_ip(&mut self, _pod_uid: &str, _ip: std::net::Ipv4Addr) {}
+
+    /// Pod UIDs whose containers changed on their own, for a runtime that cannot say in
+    /// advance when ([`Runtime::next_change`] is `None`); taken once by the agent loop.
+    fn take_wakeups(&mut self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        None
+    }
+
+    /// Where the runtime records events of its own (volume set-up failures).
+    fn set_event_sink(&mut self, _sink: super::events::EventSink) {}
 }

@@ -84,6 +84,8 @@ struct Slot {
     pull: BackOff,
     /// When the current attempt began pulling its image, for the `Pulled` event.
     pull_started: Option<Instant>,
+    /// Up to when the current attempt's probe failures were turned into events.
+    probes_seen: Option<Instant>,
 }
 
 impl Slot {
@@ -123,6 +125,7 @@ impl Slot {
             crash: BackOff::default(),
             pull: BackOff::default(),
             pull_started: None,
+            probes_seen: None,
         }
     }
 
@@ -173,6 +176,8 @@ pub struct PodWorker {
     termination: Option<Termination>,
     finished: bool,
     times: TransitionTimes,
+    /// When the node evicted the pod, for its `DisruptionTarget` condition.
+    evicted_at: Option<Timestamp>,
 }
 
 fn spec(pod: &Pod) -> &PodSpec {
@@ -260,6 +265,7 @@ impl PodWorker {
             initialized: false,
             termination: None,
             finished: false,
+            evicted_at: None,
         }
     }
 
@@ -278,6 +284,44 @@ impl PodWorker {
     /// A newer version of the pod from the API (deletion shows up at the next sync).
     pub fn update(&mut self, pod: Arc<Pod>) {
         self.pod = pod;
+    }
+
+    /// Ends the pod for node pressure: its containers are stopped within `grace` and it ends
+    /// `Failed`, reason `Evicted`, with `message` (also on a `DisruptionTarget` condition).
+    /// Returns false when the pod is already ending.
+    pub fn evict(
+        &mut self,
+        message: String,
+        grace: Duration,
+        rt: &mut dyn Runtime,
+        wall: Timestamp,
+        now: Instant,
+    ) -> bool {
+        if self.finished || self.termination.is_some() {
+            return false;
+        }
+        self.failure = Some((super::eviction::REASON.into(), message));
+        self.evicted_at = Some(wall);
+        self.begin_termination(Ending::Failed, grace, rt, now);
+        true
+    }
+
+    /// Whether the node may evict this pod at all: not once it is ending, never a static,
+    /// mirror or system-critical pod (the kubelet's `IsCriticalPod`).
+    pub fn evictable(&self) -> bool {
+        if self.finished || self.termination.is_some() || self.deleting() {
+            return false;
+        }
+        let critical_priority = spec(&self.pod)
+            .priority
+            .is_some_and(|p| p >= super::eviction::SYSTEM_CRITICAL_PRIORITY);
+        let annotations = self.pod.metadata.annotations.as_ref();
+        let static_or_mirror = annotations.is_some_and(|a| {
+            a.contains_key("kubernetes.io/config.mirror")
+                || a.get("kubernetes.io/config.source")
+                    .is_some_and(|s| s != "api")
+        });
+        !critical_priority && !static_or_mirror
     }
 
     pub fn reject(&mut self, r: Rejection) {
@@ -299,6 +343,15 @@ impl PodWorker {
 
     pub fn host_network(&self) -> bool {
         spec(&self.pod).host_network == Some(true)
+    }
+
+    /// Each container's current attempt (init, sidecar and regular), by container name: what
+    /// the kubelet's stats summary asks the runtime about.
+    pub fn current_containers(&self) -> impl Iterator<Item = (&str, &ContainerId)> {
+        self.init
+            .iter()
+            .chain(self.main.iter())
+            .filter_map(|s| Some((s.name.as_str(), s.attempt.as_ref()?)))
     }
 
     /// All containers have stopped for good (or the pod was rejected).
@@ -572,7 +625,18 @@ impl PodWorker {
             .and_then(|a| a.conditions.as_deref())
             .unwrap_or_default();
         let conds = kubelet_conditions(s, api_conditions, &all, phase, sandbox_ready);
-        let conditions = self.times.stamp(&conds, clock.wall(now));
+        let mut conditions = self.times.stamp(&conds, clock.wall(now));
+        if let (Some(at), Some((_, message))) = (self.evicted_at, &self.failure) {
+            // As the kubelet marks pods it terminates for node pressure.
+            conditions.push(json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "lastProbeTime": null,
+                "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at),
+                "reason": "TerminationByKubelet",
+                "message": message,
+            }));
+        }
         let host = self.host_ip.to_string();
         let mut status = json!({
             "phase": phase,
@@ -646,6 +710,7 @@ fn drive(
                 }
                 slot.count_run();
                 slot.waiting = None;
+                probe_events(slot, &id, pod, restart, rt, ev, now);
                 wake.at(rt.next_change(&id, now));
                 return Progress::Running { started };
             }
@@ -656,6 +721,9 @@ fn drive(
                     } else if let Some(m) = &exit.message {
                         ev.emit(pod, &slot.name, WARNING, "Failed", || format!("Error: {m}"));
                     }
+                }
+                if exit.started_at.is_some() {
+                    probe_events(slot, &id, pod, restart, rt, ev, exit.finished_at.min(now));
                 }
                 slot.count_run();
                 if !restart(exit.exit_code) {
@@ -765,7 +833,46 @@ fn drive(
     slot.attempt = Some(id);
     slot.attempt_ran = false;
     slot.stop_requested = false;
+    slot.probes_seen = None;
     Progress::Pending
+}
+
+/// The kubelet's prober events for what failed since the last look: `Unhealthy` for each
+/// failed probe, then `Killing` when a liveness or startup probe's failures reach the threshold.
+fn probe_events(
+    slot: &mut Slot,
+    id: &str,
+    pod: &Pod,
+    restart: &dyn Fn(i32) -> bool,
+    rt: &dyn Runtime,
+    ev: &Events,
+    now: Instant,
+) {
+    if !ev.sink.enabled() || slot.probes_seen.is_some_and(|t| t >= now) {
+        return;
+    }
+    let failures = rt.probe_failures(id, slot.probes_seen, now);
+    slot.probes_seen = Some(now);
+    for f in failures {
+        ev.emit(pod, &slot.name, WARNING, "Unhealthy", || {
+            format!("{} probe failed: {}", f.kind.name(), f.output)
+        });
+        if f.kills {
+            ev.emit(pod, &slot.name, NORMAL, "Killing", || {
+                // Upstream says "will be restarted" whenever the restart policy is not Never.
+                let again = if restart(137) {
+                    ", will be restarted"
+                } else {
+                    ""
+                };
+                format!(
+                    "Container {} failed {} probe{again}",
+                    slot.name,
+                    f.kind.name().to_lowercase()
+                )
+            });
+        }
+    }
 }
 
 /// Asks a container to stop by `deadline`; `true` while it has not exited.

@@ -400,6 +400,33 @@ fn entries() -> Vec<Entry> {
             FULL,
             vec![STATUS],
         ),
+        // metrics.k8s.io/v1beta1: served by the API server from the kubelets' usage
+        // (`apiserver/metrics_api.rs`), never stored; the storage keys only keep the names
+        // apart from core nodes and pods.
+        e(
+            "metrics.k8s.io",
+            "v1beta1",
+            "NodeMetrics",
+            "nodes",
+            CLUSTER,
+            NONE,
+            NONE,
+            &["get", "list"],
+            vec![],
+        )
+        .stored_as("metrics.k8s.io/nodes"),
+        e(
+            "metrics.k8s.io",
+            "v1beta1",
+            "PodMetrics",
+            "pods",
+            NS,
+            NONE,
+            NONE,
+            &["get", "list"],
+            vec![],
+        )
+        .stored_as("metrics.k8s.io/pods"),
         // batch/v1
         e(
             "batch",

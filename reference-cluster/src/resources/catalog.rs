@@ -98,6 +98,11 @@ pub fn compare_kube_versions(a: &str, b: &str) -> Ordering {
 type GroupRank = (usize, String);
 
 fn group_rank(group: &str) -> GroupRank {
+    // metrics-server's APIService asks for the lowest group priority (100), below custom
+    // resources' 1000: the resource metrics API is listed last.
+    if group == crate::apiserver::metrics_api::GROUP {
+        return (GROUP_ORDER.len() + 1, String::new());
+    }
     match GROUP_ORDER.iter().position(|g| *g == group) {
         Some(i) => (i, String::new()),
         None => (GROUP_ORDER.len(), group.to_string()),
@@ -394,7 +399,8 @@ mod tests {
             groups[..4],
             ["", "apiregistration.k8s.io", "apps", "events.k8s.io"]
         );
-        assert_eq!(groups.last().unwrap(), "flowcontrol.apiserver.k8s.io");
+        assert_eq!(groups[groups.len() - 2], "flowcontrol.apiserver.k8s.io");
+        assert_eq!(groups.last().unwrap(), "metrics.k8s.io");
         let autoscaling = c
             .groups()
             .into_iter()
@@ -484,12 +490,12 @@ mod tests {
             vec![custom("gadgets.acme.io", "acme.io", "v1alpha1", "gadgets")],
         );
         let groups = c.groups();
-        let tail: Vec<&str> = groups[groups.len() - 2..]
+        let tail: Vec<&str> = groups[groups.len() - 3..]
             .iter()
             .map(|g| g.name.as_str())
             .collect();
-        assert_eq!(tail, ["acme.io", "example.com"]);
-        assert_eq!(groups.last().unwrap().versions, ["v1", "v1beta1"]);
+        assert_eq!(tail, ["acme.io", "example.com", "metrics.k8s.io"]);
+        assert_eq!(groups[groups.len() - 2].versions, ["v1", "v1beta1"]);
         assert!(c.get("example.com", "v1", "widgets").unwrap().preferred);
         assert!(
             !c.get("example.com", "v1beta1", "widgets")

@@ -250,6 +250,9 @@ pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
 pub fn validate_update(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     validate_at(schema, obj, "", true, &mut errs);
+    if let Some(old) = old {
+        errs.retain(|e| !ratchets(e, obj, old));
+    }
     if crate::cel::rules::has_rules(schema) {
         if errs.iter().any(blocks_rules) {
             errs.push(FieldError::invalid(
@@ -262,6 +265,26 @@ pub fn validate_update(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<
         }
     }
     errs
+}
+
+/// Validation ratcheting (on by default since 1.30): an update may keep a value that a
+/// tightened schema no longer accepts, as long as it leaves that value unchanged. Only values
+/// reached through object fields are compared; inside lists upstream correlates elements by
+/// their keys, which we do not, so errors there always stand (stricter, never looser). A
+/// missing required value is not a kept value and is never ratcheted.
+fn ratchets(e: &FieldError, obj: &Value, old: &Value) -> bool {
+    if e.reason == "FieldValueRequired" || e.field.is_empty() || e.field.contains('[') {
+        return false;
+    }
+    let path = e.field.trim_start_matches('.');
+    match (value_at(obj, path), value_at(old, path)) {
+        (Some(new), Some(prev)) => new == prev,
+        _ => false,
+    }
+}
+
+fn value_at<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
+    dotted.split('.').try_fold(v, |cur, key| cur.get(key))
 }
 
 /// Upstream's `hasBlockingErr`: rules are not run over values of the wrong shape.
@@ -679,6 +702,29 @@ mod tests {
             .into_iter()
             .map(|e| e.message)
             .collect()
+    }
+
+    #[test]
+    fn unchanged_invalid_values_ratchet_on_update() {
+        let old = json!({"spec": {"size": 1, "name": "toolong", "tags": ["a", "b", "c"]}});
+        let texts = |errs: Vec<FieldError>| errs.into_iter().map(|e| e.field).collect::<Vec<_>>();
+        let created = texts(validate_update(&schema(), &old, None));
+        assert!(created.contains(&"spec.name".to_string()), "{created:?}");
+        let mut other_change = old.clone();
+        other_change["spec"]["size"] = json!(2);
+        let kept = texts(validate_update(&schema(), &other_change, Some(&old)));
+        assert!(!kept.contains(&"spec.name".to_string()), "{kept:?}");
+        let mut still_bad = old.clone();
+        still_bad["spec"]["name"] = json!("toolonger");
+        let changed = texts(validate_update(&schema(), &still_bad, Some(&old)));
+        assert!(changed.contains(&"spec.name".to_string()), "{changed:?}");
+        let no_size = json!({"spec": {"name": "ab"}});
+        let required = texts(validate_update(&schema(), &no_size, Some(&no_size)));
+        assert_eq!(
+            required,
+            ["spec.size"],
+            "a missing required value never ratchets"
+        );
     }
 
     #[test]

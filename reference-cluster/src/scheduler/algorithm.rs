@@ -4,11 +4,13 @@
 //! Pure with respect to the API: it reads the cache and returns a decision.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand::Rng;
 
 use super::framework::diagnosis::go_list;
 use super::framework::{Code, Ctx, CycleState, Diagnosis, FitError, Framework, Status};
+use super::parallel;
 use super::podinfo::PodInfo;
 
 /// Below this many nodes every node is evaluated.
@@ -76,14 +78,38 @@ fn pass_filters(
             .map(|i| nodes[(start + i) % n])
             .collect());
     }
+    // Workers stop taking nodes once enough fit (or one errs); the chunks they already took
+    // are finished, and the merge below keeps the first `num_to_find` fits in node order.
+    let found = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = parallel::workers_for(n, fwk.parallelism);
+    let chunks = parallel::for_chunks(
+        n,
+        workers,
+        &|| found.load(Ordering::Relaxed) >= num_to_find || failed.load(Ordering::Relaxed),
+        &|r| {
+            let mut out = Vec::with_capacity(r.len());
+            for i in r {
+                if found.load(Ordering::Relaxed) >= num_to_find && workers == 1 {
+                    break;
+                }
+                let idx = nodes[(start + i) % n];
+                let s = fwk.run_filter_with_nominated_pods(ctx, state, pod, ctx.cache.node(idx));
+                if s.is_success() {
+                    found.fetch_add(1, Ordering::Relaxed);
+                } else if s.code() == Code::Error {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                out.push((idx, s));
+            }
+            out
+        },
+    );
     let mut feasible = Vec::with_capacity(num_to_find.min(n));
-    for i in 0..n {
-        let idx = nodes[(start + i) % n];
-        let s = fwk.run_filter_with_nominated_pods(ctx, state, pod, ctx.cache.node(idx));
+    for (idx, s) in chunks.into_iter().flat_map(|(_, c)| c) {
         if s.is_success() {
-            feasible.push(idx);
-            if feasible.len() >= num_to_find {
-                break;
+            if feasible.len() < num_to_find {
+                feasible.push(idx);
             }
         } else if s.code() == Code::Error {
             return Err(s);
@@ -425,5 +451,103 @@ mod tests {
             (r.evaluated_nodes, r.feasible_nodes, start),
             (144, 144, 144)
         );
+    }
+
+    fn big_cluster(n: usize) -> crate::scheduler::cache::Cache {
+        // Every third node is tainted, so filtering both accepts and rejects.
+        let nodes: Vec<_> = (0..n)
+            .map(|i| {
+                let extra = if i % 3 == 0 {
+                    json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}})
+                } else {
+                    json!({})
+                };
+                node(&format!("n{i:04}"), extra)
+            })
+            .collect();
+        ctx_for(nodes).0
+    }
+
+    fn schedule_with(
+        cache: &crate::scheduler::cache::Cache,
+        parallelism: usize,
+        percentage: i32,
+        start: &mut usize,
+    ) -> ScheduleResult {
+        let mut fwk = build_framework(&ProfileConfig::default()).unwrap();
+        fwk.parallelism = parallelism;
+        let nom = Default::default();
+        let ctx = Ctx {
+            cache,
+            nominator: &nom,
+        };
+        schedule_pod(
+            &fwk,
+            &ctx,
+            &mut CycleState::new(),
+            &pod("p", json!({"containers": []})),
+            start,
+            percentage,
+            &mut rand::rng(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parallel_filtering_decides_like_a_sequential_pass() {
+        let cache = big_cluster(1000);
+        let (mut seq_start, mut par_start) = (0, 0);
+        for _ in 0..5 {
+            let seq = schedule_with(&cache, 1, 0, &mut seq_start);
+            let par = schedule_with(&cache, 16, 0, &mut par_start);
+            assert_eq!((seq.feasible_nodes, par.feasible_nodes), (420, 420));
+            // 420 fits among 630 nodes (each rejection is one of three), give or take the
+            // start's position in the pattern.
+            assert!((629..=631).contains(&seq.evaluated_nodes));
+            // Workers finish the chunks they took, so a few more rejections may be recorded
+            // (as upstream's parallel filter does); the next cycle starts after all of them.
+            let extra = par.evaluated_nodes.saturating_sub(631);
+            assert!(extra < 2 * 32, "{extra} extra nodes evaluated");
+        }
+        let none_fit = pod(
+            "big",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100"}}}]}),
+        );
+        let fwk = build_framework(&ProfileConfig::default()).unwrap();
+        let nom = Default::default();
+        let ctx = Ctx {
+            cache: &cache,
+            nominator: &nom,
+        };
+        let mut start = 0;
+        let err = schedule_pod(
+            &fwk,
+            &ctx,
+            &mut CycleState::new(),
+            &none_fit,
+            &mut start,
+            0,
+            &mut rand::rng(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            message(err),
+            "0/1000 nodes are available: 334 node(s) had untolerated taint {k: v}, 666 Insufficient cpu."
+        );
+    }
+
+    /// B-SCHED-017: only a share of the feasible nodes is evaluated and scored, and the share
+    /// is configurable up to all of them.
+    #[test]
+    fn percentage_of_nodes_to_score_bounds_the_nodes_evaluated() {
+        let cache = big_cluster(1000);
+        let mut start = 0;
+        let adaptive = schedule_with(&cache, 16, 0, &mut start);
+        assert_eq!(adaptive.feasible_nodes, 420, "50% - 1000/125 = 42%");
+        assert!(adaptive.evaluated_nodes < 1000);
+        let all = schedule_with(&cache, 16, 100, &mut start);
+        assert_eq!((all.feasible_nodes, all.evaluated_nodes), (666, 1000));
+        let tenth = schedule_with(&cache, 16, 10, &mut start);
+        assert_eq!(tenth.feasible_nodes, 100, "at least 100 nodes");
     }
 }

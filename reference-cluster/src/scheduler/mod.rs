@@ -15,6 +15,7 @@ pub mod framework;
 pub mod informers;
 pub mod metrics;
 pub mod nodeinfo;
+pub mod parallel;
 pub mod plugins;
 pub mod podinfo;
 pub mod queue;
@@ -43,8 +44,8 @@ use crate::leaderelection::{
 #[derive(Clone)]
 pub struct SchedulerConfig {
     pub profiles: Vec<ProfileConfig>,
-    /// Upstream's knob for parallel filtering and scoring; accepted and validated, but this
-    /// scheduler filters and scores on its single scheduling thread.
+    /// Threads for filtering and scoring one pod (upstream default 16), never more than the
+    /// CPUs there are; the rest of the cycle runs on the scheduling thread.
     pub parallelism: usize,
     /// 0: adaptive (50% minus 1% per 125 nodes, at least 5%, at least 100 nodes).
     pub percentage_of_nodes_to_score: i32,
@@ -142,7 +143,8 @@ impl SchedulerConfig {
 fn build_profiles(cfg: &SchedulerConfig) -> anyhow::Result<Arc<queue::Profiles>> {
     let mut profiles = HashMap::new();
     for p in &cfg.profiles {
-        let fwk = plugins::build_framework(p).map_err(anyhow::Error::msg)?;
+        let mut fwk = plugins::build_framework(p).map_err(anyhow::Error::msg)?;
+        fwk.parallelism = cfg.parallelism.max(1);
         profiles.insert(p.scheduler_name.clone(), Arc::new(fwk));
     }
     anyhow::ensure!(

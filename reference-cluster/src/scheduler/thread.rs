@@ -438,6 +438,12 @@ impl Scheduler {
 
     fn on_pod_delete(&mut self, key: &str) {
         self.pods.remove(key);
+        if let Some(b) = self.binding.get(key) {
+            // A pod deleted while held at Permit stops waiting (upstream rejects it the same way).
+            for f in self.profiles.values() {
+                f.waiting.reject(&b.qpi.pod.uid, "", "removed");
+            }
+        }
         let now = Instant::now();
         if self.cache.contains_pod(key) && !self.cache.is_assumed(key) {
             self.cache.remove_pod(key);
@@ -550,26 +556,30 @@ impl Scheduler {
             );
             return;
         }
-        let reserve = {
+        let (reserve, waits) = {
             let ctx = Ctx {
                 cache: &self.cache,
                 nominator: &self.queue.nominator,
             };
             let s = fwk.run_reserve(&ctx, &mut state, &pod, &node);
-            let s = if s.is_success() {
+            let (s, waits) = if s.is_success() {
                 fwk.run_permit(&ctx, &state, &pod, &node)
             } else {
-                s
+                (s, Vec::new())
             };
-            if !s.is_success() {
+            if !s.is_success() && !s.is_wait() {
                 fwk.run_unreserve(&ctx, &mut state, &pod, &node);
             }
-            s
+            (s, waits)
         };
-        if !reserve.is_success() {
+        if !reserve.is_success() && !reserve.is_wait() {
             self.cache.forget_pod(&pod.key);
             self.fail_on_node(fwk, qpi, reserve, &node, start);
             return;
+        }
+        if reserve.is_wait() {
+            // The pod stays assumed while it waits; its binding cycle blocks on the decision.
+            fwk.waiting.add(pod.clone(), &node, &waits);
         }
         // Once assumed, the pod's nomination is no longer needed.
         self.queue.nominator.delete(&pod.key);
@@ -588,7 +598,10 @@ impl Scheduler {
         let active = self.shared.active.clone();
         let fwk = fwk.clone();
         self.shared.rt.spawn(async move {
-            let mut s = fwk.run_pre_bind(&api, &pod, &node).await;
+            let mut s = fwk.wait_on_permit(&pod).await;
+            if s.is_success() {
+                s = fwk.run_pre_bind(&api, &pod, &node).await;
+            }
             if s.is_success() {
                 s = if active.load(Ordering::Acquire) {
                     fwk.run_bind(&api, &pod, &node).await

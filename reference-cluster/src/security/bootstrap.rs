@@ -1062,6 +1062,21 @@ pub fn cluster_roles() -> Vec<Value> {
             &[(AGGREGATE_TO_VIEW, "true")],
             aggregate_to_view_rules(),
         ),
+        // What metrics-server installs with its APIService: the resource metrics API is
+        // readable by everyone holding view, edit or admin.
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            &[
+                (AGGREGATE_TO_VIEW, "true"),
+                (AGGREGATE_TO_EDIT, "true"),
+                (AGGREGATE_TO_ADMIN, "true"),
+            ],
+            vec![r(
+                &["get", "list", "watch"],
+                &["metrics.k8s.io"],
+                &["pods", "nodes"],
+            )],
+        ),
         cluster_role(
             "system:heapster",
             &[],
@@ -1469,7 +1484,9 @@ mod tests {
             serde_json::from_value(find(&roles, name)["rules"].clone()).unwrap()
         };
         let (view, edit, admin) = (rules("view"), rules("edit"), rules("admin"));
-        assert_eq!(view, aggregate_to_view_rules());
+        // view = system:aggregate-to-view + system:aggregated-metrics-reader.
+        assert!(aggregate_to_view_rules().iter().all(|r| view.contains(r)));
+        assert!(view.contains(&r(READ, &["metrics.k8s.io"], &["pods", "nodes"])));
         assert!(view.iter().all(|r| edit.contains(r)));
         assert!(edit.iter().all(|r| admin.contains(r)));
         assert!(admin.contains(&r(READ_WRITE, &[GROUP], &["roles", "rolebindings"])));

@@ -25,6 +25,12 @@ pub struct Env {
 /// Starts the cluster and `nodes` simulated nodes (node-0, …) with test timings, and waits
 /// until every node is Ready.
 pub async fn start(nodes: usize) -> Env {
+    start_with(FleetConfig::for_tests(nodes)).await
+}
+
+/// [`start`] with a fleet configured by the test.
+pub async fn start_with(fleet: FleetConfig) -> Env {
+    let nodes = fleet.nodes.len();
     let dir = tempfile::tempdir().unwrap();
     let cfg = ClusterConfig {
         store: StoreConfig::Memory,
@@ -37,7 +43,7 @@ pub async fn start(nodes: usize) -> Env {
     let stats = FleetStats::default();
     let task = tokio::spawn(run_fleet_with_stats(
         client.clone(),
-        FleetConfig::for_tests(nodes),
+        fleet,
         stats.clone(),
         rx,
     ));

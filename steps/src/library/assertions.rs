@@ -486,6 +486,31 @@ pub async fn event_exists(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     .await
 }
 
+/// No Event in the scenario namespace names the object (now, or throughout `for N seconds`):
+/// e.g. a pod no scheduler looked at.
+pub async fn no_events(world: &mut KubeWorld, args: StepArgs) -> StepResult {
+    let res = resolve(world, args.req("kind")?).await?;
+    let object = format!("{}/{}", res.kind, args.req("name")?);
+    let world = &*world;
+    over_time(&args, async || {
+        let events = world.recent_events(usize::MAX).await;
+        let seen: Vec<String> = events
+            .iter()
+            .filter(|e| e.object == object)
+            .map(|e| format!("{} {}: {}", e.type_, e.reason, e.message))
+            .collect();
+        if seen.is_empty() {
+            Ok(())
+        } else {
+            Err(StepFailure::msg(format!(
+                "{object} has events: {}",
+                seen.join("; ")
+            )))
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,14 @@
 
 pub mod actions;
 pub mod assertions;
+pub mod chaos;
+pub mod diagnostics;
 pub mod invariants;
+pub mod logs;
 pub mod nodes;
 pub mod nodes_sched;
+pub mod ordering;
+pub mod raw;
 pub mod support;
 pub mod workloads;
 
@@ -187,6 +192,80 @@ pub fn steps() -> &'static [StepDef] {
                 description: "A raw request to any path (health endpoints, /metrics, /version, discovery); an optional doc string is sent as a JSON body. The answer is kept whatever its code.",
                 example: "When I request GET \"/readyz?verbose\"",
                 run: step_fn!(actions::request),
+            },
+            StepDef {
+                name: "raw-request",
+                keyword: Keyword::Action,
+                pattern: r#"^I request (?P<method>GET|POST|PUT|PATCH|DELETE|HEAD) "(?P<path>[^"]+)"(?: (?:as service account "(?P<sa>[^"]+)"|(?P<anon>without credentials)|with bearer token "(?P<token>[^"]+)")(?P<hdr1> with headers:)?| (?P<hdr2>with headers:))$"#,
+                description: "A raw request with chosen credentials and headers, kept whatever its code. `as service account \"sa\"` sends a token the API issues for that ServiceAccount of the scenario namespace (TokenRequest), `without credentials` sends none, `with bearer token \"t\"` sends that token; otherwise the runner's own credentials are used, without retrying 429. `with headers:` takes a doc string of `Name: value` lines (Accept, Impersonate-User, …), then an empty line and an optional body (YAML is sent as JSON unless Content-Type says otherwise).",
+                example: "When I request GET \"/api/v1/namespaces/{{ namespace }}/pods\" as service account \"robot\" with headers:\n  \"\"\"\n  Impersonate-User: jane\n  \"\"\"",
+                run: step_fn!(raw::request),
+            },
+            StepDef {
+                name: "remember-header",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember header "(?P<header>[^"]+)" of the last response as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps a header of the last response in a template variable (e.g. the FlowSchema UID API Priority and Fairness reports).",
+                example: "When I remember header \"X-Kubernetes-PF-FlowSchema-UID\" of the last response as \"fs_uid\"",
+                run: step_fn!(raw::remember_header),
+            },
+            StepDef {
+                name: "failed-with-either",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last request failed with code (?P<a>\d+) or (?P<b>\d+)$"#,
+                description: "The last request answered one of two codes, where a cluster's configuration decides which (e.g. 401 or 403 for an anonymous request).",
+                example: "Then the last request failed with code 401 or 403",
+                run: step_fn!(raw::failed_with_either),
+            },
+            StepDef {
+                name: "body-begins-with",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response body begins with hex "(?P<hex>[0-9a-fA-F]+)"$"#,
+                description: "The raw bytes of the last response start with these (e.g. `6b387300`, the `k8s\\0` envelope of Kubernetes protobuf).",
+                example: "Then the last response body begins with hex \"6b387300\"",
+                run: step_fn!(raw::body_begins_with),
+            },
+            StepDef {
+                name: "yaml-field",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response read as YAML has "(?P<path>[^"]+)" equal to "(?P<value>(?:[^"\\]|\\.)*)"$"#,
+                description: "The last response body parses as one YAML document whose JSONPath equals the value.",
+                example: "Then the last response read as YAML has \"{.kind}\" equal to \"Pod\"",
+                run: step_fn!(raw::yaml_field),
+            },
+            StepDef {
+                name: "stream-event",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response is a watch stream (?P<op>with|without) an? (?P<type>ADDED|MODIFIED|DELETED|BOOKMARK|ERROR) event$"#,
+                description: "The last response (a watch request with `timeoutSeconds`, read to its end) holds, or lacks, an event of this type.",
+                example: "Then the last response is a watch stream with a BOOKMARK event",
+                run: step_fn!(raw::stream_has_event),
+            },
+            StepDef {
+                name: "bookmarks-only-rv",
+                keyword: Keyword::Assertion,
+                pattern: r#"^every BOOKMARK of the last response carries only a resourceVersion$"#,
+                description: "The last watch response holds at least one BOOKMARK, and each one's object has no data besides kind, apiVersion and metadata.resourceVersion (empty or null fields aside).",
+                example: "Then every BOOKMARK of the last response carries only a resourceVersion",
+                run: step_fn!(raw::bookmarks_only_carry_rv),
+            },
+            StepDef {
+                name: "remember-event-rv",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember the resourceVersion of the last (?P<type>ADDED|MODIFIED|DELETED|BOOKMARK) event of the last response as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps the resourceVersion of the last event of that type in the last watch response, e.g. to resume from a BOOKMARK.",
+                example: "When I remember the resourceVersion of the last BOOKMARK event of the last response as \"resume\"",
+                run: step_fn!(raw::remember_event_rv),
+            },
+            StepDef {
+                name: "watch-order",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    "^the watch on ", kind!(), r#" sees (?P<event>ADDED|MODIFIED|DELETED) events of "(?P<names>[^"]+)" in this order"#, within!(), "$"
+                ),
+                description: "The watch started by `I watch ...` delivered the first event of this type for each named object in the order listed (comma-separated); objects not listed are ignored. Waits up to 10 s unless told otherwise.",
+                example: "Then the watch on pods sees DELETED events of \"web-2, web-1\" in this order within 60 seconds",
+                run: step_fn!(ordering::watch_order),
             },
             StepDef {
                 name: "remember-field",
@@ -459,12 +538,56 @@ pub fn steps() -> &'static [StepDef] {
                 run: step_fn!(assertions::event_exists),
             },
             StepDef {
+                name: "pod-logs",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^the logs of pod "(?P<name>[^"]+)"(?: in namespace "(?P<ns>[^"]+)")?(?: container "(?P<container>[^"]+)")?(?P<previous> \(previous\))? (?:contain|(?P<neg>do not contain)) "(?P<text>(?:[^"\\]|\\.)+)""#, timing!(), "$"
+                ),
+                description: "`kubectl logs` of the pod (its only or the named container; `(previous)`: the attempt before the last restart) contains the text, or does not.",
+                example: "Then the logs of pod \"crash\" (previous) contain \"exited with code 1\" within 30 seconds",
+                run: step_fn!(logs::pod_logs),
+            },
+            StepDef {
+                name: "no-events",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^there are no [Ee]vents for "#, kind!(), r#" "(?P<name>[^"]+)""#, timing!(), "$"
+                ),
+                description: "No Event in the scenario namespace names the object; with `for N seconds`, none appears meanwhile (e.g. a pod no scheduler has seen).",
+                example: "Then there are no events for pod \"waiting\" for 5 seconds",
+                run: step_fn!(assertions::no_events),
+            },
+            StepDef {
                 name: "node-annotate",
                 keyword: Keyword::Action,
                 pattern: concat!("^I ", try_to!(), r#"annotate node "(?P<node>[^"]+)" with "(?P<key>[^"=]+?)(?:=(?P<value>[^"]*)|(?P<remove>-))"$"#),
                 description: "`kubectl annotate node`: `k=v` sets an annotation, `k-` removes it (simulated nodes report conditions from `sim.kubeproof.dev/*` annotations). The annotation is restored after the scenario; mark such scenarios `@serial @needs:node-control`.",
                 example: "When I annotate node \"{{ node }}\" with \"sim.kubeproof.dev/memory-pressure=true\"",
                 run: step_fn!(nodes_sched::annotate),
+            },
+            StepDef {
+                name: "component-stop",
+                keyword: Keyword::Action,
+                pattern: r#"^I stop the (?P<component>kube-scheduler|kube-controller-manager)$"#,
+                description: "Kills a control-plane component as SIGKILL would (a leader's Lease stays held until it expires). It is started again when the scenario ends if the scenario did not; mark such scenarios `@serial @needs:component-control` (only a cluster the runner started itself offers it).",
+                example: "When I stop the kube-scheduler",
+                run: step_fn!(chaos::stop),
+            },
+            StepDef {
+                name: "component-start",
+                keyword: Keyword::Action,
+                pattern: r#"^I start the (?P<component>kube-scheduler|kube-controller-manager) again$"#,
+                description: "Starts a component the scenario stopped; it finds the cluster as it is now (level-triggered), not the events it missed.",
+                example: "When I start the kube-controller-manager again",
+                run: step_fn!(chaos::start),
+            },
+            StepDef {
+                name: "component-restart",
+                keyword: Keyword::Action,
+                pattern: r#"^I restart the (?P<component>kube-apiserver|kube-scheduler|kube-controller-manager)$"#,
+                description: "Kills a component and starts a new instance a second later, as a crash and a restart would; for the API server every connection breaks (watches included) and the step returns once it answers /readyz again. Mark such scenarios `@serial @needs:component-control`.",
+                example: "When I restart the kube-apiserver",
+                run: step_fn!(chaos::restart),
             },
             StepDef {
                 name: "node-count",
@@ -491,6 +614,16 @@ pub fn steps() -> &'static [StepDef] {
                 description: "The scenario's bound pods matching the selector, counted per value of a node label (topology domain), are exactly these counts in any order; domains without pods count 0 and pods not yet bound or being deleted are left out.",
                 example: "Then the pods with label \"app=web\" are spread over \"topology.kubernetes.io/zone\" as \"2, 2, 2\" within 60 seconds",
                 run: step_fn!(nodes_sched::spread),
+            },
+            StepDef {
+                name: "service-endpoints",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^the (?P<api>Endpoints|EndpointSlices) of service "(?P<name>[^"]+)"(?: in namespace "(?P<ns>[^"]+)")? list (?P<which>ready |not-ready )?pods "(?P<pods>[^"]*)""#, timing!(), "$"
+                ),
+                description: "Exactly these pods (comma-separated; `\"\"` for none) stand behind the Service: in its Endpoints object (`addresses` are ready, `notReadyAddresses` not) or in the EndpointSlices labelled `kubernetes.io/service-name=<service>` (`conditions.ready`). Addresses are named by their targetRef, order ignored. `ready`/`not-ready` narrows to those addresses.",
+                example: "Then the EndpointSlices of service \"web\" list ready pods \"a, b\" within 30 seconds",
+                run: step_fn!(diagnostics::service_endpoints),
             },
         ]
     })
@@ -570,7 +703,7 @@ fn dispatch(world: &mut KubeWorld, ctx: cucumber::step::Context) -> LocalBoxFutu
                 message: f.message,
                 diff: f.diff,
                 events: world.recent_events(10).await,
-                logs: Vec::new(),
+                logs: logs::excerpts(world).await,
             });
             // resume_unwind, unlike panic!, skips the panic hook: a failing step is an expected
             // outcome reported by the runner, not a crash to print a backtrace for.

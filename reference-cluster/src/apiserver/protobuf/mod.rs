@@ -10,6 +10,7 @@
 //! upstream would have decoded ([`decode`]).
 
 mod decode;
+mod encode;
 mod go_format;
 #[rustfmt::skip]
 mod schema;
@@ -33,6 +34,12 @@ const MAGIC: &[u8] = b"k8s\0";
 /// `kind` from the envelope. Malformed or unknown input is an error, never a panic.
 pub fn decode_request(body: &[u8]) -> Result<Value, String> {
     decode_envelope(body, 0).map_err(|e| e.to_string())
+}
+
+/// The object as a Kubernetes protobuf response body; `None` when its kind has no protobuf
+/// form (custom resources), an error when a field holds a value of the wrong JSON type.
+pub fn encode_response(object: &Value) -> Option<Result<Vec<u8>, String>> {
+    encode::encode_object(object).map(|r| r.map_err(|e| e.0))
 }
 
 /// Whether a Content-Type header names Kubernetes protobuf (parameters ignored).

@@ -2,6 +2,7 @@
 //! endpoint over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`), running commands in a
 //! built-in interpreter ([`shell`]) instead of processes. What commands print is in `SIM.md`.
 
+pub mod attach;
 pub mod session;
 pub mod shell;
 

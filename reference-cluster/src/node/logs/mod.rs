@@ -296,6 +296,40 @@ impl LogStore {
         );
     }
 
+    /// A new attempt whose lines come from a real process (the `process` runtime) through
+    /// [`LogStore::push_line`] instead of a script; it is finished once
+    /// [`LogStore::end_live`] is called.
+    pub fn begin_live(&self, key: LogKey, pod_uid: &str, id: &str, attempt: u32) {
+        let script = Script {
+            pod: key.pod.clone(),
+            container: key.container.clone(),
+            attempt,
+            running_at: Instant::now(),
+            lines: Vec::new(),
+            every: None,
+            exit: None,
+        };
+        self.begin(key, pod_uid, id, script);
+        // Marked started so that no scripted start line is ever written.
+        if let Some(a) = self.inner.lock().attempt_mut(id) {
+            a.started = true;
+        }
+    }
+
+    /// Appends a line a live attempt wrote at `at`.
+    pub fn push_line(&self, id: &str, at: k8s_openapi::jiff::Timestamp, text: String) {
+        if let Some(a) = self.inner.lock().attempt_mut(id) {
+            a.buffer.push(at, text);
+        }
+    }
+
+    /// A live attempt's process has exited: followers stop after its last line.
+    pub fn end_live(&self, id: &str) {
+        if let Some(a) = self.inner.lock().attempt_mut(id) {
+            a.exited = true;
+        }
+    }
+
     /// The attempt `id` exits at `at` with `code`, unless it was already due to exit earlier.
     pub fn set_exit(&self, id: &str, at: Instant, code: i32) {
         let mut inner = self.inner.lock();

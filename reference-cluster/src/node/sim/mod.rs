@@ -14,7 +14,9 @@ use self::stages::{
     mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline,
 };
 use super::logs::{LogKey, LogStore, Script};
-use super::runtime::{ContainerId, ContainerState, Runtime, StartRequest, Usage};
+use super::runtime::{
+    ContainerId, ContainerState, ProbeFailure, ProbeKind, Runtime, StartRequest, Usage,
+};
 use crate::resources::quantity::Quantity;
 
 pub const RUNTIME_VERSION: &str = "kubeproof-sim://0.1.0";
@@ -39,6 +41,8 @@ pub struct SimRuntime {
     images: HashMap<String, HashSet<String>>,
     created: u64,
     logs: Option<LogStore>,
+    /// Each pod's address, for a tcpSocket probe's message.
+    pod_ips: HashMap<String, std::net::Ipv4Addr>,
 }
 
 impl SimRuntime {
@@ -50,6 +54,7 @@ impl SimRuntime {
             images: HashMap::new(),
             created: 0,
             logs: None,
+            pod_ips: HashMap::new(),
         }
     }
 
@@ -97,6 +102,7 @@ impl Runtime for SimRuntime {
     }
 
     fn remove_sandbox(&mut self, pod_uid: &str) {
+        self.pod_ips.remove(pod_uid);
         if let Some(logs) = &self.logs {
             logs.remove_pod(pod_uid);
         }
@@ -273,6 +279,65 @@ impl Runtime for SimRuntime {
         )
         .then_some(c.usage)
     }
+
+    fn set_pod_ip(&mut self, pod_uid: &str, ip: std::net::Ipv4Addr) {
+        self.pod_ips.insert(pod_uid.to_string(), ip);
+    }
+
+    fn probe_failures(&self, id: &str, since: Option<Instant>, now: Instant) -> Vec<ProbeFailure> {
+        let Some(c) = self.containers.get(id) else {
+            return Vec::new();
+        };
+        let Timeline::Runs(run) = &c.timeline else {
+            return Vec::new();
+        };
+        run.probe_failures(since, now, c.stop.as_ref())
+            .into_iter()
+            .map(|(kind, kills)| ProbeFailure {
+                kind,
+                output: probe_output(&c.container, kind, self.pod_ips.get(&c.pod_uid).copied()),
+                kills,
+            })
+            .collect()
+    }
+}
+
+/// What a failing probe reports, as the kubelet's probers word it: an exec probe's command
+/// prints nothing and exits non-zero, an HTTP endpoint answers 500, a TCP port refuses, a gRPC
+/// health service answers `NOT_SERVING`.
+fn probe_output(c: &Container, kind: ProbeKind, pod_ip: Option<std::net::Ipv4Addr>) -> String {
+    let probe = match kind {
+        ProbeKind::Startup => c.startup_probe.as_ref(),
+        ProbeKind::Liveness => c.liveness_probe.as_ref(),
+        ProbeKind::Readiness => c.readiness_probe.as_ref(),
+    };
+    let Some(p) = probe else {
+        return String::new();
+    };
+    if p.http_get.is_some() {
+        return "HTTP probe failed with statuscode: 500".into();
+    }
+    if let Some(tcp) = &p.tcp_socket {
+        let host = tcp
+            .host
+            .clone()
+            .or_else(|| pod_ip.map(|ip| ip.to_string()))
+            .unwrap_or_default();
+        let port = match &tcp.port {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => c
+                .ports
+                .iter()
+                .flatten()
+                .find(|cp| cp.name.as_deref() == Some(name))
+                .map_or_else(|| name.clone(), |cp| cp.container_port.to_string()),
+        };
+        return format!("dial tcp {host}:{port}: connect: connection refused");
+    }
+    if p.grpc.is_some() {
+        return "service unhealthy (responded with \"NOT_SERVING\")".into();
+    }
+    String::new()
 }
 
 /// Like kwok's `pod-complete` stage: a Job's pod does its work and exits 0 (after the 1–1.5 s

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::behaviour::{image_cannot_be_pulled, Behaviour};
 use crate::node::clock::{after, seconds};
-use crate::node::runtime::{ContainerState, Exit};
+use crate::node::runtime::{ContainerState, Exit, ProbeKind};
 use crate::resources::quantity::Quantity;
 
 /// A stage's duration: `base` plus up to `jitter`, uniformly.
@@ -140,6 +140,80 @@ impl Readiness {
     }
 }
 
+/// Probe failures that end in a kill: `count` failures `period` apart from `first`, the last
+/// one at the kill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeKill {
+    pub kind: ProbeKind,
+    pub first: Instant,
+    pub period: Duration,
+    pub count: u32,
+}
+
+impl ProbeKill {
+    fn at(&self, k: u64) -> Instant {
+        let offset = self.period.as_nanos().saturating_mul(k as u128);
+        after(
+            self.first,
+            Duration::from_nanos(offset.min(u64::MAX as u128) as u64),
+        )
+    }
+
+    /// The index of the first failure at or after `t`.
+    fn index_at_or_after(&self, t: Instant) -> u64 {
+        if t <= self.first {
+            return 0;
+        }
+        let period = self.period.max(Duration::from_nanos(1)).as_nanos();
+        ((t - self.first).as_nanos().div_ceil(period)).min(u64::MAX as u128) as u64
+    }
+
+    /// The kill: the last of the failures.
+    pub fn kill_at(&self) -> Instant {
+        self.at(u64::from(self.count.max(1)) - 1)
+    }
+
+    /// The first failure after `t`.
+    fn next_after(&self, t: Instant) -> Option<Instant> {
+        let mut k = self.index_at_or_after(t);
+        if self.at(k) <= t {
+            k += 1;
+        }
+        (k < u64::from(self.count)).then(|| self.at(k))
+    }
+
+    /// Failure indices in `[from, to]`, at most `cap` of them (the newest).
+    fn within(&self, from: Instant, to: Instant, cap: u64) -> std::ops::Range<u64> {
+        let lo = self.index_at_or_after(from);
+        let mut hi = self.index_at_or_after(to);
+        if self.at(hi) <= to {
+            hi += 1;
+        }
+        let hi = hi.min(u64::from(self.count));
+        hi.saturating_sub(cap).max(lo)..hi.max(lo)
+    }
+}
+
+/// When a readiness probe runs: from `first`, every `period`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probing {
+    pub first: Instant,
+    pub period: Duration,
+}
+
+impl Probing {
+    /// The first probe at or after `t`.
+    fn next_at_or_after(&self, t: Instant) -> Instant {
+        if t <= self.first {
+            return self.first;
+        }
+        let period = self.period.max(Duration::from_millis(1)).as_nanos();
+        let k = ((t - self.first).as_nanos()).div_ceil(period);
+        let offset = period.saturating_mul(k).min(u64::MAX as u128) as u64;
+        after(self.first, Duration::from_nanos(offset))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Run {
     pub running_at: Instant,
@@ -147,6 +221,54 @@ pub struct Run {
     pub ready: Readiness,
     /// How it ends on its own, if it does.
     pub exit: Option<PlannedExit>,
+    /// The liveness or startup probe failures that kill it, when a probe does.
+    pub kill_probe: Option<ProbeKill>,
+    /// The readiness probe's schedule, when the container has one.
+    pub readiness_probe: Option<Probing>,
+}
+
+impl Run {
+    /// Failed probes in `(since, now]` (from the start when `since` is `None`), before the exit:
+    /// each liveness/startup failure, and at most one readiness failure however many probes
+    /// failed (they fold into one event anyway).
+    pub fn probe_failures(
+        &self,
+        since: Option<Instant>,
+        now: Instant,
+        stop: Option<&PlannedExit>,
+    ) -> Vec<(ProbeKind, bool)> {
+        let end = earliest(self.exit.as_ref(), stop).map_or(now, |e| e.at.min(now));
+        // Probes exactly at `since` were reported by the previous call.
+        let from = match since {
+            Some(t) => t + Duration::from_nanos(1),
+            None => self.running_at,
+        };
+        let mut out = Vec::new();
+        if let Some(p) = &self.readiness_probe {
+            let mut spans: Vec<(Instant, Option<Instant>)> = Vec::new();
+            match self.ready.from {
+                Some(ready) if ready > p.first => spans.push((p.first, Some(ready))),
+                Some(_) => {}
+                None => spans.push((p.first, None)),
+            }
+            spans.extend(self.ready.fails);
+            let probed_failing = spans.iter().any(|&(start, stop_at)| {
+                let t = p.next_at_or_after(start.max(from));
+                t <= end && stop_at.is_none_or(|s| t < s)
+            });
+            if probed_failing {
+                out.push((ProbeKind::Readiness, false));
+            }
+        }
+        if let Some(k) = &self.kill_probe {
+            // Repeats fold into one Event anyway; a handful shows the count growing.
+            let last = u64::from(k.count.max(1)) - 1;
+            for i in k.within(from, end, 10) {
+                out.push((k.kind, i == last));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -281,21 +403,52 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
             });
         }
     }
+    let mut kills: Vec<ProbeKill> = Vec::new();
+    if let Some(p) = c.startup_probe.as_ref() {
+        // The startup probe fails until `started_at`; `failureThreshold` failures kill first.
+        let period = secs(p.period_seconds, 10);
+        let threshold = p.failure_threshold.unwrap_or(3).max(1) as u32;
+        let first = after(running_at, secs(p.initial_delay_seconds, 0));
+        let kill = ProbeKill {
+            kind: ProbeKind::Startup,
+            first,
+            period,
+            count: threshold,
+        };
+        if kill.kill_at() < started_at {
+            kills.push(kill);
+        }
+    }
     if let Some(fail_after) = b.liveness_fail_after {
         let p = c.liveness_probe.as_ref();
         let period = secs(p.and_then(|p| p.period_seconds), 10);
         let threshold = p.and_then(|p| p.failure_threshold).unwrap_or(3).max(1) as u32;
         let first = p.and_then(|p| p.initial_delay_seconds).unwrap_or(0).max(0) as u64;
-        let fail_from =
-            after(running_at, fail_after).max(after(running_at, Duration::from_secs(first)));
+        // Liveness is only probed once the container has started.
+        let fail_from = after(running_at, fail_after)
+            .max(after(running_at, Duration::from_secs(first)))
+            .max(started_at);
+        kills.push(ProbeKill {
+            kind: ProbeKind::Liveness,
+            first: after(fail_from, period),
+            period,
+            count: threshold,
+        });
+    }
+    let kill_probe = kills.into_iter().min_by_key(|k| k.kill_at());
+    if let Some(k) = &kill_probe {
         exits.push(PlannedExit {
-            at: after(fail_from, period.saturating_mul(threshold)),
+            at: k.kill_at(),
             code: 137,
             reason: "Error",
             message: None,
         });
     }
     let exit = exits.into_iter().min_by_key(|e| e.at);
+    let readiness_probe = c.readiness_probe.as_ref().map(|p| Probing {
+        first: started_at.max(after(running_at, secs(p.initial_delay_seconds, 0))),
+        period: secs(p.period_seconds, 10),
+    });
     Timeline::Runs(Run {
         running_at,
         started_at,
@@ -304,6 +457,8 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
             fails,
         },
         exit,
+        kill_probe,
+        readiness_probe,
     })
 }
 
@@ -433,6 +588,10 @@ impl Timeline {
                     points.extend(end);
                 }
                 points.extend(run.exit.as_ref().map(|e| e.at));
+                // Each failure that leads to a kill is worth an `Unhealthy` event when it happens.
+                if let Some(k) = &run.kill_probe {
+                    points.extend(k.next_after(now));
+                }
             }
         }
         if matches!(
@@ -722,6 +881,112 @@ mod tests {
             ContainerState::Exited(e) => assert_eq!(e.started_at, Some(t0 + ms(10))),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn liveness_failures_lead_to_the_kill_and_are_reported_once() {
+        let t0 = Instant::now();
+        let c = container(
+            json!({"livenessProbe": {"httpGet": {"path": "/", "port": 80},
+                                  "periodSeconds": 1, "failureThreshold": 3}}),
+        );
+        let b = Behaviour {
+            liveness_fail_after: Some(ms(500)),
+            ..Default::default()
+        };
+        let Timeline::Runs(run) = run_plan(&c, &b, t0, true) else {
+            panic!("runs")
+        };
+        // Running at 10ms; failing from 510ms; failures at 1.51s, 2.51s, 3.51s (the kill).
+        let kill = run.exit.as_ref().unwrap();
+        assert_eq!((kill.at, kill.code), (t0 + ms(3510), 137));
+        let t = Timeline::Runs(run.clone());
+        assert_eq!(t.next_change(t0 + ms(20), None), Some(t0 + ms(1510)));
+        assert_eq!(t.next_change(t0 + ms(1510), None), Some(t0 + ms(2510)));
+        let early = run.probe_failures(None, t0 + ms(2600), None);
+        assert_eq!(
+            early,
+            vec![(ProbeKind::Liveness, false), (ProbeKind::Liveness, false)]
+        );
+        let rest = run.probe_failures(Some(t0 + ms(2600)), t0 + ms(9000), None);
+        assert_eq!(
+            rest,
+            vec![(ProbeKind::Liveness, true)],
+            "the last one kills"
+        );
+        assert!(run
+            .probe_failures(Some(t0 + ms(9000)), t0 + ms(20000), None)
+            .is_empty());
+    }
+
+    #[test]
+    fn a_startup_probe_that_never_passes_kills_after_its_threshold() {
+        let t0 = Instant::now();
+        let c = container(json!({"startupProbe": {"exec": {"command": ["true"]},
+                                 "periodSeconds": 2, "failureThreshold": 3}}));
+        let slow = Behaviour {
+            started_after: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let Timeline::Runs(run) = run_plan(&c, &slow, t0, true) else {
+            panic!("runs")
+        };
+        assert_eq!(run.exit.as_ref().unwrap().at, t0 + ms(4010));
+        let kinds = run.probe_failures(None, t0 + ms(5000), None);
+        assert_eq!(kinds.last(), Some(&(ProbeKind::Startup, true)));
+        let in_time = Behaviour {
+            started_after: Some(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let Timeline::Runs(ok) = run_plan(&c, &in_time, t0, true) else {
+            panic!("runs")
+        };
+        assert!(ok.exit.is_none(), "started within the threshold");
+    }
+
+    #[test]
+    fn readiness_failures_are_reported_while_probes_fail() {
+        let t0 = Instant::now();
+        let c =
+            container(json!({"readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1}}));
+        let b = Behaviour {
+            ready_after: Some(ms(2500)),
+            ..Default::default()
+        };
+        let Timeline::Runs(run) = run_plan(&c, &b, t0, true) else {
+            panic!("runs")
+        };
+        assert_eq!(
+            run.probe_failures(None, t0 + ms(100), None),
+            vec![(ProbeKind::Readiness, false)],
+            "the first probe at start fails"
+        );
+        assert!(
+            run.probe_failures(Some(t0 + ms(3000)), t0 + ms(9000), None)
+                .is_empty(),
+            "ready from 2.51s on"
+        );
+        let no_probe = container(json!({}));
+        let Timeline::Runs(quiet) = run_plan(&no_probe, &b, t0, true) else {
+            panic!("runs")
+        };
+        assert!(quiet.probe_failures(None, t0 + ms(9000), None).is_empty());
+    }
+
+    #[test]
+    fn huge_thresholds_stay_cheap() {
+        let t0 = Instant::now();
+        let c = container(json!({"livenessProbe": {"exec": {"command": ["true"]},
+                                  "periodSeconds": 1, "failureThreshold": i32::MAX}}));
+        let b = Behaviour {
+            liveness_fail_after: Some(ms(0)),
+            ..Default::default()
+        };
+        let Timeline::Runs(run) = run_plan(&c, &b, t0, true) else {
+            panic!("runs")
+        };
+        let failures = run.probe_failures(None, t0 + Duration::from_secs(1_000_000), None);
+        assert_eq!(failures.len(), 10, "capped");
     }
 
     #[test]

@@ -105,6 +105,11 @@ pub fn validate_pod_template(template: Option<&Value>, path: &str, errs: &mut Er
 /// `ValidatePodSpec` for the checks clients commonly run into.
 pub fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errors) {
     let volumes = validate_volumes(spec, &child(path, "volumes"), errs);
+    validate_app_armor(
+        at(spec, "securityContext.appArmorProfile"),
+        &child(path, "securityContext.appArmorProfile"),
+        errs,
+    );
     let containers = array_at(spec, "containers");
     if containers.is_empty() {
         errs.push(FieldError::required(child(path, "containers")));
@@ -326,6 +331,54 @@ fn validate_containers(
             errs,
         );
         validate_resources(c.get("resources"), &child(&cp, "resources"), errs);
+        validate_app_armor(
+            at(c, "securityContext.appArmorProfile"),
+            &child(&cp, "securityContext.appArmorProfile"),
+            errs,
+        );
+    }
+}
+
+/// `securityContext.appArmorProfile` (GA in 1.31): only a Localhost profile names a profile,
+/// and it must.
+fn validate_app_armor(profile: Option<&Value>, path: &str, errs: &mut Errors) {
+    let Some(p) = profile.filter(|p| !p.is_null()) else {
+        return;
+    };
+    let localhost = p.get("localhostProfile").filter(|v| !v.is_null());
+    match str_at(p, "type") {
+        Some("Localhost") => match localhost.and_then(Value::as_str) {
+            Some(name) if name.trim() != name => errs.push(FieldError::invalid(
+                child(path, "localhostProfile"),
+                &Value::String(name.to_string()),
+                "must not be padded with whitespace",
+            )),
+            Some(name) if !name.is_empty() => {}
+            _ => errs.push(FieldError::required_detail(
+                child(path, "localhostProfile"),
+                "must be set when AppArmor type is Localhost",
+            )),
+        },
+        Some("RuntimeDefault" | "Unconfined") => {
+            if let Some(l) = localhost {
+                errs.push(FieldError::invalid(
+                    child(path, "localhostProfile"),
+                    l,
+                    "can only be set when AppArmor type is Localhost",
+                ));
+            }
+        }
+        None | Some("") => errs.push(FieldError::required_detail(
+            child(path, "type"),
+            "type is required when appArmorProfile is set",
+        )),
+        Some(_) => check_enum(
+            p,
+            path,
+            "type",
+            &["Localhost", "RuntimeDefault", "Unconfined"],
+            errs,
+        ),
     }
 }
 
@@ -752,6 +805,30 @@ mod tests {
             [
                 "spec.containers[0].volumeMounts[0].name: Not found: \"data\"",
                 "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn app_armor_profiles_name_a_profile_only_when_localhost() {
+        let mut spec = good_spec();
+        spec["securityContext"] = json!({"appArmorProfile": {"type": "RuntimeDefault"}});
+        spec["containers"][0]["securityContext"] =
+            json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-deny"}});
+        let mut errs = Errors::new();
+        validate_pod_spec(&spec, "spec", &mut errs);
+        assert!(msgs(&errs).is_empty(), "{:?}", msgs(&errs));
+        spec["securityContext"] =
+            json!({"appArmorProfile": {"type": "Unconfined", "localhostProfile": "x"}});
+        spec["containers"][0]["securityContext"] =
+            json!({"appArmorProfile": {"type": "Localhost"}});
+        let mut errs = Errors::new();
+        validate_pod_spec(&spec, "spec", &mut errs);
+        assert_eq!(
+            msgs(&errs),
+            [
+                "spec.securityContext.appArmorProfile.localhostProfile: Invalid value: \"x\": can only be set when AppArmor type is Localhost",
+                "spec.containers[0].securityContext.appArmorProfile.localhostProfile: Required value: must be set when AppArmor type is Localhost",
             ]
         );
     }

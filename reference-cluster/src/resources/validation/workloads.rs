@@ -183,7 +183,11 @@ fn validate_replicated(obj: &Value, what: &str, has_replicas: bool, errs: &mut E
                     ));
                 }
             }
-            validate_pod_template(template, "spec.template", errs);
+            if what == "statefulset" {
+                validate_template_metadata(template, "spec.template", errs);
+            } else {
+                validate_pod_template(template, "spec.template", errs);
+            }
             if let Some(t) = template {
                 if let Some(rp) = at(t, "spec.restartPolicy").filter(|v| !v.is_null()) {
                     if rp.as_str() != Some("Always") {
@@ -203,6 +207,23 @@ fn validate_replicated(obj: &Value, what: &str, has_replicas: bool, errs: &mut E
             }
         }
     }
+}
+
+/// Upstream checks only the metadata of a StatefulSet's template: its containers may mount
+/// the volumeClaimTemplates, which are not volumes of the template, and the pods themselves
+/// are validated when the controller creates them.
+fn validate_template_metadata(template: Option<&Value>, path: &str, errs: &mut Errors) {
+    let Some(t) = template.filter(|t| t.is_object()) else {
+        errs.push(FieldError::required(path));
+        return;
+    };
+    let meta = child(path, "metadata");
+    super::validate_labels(at(t, "metadata.labels"), &child(&meta, "labels"), errs);
+    super::validate_annotations(
+        at(t, "metadata.annotations"),
+        &child(&meta, "annotations"),
+        errs,
+    );
 }
 
 fn validate_deployment_strategy(obj: &Value, errs: &mut Errors) {
@@ -694,6 +715,27 @@ mod tests {
         let mut errs = Errors::new();
         validate(group, kind, obj, old, &mut errs);
         errs.into_iter().map(|e| e.message).collect()
+    }
+
+    #[test]
+    fn statefulset_templates_may_mount_claim_templates() {
+        let mut sts = json!({"metadata": {"name": "db", "namespace": "ns"}, "spec": {
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                         "spec": {"containers": [{"name": "db", "image": "postgres",
+                             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}});
+        crate::resources::defaults::apply("apps", "v1", "StatefulSet", &mut sts);
+        assert!(run("apps", "StatefulSet", &sts, None).is_empty());
+        sts["spec"]["template"]["metadata"]["labels"]["bad key!"] = json!("x");
+        let errs = run("apps", "StatefulSet", &sts, None);
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("spec.template.metadata.labels: Invalid value")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod diagnosis;
 pub mod events;
 pub mod runtime;
 pub mod status;
+pub mod waiting;
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -263,8 +264,16 @@ pub trait Plugin: Send + Sync {
 
     fn unreserve(&self, _ctx: &Ctx, _state: &mut CycleState, _pod: &PodInfo, _node: &str) {}
 
-    fn permit(&self, _ctx: &Ctx, _state: &CycleState, _pod: &PodInfo, _node: &str) -> Status {
-        Status::success()
+    /// Success, a rejection, or `Code::Wait` with how long the pod may wait for this plugin's
+    /// Allow (the duration is ignored otherwise).
+    fn permit(
+        &self,
+        _ctx: &Ctx,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _node: &str,
+    ) -> (Status, std::time::Duration) {
+        (Status::success(), std::time::Duration::ZERO)
     }
 
     async fn pre_bind(&self, _api: &ApiClient, _pod: &PodInfo, _node: &str) -> Status {

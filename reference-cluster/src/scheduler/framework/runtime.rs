@@ -5,12 +5,15 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::super::api::ApiClient;
 use super::super::nodeinfo::NodeInfo;
+use super::super::parallel;
 use super::super::podinfo::PodInfo;
 use super::diagnosis::go_list;
 use super::events::ClusterEvent;
+use super::waiting::{self, WaitingPods};
 use super::{
     points, Code, Ctx, CycleState, NodeToStatus, Plugin, PostFilterResult, PreFilterResult, Status,
     MAX_NODE_SCORE,
@@ -38,6 +41,11 @@ pub struct Framework {
     plugins: PluginLists,
     /// Registered events with the plugin that registered them.
     events: Vec<(ClusterEvent, &'static str)>,
+    /// Pods held at Permit; plugins and tests Allow or Reject them through it.
+    pub waiting: Arc<WaitingPods>,
+    /// Threads Filter and Score may use (upstream `parallelism`, default 16; capped at the
+    /// CPUs there are).
+    pub parallelism: usize,
 }
 
 impl Framework {
@@ -68,6 +76,8 @@ impl Framework {
             percentage_of_nodes_to_score,
             plugins,
             events,
+            waiting: Arc::new(WaitingPods::default()),
+            parallelism: 16,
         }
     }
 
@@ -377,18 +387,38 @@ impl Framework {
         nodes: &[usize],
     ) -> Result<Vec<i64>, Status> {
         let mut totals = vec![0i64; nodes.len()];
-        let mut scores = vec![0i64; nodes.len()];
-        for (p, weight) in &self.plugins.score {
-            if state.skip_score.contains(p.name()) {
-                continue;
+        let active: Vec<&(Arc<dyn Plugin>, i64)> = self
+            .plugins
+            .score
+            .iter()
+            .filter(|(p, _)| !state.skip_score.contains(p.name()))
+            .collect();
+        // Raw scores, plugin-major: every plugin scores a chunk of nodes on one thread.
+        let mut raw = vec![0i64; active.len() * nodes.len()];
+        let workers = parallel::workers_for(nodes.len(), self.parallelism);
+        let chunks = parallel::for_chunks(nodes.len(), workers, &|| false, &|r| {
+            let mut out = Vec::with_capacity(active.len() * r.len());
+            for (p, _) in &active {
+                for n in &nodes[r.clone()] {
+                    out.push(p.score(ctx, state, pod, ctx.cache.node(*n)).map_err(|s| {
+                        let name = p.name();
+                        s.into_error(&format!("running Score plugin {name:?}"))
+                    }));
+                }
             }
-            for (i, n) in nodes.iter().enumerate() {
-                scores[i] = p.score(ctx, state, pod, ctx.cache.node(*n)).map_err(|s| {
-                    let name = p.name();
-                    s.into_error(&format!("running Score plugin {name:?}"))
-                })?;
+            (r, out)
+        });
+        for (_, (r, out)) in chunks {
+            let mut out = out.into_iter();
+            for k in 0..active.len() {
+                for i in r.clone() {
+                    raw[k * nodes.len() + i] = out.next().unwrap_or(Ok(0))?;
+                }
             }
-            let s = p.normalize_score(ctx, state, pod, nodes, &mut scores);
+        }
+        for (k, (p, weight)) in active.into_iter().enumerate() {
+            let scores = &mut raw[k * nodes.len()..(k + 1) * nodes.len()];
+            let s = p.normalize_score(ctx, state, pod, nodes, scores);
             if !s.is_success() {
                 let name = p.name();
                 return Err(s.into_error(&format!("running Normalize on Score plugin {name:?}")));
@@ -432,21 +462,46 @@ impl Framework {
         }
     }
 
-    /// Permit plugins; a plugin asking to Wait is turned into an error, since no bundled plugin
-    /// waits and the binding cycle does not implement waiting.
-    pub fn run_permit(&self, ctx: &Ctx, state: &CycleState, pod: &PodInfo, node: &str) -> Status {
+    /// Permit plugins (upstream `RunPermitPlugins`): the first rejection wins; plugins asking
+    /// to Wait are collected with their timeouts, and the status is then `Code::Wait`. The
+    /// caller registers the pod in [`Framework::waiting`] before its binding cycle waits.
+    pub fn run_permit(
+        &self,
+        ctx: &Ctx,
+        state: &CycleState,
+        pod: &PodInfo,
+        node: &str,
+    ) -> (Status, Vec<(&'static str, Duration)>) {
+        let mut waits = Vec::new();
         for p in &self.plugins.permit {
-            let s = p.permit(ctx, state, pod, node);
+            let (s, timeout) = p.permit(ctx, state, pod, node);
             if s.is_success() {
                 continue;
             }
             let name = p.name();
-            if s.is_rejected() {
-                return s.with_plugin(name);
+            if s.is_wait() {
+                waits.push((name, timeout.min(waiting::MAX_PERMIT_TIMEOUT)));
+                continue;
             }
-            return s.into_error(&format!("running Permit plugin {name:?}"));
+            if s.is_rejected() {
+                return (s.with_plugin(name), Vec::new());
+            }
+            return (
+                s.into_error(&format!("running Permit plugin {name:?}")),
+                Vec::new(),
+            );
         }
-        Status::success()
+        if waits.is_empty() {
+            (Status::success(), waits)
+        } else {
+            (Status::code_only(Code::Wait), waits)
+        }
+    }
+
+    /// Holds the binding cycle until every plugin that asked the pod to wait allowed it;
+    /// success at once for a pod that is not waiting.
+    pub async fn wait_on_permit(&self, pod: &PodInfo) -> Status {
+        self.waiting.wait_on_permit(&pod.uid).await
     }
 
     pub async fn run_pre_bind(&self, api: &ApiClient, pod: &PodInfo, node: &str) -> Status {

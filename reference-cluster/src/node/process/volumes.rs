@@ -1,0 +1,453 @@
+//! Pod volumes as directories under the pod's directory, and the bind mounts that put them at
+//! each container's `mountPath` (inside the container's own mount namespace).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume,
+    PersistentVolumeClaim, Pod, Secret, ServiceAccount, Volume,
+};
+use kube::api::PostParams;
+use kube::Api;
+
+use super::env::{config_map_value, field_value, resource_value, secret_value};
+
+/// A bind mount of `source` at `target`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// What volumes may read besides the API.
+pub struct VolumeContext<'a> {
+    pub client: &'a kube::Client,
+    pub pod: &'a Pod,
+    pub pod_dir: &'a Path,
+    pub pod_ip: Option<String>,
+    pub host_ip: String,
+    pub node_allocatable: &'a BTreeMap<String, String>,
+}
+
+/// Files a volume holds: relative path → (content, mode).
+type Files = Vec<(String, Vec<u8>, u32)>;
+
+const DEFAULT_MODE: i32 = 0o644;
+
+/// Materialises every volume of the pod; returns each one's host directory (or file, for a
+/// hostPath file). Volumes written from API objects are rewritten on each call, so a
+/// restarted container sees current data.
+pub async fn prepare(cx: &VolumeContext<'_>) -> Result<BTreeMap<String, PathBuf>, String> {
+    let mut out = BTreeMap::new();
+    let volumes = cx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    for v in &volumes {
+        let path = prepare_one(cx, v)
+            .await
+            .map_err(|e| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name))?;
+        out.insert(v.name.clone(), path);
+    }
+    Ok(out)
+}
+
+async fn prepare_one(cx: &VolumeContext<'_>, v: &Volume) -> Result<PathBuf, String> {
+    let dir = cx.pod_dir.join("volumes").join(&v.name);
+    let ns = cx.pod.metadata.namespace.as_deref().unwrap_or("default");
+    if v.empty_dir.is_some() {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        return Ok(dir);
+    }
+    if let Some(h) = &v.host_path {
+        let p = PathBuf::from(&h.path);
+        match h.type_.as_deref().unwrap_or("") {
+            "DirectoryOrCreate" => std::fs::create_dir_all(&p).map_err(|e| e.to_string())?,
+            "FileOrCreate" if !p.exists() => std::fs::write(&p, b"").map_err(|e| e.to_string())?,
+            "Directory" if !p.is_dir() => {
+                return Err(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    h.path
+                ))
+            }
+            "File" if !p.is_file() => {
+                return Err(format!(
+                    "hostPath type check failed: {} is not a file",
+                    h.path
+                ))
+            }
+            _ => {}
+        }
+        return Ok(p);
+    }
+    if let Some(pvc) = &v.persistent_volume_claim {
+        return claim_path(cx.client, ns, &pvc.claim_name).await;
+    }
+    let mut files: Files = Vec::new();
+    if let Some(s) = &v.config_map {
+        let cm = Api::<ConfigMap>::namespaced(cx.client.clone(), ns)
+            .get_opt(&s.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        match cm {
+            Some(cm) => files.extend(from_keys(
+                |k| config_map_value(&cm, k),
+                keys_of_config_map(&cm),
+                s.items.as_deref(),
+                s.default_mode.unwrap_or(DEFAULT_MODE),
+                &format!("configmap {:?}", s.name),
+            )?),
+            None if s.optional == Some(true) => {}
+            None => return Err(format!("configmap {:?} not found", s.name)),
+        }
+    } else if let Some(s) = &v.secret {
+        let name = s.secret_name.clone().unwrap_or_default();
+        let secret = Api::<Secret>::namespaced(cx.client.clone(), ns)
+            .get_opt(&name)
+            .await
+            .map_err(|e| e.to_string())?;
+        match secret {
+            Some(sec) => files.extend(from_keys(
+                |k| secret_value(&sec, k),
+                sec.data.iter().flatten().map(|(k, _)| k.clone()).collect(),
+                s.items.as_deref(),
+                s.default_mode.unwrap_or(DEFAULT_MODE),
+                &format!("secret {name:?}"),
+            )?),
+            None if s.optional == Some(true) => {}
+            None => return Err(format!("secret {name:?} not found")),
+        }
+    } else if let Some(d) = &v.downward_api {
+        files.extend(downward(
+            cx,
+            d.items.as_deref().unwrap_or_default(),
+            d.default_mode.unwrap_or(DEFAULT_MODE),
+        )?);
+    } else if let Some(p) = &v.projected {
+        let mode = p.default_mode.unwrap_or(DEFAULT_MODE);
+        for src in p.sources.iter().flatten() {
+            if let Some(s) = &src.config_map {
+                let cm = Api::<ConfigMap>::namespaced(cx.client.clone(), ns)
+                    .get_opt(&s.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match cm {
+                    Some(cm) => files.extend(from_keys(
+                        |k| config_map_value(&cm, k),
+                        keys_of_config_map(&cm),
+                        s.items.as_deref(),
+                        mode,
+                        &format!("configmap {:?}", s.name),
+                    )?),
+                    None if s.optional == Some(true) => {}
+                    None => return Err(format!("configmap {:?} not found", s.name)),
+                }
+            }
+            if let Some(s) = &src.secret {
+                let secret = Api::<Secret>::namespaced(cx.client.clone(), ns)
+                    .get_opt(&s.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match secret {
+                    Some(sec) => files.extend(from_keys(
+                        |k| secret_value(&sec, k),
+                        sec.data.iter().flatten().map(|(k, _)| k.clone()).collect(),
+                        s.items.as_deref(),
+                        mode,
+                        &format!("secret {:?}", s.name),
+                    )?),
+                    None if s.optional == Some(true) => {}
+                    None => return Err(format!("secret {:?} not found", s.name)),
+                }
+            }
+            if let Some(d) = &src.downward_api {
+                files.extend(downward(cx, d.items.as_deref().unwrap_or_default(), mode)?);
+            }
+            if let Some(t) = &src.service_account_token {
+                let sa = cx
+                    .pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.service_account_name.clone())
+                    .unwrap_or_else(|| "default".into());
+                let token =
+                    service_account_token(cx, ns, &sa, t.audience.clone(), t.expiration_seconds)
+                        .await?;
+                files.push((t.path.clone(), token.into_bytes(), mode as u32));
+            }
+        }
+    } else {
+        return Err("this volume type is not supported by the process runtime".into());
+    }
+    write_atomically(&dir, &files)?;
+    Ok(dir)
+}
+
+fn keys_of_config_map(cm: &ConfigMap) -> Vec<String> {
+    cm.data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .chain(cm.binary_data.iter().flatten().map(|(k, _)| k.clone()))
+        .collect()
+}
+
+/// The files of a key-valued source: every key, or just `items` (a missing item is an error).
+fn from_keys(
+    get: impl Fn(&str) -> Option<Vec<u8>>,
+    all: Vec<String>,
+    items: Option<&[KeyToPath]>,
+    default_mode: i32,
+    what: &str,
+) -> Result<Files, String> {
+    let mode = default_mode as u32;
+    match items {
+        None => Ok(all
+            .into_iter()
+            .filter_map(|k| get(&k).map(|v| (k, v, mode)))
+            .collect()),
+        Some(items) => items
+            .iter()
+            .map(|i| {
+                let v = get(&i.key).ok_or_else(|| {
+                    format!(
+                        "configured to use key {} of {what}, which is missing",
+                        i.key
+                    )
+                })?;
+                Ok((i.path.clone(), v, i.mode.map_or(mode, |m| m as u32)))
+            })
+            .collect(),
+    }
+}
+
+fn downward(
+    cx: &VolumeContext<'_>,
+    items: &[DownwardAPIVolumeFile],
+    mode: i32,
+) -> Result<Files, String> {
+    let mut files = Vec::new();
+    for item in items {
+        let value = if let Some(f) = &item.field_ref {
+            field_value(f, cx.pod, cx.pod_ip.as_deref(), &cx.host_ip)?
+        } else if let Some(r) = &item.resource_field_ref {
+            let name = r.container_name.clone().unwrap_or_default();
+            let c: Option<&Container> = cx.pod.spec.as_ref().and_then(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .find(|c| c.name == name)
+            });
+            let c = c.ok_or_else(|| format!("container {name:?} not found in the pod"))?;
+            resource_value(
+                c,
+                &r.resource,
+                r.divisor.as_ref().map(|d| d.0.as_str()),
+                cx.node_allocatable,
+            )?
+        } else {
+            String::new()
+        };
+        files.push((
+            item.path.clone(),
+            value.into_bytes(),
+            item.mode.unwrap_or(mode) as u32,
+        ));
+    }
+    Ok(files)
+}
+
+async fn service_account_token(
+    cx: &VolumeContext<'_>,
+    ns: &str,
+    sa: &str,
+    audience: Option<String>,
+    expiration: Option<i64>,
+) -> Result<String, String> {
+    let req = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: audience.into_iter().collect(),
+            expiration_seconds: Some(expiration.unwrap_or(3607)),
+            bound_object_ref: None,
+        },
+        ..Default::default()
+    };
+    let r = Api::<ServiceAccount>::namespaced(cx.client.clone(), ns)
+        .create_token_request(sa, &PostParams::default(), &req)
+        .await
+        .map_err(|e| format!("failed to fetch token for service account {ns}/{sa}: {e}"))?;
+    r.status
+        .map(|s| s.token)
+        .ok_or_else(|| format!("the token request for {ns}/{sa} returned no token"))
+}
+
+/// Where a bound claim's volume lives on this host (hostPath and local volumes only).
+async fn claim_path(client: &kube::Client, ns: &str, claim: &str) -> Result<PathBuf, String> {
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .get_opt(claim)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("persistentvolumeclaim {claim:?} not found"))?;
+    let pv_name = pvc
+        .spec
+        .and_then(|s| s.volume_name)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("persistentvolumeclaim {claim:?} is not bound"))?;
+    let pv = Api::<PersistentVolume>::all(client.clone())
+        .get(&pv_name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spec = pv.spec.unwrap_or_default();
+    let path = spec
+        .host_path
+        .map(|h| h.path)
+        .or(spec.local.map(|l| l.path))
+        .ok_or_else(|| {
+            format!("persistentvolume {pv_name:?} is neither hostPath nor local; the process runtime cannot mount it")
+        })?;
+    std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+    Ok(PathBuf::from(path))
+}
+
+/// Replaces `dir`'s content with `files` in one rename, as the kubelet's atomic writer does:
+/// a reader sees the old set or the new one, never a mix.
+fn write_atomically(dir: &Path, files: &Files) -> Result<(), String> {
+    let parent = dir.parent().ok_or("a volume directory has a parent")?;
+    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("v");
+    let staged = parent.join(format!(".{name}.new"));
+    let _ = std::fs::remove_dir_all(&staged);
+    std::fs::create_dir_all(&staged).map_err(|e| e.to_string())?;
+    for (rel, data, mode) in files {
+        if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
+            return Err(format!(
+                "invalid path {rel:?}: must be relative and may not contain '..'"
+            ));
+        }
+        let p = staged.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&p, data).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode & 0o7777))
+            .map_err(|e| e.to_string())?;
+    }
+    // Mount points keep pointing at the old directory inode after a rename; containers that
+    // are running see new data only after a restart (documented in PROCESS.md).
+    let old = parent.join(format!(".{name}.old"));
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&staged, dir).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The mounts of `container`: each `volumeMount` (with `subPath`, `subPathExpr` expanded by
+/// the caller's env) over the pod's prepared volumes.
+pub fn mounts_for(
+    container: &Container,
+    volumes: &BTreeMap<String, PathBuf>,
+    expand: impl Fn(&str) -> String,
+) -> Result<Vec<Mount>, String> {
+    let mut out = Vec::new();
+    for m in container.volume_mounts.iter().flatten() {
+        let base = volumes
+            .get(&m.name)
+            .ok_or_else(|| format!("volume {:?} is not defined in the pod", m.name))?;
+        let sub = match (&m.sub_path, &m.sub_path_expr) {
+            (Some(s), _) if !s.is_empty() => Some(s.clone()),
+            (_, Some(e)) if !e.is_empty() => Some(expand(e)),
+            _ => None,
+        };
+        let source = match sub {
+            Some(s) => {
+                if s.starts_with('/') || s.split('/').any(|p| p == "..") {
+                    return Err(format!(
+                        "subPath {s:?} must be relative and may not contain '..'"
+                    ));
+                }
+                let p = base.join(&s);
+                if !p.exists() {
+                    std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
+                }
+                p
+            }
+            None => base.clone(),
+        };
+        out.push(Mount {
+            source,
+            target: m.mount_path.clone(),
+            read_only: m.read_only == Some(true),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn atomic_writes_replace_the_whole_set_with_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("volumes/cfg");
+        write_atomically(
+            &v,
+            &vec![
+                ("a".into(), b"1".to_vec(), 0o600),
+                ("d/b".into(), b"2".to_vec(), 0o644),
+            ],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(v.join("d/b")).unwrap(), "2");
+        let mode = std::fs::metadata(v.join("a")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        write_atomically(&v, &vec![("c".into(), b"3".to_vec(), 0o644)]).unwrap();
+        assert!(!v.join("a").exists() && v.join("c").exists());
+        assert!(write_atomically(&v, &vec![("../x".into(), vec![], 0o644)]).is_err());
+    }
+
+    #[test]
+    fn mounts_follow_volume_mounts_with_sub_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let c: Container = serde_json::from_value(json!({"name": "c", "volumeMounts": [
+            {"name": "data", "mountPath": "/data", "readOnly": true},
+            {"name": "data", "mountPath": "/logs", "subPathExpr": "$(POD)"}
+        ]}))
+        .unwrap();
+        let vols: BTreeMap<String, PathBuf> =
+            [("data".to_string(), dir.path().to_path_buf())].into();
+        let m = mounts_for(&c, &vols, |s| s.replace("$(POD)", "p1")).unwrap();
+        assert_eq!(m[0].target, "/data");
+        assert!(m[0].read_only);
+        assert_eq!(m[1].source, dir.path().join("p1"));
+        assert!(dir.path().join("p1").is_dir());
+        let missing: Container = serde_json::from_value(
+            json!({"name": "c", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}),
+        )
+        .unwrap();
+        assert!(mounts_for(&missing, &vols, |s| s.to_string()).is_err());
+        let keys = from_keys(
+            |k| (k == "a").then(|| b"v".to_vec()),
+            vec!["a".into()],
+            Some(&[KeyToPath {
+                key: "a".into(),
+                path: "x/y".into(),
+                mode: Some(0o400),
+            }]),
+            0o644,
+            "configmap \"c\"",
+        )
+        .unwrap();
+        assert_eq!(keys, vec![("x/y".to_string(), b"v".to_vec(), 0o400)]);
+    }
+}
