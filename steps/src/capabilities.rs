@@ -65,7 +65,12 @@ fn runs_processes(node: &Value) -> bool {
         return false;
     }
     let runtime = runtime_version(node);
-    !runtime.is_empty() && !runtime.starts_with(SIM_RUNTIME_PREFIX)
+    if runtime.starts_with("kubeproof-process://") {
+        return true;
+    }
+    // Other `kubeproof…` runtimes are simulated nodes, or bare Node objects of an API-only
+    // cluster (`kubeproof://`), which run nothing.
+    !runtime.is_empty() && !runtime.starts_with("kubeproof")
 }
 
 fn is_ready(node: &Value) -> bool {
@@ -328,6 +333,11 @@ mod tests {
         let kwok = json!({"metadata": {"annotations": {"kwok.x-k8s.io/node": "fake"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.0"}}});
         let labelled = json!({"metadata": {"labels": {"kubeproof.dev/runtime": "process"}}, "status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof-sim://0.1.0"}}});
         assert!(!runs_processes(&sim));
+        let bare =
+            json!({"status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof://0.1.0"}}});
+        assert!(!runs_processes(&bare));
+        let process = json!({"status": {"nodeInfo": {"containerRuntimeVersion": "kubeproof-process://0.1.0"}}});
+        assert!(runs_processes(&process));
         assert!(runs_processes(&real));
         assert!(!runs_processes(&kwok));
         assert!(runs_processes(&labelled));
