@@ -120,15 +120,67 @@ pub async fn pod_exec(
     name: &str,
 ) -> ApiResult<Response<Body>> {
     let opts = ExecOptions::parse(&ctx.raw_query)?;
+    let target = PodStream {
+        kind: StreamKind::Exec,
+        container: opts.container.as_deref(),
+        kubelet_query: opts.kubelet_query(),
+    };
+    tunnel(server, ctx, info, ns, name, target).await
+}
+
+/// Which of the kubelet's streaming endpoints a tunnel leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    Exec,
+    Attach,
+}
+
+impl StreamKind {
+    fn path(self) -> &'static str {
+        match self {
+            StreamKind::Exec => "exec",
+            StreamKind::Attach => "attach",
+        }
+    }
+
+    /// Upstream's refusal for a pod whose containers have all finished.
+    fn completed_pod(self) -> &'static str {
+        match self {
+            StreamKind::Exec => "cannot exec into a container in a completed pod",
+            StreamKind::Attach => "cannot attach a container in a completed pod",
+        }
+    }
+}
+
+/// A container stream a client asked for: which endpoint, which container, and the query the
+/// kubelet is to get.
+pub(crate) struct PodStream<'a> {
+    pub kind: StreamKind,
+    pub container: Option<&'a str>,
+    pub kubelet_query: String,
+}
+
+/// Checks the pod and the client's WebSocket upgrade as upstream's `pods/exec` and
+/// `pods/attach` do, then tunnels the client's WebSocket to the pod's kubelet. A kubelet
+/// refusal reaches the client as an `InternalError` Status on the error channel.
+pub(crate) async fn tunnel(
+    server: &Arc<ApiServer>,
+    ctx: &RequestContext,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    target: PodStream<'_>,
+) -> ApiResult<Response<Body>> {
     let pod = server.get_object(info, ns, name).await?;
-    let container = super::logs::pick_container(&pod, opts.container.as_deref())?;
+    let container = super::logs::pick_container(&pod, target.container)?;
     let phase = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
         .unwrap_or("");
     if phase == "Succeeded" || phase == "Failed" {
         return Err(ApiError::bad_request(format!(
-            "cannot exec into a container in a completed pod; current phase is {phase}"
+            "{}; current phase is {phase}",
+            target.kind.completed_pod()
         )));
     }
     let node_name = pod
@@ -148,7 +200,8 @@ pub async fn pod_exec(
     let addr = super::logs::kubelet_address(&node)?;
     if !is_websocket_upgrade(&ctx.headers) {
         return Err(ApiError::bad_request(format!(
-            "pods/exec is served over WebSocket only (subprotocols {}); SPDY upgrades are not supported by this cluster",
+            "pods/{} is served over WebSocket only (subprotocols {}); SPDY upgrades are not supported by this cluster",
+            target.kind.path(),
             CHANNEL_PROTOCOLS.join(", ")
         )));
     }
@@ -164,9 +217,10 @@ pub async fn pod_exec(
         ));
     };
     let uri = format!(
-        "/exec/{}/{name}/{container}?{}",
+        "/{}/{}/{name}/{container}?{}",
+        target.kind.path(),
         ns.unwrap_or_default(),
-        opts.kubelet_query()
+        target.kubelet_query
     );
     let key = ctx
         .headers
