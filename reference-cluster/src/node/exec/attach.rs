@@ -11,18 +11,13 @@ use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response};
 use http_body_util::BodyExt as _;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::session::{
-    is_websocket_upgrade, negotiate, normal_close, switching_protocols, PodSource,
-    CHANNEL_PROTOCOLS,
-};
+use super::session::{channel_protocol, normal_close, upgrade_to_session, PodSource};
 use crate::node::logs::buffer::format_line;
 use crate::node::logs::LogStore;
 
@@ -135,20 +130,9 @@ pub async fn serve(
     logs: LogStore,
     poll: Duration,
 ) -> Response<Body> {
-    if !is_websocket_upgrade(req.headers()) {
-        return text(
-            400,
-            "attach on a sim node needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not served",
-        );
-    }
-    let Some(protocol) = negotiate(req.headers()) else {
-        return text(
-            400,
-            &format!(
-                "none of the offered WebSocket subprotocols is served; offer one of {}",
-                CHANNEL_PROTOCOLS.join(", ")
-            ),
-        );
+    let protocol = match channel_protocol(req.headers(), "attach on a sim node") {
+        Ok(p) => p,
+        Err(refusal) => return *refusal,
     };
     let Some(pods) = pods else {
         return text(
@@ -165,26 +149,9 @@ pub async fn serve(
         Ok(c) => c,
         Err((code, message)) => return text(code, &message),
     };
-    let builder = match switching_protocols(req.headers(), protocol) {
-        Ok(b) => b,
-        Err(e) => return text(400, &e),
-    };
-    let upgrade = hyper::upgrade::on(&mut req);
-    let v5 = protocol == CHANNEL_PROTOCOLS[0];
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        run_session(ws, v5, query, id, reads_stdin, logs, poll).await;
-    });
-    builder
-        .body(
-            http_body_util::Empty::new()
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static headers are valid")
+    upgrade_to_session(&mut req, protocol, move |ws, v5| async move {
+        run_session(ws, v5, query, id, reads_stdin, logs, poll).await
+    })
 }
 
 fn frame(channel: u8, data: &[u8], tty: bool) -> Message {

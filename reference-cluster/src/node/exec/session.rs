@@ -260,6 +260,67 @@ fn text(code: u16, message: &str) -> Response<Body> {
         .expect("static headers are valid")
 }
 
+/// The channel protocol a streaming request (`what`, e.g. "exec on a sim node") asks for, or
+/// the kubelet's refusal when it is no WebSocket upgrade or offers no protocol we serve.
+pub(crate) fn channel_protocol(
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<&'static str, Box<Response<Body>>> {
+    if !is_websocket_upgrade(headers) {
+        return Err(Box::new(text(
+            400,
+            &format!(
+                "{what} needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not served"
+            ),
+        )));
+    }
+    negotiate(headers).ok_or_else(|| {
+        Box::new(text(
+            400,
+            &format!(
+                "none of the offered WebSocket subprotocols is served; offer one of {}",
+                CHANNEL_PROTOCOLS.join(", ")
+            ),
+        ))
+    })
+}
+
+/// A server-side channel WebSocket over an upgraded kubelet connection.
+pub(crate) type ChannelSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Answers 101 Switching Protocols and runs `session` on the upgraded connection, with
+/// whether the client speaks v5 (which adds the close channel).
+pub(crate) fn upgrade_to_session<F, Fut>(
+    req: &mut Request<hyper::body::Incoming>,
+    protocol: &'static str,
+    session: F,
+) -> Response<Body>
+where
+    F: FnOnce(ChannelSocket, bool) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let builder = match switching_protocols(req.headers(), protocol) {
+        Ok(b) => b,
+        Err(e) => return text(400, &e),
+    };
+    let upgrade = hyper::upgrade::on(req);
+    let v5 = protocol == CHANNEL_PROTOCOLS[0];
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        session(ws, v5).await;
+    });
+    builder
+        .body(
+            http_body_util::Empty::new()
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        )
+        .expect("static headers are valid")
+}
+
 /// Answers an `exec` request: checks it, upgrades to a WebSocket and runs the command.
 pub async fn serve(
     mut req: Request<hyper::body::Incoming>,
@@ -267,20 +328,9 @@ pub async fn serve(
     pods: Option<Arc<dyn PodSource>>,
     max_sleep: Duration,
 ) -> Response<Body> {
-    if !is_websocket_upgrade(req.headers()) {
-        return text(
-            400,
-            "exec on a sim node needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not served",
-        );
-    }
-    let Some(protocol) = negotiate(req.headers()) else {
-        return text(
-            400,
-            &format!(
-                "none of the offered WebSocket subprotocols is served; offer one of {}",
-                CHANNEL_PROTOCOLS.join(", ")
-            ),
-        );
+    let protocol = match channel_protocol(req.headers(), "exec on a sim node") {
+        Ok(p) => p,
+        Err(refusal) => return *refusal,
     };
     let Some(pods) = pods else {
         return text(
@@ -297,26 +347,9 @@ pub async fn serve(
         Ok(s) => s,
         Err((code, message)) => return text(code, &message),
     };
-    let builder = match switching_protocols(req.headers(), protocol) {
-        Ok(b) => b,
-        Err(e) => return text(400, &e),
-    };
-    let upgrade = hyper::upgrade::on(&mut req);
-    let v5 = protocol == CHANNEL_PROTOCOLS[0];
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        run_session(ws, v5, shell, query).await;
-    });
-    builder
-        .body(
-            http_body_util::Empty::new()
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static headers are valid")
+    upgrade_to_session(&mut req, protocol, move |ws, v5| async move {
+        run_session(ws, v5, shell, query).await
+    })
 }
 
 /// Runs `query`'s command in `shell` over `ws`, then sends the final `Status` and closes.

@@ -13,19 +13,17 @@ use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response};
 use http_body_util::BodyExt as _;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::launch::{self, Launch, Namespaces, Resolver};
 use crate::node::exec::session::{
-    final_status, is_websocket_upgrade, negotiate, normal_close, switching_protocols, ExecQuery,
+    channel_protocol, final_status, normal_close, upgrade_to_session, ExecQuery,
 };
-use crate::node::exec::{Outcome, CHANNEL_PROTOCOLS};
+use crate::node::exec::Outcome;
 use crate::node::logs::LogKey;
 
 const STDIN: u8 = 0;
@@ -99,20 +97,9 @@ pub async fn serve(
     query: ExecQuery,
     handle: ExecHandle,
 ) -> Response<Body> {
-    if !is_websocket_upgrade(req.headers()) {
-        return text(
-            400,
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not served",
-        );
-    }
-    let Some(protocol) = negotiate(req.headers()) else {
-        return text(
-            400,
-            &format!(
-                "none of the offered WebSocket subprotocols is served; offer one of {}",
-                CHANNEL_PROTOCOLS.join(", ")
-            ),
-        );
+    let protocol = match channel_protocol(req.headers(), "exec") {
+        Ok(p) => p,
+        Err(refusal) => return *refusal,
     };
     let key = LogKey {
         namespace: query.namespace.clone(),
@@ -122,26 +109,9 @@ pub async fn serve(
     let Some(target) = handle.targets.get(&key) else {
         return text(500, &format!("container not found ({:?})", query.container));
     };
-    let builder = match switching_protocols(req.headers(), protocol) {
-        Ok(b) => b,
-        Err(e) => return text(400, &e),
-    };
-    let upgrade = hyper::upgrade::on(&mut req);
-    let v5 = protocol == CHANNEL_PROTOCOLS[0];
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        run_session(ws, v5, target, query).await;
-    });
-    builder
-        .body(
-            http_body_util::Empty::new()
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static headers are valid")
+    upgrade_to_session(&mut req, protocol, move |ws, v5| async move {
+        run_session(ws, v5, target, query).await
+    })
 }
 
 fn frame(channel: u8, data: &[u8]) -> Message {
