@@ -42,3 +42,56 @@ Feature: Ephemeral containers
         - name: debugger
           image: busybox:1.36
       """
+
+  @B-NODE-029 @needs:workloads
+  Scenario: Ephemeral containers are neither added through the pod itself nor removed once added
+    Given a namespace
+    When I create:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: target
+      spec:
+        containers:
+        - name: app
+          image: nginx:1.26
+      """
+    And I try to patch pod "target" with json patch:
+      """
+      - op: add
+        path: /spec/ephemeralContainers
+        value:
+        - name: sneaky
+          image: busybox:1.36
+      """
+    Then the last request failed with code 422 and reason "Invalid" and message containing "pod updates may not change fields"
+    When I request PUT "/api/v1/namespaces/{{ namespace }}/pods/target/ephemeralcontainers"
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: target
+        namespace: "{{ namespace }}"
+      spec:
+        containers:
+        - name: app
+          image: nginx:1.26
+        ephemeralContainers:
+        - name: debugger
+          image: busybox:1.36
+      """
+    Then the last request succeeded with code 200
+    When I request PUT "/api/v1/namespaces/{{ namespace }}/pods/target/ephemeralcontainers"
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: target
+        namespace: "{{ namespace }}"
+      spec:
+        containers:
+        - name: app
+          image: nginx:1.26
+      """
+    Then the last request failed with code 422 and reason "Invalid" and message containing "existing ephemeral containers \"debugger\" may not be removed"

@@ -68,3 +68,27 @@ Feature: Graceful deletion
     # A container that exits on SIGTERM does not wait for its long grace period.
     Then pod "polite" does not exist within 30 seconds
     And pod "stubborn" does not exist within 30 seconds
+
+  @B-NODE-028 @needs:workloads @needs:sim-nodes
+  Scenario: A second delete with a shorter grace period ends the pod sooner
+    Given a namespace
+    When I create:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: stubborn
+        annotations:
+          sim.kubeproof.dev/ignore-sigterm: "true"
+      spec:
+        terminationGracePeriodSeconds: 300
+        containers:
+        - name: app
+          image: nginx:1.26
+      """
+    Then pod "stubborn" has "{.status.phase}" equal to "Running" within 30 seconds
+    When I delete pod "stubborn"
+    Then pod "stubborn" has "{.metadata.deletionGracePeriodSeconds}" equal to "300"
+    And pod "stubborn" exists for 3 seconds
+    When I delete pod "stubborn" with grace period 2
+    Then pod "stubborn" does not exist within 20 seconds

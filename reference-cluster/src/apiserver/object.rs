@@ -70,6 +70,14 @@ pub fn is_deleting(obj: &Value) -> bool {
         .unwrap_or(false)
 }
 
+/// The pending deletion's deadline and grace period, when both are set.
+pub fn deletion_grace(obj: &Value) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
+    let m = meta(obj);
+    let at = m.get("deletionTimestamp")?.as_str()?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.to_utc();
+    Some((at, m.get("deletionGracePeriodSeconds")?.as_i64()?))
+}
+
 /// RFC 3339 with second precision, as metav1.Time serialises.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -388,12 +388,7 @@ impl ApiServer {
         obj: &Value,
         old: Option<&Value>,
     ) -> ApiResult<()> {
-        let errors = strategy.validate(obj, old);
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid(info, object::name(obj), &errors))
-        }
+        reject_invalid(info, obj, strategy.validate(obj, old))
     }
 
     async fn check_namespace_for_create(
@@ -876,7 +871,11 @@ impl ApiServer {
             }
             super::hooks::before_update(self, info, &mut new, &old).await?;
             if subresource != Some("binding") {
-                self.validate(info, strategy.as_ref(), &new, Some(&old))?;
+                let errors = match subresource {
+                    Some(sub) => strategy.validate_subresource_update(sub, &new, &old),
+                    None => strategy.validate(&new, Some(&old)),
+                };
+                reject_invalid(info, &new, errors)?;
             }
             if let Some(call) = &call {
                 self.admit_validating(call, Some(&new), Some(&old)).await?;
@@ -1039,8 +1038,16 @@ impl ApiServer {
             {
                 let m = meta_mut(&mut marked);
                 let grace = graceful.unwrap_or(0);
-                if !already {
-                    let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                // A later delete may only shorten a pending grace period (upstream's
+                // BeforeDelete): the deadline moves back by the difference.
+                let at = match (already, object::deletion_grace(&current)) {
+                    (false, _) => Some(chrono::Utc::now() + chrono::Duration::seconds(grace)),
+                    (true, Some((ts, was))) if graceful.is_some() && grace < was => {
+                        Some(ts - chrono::Duration::seconds(was - grace))
+                    }
+                    _ => None,
+                };
+                if let Some(at) = at {
                     m.insert(
                         "deletionTimestamp".into(),
                         json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -1107,5 +1114,18 @@ fn patch_error(info: &ResourceInfo, name: &str, e: patch::PatchError) -> ApiErro
             err.details = Some(details);
             err
         }
+    }
+}
+
+/// 422 Invalid naming the object when validation found anything.
+fn reject_invalid(
+    info: &ResourceInfo,
+    obj: &Value,
+    errors: Vec<crate::resources::FieldError>,
+) -> ApiResult<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(info, object::name(obj), &errors))
     }
 }

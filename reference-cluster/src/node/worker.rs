@@ -401,6 +401,7 @@ impl PodWorker {
             }
         }
         if self.termination.is_some() {
+            self.shorten_grace(rt, now);
             return self.sync_termination(rt, now, wake);
         }
         let ready_at = match self.sandbox_ready {
@@ -510,6 +511,25 @@ impl PodWorker {
             .chain(self.main.iter_mut())
         {
             stop(slot, &self.pod, &self.events, rt, deadline, now, &mut wake);
+        }
+    }
+
+    /// A second delete may shorten the grace period (the API server moved the deadline back):
+    /// like the kubelet, bring the kill forward for the containers already stopping.
+    fn shorten_grace(&mut self, rt: &mut dyn Runtime, now: Instant) {
+        let Some(t) = self.termination.as_mut() else {
+            return;
+        };
+        let deadline = after(now, pod_grace(&self.pod));
+        if t.ending != Ending::Deleted || deadline >= t.deadline {
+            return;
+        }
+        t.deadline = deadline;
+        let grace = deadline.saturating_duration_since(now).max(MIN_GRACE);
+        for slot in self.init.iter().chain(self.main.iter()) {
+            if let Some(id) = slot.attempt.as_ref().filter(|_| slot.stop_requested) {
+                rt.stop_container(id, grace, now);
+            }
         }
     }
 

@@ -288,6 +288,17 @@ pub trait Strategy: Send + Sync {
         self.prepare_status_update(obj, old);
     }
 
+    /// Validates an update through a subresource. Most subresources are validated as an
+    /// update of the whole object; `pods/ephemeralcontainers` has rules of its own.
+    fn validate_subresource_update(
+        &self,
+        _subresource: &str,
+        obj: &Value,
+        old: &Value,
+    ) -> Vec<FieldError> {
+        self.validate(obj, Some(old))
+    }
+
     /// Converts an object of this resource version to the shape it is stored in, for
     /// versions that share storage with another (`events.k8s.io/v1` events are stored as core
     /// events, `autoscaling/v1` HPAs as `autoscaling/v2`). Identity for everything else.

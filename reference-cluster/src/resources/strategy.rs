@@ -365,6 +365,29 @@ impl Strategy for BuiltinStrategy {
         validation::validate(&self.group, &self.kind, self.namespaced, obj, old)
     }
 
+    fn validate_subresource_update(
+        &self,
+        subresource: &str,
+        obj: &Value,
+        old: &Value,
+    ) -> Vec<FieldError> {
+        if subresource == "ephemeralcontainers" && self.is("", "Pod") {
+            // `ValidatePodEphemeralContainersUpdate`: the pod as a whole must stay valid, new
+            // ephemeral containers may be added, existing ones neither removed nor changed.
+            let mut base = old.clone();
+            if let Some(spec) = ensure_object(&mut base, "spec").and_then(Value::as_object_mut) {
+                match at(obj, "spec.ephemeralContainers") {
+                    Some(e) => spec.insert("ephemeralContainers".into(), e.clone()),
+                    None => spec.remove("ephemeralContainers"),
+                };
+            }
+            let mut errs = self.validate(obj, Some(&base));
+            validation::validate_ephemeral_containers_update(obj, old, &mut errs);
+            return errs;
+        }
+        self.validate(obj, Some(old))
+    }
+
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         fields::builtin_field_value(&self.group, &self.kind, obj, field)
     }

@@ -17,7 +17,7 @@ use super::json::{array_at, at, object_at, str_at, string_map};
 use super::names::{is_qualified_name, is_valid_label_value, NameRule};
 use super::FieldError;
 
-pub use pod::{validate_pod_spec, validate_pod_template};
+pub use pod::{validate_ephemeral_containers_update, validate_pod_spec, validate_pod_template};
 
 pub type Errors = Vec<FieldError>;
 

@@ -133,32 +133,47 @@ pub async fn cordon(world: &mut KubeWorld, args: StepArgs) -> StepResult {
 pub async fn taint(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let name = args.req("node")?.to_string();
     let spec = parse_taint(args.req("taint")?)?;
-    let node = get_node(world, &name).await?;
-    let current = node
-        .pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let add = args.req("op")? == "add";
-    let next = change_taints(&current, add, &spec)
-        .map_err(|e| StepFailure::msg(format!("node \"{name}\": {e}")))?;
-    // Merge patches replace lists whole; the resourceVersion makes a concurrent change (the
-    // node lifecycle controller's own taints) fail instead of being lost.
-    let rv = node.pointer("/metadata/resourceVersion").cloned();
-    let undo = if current.is_empty() {
-        Value::Null
-    } else {
-        json!(current)
-    };
-    patch_node(
-        world,
-        &args,
-        &name,
-        json!({"metadata": {"resourceVersion": rv}, "spec": {"taints": next}}),
-        json!({"spec": {"taints": undo}}),
-    )
-    .await
+    // The node's agent and the node lifecycle controller write the same object; like kubectl,
+    // re-read and try again when one of them got in between.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let node = get_node(world, &name).await?;
+        let current = node
+            .pointer("/spec/taints")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let next = change_taints(&current, add, &spec)
+            .map_err(|e| StepFailure::msg(format!("node \"{name}\": {e}")))?;
+        // Merge patches replace lists whole; the resourceVersion makes a concurrent change (the
+        // node lifecycle controller's own taints) fail instead of being lost.
+        let rv = node.pointer("/metadata/resourceVersion").cloned();
+        let undo = if current.is_empty() {
+            Value::Null
+        } else {
+            json!(current)
+        };
+        let outcome = patch_node(
+            world,
+            &args,
+            &name,
+            json!({"metadata": {"resourceVersion": rv}, "spec": {"taints": next}}),
+            json!({"spec": {"taints": undo}}),
+        )
+        .await;
+        let conflict = world.last.as_ref().is_some_and(|r| r.code == 409);
+        if !(conflict && attempt < TAINT_ATTEMPTS) {
+            return outcome;
+        }
+        // Nothing changed: the next attempt records its own undo.
+        world.restore.pop();
+    }
 }
+
+/// How often a taint change is retried after a write conflict (kubectl retries too).
+const TAINT_ATTEMPTS: u32 = 5;
 
 /// `kubectl label node n k=v` (and `k-` to remove).
 pub async fn label(world: &mut KubeWorld, args: StepArgs) -> StepResult {

@@ -215,13 +215,14 @@ impl Task {
                 finished_at: Instant::now(),
             })
         };
-        let env = build(&self.ctx.client, &cx, c, &image_env)
+        let client = self.ctx.client_of(&self.node);
+        let env = build(client, &cx, c, &image_env)
             .await
             .map_err(|m| never_ran("CreateContainerConfigError", m))?;
         // A volume that cannot be set up keeps the container waiting (ContainerCreating) and
         // is tried again, with a FailedMount event each time, as upstream.
         let vcx = VolumeContext {
-            client: &self.ctx.client,
+            client,
             pod: &self.pod,
             pod_dir: &dir,
             pod_ip: self.pod_ip.clone(),
@@ -434,6 +435,7 @@ impl Task {
             .and_then(|s| s.termination_grace_period_seconds)
             .unwrap_or(30);
         let mut stopper: Option<tokio::task::JoinHandle<()>> = None;
+        let mut shortened: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         if let Some(m) = post_start_failed {
             tracing::debug!(pod = ?self.pod.metadata.name, container = %c.name, "postStart hook failed: {m}");
             self.ctx.events.lock().pod_event(
@@ -450,11 +452,18 @@ impl Task {
             tokio::select! {
                 s = child.wait() => break s,
                 c = control.recv() => match c {
-                    Some(Control::Stop { grace }) => {
-                        if stopper.is_none() {
-                            stopper = Some(self.begin_stop(pid, grace, &hook_cx, true));
+                    Some(Control::Stop { grace }) => match stopper {
+                        None => stopper = Some(self.begin_stop(pid, grace, &hook_cx, true)),
+                        // A later, shorter grace period (a second delete) only brings the
+                        // SIGKILL forward; the hook and SIGTERM already happened.
+                        Some(_) => {
+                            let shared = self.shared.clone();
+                            shortened.push(tokio::spawn(async move {
+                                tokio::time::sleep(grace).await;
+                                signal_group(&shared, pid, Signal::SIGKILL);
+                            }));
                         }
-                    }
+                    },
                     Some(Control::ProbeKill) => {}
                     Some(Control::Remove) | None => {
                         signal_group(&self.shared, pid, Signal::SIGKILL);
@@ -472,7 +481,7 @@ impl Task {
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         let finished_at = Instant::now();
         probe_task.abort();
-        if let Some(s) = stopper {
+        for s in stopper.into_iter().chain(shortened) {
             s.abort();
         }
         for r in readers {

@@ -13,6 +13,7 @@ use self::behaviour::Behaviour;
 use self::stages::{
     mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline,
 };
+use super::exec::script::Program;
 use super::logs::{LogKey, LogStore, Script};
 use super::runtime::{
     ContainerId, ContainerState, ProbeFailure, ProbeKind, Runtime, StartRequest, Usage,
@@ -125,10 +126,18 @@ impl Runtime for SimRuntime {
         let image = req.container.image.clone().unwrap_or_default();
         let node_images = self.images.entry(req.node.to_string()).or_default();
         let image_present = node_images.contains(&image);
+        let mut program = None;
         let (behaviour, timeline) =
             match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name) {
                 Ok(mut b) => {
-                    if runs_to_completion_by_default(req.pod, req.container, &b) {
+                    program = (!b.overrides_command())
+                        .then(|| Program::for_container(req.pod, req.container))
+                        .flatten();
+                    if program.is_some() {
+                        // The script runs as PID 1 without a handler: SIGTERM is ignored and
+                        // only the kill at the end of the grace period stops it.
+                        b.ignore_sigterm = true;
+                    } else if runs_to_completion_by_default(req.pod, req.container, &b) {
                         b.exit_code = Some(0);
                     }
                     let t = plan(
@@ -139,6 +148,7 @@ impl Runtime for SimRuntime {
                             seed,
                             now,
                             image_present,
+                            command_exit: program.as_ref().and_then(Program::outcome),
                         },
                     );
                     (b, t)
@@ -169,6 +179,7 @@ impl Runtime for SimRuntime {
                 lines: behaviour.log_lines.clone(),
                 every: behaviour.log_every,
                 exit: run.exit.as_ref().map(|e| (e.at, e.code)),
+                program,
             };
             logs.begin(key, uid, &id, script);
         }
@@ -218,12 +229,10 @@ impl Runtime for SimRuntime {
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
-        if c.stop.is_some()
-            || matches!(
-                c.timeline.state_at(now, None),
-                ContainerState::Exited(_) | ContainerState::PullFailed { .. }
-            )
-        {
+        if matches!(
+            c.timeline.state_at(now, c.stop.as_ref()),
+            ContainerState::Exited(_) | ContainerState::PullFailed { .. }
+        ) {
             return;
         }
         let stop = plan_stop(
@@ -237,6 +246,10 @@ impl Runtime for SimRuntime {
                 grace,
             },
         );
+        // A second stop (a shorter grace period) can only bring the exit forward.
+        if c.stop.as_ref().is_some_and(|s| s.at <= stop.at) {
+            return;
+        }
         if let Some(logs) = &self.logs {
             logs.set_exit(id, stop.at, stop.code);
         }
@@ -421,6 +434,74 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn with_command(annotations: serde_json::Value, script: &str) -> Pod {
+        let mut p = pod(annotations);
+        let c = &mut p.spec.as_mut().unwrap().containers[0];
+        c.command = Some(vec!["sh".into(), "-c".into(), script.into()]);
+        p
+    }
+
+    #[test]
+    fn an_interpreted_command_decides_the_exit_and_the_log() {
+        let logs = LogStore::new(crate::node::logs::LogLimits::default());
+        let mut rt = SimRuntime::with_logs(SimStages::for_tests(), logs.clone());
+        let t0 = Instant::now();
+        let p = with_command(json!({}), "echo hello; sleep 2; exit 3");
+        let id = start(&mut rt, &p, 0, t0);
+        let running = rt.next_change(&id, t0).unwrap();
+        let end = rt.next_change(&id, running).unwrap();
+        assert_eq!(end - running, Duration::from_secs(2));
+        match rt.state(&id, end) {
+            ContainerState::Exited(e) => assert_eq!((e.exit_code, e.reason.as_str()), (3, "Error")),
+            other => panic!("{other:?}"),
+        }
+        let key = LogKey {
+            namespace: "default".into(),
+            pod: "p".into(),
+            container: "c".into(),
+        };
+        let view = logs.read(&key, &Default::default(), end).unwrap();
+        let text: Vec<&str> = view.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(text, ["hello"], "only what the script printed");
+        assert!(view.finished);
+
+        // As PID 1 without a handler the script ignores SIGTERM: the grace period ends it.
+        let forever = with_command(json!({}), "sleep infinity");
+        let id = start(&mut rt, &forever, 1, t0);
+        let running = rt.next_change(&id, t0).unwrap();
+        assert_eq!(
+            rt.next_change(&id, running),
+            None,
+            "it never exits on its own"
+        );
+        rt.stop_container(&id, Duration::from_secs(3), running);
+        match rt.state(&id, running + Duration::from_secs(3)) {
+            ContainerState::Exited(e) => assert_eq!(e.exit_code, 137),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn annotations_win_over_the_command() {
+        let mut rt = SimRuntime::new(SimStages::for_tests());
+        let t0 = Instant::now();
+        let p = with_command(
+            json!({"sim.kubeproof.dev/exit-code": "5", "sim.kubeproof.dev/exit-after": "100ms"}),
+            "exit 3",
+        );
+        let id = start(&mut rt, &p, 0, t0);
+        match rt.state(&id, t0 + Duration::from_secs(1)) {
+            ContainerState::Exited(e) => assert_eq!(e.exit_code, 5),
+            other => panic!("{other:?}"),
+        }
+        let unknown = with_command(json!({}), "nginx -g 'daemon off;'");
+        let id = start(&mut rt, &unknown, 1, t0);
+        assert!(matches!(
+            rt.state(&id, t0 + Duration::from_secs(3600)),
+            ContainerState::Running { .. }
+        ));
     }
 
     #[test]

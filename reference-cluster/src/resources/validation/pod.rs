@@ -678,12 +678,7 @@ fn validate_pod_update(new: &Value, old: &Value, errs: &mut Errors) {
         }
     }
     if let Some(m) = munged.as_object_mut() {
-        for k in [
-            "activeDeadlineSeconds",
-            "schedulingGates",
-            "tolerations",
-            "ephemeralContainers",
-        ] {
+        for k in ["activeDeadlineSeconds", "schedulingGates", "tolerations"] {
             match old_spec.get(k) {
                 Some(v) => {
                     m.insert(k.to_string(), v.clone());
@@ -711,6 +706,29 @@ fn validate_pod_update(new: &Value, old: &Value, errs: &mut Errors) {
             "spec",
             &format!("{POD_UPDATE_FORBIDDEN}\n{}", spec_diff(&old_spec, &munged)),
         ));
+    }
+}
+
+/// Existing ephemeral containers may be neither removed nor changed (matched by name, since
+/// patches do not keep their order); only `pods/ephemeralcontainers` adds new ones.
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value, errs: &mut Errors) {
+    let new_containers = array_at(new, "spec.ephemeralContainers");
+    for o in array_at(old, "spec.ephemeralContainers") {
+        let name = str_at(o, "name").unwrap_or_default();
+        match new_containers
+            .iter()
+            .find(|n| str_at(n, "name").unwrap_or_default() == name)
+        {
+            None => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers \"{name}\" may not be removed\n"),
+            )),
+            Some(n) if !semantic_eq(n, o) => errs.push(FieldError::forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers \"{name}\" may not be changed\n"),
+            )),
+            Some(_) => {}
+        }
     }
 }
 
@@ -882,5 +900,34 @@ mod tests {
         let mut errs = Errors::new();
         validate_pod_update(&removed, &old, &mut errs);
         assert!(!errs.is_empty());
+    }
+
+    #[test]
+    fn ephemeral_containers_are_added_only_through_their_subresource() {
+        let old = json!({"spec": good_spec()});
+        let mut added = old.clone();
+        added["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
+        // Through the pod itself: a forbidden spec change.
+        let mut errs = Errors::new();
+        validate_pod_update(&added, &old, &mut errs);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0]
+            .message
+            .contains("pod updates may not change fields"));
+        // The subresource's own rule: adding is fine, removing or changing is not.
+        let mut errs = Errors::new();
+        validate_ephemeral_containers_update(&added, &old, &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        validate_ephemeral_containers_update(&old, &added, &mut errs);
+        let mut changed = added.clone();
+        changed["spec"]["ephemeralContainers"][0]["image"] = json!("alpine");
+        validate_ephemeral_containers_update(&changed, &added, &mut errs);
+        assert_eq!(
+            msgs(&errs),
+            [
+                "spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debug\" may not be removed\n",
+                "spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debug\" may not be changed\n",
+            ]
+        );
     }
 }
