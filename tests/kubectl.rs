@@ -412,4 +412,32 @@ fn kubectl_works_against_the_bundled_cluster() {
         "--wait=true",
         "--timeout=60s",
     ]);
+
+    // Another identity: `cluster user add` writes its kubeconfig; it holds no roles yet.
+    let jane_kc = dir.path().join("jane.kubeconfig");
+    let added = Command::new(env!("CARGO_BIN_EXE_kubeproof"))
+        .args(["--output", "json", "cluster", "user", "add", "jane"])
+        .args(["--group", "dev", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&jane_kc)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap();
+    assert_eq!(printed["user"], "jane", "{printed}");
+    let jane = Kubectl {
+        kubeconfig: &jane_kc,
+        ns: "default",
+    };
+    let whoami = jane.ok(&["auth", "whoami", "-o", "json"]);
+    assert!(
+        whoami.contains("\"username\": \"jane\"") && whoami.contains("\"dev\""),
+        "{whoami}"
+    );
+    let denied = jane.fails(&["get", "pods"], None);
+    assert!(
+        denied.contains("User \"jane\" cannot list resource \"pods\""),
+        "{denied}"
+    );
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use kubeproof_refcluster::apiserver::AuthorizationMode;
 use kubeproof_refcluster::cluster::{self, ClusterConfig, Components, RunningCluster, StoreConfig};
+use kubeproof_refcluster::faults::{Fault, Faults};
 use kubeproof_refcluster::node::process::ProcessConfig;
 use kubeproof_refcluster::scheduler::SchedulerConfig;
 
@@ -59,6 +60,46 @@ pub struct UpArgs {
     pub scheduler_config: Option<PathBuf>,
     #[command(flatten)]
     pub security: SecurityArgs,
+    /// Start the cluster with a deliberate bug, to see a test suite catch it (repeatable).
+    /// For demonstrations only: a cluster with a fault does not behave like Kubernetes.
+    #[arg(long = "inject-fault", value_enum, value_name = "FAULT")]
+    pub inject_fault: Vec<FaultArg>,
+}
+
+/// A fault of the bundled cluster as `--inject-fault` lists and parses it: `--help` shows
+/// every fault with its one-line description, a wrong name gets the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultArg(pub Fault);
+
+impl clap::ValueEnum for FaultArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: std::sync::OnceLock<Vec<FaultArg>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| Fault::ALL.into_iter().map(FaultArg).collect())
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name()).help(self.0.description()))
+    }
+}
+
+/// The faults named on the command line.
+pub fn faults(args: &[FaultArg]) -> Faults {
+    args.iter().map(|f| f.0).collect()
+}
+
+/// The warning printed whenever a cluster runs with faults, so nobody mistakes it for a
+/// correct one.
+pub fn fault_warning(faults: &Faults) -> Option<String> {
+    (!faults.is_empty()).then(|| {
+        let lines: Vec<String> = faults
+            .iter()
+            .map(|f| format!("  {}: {}", f.name(), f.description()))
+            .collect();
+        format!(
+            "WARNING: the bundled cluster runs with injected faults and does not behave like Kubernetes:\n{}",
+            lines.join("\n")
+        )
+    })
 }
 
 /// The node agents' container runtime.
@@ -163,6 +204,7 @@ impl UpArgs {
             ..ClusterConfig::default()
         };
         self.security.apply(&mut cfg)?;
+        cfg.inject_faults(faults(&self.inject_fault))?;
         Ok(cfg)
     }
 }
@@ -211,9 +253,10 @@ pub struct UserAddArgs {
     /// The cluster's data directory (as given to `cluster up`).
     #[arg(long, default_value = ".kubeproof/cluster")]
     pub data_dir: PathBuf,
-    /// Where to write the kubeconfig (default: <data-dir>/users/<name>.kubeconfig).
-    #[arg(long)]
-    pub output: Option<PathBuf>,
+    /// Where to write the kubeconfig (default: <data-dir>/users/<name>.kubeconfig). Not
+    /// `--output`: that global flag chooses text or JSON.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 pub async fn run(args: ClusterArgs, output: Output) -> Result<ExitCode> {
@@ -241,7 +284,7 @@ fn file_stem(name: &str) -> String {
 fn user_add(args: &UserAddArgs, output: Output) -> Result<ExitCode> {
     let groups: Vec<&str> = args.groups.iter().map(String::as_str).collect();
     let kubeconfig = cluster::user_kubeconfig(&args.data_dir, &args.name, &groups)?;
-    let path = match &args.output {
+    let path = match &args.out {
         Some(p) => p.clone(),
         None => args
             .data_dir
@@ -270,11 +313,15 @@ fn user_add(args: &UserAddArgs, output: Output) -> Result<ExitCode> {
 
 async fn up_foreground(args: UpArgs, output: Output) -> Result<ExitCode> {
     let cluster = RunningCluster::start(args.config()?).await?;
+    if let Some(warning) = fault_warning(&faults(&args.inject_fault)) {
+        eprintln!("{warning}");
+    }
     let kubeconfig = cluster.kubeconfig_path().display().to_string();
     match output {
         Output::Json => println!(
             "{}",
-            serde_json::json!({"server": cluster.url(), "kubeconfig": kubeconfig, "dataDir": args.data_dir})
+            serde_json::json!({"server": cluster.url(), "kubeconfig": kubeconfig, "dataDir": args.data_dir,
+                               "schedulerMetrics": cluster.scheduler_url().map(|u| format!("{u}/metrics"))})
         ),
         Output::Text => {
             println!(
@@ -284,6 +331,9 @@ async fn up_foreground(args: UpArgs, output: Output) -> Result<ExitCode> {
             println!("  data directory: {}", args.data_dir.display());
             println!("  use it with:    export KUBECONFIG={kubeconfig}");
             println!("                  kubectl get nodes");
+            if let Some(url) = cluster.scheduler_url() {
+                println!("  scheduler:      {url}/metrics (and /healthz, /livez, /readyz)");
+            }
             println!("Press Ctrl-C to stop; starting again with the same --data-dir resumes it.");
         }
     }
@@ -416,6 +466,42 @@ mod tests {
             up_with(&["--scheduler-config", missing.to_str().unwrap()]).unwrap_err()
         );
         assert!(err.contains("missing.yaml"), "{err}");
+    }
+
+    #[test]
+    fn inject_fault_reaches_the_controller_manager_and_is_off_by_default() {
+        let up = |argv: &[&str]| {
+            let mut all = vec!["cluster", "up"];
+            all.extend_from_slice(argv);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(ClusterCommand::Up(up)) => Ok(up),
+                Ok(_) => panic!("not up"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let plain = up(&[]).unwrap().config().unwrap();
+        assert!(plain.components.controllers.unwrap().faults.is_empty());
+        let broken = up(&["--inject-fault", "deployment-ignores-max-unavailable"])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert!(broken
+            .components
+            .controllers
+            .unwrap()
+            .faults
+            .contains(Fault::DeploymentIgnoresMaxUnavailable));
+        let err = up(&["--inject-fault", "no-such-fault"]).err().unwrap();
+        assert!(err.contains("endpoints-include-unready"), "{err}");
+        let err = up(&["--inject-fault", "endpoints-include-unready", "--api-only"])
+            .unwrap()
+            .config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--api-only"), "{err}");
+        let warning = fault_warning(&faults(&[FaultArg(Fault::EndpointsIncludeUnready)]));
+        assert!(warning.unwrap().contains("endpoints-include-unready"));
+        assert_eq!(fault_warning(&Faults::none()), None);
     }
 
     #[test]
