@@ -38,6 +38,11 @@ enum Command {
     Bench(commands::bench::BenchArgs),
 }
 
+/// The bundled cluster (API server, scheduler, node fleet) runs in this process and is
+/// allocation-heavy; mimalloc halves what glibc's allocator costs it in time and fragmentation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

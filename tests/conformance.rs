@@ -90,14 +90,16 @@ async fn suite() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match RunningCluster::start(ClusterConfig::with_components_for_tests(dir.path(), 3)).await {
+        let mut cfg = ClusterConfig::with_components_for_tests(dir.path(), 3);
+        if let Err(e) = kubeproof_chaos::enable_audit(&mut cfg) {
+            eprintln!("cannot turn on auditing for the bundled cluster: {e:#}");
+            return ExitCode::FAILURE;
+        }
+        match RunningCluster::start(cfg).await {
             Ok(c) => {
                 opts.kubeconfig = Some(c.kubeconfig_path().to_path_buf());
                 opts.target_name = Some("bundled".into());
-                opts.host_access = true;
-                opts.control = Some(std::sync::Arc::new(kubeproof_chaos::BundledComponents(
-                    c.control(),
-                )));
+                kubeproof_chaos::bundled_access(&c, &mut opts);
                 bundled = Some(c);
             }
             Err(e) => {

@@ -34,10 +34,6 @@ Feature: Problems surface as Events on the pod
       kind: Pod
       metadata:
         name: crasher
-        annotations:
-          # Simulated nodes run no shell: this tells them the container exits 1.
-          sim.kubeproof.dev/crash: "true"
-          sim.kubeproof.dev/exit-after: 500ms
       spec:
         containers:
         - name: app

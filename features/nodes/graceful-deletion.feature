@@ -34,7 +34,7 @@ Feature: Graceful deletion
     And pod "drain" has "{.status.containerStatuses[0].state.running.startedAt}" not equal to "" for 2 seconds
     And pod "drain" does not exist within 40 seconds
 
-  @B-NODE-028 @needs:workloads @needs:sim-nodes
+  @B-NODE-028 @needs:workloads
   Scenario: A container that ignores SIGTERM is killed when the grace period ends
     Given a namespace
     When I create:
@@ -43,13 +43,13 @@ Feature: Graceful deletion
       kind: Pod
       metadata:
         name: stubborn
-        annotations:
-          sim.kubeproof.dev/ignore-sigterm: "true"
       spec:
         terminationGracePeriodSeconds: 2
         containers:
         - name: app
-          image: nginx:1.26
+          image: busybox:1.36
+          # A shell running as PID 1 without a trap ignores SIGTERM.
+          command: ["sh", "-c", "sleep 3600"]
       ---
       apiVersion: v1
       kind: Pod
@@ -69,7 +69,7 @@ Feature: Graceful deletion
     Then pod "polite" does not exist within 30 seconds
     And pod "stubborn" does not exist within 30 seconds
 
-  @B-NODE-028 @needs:workloads @needs:sim-nodes
+  @B-NODE-028 @needs:workloads
   Scenario: A second delete with a shorter grace period ends the pod sooner
     Given a namespace
     When I create:
@@ -78,13 +78,13 @@ Feature: Graceful deletion
       kind: Pod
       metadata:
         name: stubborn
-        annotations:
-          sim.kubeproof.dev/ignore-sigterm: "true"
       spec:
         terminationGracePeriodSeconds: 300
         containers:
         - name: app
-          image: nginx:1.26
+          image: busybox:1.36
+          # A shell running as PID 1 without a trap ignores SIGTERM.
+          command: ["sh", "-c", "sleep 3600"]
       """
     Then pod "stubborn" has "{.status.phase}" equal to "Running" within 30 seconds
     When I delete pod "stubborn"

@@ -3,7 +3,7 @@ Feature: Init containers and sidecars
   container with restartPolicy Always is a sidecar that starts first, keeps running beside the
   app, is restarted when it exits, and is stopped only after the app containers.
 
-  @B-WL-027 @needs:workloads @needs:sim-nodes
+  @B-WL-027 @needs:workloads
   Scenario: Init containers run one at a time in order before the app container starts
     Given a namespace
     When I create:
@@ -12,15 +12,14 @@ Feature: Init containers and sidecars
       kind: Pod
       metadata:
         name: ordered
-        annotations:
-          sim.kubeproof.dev/exit-after.first: 3s
-          sim.kubeproof.dev/exit-after.second: 3s
       spec:
         initContainers:
         - name: first
           image: busybox:1.36
+          command: ["sh", "-c", "sleep 3"]
         - name: second
           image: busybox:1.36
+          command: ["sh", "-c", "sleep 3"]
         containers:
         - name: app
           image: nginx:1.26
@@ -89,7 +88,7 @@ Feature: Init containers and sidecars
             running: {}
       """
 
-  @B-WL-028 @needs:workloads @needs:sim-nodes
+  @B-WL-028 @needs:workloads
   Scenario: A failing init container keeps the pod initialising and the app container never starts
     Given a namespace
     When I create:
@@ -98,12 +97,11 @@ Feature: Init containers and sidecars
       kind: Pod
       metadata:
         name: blocked
-        annotations:
-          sim.kubeproof.dev/crash.setup: "true"
       spec:
         initContainers:
         - name: setup
           image: busybox:1.36
+          command: ["sh", "-c", "echo cannot reach the database; exit 1"]
         containers:
         - name: app
           image: nginx:1.26
@@ -134,7 +132,7 @@ Feature: Init containers and sidecars
       """
     And pod "blocked" has "{.status.containerStatuses[0].state.waiting.reason}" equal to "PodInitializing" for 3 seconds
 
-  @B-WL-022 @B-WL-023 @needs:workloads @needs:sim-nodes
+  @B-WL-022 @B-WL-023 @needs:workloads
   Scenario: A sidecar starts first and keeps running while the next init container and the app run
     Given a namespace
     When I create:
@@ -143,22 +141,22 @@ Feature: Init containers and sidecars
       kind: Pod
       metadata:
         name: meshed
-        annotations:
-          sim.kubeproof.dev/started-after.proxy: 3s
-          sim.kubeproof.dev/exit-after.migrate: 2s
       spec:
+        terminationGracePeriodSeconds: 1
         initContainers:
         - name: proxy
-          image: envoyproxy/envoy:v1.31
+          image: busybox:1.36
+          command: ["sh", "-c", "sleep 3600"]
           restartPolicy: Always
+          # Passes from its first run, 3 s after the sidecar starts.
           startupProbe:
-            httpGet:
-              path: /ready
-              port: 9901
+            exec:
+              command: ["true"]
+            initialDelaySeconds: 3
             periodSeconds: 1
-            failureThreshold: 30
         - name: migrate
           image: busybox:1.36
+          command: ["sh", "-c", "sleep 2"]
         containers:
         - name: app
           image: nginx:1.26
@@ -206,7 +204,7 @@ Feature: Init containers and sidecars
             running: {}
       """
 
-  @B-WL-024 @needs:workloads @needs:sim-nodes
+  @B-WL-024 @needs:workloads
   Scenario: The sidecar is stopped after the app container has finished
     Given a namespace
     When I create:
@@ -215,8 +213,6 @@ Feature: Init containers and sidecars
       kind: Pod
       metadata:
         name: batch
-        annotations:
-          sim.kubeproof.dev/exit-after.work: 3s
       spec:
         restartPolicy: Never
         initContainers:
@@ -226,6 +222,7 @@ Feature: Init containers and sidecars
         containers:
         - name: work
           image: busybox:1.36
+          command: ["sh", "-c", "sleep 3"]
       """
     Then pod "batch" matches within 30 seconds:
       """
@@ -257,7 +254,7 @@ Feature: Init containers and sidecars
               reason: Completed
       """
 
-  @B-WL-025 @needs:workloads @needs:sim-nodes
+  @B-WL-025 @needs:workloads
   Scenario: A Job completes when its main container succeeds even though its sidecar never exits
     Given a namespace
     When I create:
@@ -269,9 +266,6 @@ Feature: Init containers and sidecars
       spec:
         backoffLimit: 0
         template:
-          metadata:
-            annotations:
-              sim.kubeproof.dev/exit-after.main: 2s
           spec:
             restartPolicy: Never
             initContainers:
@@ -281,6 +275,7 @@ Feature: Init containers and sidecars
             containers:
             - name: main
               image: busybox:1.36
+              command: ["sh", "-c", "echo report written; sleep 2"]
       """
     Then job "report" matches within 60 seconds:
       """
@@ -291,7 +286,7 @@ Feature: Init containers and sidecars
           status: "True"
       """
 
-  @B-WL-026 @needs:workloads @needs:sim-nodes
+  @B-WL-026 @needs:workloads
   Scenario: A sidecar that exits is restarted even in a restartPolicy Never pod
     Given a namespace
     When I create:
@@ -300,13 +295,12 @@ Feature: Init containers and sidecars
       kind: Pod
       metadata:
         name: flaky-sidecar
-        annotations:
-          sim.kubeproof.dev/exit-after.helper: 2s
       spec:
         restartPolicy: Never
         initContainers:
         - name: helper
           image: busybox:1.36
+          command: ["sh", "-c", "sleep 2"]
           restartPolicy: Always
         containers:
         - name: app

@@ -2,7 +2,7 @@ Feature: Disruption budgets and node maintenance
   The Eviction API honours PodDisruptionBudgets; a cordoned node takes no new pods until it is
   uncordoned.
 
-  @B-WL-037 @B-WL-038 @needs:workloads @needs:sim-nodes
+  @B-WL-037 @B-WL-038 @needs:workloads
   Scenario: A PodDisruptionBudget lets one eviction through and refuses the next with 429
     Given a namespace
     When I create:
@@ -20,14 +20,17 @@ Feature: Disruption budgets and node maintenance
           metadata:
             labels:
               app: web
-            annotations:
-              # Replacements stay unready long enough for the second eviction to meet the
-              # exhausted budget.
-              sim.kubeproof.dev/ready-after: 5s
           spec:
             containers:
             - name: app
               image: nginx:1.26
+              # Replacements stay unready long enough for the second eviction to meet the
+              # exhausted budget.
+              readinessProbe:
+                exec:
+                  command: ["true"]
+                initialDelaySeconds: 5
+                periodSeconds: 1
       ---
       apiVersion: policy/v1
       kind: PodDisruptionBudget

@@ -32,7 +32,7 @@ Feature: ReplicaSets and Jobs
     And there are 3 ready pods with label "app=frontend" within 60 seconds
     And replicaset "frontend" has "{.status.readyReplicas}" equal to "3" within 30 seconds
 
-  @needs:workloads @needs:sim-nodes
+  @needs:workloads
   Scenario: A Job runs to completion once its pods have succeeded
     Given a namespace
     When I create:
@@ -46,10 +46,6 @@ Feature: ReplicaSets and Jobs
         parallelism: 1
         backoffLimit: 0
         template:
-          metadata:
-            annotations:
-              # The simulated runtime exits the container with code 0 after a second.
-              sim.kubeproof.dev/exit-after: 1s
           spec:
             restartPolicy: Never
             containers:

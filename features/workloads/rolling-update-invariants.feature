@@ -40,6 +40,13 @@ Feature: Rolling update bounds at every moment
   @B-WL-007 @B-WL-008 @needs:workloads
   Scenario: A 10-replica rollout stays within 13 replicas and 8 available throughout
     Given there are 10 ready pods with label "app=seed" within 90 seconds
+    # The ReplicaSet counts its pods available a moment after they are ready; the Deployment's
+    # status is made from the ReplicaSets', so once it says 10 the tracking starts in bounds.
+    And deployment "seed" matches within 30 seconds:
+      """
+      status:
+        availableReplicas: 10
+      """
     When I track replicasets with label "app=seed"
     And I track pods with label "app=seed"
     And I set the image of container "app" of deployment "seed" to "nginx:1.27"

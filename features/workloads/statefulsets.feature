@@ -50,7 +50,7 @@ Feature: StatefulSets
     Then pod "db-1" has "{.metadata.uid}" not equal to "{{ old_uid }}" within 60 seconds
     And there are 3 ready pods with label "app=db" within 60 seconds
 
-  @B-WL-017 @needs:workloads @needs:sim-nodes
+  @B-WL-017 @needs:workloads
   Scenario: OrderedReady creates each pod only after the previous one is Ready
     When I create:
       """
@@ -68,14 +68,19 @@ Feature: StatefulSets
           metadata:
             labels:
               app: db
-            annotations:
-              # Each pod turns Ready 6 s after its container starts: a window in which the
-              # next ordinal must not exist yet.
-              sim.kubeproof.dev/ready-after: 6s
           spec:
+            terminationGracePeriodSeconds: 1
             containers:
             - name: db
-              image: postgres:17
+              image: busybox:1.36
+              command: ["sh", "-c", "sleep 3600"]
+              # Each pod turns Ready 6 s after its container starts: a window in which the
+              # next ordinal must not exist yet.
+              readinessProbe:
+                exec:
+                  command: ["true"]
+                initialDelaySeconds: 6
+                periodSeconds: 1
       """
     Then pod "db-0" exists within 30 seconds
     And pod "db-1" does not exist for 2 seconds

@@ -206,6 +206,8 @@ pub struct RunningCluster {
     /// The API server's listener, the scheduler, the controller-manager and the node fleet,
     /// which tests may stop and start.
     control: ComponentControl,
+    /// Where the scheduler's secure port (health and `/metrics`) listens, when it serves one.
+    scheduler_addr: Option<SocketAddr>,
 }
 
 pub async fn open_store(cfg: &ClusterConfig) -> Result<Arc<dyn Store>> {
@@ -305,6 +307,7 @@ impl RunningCluster {
             components_shutdown: watch::channel(false).0,
             tasks,
             control,
+            scheduler_addr: None,
         };
         if cfg.components.any() {
             if let Err(e) = cluster.start_components(cfg.components).await {
@@ -319,8 +322,10 @@ impl RunningCluster {
     /// `system:kube-controller-manager`, each controller writing as its own service account,
     /// as upstream's `--use-service-account-credentials`) and the simulated nodes.
     ///
-    /// The node fleet acts as cluster admin for now: each kubelet has its own node identity
-    /// upstream, which the fleet's one shared client cannot be.
+    /// The node fleet authenticates as `system:kubeproof:node-fleet` and makes each node's
+    /// requests as that node (`system:node:<name>` in `system:nodes`) by impersonation, which
+    /// a ClusterRole written here allows for exactly the fleet's nodes; the Node authorizer and
+    /// NodeRestriction then judge them as they judge kubelets.
     async fn start_components(&mut self, components: Components) -> Result<()> {
         let rx = self.components_shutdown.subscribe();
         if let Some(mut controllers) = components.controllers {
@@ -369,20 +374,42 @@ impl RunningCluster {
         }
         if let Some(scheduler) = components.scheduler {
             let client = self.client_as("system:kube-scheduler", &[]).await?;
+            let serving = match scheduler.secure_port {
+                Some(port) => Some(
+                    self.scheduler_secure_port(port, &client, &scheduler)
+                        .await?,
+                ),
+                None => None,
+            };
             let rx = rx.clone();
             self.control.register(
                 "kube-scheduler",
                 Box::new(move || {
-                    spawn_component(
-                        "scheduler",
-                        crate::scheduler::run(
-                            client.clone(),
-                            scheduler
-                                .clone()
-                                .with_identity(&crate::leaderelection::default_identity()),
-                            rx.clone(),
-                        ),
-                    )
+                    let run = crate::scheduler::run(
+                        client.clone(),
+                        scheduler
+                            .clone()
+                            .with_identity(&crate::leaderelection::default_identity()),
+                        rx.clone(),
+                    );
+                    // The secure port lives and dies with the scheduler, as in one process.
+                    let serving = serving.clone();
+                    spawn_component("scheduler", async move {
+                        let Some((server, first, addr)) = serving else {
+                            return run.await;
+                        };
+                        let taken = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        let listener = match taken {
+                            Some(l) => l,
+                            None => rebind(addr).await.with_context(|| {
+                                format!("cannot listen on the scheduler's secure port {addr} again")
+                            })?,
+                        };
+                        tokio::select! {
+                            r = run => r,
+                            r = server.serve(listener) => r,
+                        }
+                    })
                 }),
             );
         }
@@ -392,7 +419,12 @@ impl RunningCluster {
                 .map_err(|e| anyhow::anyhow!("the node fleet is misconfigured: {e}"))?;
             let count = fleet.nodes.len();
             let client = self.client().await?;
-            let fleet_client = client.clone();
+            crate::node::api::grant_fleet(&client, fleet.nodes.iter().map(|n| n.name.as_str()))
+                .await
+                .map_err(|f| {
+                    anyhow::anyhow!("cannot grant the node fleet its permissions: {}", f.message)
+                })?;
+            let fleet_client = self.client_as(crate::node::api::FLEET_USER, &[]).await?;
             self.control.register(
                 "node-fleet",
                 Box::new(move || {
@@ -405,6 +437,42 @@ impl RunningCluster {
             wait_for_node_leases(&client, count, NODES_UP_TIMEOUT).await?;
         }
         Ok(())
+    }
+
+    /// Binds the scheduler's secure port (0: any free port) on the API server's address and
+    /// prepares its server, with a serving certificate from the cluster CA.
+    async fn scheduler_secure_port(
+        &mut self,
+        port: u16,
+        client: &kube::Client,
+        scheduler: &SchedulerConfig,
+    ) -> Result<SchedulerServing> {
+        let ip = self.addr.ip();
+        let listener = tokio::net::TcpListener::bind((ip, port))
+            .await
+            .with_context(|| {
+                format!("cannot listen on {ip}:{port} for the scheduler's secure port (is another scheduler running? choose another port)")
+            })?;
+        let addr = listener.local_addr()?;
+        let serving = self.pki.issue_serving("kube-scheduler", &[ip])?;
+        let server = crate::scheduler::server::SecureServer::new(
+            &self.pki,
+            serving,
+            client.clone(),
+            scheduler.metrics.clone(),
+        )?;
+        self.scheduler_addr = Some(addr);
+        Ok((
+            Arc::new(server),
+            Arc::new(std::sync::Mutex::new(Some(listener))),
+            addr,
+        ))
+    }
+
+    /// The scheduler's secure port (`/healthz`, `/livez`, `/readyz`, `/metrics`), e.g.
+    /// `https://127.0.0.1:40123`, when the cluster runs a scheduler that serves one.
+    pub fn scheduler_url(&self) -> Option<String> {
+        self.scheduler_addr.map(|a| format!("https://{a}"))
     }
 
     /// Stops and starts this cluster's components (failure injection).
@@ -461,6 +529,14 @@ impl RunningCluster {
         self.control.stop_all(Duration::from_secs(5)).await;
     }
 }
+
+/// The scheduler's secure server, its first listener (taken by the first start) and its
+/// address (bound again by later starts).
+type SchedulerServing = (
+    Arc<crate::scheduler::server::SecureServer>,
+    Arc<std::sync::Mutex<Option<tokio::net::TcpListener>>>,
+    SocketAddr,
+);
 
 /// The API server's name among the components (its HTTPS listener and connections; the store
 /// and the in-process control loops keep running across a restart).

@@ -7,6 +7,7 @@ pub mod cel;
 pub mod cluster;
 pub mod control;
 pub mod controllers;
+pub mod faults;
 pub mod leaderelection;
 pub mod node;
 pub mod openapi;

@@ -62,6 +62,14 @@ impl Pki {
         })
     }
 
+    /// A serving certificate for a component's own HTTPS port (e.g. the scheduler's secure
+    /// port), named `name`, for `localhost`, the loopback addresses and `ips`; signed by the
+    /// cluster CA so clients that trust the cluster trust it. Not kept on disk: each start
+    /// issues a new one, as kube-scheduler self-signs one when given none.
+    pub fn issue_serving(&self, name: &str, ips: &[std::net::IpAddr]) -> Result<CertPair> {
+        issue_serving(&self.ca, name, &["localhost".to_string()], ips)
+    }
+
     /// A client certificate for `user` in `groups`, signed by the cluster CA.
     pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<CertPair> {
         issue_client(&self.ca, user, groups)
@@ -131,14 +139,25 @@ fn issuer(ca: &CertPair) -> Result<Issuer<'static, KeyPair>> {
 }
 
 fn issue_server(ca: &CertPair, ips: &[std::net::IpAddr]) -> Result<CertPair> {
+    let names = [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
+    .map(str::to_string);
+    issue_serving(ca, "kube-apiserver", &names, ips)
+}
+
+fn issue_serving(
+    ca: &CertPair,
+    common_name: &str,
+    dns_names: &[String],
+    ips: &[std::net::IpAddr],
+) -> Result<CertPair> {
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec![
-        "localhost".to_string(),
-        "kubernetes".to_string(),
-        "kubernetes.default".to_string(),
-        "kubernetes.default.svc".to_string(),
-        "kubernetes.default.svc.cluster.local".to_string(),
-    ])?;
+    let mut params = CertificateParams::new(dns_names.to_vec())?;
     let mut all_ips: Vec<std::net::IpAddr> = vec![
         std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::Ipv6Addr::LOCALHOST.into(),
@@ -148,7 +167,7 @@ fn issue_server(ca: &CertPair, ips: &[std::net::IpAddr]) -> Result<CertPair> {
     for ip in all_ips {
         params.subject_alt_names.push(SanType::IpAddress(ip));
     }
-    params.distinguished_name = dn("kube-apiserver");
+    params.distinguished_name = dn(common_name);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_after = rcgen::date_time_ymd(2099, 1, 1);
     let cert = params.signed_by(&key, &issuer(ca)?)?;

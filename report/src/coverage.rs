@@ -70,6 +70,9 @@ pub struct BehaviourCoverage {
     pub status: CoverageStatus,
     /// `file:line` of every scenario tagged with this behaviour.
     pub scenarios: Vec<String>,
+    /// For a behaviour no scenario covers: the catalogue's reason why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncovered_reason: Option<String>,
 }
 
 /// Coverage counts over a set of behaviours.
@@ -161,6 +164,9 @@ impl Report {
                     title: b.title.clone(),
                     needs: b.needs.clone(),
                     extras: b.extras.clone(),
+                    uncovered_reason: (status == CoverageStatus::NotCovered)
+                        .then(|| b.uncovered_reason.clone())
+                        .flatten(),
                     status,
                     scenarios: cases.iter().map(|c| c.location()).collect(),
                 }
@@ -221,6 +227,23 @@ mod tests {
         );
         assert_eq!(st("B-OBS-007"), CoverageStatus::Skipped);
         assert_eq!(st("B-WL-001"), CoverageStatus::NotCovered);
+        let reason = |id: &str| {
+            cov.iter()
+                .find(|b| b.id == id)
+                .unwrap()
+                .uncovered_reason
+                .clone()
+        };
+        assert!(reason("B-CHAOS-015").is_some_and(|r| r.contains("Velero")));
+        assert!(
+            Catalogue::embedded()
+                .get("B-OBS-007")
+                .unwrap()
+                .uncovered_reason
+                .is_some()
+                && reason("B-OBS-007").is_none(),
+            "a covered behaviour (skipped here) shows no reason for being uncovered"
+        );
         let counts = CoverageCounts::of(&cov);
         assert_eq!(counts.behaviours, 248);
         assert_eq!(

@@ -431,11 +431,24 @@ async fn bench_nodes(args: NodesBenchArgs, output: Output) -> Result<ExitCode> {
     let stats = FleetStats::default();
     let timeout = Duration::from_secs(args.timeout);
 
+    // The fleet runs as it does in a cluster: its own identity, impersonating each node, so the
+    // Node authorizer, NodeRestriction and the impersonation checks are part of what is measured.
+    let fleet_cfg = FleetConfig::new(args.nodes);
+    kubeproof_refcluster::node::api::grant_fleet(
+        &client,
+        fleet_cfg.nodes.iter().map(|n| n.name.as_str()),
+    )
+    .await
+    .map_err(|f| anyhow::anyhow!("cannot grant the node fleet its permissions: {}", f.message))?;
+    let fleet_client = cluster
+        .client_as(kubeproof_refcluster::node::api::FLEET_USER, &[])
+        .await?;
+
     eprintln!("starting {} simulated nodes…", args.nodes);
     let started = Instant::now();
     let fleet_task = tokio::spawn(run_fleet_with_stats(
-        client.clone(),
-        FleetConfig::new(args.nodes),
+        fleet_client,
+        fleet_cfg,
         stats.clone(),
         stop_rx,
     ));

@@ -545,7 +545,7 @@ mod tests {
             name: "system:node:n1".into(),
             groups: vec!["system:nodes".into()],
             data_dir: dir.path().to_path_buf(),
-            output: None,
+            out: None,
         };
         assert!(
             user_add(&add, Output::Text).is_err(),

@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
-use kubeproof_chaos::BundledComponents;
 use kubeproof_report::Status;
 use kubeproof_steps::runner::{self, RunOptions, RunOutcome};
 
@@ -50,6 +48,23 @@ pub struct ConformanceArgs {
     /// processes, so `@needs:process-runtime` scenarios run instead of being skipped.
     #[arg(long, value_enum, default_value_t = super::cluster::Runtime::Sim)]
     pub runtime: super::cluster::Runtime,
+    /// Start the bundled cluster with a deliberate bug and watch the suite catch it
+    /// (repeatable; not with --kubeconfig). The report's target then names the faults.
+    #[arg(long = "inject-fault", value_enum, value_name = "FAULT")]
+    pub inject_fault: Vec<super::cluster::FaultArg>,
+    /// The target API server's audit log (`--audit-log-path`), readable here, for
+    /// `@needs:audit-log` scenarios; the bundled cluster's is found without it.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// The kube-scheduler's secure port, e.g. https://127.0.0.1:10259, scraped with the
+    /// kubeconfig's credentials for `@needs:scheduler-metrics` scenarios; the bundled
+    /// cluster's is found without it.
+    #[arg(long, value_name = "URL")]
+    pub scheduler_metrics_url: Option<String>,
+    /// Accept the scheduler's serving certificate without checking it against the
+    /// kubeconfig's CA (kubeadm's kube-scheduler serves a self-signed one).
+    #[arg(long)]
+    pub scheduler_insecure_skip_tls_verify: bool,
 }
 
 impl Default for ConformanceArgs {
@@ -67,6 +82,10 @@ impl Default for ConformanceArgs {
             check: false,
             host_access: false,
             runtime: super::cluster::Runtime::Sim,
+            inject_fault: Vec::new(),
+            audit_log: None,
+            scheduler_metrics_url: None,
+            scheduler_insecure_skip_tls_verify: false,
         }
     }
 }
@@ -83,12 +102,20 @@ impl ConformanceArgs {
             keep_on_failure: self.keep_on_failure,
             report_dir: Some(self.report_dir.clone()),
             host_access: self.host_access,
+            audit_log: self.audit_log.clone(),
+            scheduler_metrics_url: self.scheduler_metrics_url.clone(),
+            scheduler_insecure_tls: self.scheduler_insecure_skip_tls_verify,
             ..RunOptions::default()
         }
     }
 }
 
 pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> {
+    if args.kubeconfig.is_some() && !args.inject_fault.is_empty() {
+        anyhow::bail!(
+            "--inject-fault breaks the bundled cluster on purpose and cannot change the cluster behind --kubeconfig; drop one of the two flags"
+        );
+    }
     let opts = args.options();
     if args.check {
         let problems = runner::check(&opts);
@@ -127,6 +154,9 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
     let dir = tempfile::tempdir()?;
     let mut cfg =
         kubeproof_refcluster::cluster::ClusterConfig::with_components_for_tests(dir.path(), 3);
+    let faults = super::cluster::faults(&args.inject_fault);
+    cfg.inject_faults(faults.clone())?;
+    kubeproof_chaos::enable_audit(&mut cfg)?;
     if args.runtime == super::cluster::Runtime::Process {
         if let Some(fleet) = cfg.components.fleet.as_mut() {
             fleet.process = Some(kubeproof_refcluster::node::process::ProcessConfig::new(
@@ -137,10 +167,20 @@ pub async fn run(mut args: ConformanceArgs, output: Output) -> Result<ExitCode> 
     let cluster = kubeproof_refcluster::cluster::RunningCluster::start(cfg).await?;
     args.kubeconfig = Some(cluster.kubeconfig_path().to_path_buf());
     args.host_access = true;
-    let opts = RunOptions {
-        control: Some(Arc::new(BundledComponents(cluster.control()))),
-        ..args.options()
-    };
+    let mut opts = args.options();
+    kubeproof_chaos::bundled_access(&cluster, &mut opts);
+    if let Some(warning) = super::cluster::fault_warning(&faults) {
+        eprintln!("{warning}");
+        // Reports of a deliberately broken cluster say so wherever they are read.
+        opts.target_name = Some(format!(
+            "bundled, with injected faults: {}",
+            faults
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let outcome = runner::run(opts).await;
     cluster.shutdown().await;
     finish(outcome?, output)
@@ -166,7 +206,7 @@ pub fn finish(outcome: RunOutcome, output: Output) -> Result<ExitCode> {
         ),
         Output::Text => {
             for c in report.cases.iter().filter(|c| c.status == Status::Failed) {
-                println!("FAILED {} — {}", c.location(), c.scenario);
+                print!("{}", failure_summary(c));
             }
             if let Some(f) = &outcome.files {
                 let dir = f.json.parent().unwrap_or(std::path::Path::new("."));
@@ -190,6 +230,32 @@ pub fn finish(outcome: RunOutcome, output: Output) -> Result<ExitCode> {
     })
 }
 
+/// Lines shown lest a long message (an object dump) bury the next failure; the reports have all.
+const FAILURE_LINES: usize = 12;
+
+/// A failed scenario on the terminal: where, which behaviours, the step and the message.
+fn failure_summary(c: &kubeproof_report::Case) -> String {
+    let mut out = format!("FAILED {} — {}", c.location(), c.scenario);
+    if !c.behaviours.is_empty() {
+        out.push_str(&format!(" [{}]", c.behaviours.join(" ")));
+    }
+    out.push('\n');
+    if let Some(f) = &c.failure {
+        out.push_str(&format!("  step: {}\n", f.step));
+        let lines: Vec<&str> = f.message.lines().collect();
+        for line in lines.iter().take(FAILURE_LINES) {
+            out.push_str(&format!("  {line}\n"));
+        }
+        if lines.len() > FAILURE_LINES {
+            out.push_str(&format!(
+                "  … {} more lines in the reports\n",
+                lines.len() - FAILURE_LINES
+            ));
+        }
+    }
+    out
+}
+
 /// `kubeproof steps`: the step catalogue, Markdown for people, JSON for editors.
 pub fn steps(output: Output) -> Result<ExitCode> {
     match output {
@@ -197,4 +263,54 @@ pub fn steps(output: Output) -> Result<ExitCode> {
         Output::Text => println!("{}", kubeproof_steps::library::catalogue_markdown()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_names_its_behaviours_step_and_message() {
+        let mut c = kubeproof_report::Case::new(
+            "workloads",
+            "Rolling update",
+            "stays within bounds",
+            "features/workloads/x.feature",
+            7,
+            vec!["@B-WL-008".into(), "@needs:workloads".into()],
+        );
+        c.status = Status::Failed;
+        c.failure = Some(kubeproof_report::Failure {
+            step: "And at every moment …".into(),
+            message: (0..20).map(|i| format!("line {i}\n")).collect(),
+            ..Default::default()
+        });
+        let text = failure_summary(&c);
+        assert!(text.starts_with(
+            "FAILED features/workloads/x.feature:7 — stays within bounds [B-WL-008]\n"
+        ));
+        assert!(text.contains("  step: And at every moment …\n"));
+        assert!(text.contains("  line 11\n") && !text.contains("line 12\n"));
+        assert!(text.contains("8 more lines"));
+    }
+
+    #[test]
+    fn inject_fault_is_refused_with_another_cluster() {
+        let args = ConformanceArgs {
+            kubeconfig: Some(PathBuf::from("/nonexistent/kubeconfig")),
+            inject_fault: vec![super::super::cluster::FaultArg(
+                kubeproof_refcluster::faults::Fault::DeploymentIgnoresMaxUnavailable,
+            )],
+            ..ConformanceArgs::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(run(args, Output::Text))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--kubeconfig"), "{err}");
+    }
 }

@@ -26,7 +26,8 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs, output: Output) -> Result<ExitCode> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory for the cluster")?;
-    let cfg = ClusterConfig::with_components_for_tests(dir.path(), args.nodes as usize);
+    let mut cfg = ClusterConfig::with_components_for_tests(dir.path(), args.nodes as usize);
+    kubeproof_chaos::enable_audit(&mut cfg)?;
     eprintln!("starting the bundled Kubernetes 1.32 cluster…");
     let cluster = RunningCluster::start(cfg).await?;
     eprintln!(
@@ -40,12 +41,8 @@ pub async fn run(args: RunArgs, output: Output) -> Result<ExitCode> {
         host_access: true,
         ..ConformanceArgs::default()
     };
-    let opts = kubeproof_steps::runner::RunOptions {
-        control: Some(std::sync::Arc::new(kubeproof_chaos::BundledComponents(
-            cluster.control(),
-        ))),
-        ..conf.options()
-    };
+    let mut opts = conf.options();
+    kubeproof_chaos::bundled_access(&cluster, &mut opts);
     let outcome = kubeproof_steps::runner::run(opts).await;
     cluster.shutdown().await;
     finish(outcome?, output)

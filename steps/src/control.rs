@@ -13,3 +13,12 @@ pub trait ClusterControl: Send + Sync + std::fmt::Debug {
     /// Starts a stopped component again.
     fn start(&self, component: &str) -> anyhow::Result<()>;
 }
+
+/// Compacting the target's storage history on demand, as `etcdctl compact` does. Only a runner
+/// that started the cluster itself can do this; elsewhere the `compaction-control` capability is
+/// absent (a real cluster's API server compacts etcd every 5 minutes on its own).
+pub trait HistoryControl: Send + Sync + std::fmt::Debug {
+    /// Forgets every revision up to the current one and returns it: a watch from an older
+    /// resourceVersion can no longer be served.
+    fn compact(&self) -> futures::future::BoxFuture<'_, anyhow::Result<i64>>;
+}

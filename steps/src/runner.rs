@@ -52,6 +52,16 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stops and starts the target's components (given when the runner started the cluster).
     pub control: Option<Arc<dyn crate::control::ClusterControl>>,
+    /// Compacts the target's storage history (given when the runner started the cluster).
+    pub history: Option<Arc<dyn crate::control::HistoryControl>>,
+    /// The target API server's audit log (`--audit-log-path`), when the runner can read it.
+    pub audit_log: Option<PathBuf>,
+    /// The kube-scheduler's secure port (`https://host:10259` upstream), scraped with the
+    /// kubeconfig's credentials by the `the scheduler metric ...` steps.
+    pub scheduler_metrics_url: Option<String>,
+    /// Accept any serving certificate from the scheduler (kubeadm's scheduler serves a
+    /// self-signed one the kubeconfig's CA does not vouch for).
+    pub scheduler_insecure_tls: bool,
 }
 
 impl Default for RunOptions {
@@ -70,6 +80,10 @@ impl Default for RunOptions {
             assume_capabilities: Vec::new(),
             progress: true,
             control: None,
+            history: None,
+            audit_log: None,
+            scheduler_metrics_url: None,
+            scheduler_insecure_tls: false,
         }
     }
 }
@@ -235,6 +249,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
             "only a cluster the runner starts itself lets it stop components",
         ),
     }
+    set_access_capabilities(&mut caps, &opts);
+    let scheduler = library::metrics::probe_scheduler(
+        &config,
+        opts.scheduler_metrics_url.as_deref(),
+        opts.scheduler_insecure_tls,
+        &mut caps,
+    )
+    .await;
     let started_at = Utc::now();
     let clock = Instant::now();
 
@@ -249,6 +271,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         resolver: Resolver::new(client.clone()),
         keep_on_failure: opts.keep_on_failure,
         control: opts.control.clone(),
+        history: opts.history.clone(),
+        audit_log: opts.audit_log.clone(),
+        scheduler,
     });
     let collector = Collector::new(runnable, opts.progress);
     let json_buf = SharedBuf::default();
@@ -344,6 +369,40 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
         cucumber_json,
         files,
     })
+}
+
+/// Capabilities that come from what the runner was given rather than from probing the API:
+/// compacting the store on demand and reading the audit log.
+fn set_access_capabilities(caps: &mut Capabilities, opts: &RunOptions) {
+    match &opts.history {
+        Some(_) => caps.set(
+            "compaction-control",
+            true,
+            "the runner started the cluster and compacts its store on demand",
+        ),
+        None => caps.set(
+            "compaction-control",
+            false,
+            "only a cluster the runner starts itself lets it compact the store on demand (kube-apiserver compacts etcd every 5 minutes)",
+        ),
+    }
+    match &opts.audit_log {
+        Some(path) if path.is_file() => caps.set(
+            "audit-log",
+            true,
+            format!("the API server's audit log is {}", path.display()),
+        ),
+        Some(path) => caps.set(
+            "audit-log",
+            false,
+            format!("the audit log {} is not a readable file", path.display()),
+        ),
+        None => caps.set(
+            "audit-log",
+            false,
+            "the runner does not know where the API server writes its audit log (pass --audit-log PATH)",
+        ),
+    }
 }
 
 fn list_selected(
@@ -448,6 +507,42 @@ mod tests {
     fn shipped_features_pass_the_check() {
         let problems: Vec<String> = check(&shipped()).iter().map(|p| p.to_string()).collect();
         assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[derive(Debug)]
+    struct NoHistory;
+
+    impl crate::control::HistoryControl for NoHistory {
+        fn compact(&self) -> futures::future::BoxFuture<'_, anyhow::Result<i64>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    #[test]
+    fn access_capabilities_follow_what_the_runner_was_given() {
+        let mut caps = Capabilities::default();
+        set_access_capabilities(&mut caps, &RunOptions::default());
+        let why = caps.unmet(&["compaction-control".into()]).unwrap();
+        assert!(why.contains("every 5 minutes"), "{why}");
+        let why = caps.unmet(&["audit-log".into()]).unwrap();
+        assert!(why.contains("--audit-log PATH"), "{why}");
+        let missing = RunOptions {
+            audit_log: Some(PathBuf::from("/nonexistent/audit.log")),
+            ..RunOptions::default()
+        };
+        set_access_capabilities(&mut caps, &missing);
+        let why = caps.unmet(&["audit-log".into()]).unwrap();
+        assert!(why.contains("not a readable file"), "{why}");
+        let given = RunOptions {
+            history: Some(Arc::new(NoHistory)),
+            audit_log: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")),
+            ..RunOptions::default()
+        };
+        set_access_capabilities(&mut caps, &given);
+        assert_eq!(
+            caps.unmet(&["compaction-control".into(), "audit-log".into()]),
+            None
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
     ),
     ("metrics", "the API server's /metrics endpoint is readable"),
     (
+        "scheduler-metrics",
+        "the kube-scheduler's /metrics is readable: the runner knows its secure port (the bundled cluster's, or --scheduler-metrics-url)",
+    ),
+    (
         "workloads",
         "pods really run: a Ready node whose agent renews its Lease (plus the scheduler and controllers a cluster runs)",
     ),
@@ -40,6 +44,14 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
     (
         "resource-metrics",
         "the resource metrics API metrics.k8s.io/v1beta1 is served (metrics-server), as HPAs and kubectl top need",
+    ),
+    (
+        "compaction-control",
+        "the runner may compact the store's history on demand (a cluster it started itself; use with @serial)",
+    ),
+    (
+        "audit-log",
+        "the runner reads the API server's audit log (the bundled cluster's, or one named with --audit-log)",
     ),
     (
         "cluster-dns",

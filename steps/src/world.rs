@@ -27,6 +27,12 @@ pub struct Target {
     pub keep_on_failure: bool,
     /// Stops and starts the target's components, when the runner started the cluster itself.
     pub control: Option<Arc<dyn crate::control::ClusterControl>>,
+    /// Compacts the target's storage history, when the runner started the cluster itself.
+    pub history: Option<Arc<dyn crate::control::HistoryControl>>,
+    /// The API server's audit log, when the runner knows where it is and can read it.
+    pub audit_log: Option<std::path::PathBuf>,
+    /// The scheduler's secure port, reached with the runner's credentials, when known.
+    pub scheduler: Option<crate::library::metrics::SchedulerEndpoint>,
 }
 
 /// An object a scenario created, to delete after it.
@@ -71,6 +77,8 @@ pub struct KubeWorld {
     pub trackers: BTreeMap<String, crate::library::invariants::PodTracker>,
     /// Components this scenario stopped and has not started again; cleanup starts them.
     pub stopped_components: Vec<String>,
+    /// The answers to concurrent bursts of requests, by the ServiceAccount that sent them.
+    pub bursts: BTreeMap<String, crate::library::flood::Burst>,
 }
 
 impl fmt::Debug for KubeWorld {

@@ -96,6 +96,56 @@ impl AuditedRequest {
         self.config.level >= crate::security::audit::Level::RequestResponse
     }
 
+    /// Whether upstream counts the request as long-running (`watch` and `proxy`, and the `attach`,
+    /// `exec`, `log`, `portforward` and `proxy` subresources): its final event is written at
+    /// ResponseStarted, when the response begins, since its body may never end and must not be
+    /// held back to be audited.
+    pub fn long_running(&self) -> bool {
+        let subresource = self
+            .record
+            .object_ref
+            .as_ref()
+            .map(|o| o.subresource.as_str())
+            .unwrap_or_default();
+        matches!(self.record.verb.as_str(), "watch" | "proxy")
+            || matches!(
+                subresource,
+                "attach" | "exec" | "log" | "portforward" | "proxy"
+            )
+    }
+
+    /// Whether the object reference lacks the name a create gives its object in the body.
+    pub fn lacks_object_name(&self) -> bool {
+        self.record.verb == "create"
+            && self
+                .record
+                .object_ref
+                .as_ref()
+                .is_some_and(|o| o.name.is_empty())
+    }
+
+    /// Fills what the object reference lacks from the request's object, as upstream's
+    /// `LogRequestObject` does at every level from Metadata up: a create's event then names the
+    /// object it created (an object with only `generateName` still has no name here).
+    pub fn complete_object_ref(&mut self, object: &Value) {
+        let Some(r) = self.record.object_ref.as_mut() else {
+            return;
+        };
+        let meta = |f: &str| {
+            object
+                .pointer(&format!("/metadata/{f}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        if r.namespace.is_empty() {
+            r.namespace = meta("namespace");
+        }
+        if r.name.is_empty() {
+            r.name = meta("name");
+        }
+    }
+
     pub fn set_impersonated(&mut self, user: &UserInfo) {
         self.record.impersonated_user = Some(user.clone());
     }
@@ -149,5 +199,82 @@ impl AuditedRequest {
                 tracing::warn!("cannot write to the audit log: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::audit::Level;
+
+    fn create_request(name: &str) -> AuditedRequest {
+        AuditedRequest {
+            config: RequestAuditConfig {
+                level: Level::Metadata,
+                omit_stages: Vec::new(),
+                omit_managed_fields: false,
+            },
+            record: RequestRecord {
+                audit_id: "id".into(),
+                request_uri: "/api/v1/namespaces/ns/pods".into(),
+                verb: "create".into(),
+                user: UserInfo::new("alice", &["system:authenticated"]),
+                impersonated_user: None,
+                source_ips: Vec::new(),
+                user_agent: String::new(),
+                object_ref: Some(ObjectRef {
+                    resource: "pods".into(),
+                    namespace: "ns".into(),
+                    name: name.into(),
+                    api_version: "v1".into(),
+                    ..Default::default()
+                }),
+                received: Utc::now(),
+                annotations: Map::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_create_names_its_object_from_the_body_even_at_metadata_level() {
+        let mut a = create_request("");
+        assert!(a.lacks_object_name());
+        a.complete_object_ref(&json!({"metadata": {"name": "web", "namespace": "other"}}));
+        let r = a.record.object_ref.as_ref().unwrap();
+        // The namespace of the URL stays; only what was missing is filled in.
+        assert_eq!((r.name.as_str(), r.namespace.as_str()), ("web", "ns"));
+        assert!(!a.lacks_object_name());
+        a.annotate(&BTreeMap::from([(
+            "pod-security.kubernetes.io/audit-violations".to_string(),
+            "would violate PodSecurity".to_string(),
+        )]));
+        let e = build_event(
+            &a.config,
+            Stage::ResponseComplete,
+            &a.record,
+            None,
+            None,
+            None,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(e["level"], "Metadata");
+        assert_eq!(e["objectRef"]["name"], "web");
+        assert_eq!(
+            e["annotations"]["pod-security.kubernetes.io/audit-violations"],
+            "would violate PodSecurity"
+        );
+        let mut get = create_request("db");
+        get.record.verb = "get".into();
+        assert!(!get.lacks_object_name());
+        assert!(!get.long_running());
+        get.record.verb = "watch".into();
+        assert!(get.long_running());
+        let mut logs = create_request("db");
+        logs.record.verb = "get".into();
+        if let Some(r) = logs.record.object_ref.as_mut() {
+            r.subresource = "log".into();
+        }
+        assert!(logs.long_running());
     }
 }

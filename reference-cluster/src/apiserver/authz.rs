@@ -13,6 +13,7 @@ use super::request::{ResourceRequest, Target};
 use super::{ApiError, UserInfo};
 use crate::resources::ResourceInfo;
 use crate::security::bootstrap;
+use crate::security::node_authorizer::{self, NodeGraph};
 use crate::security::rbac::{
     self, Attributes, Binding, Decision, PolicyRule, RbacObjects, RbacSnapshot, Role, RoleRef,
     Subject,
@@ -24,9 +25,9 @@ use crate::store::Revision;
 pub enum AuthorizationMode {
     /// Everything is allowed (upstream `AlwaysAllow`).
     AlwaysAllow,
-    /// Node identities get the kubelet's rules (upstream's `Node` authorizer without its
-    /// object graph: NodeRestriction admission narrows what a node may write, and the
-    /// graph-gated reads of secrets, configmaps and volumes are left to RBAC).
+    /// Node identities (`system:node:<name>` in `system:nodes`): upstream's `Node` authorizer
+    /// with its object graph (`security::node_authorizer`); NodeRestriction admission narrows
+    /// what a node may write.
     Node,
     /// Role-based access control over the cluster's Roles and bindings.
     Rbac,
@@ -191,6 +192,8 @@ fn namespace_and_name(key: &str) -> (&str, &str) {
 pub struct Authorizer {
     modes: Vec<AuthorizationMode>,
     pub rbac: RbacCache,
+    /// What relates objects to nodes, for the Node authorizer.
+    pub node_graph: NodeGraph,
     node_rules: Vec<PolicyRule>,
 }
 
@@ -199,6 +202,7 @@ impl Authorizer {
         Authorizer {
             modes: modes.to_vec(),
             rbac: RbacCache::default(),
+            node_graph: NodeGraph::default(),
             node_rules: bootstrap::node_rules(),
         }
     }
@@ -216,6 +220,12 @@ impl Authorizer {
     /// Asks each authorizer in turn; the first to allow decides. A denial carries the reasons
     /// the authorizers gave, joined as upstream's union authorizer does.
     pub fn authorize(&self, attrs: &Attributes) -> Decision {
+        self.authorize_selected(attrs, None)
+    }
+
+    /// [`Self::authorize`] for a list or watch narrowed by `field_selector` (the Node
+    /// authorizer lets a node list the pods selected by `spec.nodeName=<itself>`).
+    pub fn authorize_selected(&self, attrs: &Attributes, field_selector: Option<&str>) -> Decision {
         let mut reasons = Vec::new();
         for mode in &self.modes {
             let decision = match mode {
@@ -223,7 +233,12 @@ impl Authorizer {
                     allowed: true,
                     reason: String::new(),
                 },
-                AuthorizationMode::Node => self.authorize_node(attrs),
+                AuthorizationMode::Node => node_authorizer::authorize(
+                    attrs,
+                    field_selector,
+                    &self.node_graph,
+                    &self.node_rules,
+                ),
                 AuthorizationMode::Rbac => rbac::authorize(attrs, &*self.rbac.read()),
             };
             if decision.allowed {
@@ -236,24 +251,6 @@ impl Authorizer {
         Decision {
             allowed: false,
             reason: reasons.join(", "),
-        }
-    }
-
-    fn authorize_node(&self, attrs: &Attributes) -> Decision {
-        // Upstream grants these only for objects its graph relates to the node (a pod bound
-        // to it references them); without that graph this authorizer has no opinion on them.
-        let graph_gated = attrs.resource_request
-            && attrs.api_group.is_empty()
-            && matches!(
-                attrs.resource.as_str(),
-                "secrets" | "configmaps" | "persistentvolumeclaims" | "persistentvolumes"
-            );
-        let allowed = !graph_gated
-            && attrs.user.node_name().is_some()
-            && self.node_rules.iter().any(|r| r.allows(attrs));
-        Decision {
-            allowed,
-            reason: String::new(),
         }
     }
 

@@ -192,12 +192,7 @@ pub(crate) async fn tunnel(
             "pod {name} does not have a host assigned"
         )));
     }
-    let node_info = server
-        .catalog
-        .get("", "v1", "nodes")
-        .ok_or_else(|| ApiError::internal("the nodes resource is not registered"))?;
-    let node = server.get_object(&node_info, None, node_name).await?;
-    let addr = super::logs::kubelet_address(&node)?;
+    let addr = super::logs::node_kubelet_address(server, node_name).await?;
     if !is_websocket_upgrade(&ctx.headers) {
         return Err(ApiError::bad_request(format!(
             "pods/{} is served over WebSocket only (subprotocols {}); SPDY upgrades are not supported by this cluster",

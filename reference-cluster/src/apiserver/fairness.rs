@@ -10,9 +10,9 @@ use std::time::Duration;
 use http::Response;
 use parking_lot::{Mutex, RwLock};
 use prometheus::Registry;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{respond_json, Body};
+use super::Body;
 use crate::security::flowcontrol::{
     bootstrap_flow_schemas, bootstrap_priority_levels, Dispatcher, FlowMetrics, Permit,
     TooManyRequests,
@@ -171,29 +171,45 @@ impl Fairness {
     }
 }
 
-/// The 429 answered when a priority level is saturated.
+/// The 429 answered when a priority level is saturated: as upstream's filter answers it, plain
+/// text (not a `Status`) with `Retry-After`, before any handler could negotiate an encoding.
 pub fn too_many_requests(t: &TooManyRequests) -> Response<Body> {
-    let status = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": t.message(),
-        "reason": "TooManyRequests",
-        "details": {"retryAfterSeconds": t.retry_after_seconds},
-        "code": 429,
-    });
-    let mut resp = respond_json(429, &status);
+    let mut resp = super::respond_bytes(
+        429,
+        "text/plain; charset=utf-8",
+        format!("{}\n", t.message()),
+    );
+    resp.headers_mut().insert(
+        "X-Content-Type-Options",
+        http::HeaderValue::from_static("nosniff"),
+    );
     if let Ok(v) = http::HeaderValue::from_str(&t.retry_after_seconds.to_string()) {
         resp.headers_mut().insert(http::header::RETRY_AFTER, v);
     }
     resp
 }
 
+/// Names the FlowSchema and priority level that classified a request in its response, as
+/// upstream does for every request it classified, rejected ones included.
+pub fn set_classification_headers(resp: &mut Response<Body>, uids: Option<(String, String)>) {
+    let Some((schema, level)) = uids else {
+        return;
+    };
+    for (name, uid) in [
+        (FLOW_SCHEMA_UID_HEADER, schema),
+        (PRIORITY_LEVEL_UID_HEADER, level),
+    ] {
+        if let Ok(v) = http::HeaderValue::from_str(&uid) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::security::user::UserInfo;
+    use serde_json::json;
 
     /// Stored copies of the bootstrap objects, each with a UID as the store gives them.
     fn stored(objects: Vec<Value>, plural: &str) -> Vec<(String, Value)> {

@@ -161,6 +161,9 @@ pub async fn subresource(
         ("attach", "get" | "create") if is(info, "", "pods") => {
             super::attach::pod_attach(server, ctx, info, ns, name).await
         }
+        ("portforward", "get" | "create") if is(info, "", "pods") => {
+            super::portforward::pod_portforward(server, ctx, info, ns, name).await
+        }
         (other, _) => Err(ApiError::new(
             503,
             "ServiceUnavailable",

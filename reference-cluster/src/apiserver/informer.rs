@@ -1,6 +1,7 @@
 //! Keeps the security caches current from the store with one watch over `/registry/`: RBAC
-//! roles and bindings (the authorizer), webhook configurations (admission) and flow-control
-//! objects (API Priority and Fairness). Writes made by this server update the caches at once
+//! roles and bindings (the authorizer), the Node authorizer's graph (pods, PersistentVolumes,
+//! VolumeAttachments), webhook configurations (admission) and flow-control objects (API
+//! Priority and Fairness). Writes made by this server update the caches at once
 //! as well ([`observe_local_write`]), so a client that creates a RoleBinding is authorized by it
 //! on its next request; the watch brings in writes of other API servers sharing the store.
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 use super::{authz, fairness, object, webhooks, ApiServer};
 use crate::resources::ResourceInfo;
+use crate::security::node_authorizer;
 use crate::store::{EventKind, Revision, StoreResult};
 
 /// The storage prefixes whose objects the caches hold.
@@ -24,17 +26,22 @@ const PREFIXES: &[&str] = &[
     "/registry/validatingwebhookconfigurations/",
     "/registry/flowschemas/",
     "/registry/prioritylevelconfigurations/",
+    "/registry/pods/",
+    "/registry/persistentvolumes/",
+    "/registry/volumeattachments/",
 ];
 
 fn is_cached(key: &str) -> bool {
     authz::rbac_kind_of_key(key).is_some()
         || webhooks::configuration_kind_of_key(key).is_some()
         || fairness::kind_of_key(key).is_some()
+        || node_authorizer::graph_kind_of_key(key).is_some()
 }
 
 fn apply(server: &ApiServer, key: &str, revision: Revision, object: Option<&Value>) {
     let s = &server.security;
     s.authz.rbac.apply(key, revision, object);
+    s.authz.node_graph.apply(key, revision, object);
     s.admission.webhooks.apply(key, revision, object);
     if let Some(f) = &s.fairness {
         f.apply(key, revision, object);
@@ -57,6 +64,7 @@ pub async fn prime(server: &ApiServer) -> StoreResult<Revision> {
     }
     let s = &server.security;
     s.authz.rbac.reset(&objects, revision);
+    s.authz.node_graph.reset(&objects, revision);
     s.admission.webhooks.reset(&objects, revision);
     if let Some(f) = &s.fairness {
         f.reset(&objects, revision);
@@ -74,6 +82,17 @@ pub async fn run(server: Arc<ApiServer>, mut from: Revision) {
                     let Ok(ev) = ev else { break };
                     from = ev.revision();
                     if !is_cached(&ev.kv.key) {
+                        continue;
+                    }
+                    // This server's own writes are in the graph already; most pod events
+                    // are, so they need not be decoded again.
+                    if ev.kind == EventKind::Put
+                        && server
+                            .security
+                            .authz
+                            .node_graph
+                            .is_current(&ev.kv.key, ev.revision())
+                    {
                         continue;
                     }
                     match ev.kind {

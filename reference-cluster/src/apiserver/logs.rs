@@ -285,6 +285,16 @@ pub fn kubelet_address(node: &Value) -> ApiResult<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// Where the kubelet of the node named `node_name` listens, from its Node object.
+pub async fn node_kubelet_address(server: &ApiServer, node_name: &str) -> ApiResult<SocketAddr> {
+    let node_info = server
+        .catalog
+        .get("", "v1", "nodes")
+        .ok_or_else(|| ApiError::internal("the nodes resource is not registered"))?;
+    let node = server.get_object(&node_info, None, node_name).await?;
+    kubelet_address(&node)
+}
+
 /// `GET pods/{name}/log`.
 pub async fn pod_log(
     server: &Arc<ApiServer>,
@@ -308,12 +318,7 @@ pub async fn pod_log(
             .body(BodyExt::boxed_unsync(http_body_util::Empty::<Bytes>::new()))
             .expect("static response is valid"));
     }
-    let node_info = server
-        .catalog
-        .get("", "v1", "nodes")
-        .ok_or_else(|| ApiError::internal("the nodes resource is not registered"))?;
-    let node = server.get_object(&node_info, None, node_name).await?;
-    let addr = kubelet_address(&node)?;
+    let addr = node_kubelet_address(server, node_name).await?;
     check_container_status(&pod, &container, opts.previous).map_err(ApiError::bad_request)?;
     let path = format!(
         "/containerLogs/{}/{name}/{container}",

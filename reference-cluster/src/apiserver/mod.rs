@@ -56,6 +56,7 @@ pub mod negotiate;
 pub mod nonresource;
 pub mod object;
 mod policy_admission;
+pub mod portforward;
 pub mod protobuf;
 pub mod registry;
 pub mod request;
@@ -446,16 +447,7 @@ impl ApiServer {
             .and_then(|f| f.classification_uids(&attrs));
         let mut resp = self.dispatch(&ctx, target, started).await;
         drop(attrs);
-        if let Some((schema, level)) = flow_uids {
-            for (name, uid) in [
-                (fairness::FLOW_SCHEMA_UID_HEADER, schema),
-                (fairness::PRIORITY_LEVEL_UID_HEADER, level),
-            ] {
-                if let Ok(v) = http::HeaderValue::from_str(&uid) {
-                    resp.headers_mut().insert(name, v);
-                }
-            }
-        }
+        fairness::set_classification_headers(&mut resp, flow_uids);
         if let Some(a) = audited.as_mut() {
             a.annotate(&ctx.annotations.lock());
         }
@@ -526,12 +518,19 @@ impl ApiServer {
                     None
                 }
                 Ok(p) => Some(p),
-                Err(t) => return Err(fairness::too_many_requests(&t)),
+                Err(t) => {
+                    let mut resp = fairness::too_many_requests(&t);
+                    fairness::set_classification_headers(&mut resp, f.classification_uids(&attrs));
+                    return Err(resp);
+                }
             },
             None => None,
         };
         if !public_only {
-            let decision = self.security.authz.authorize(&attrs);
+            let decision = self
+                .security
+                .authz
+                .authorize_selected(&attrs, field_selector);
             if let Some(a) = audited.as_mut() {
                 // Upstream's authorization audit annotations.
                 let verdict = if decision.allowed { "allow" } else { "forbid" };
@@ -561,18 +560,29 @@ impl ApiServer {
         ctx: Option<&RequestContext>,
         resp: Response<Body>,
     ) -> Response<Body> {
-        let (Some(audited), Some(auditor)) = (audited, self.security.audit.as_ref()) else {
+        let (Some(mut audited), Some(auditor)) = (audited, self.security.audit.as_ref()) else {
             return resp;
         };
         let code = resp.status().as_u16();
-        let streaming = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.contains("stream") || ct.contains("watch"));
-        let request_object = ctx
-            .filter(|c| audited.wants_request_object() && !c.body.is_empty())
+        // A watch answers `application/json` like any list: the request, not the content type,
+        // says whether the body may go on for as long as the client listens.
+        let streaming = audited.long_running()
+            || resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+            || resp
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.contains("stream") || ct.contains("watch"));
+        let decoded = ctx
+            .filter(|c| {
+                (audited.wants_request_object() || audited.lacks_object_name())
+                    && !c.body.is_empty()
+            })
             .and_then(|c| object::decode(c.content_type(), &c.body).ok());
+        if let Some(obj) = &decoded {
+            audited.complete_object_ref(obj);
+        }
+        let request_object = decoded.filter(|_| audited.wants_request_object());
         let mut resp = resp;
         if let Ok(v) = http::HeaderValue::from_str(audited.audit_id()) {
             resp.headers_mut().insert("Audit-Id", v);
@@ -625,20 +635,11 @@ impl ApiServer {
                     "cluster"
                 };
                 let verb = r.verb.to_uppercase();
-                // Watches are long-running and not counted in flight, as upstream.
-                let kind = match r.verb.as_str() {
-                    "watch" => None,
-                    "get" | "list" => Some("readOnly"),
-                    _ => Some("mutating"),
-                };
-                let gauge = kind.map(|k| self.metrics.inflight.with_label_values(&[k]));
-                if let Some(g) = &gauge {
-                    g.inc();
-                }
+                // Long-running requests (watches, exec, logs) are not counted in flight.
+                let inflight = metrics::RequestKind::of(&r.verb, r.subresource.as_deref())
+                    .map(|k| self.metrics.inflight_watermark.enter(k));
                 let resp = registry::handle(self, ctx, &r).await;
-                if let Some(g) = &gauge {
-                    g.dec();
-                }
+                drop(inflight);
                 let resp = match resp {
                     Ok(resp) => resp,
                     Err(e) => respond_error(&e),
@@ -658,9 +659,14 @@ impl ApiServer {
                 resp
             }
             request::Target::NonResource => {
+                // Upstream's verb for a non-resource request is the lower-cased method.
+                let verb = ctx.method.as_str().to_ascii_lowercase();
+                let inflight = metrics::RequestKind::of(&verb, None)
+                    .map(|k| self.metrics.inflight_watermark.enter(k));
                 let resp = nonresource::handle(self, ctx)
                     .await
                     .unwrap_or_else(|e| respond_error(&e));
+                drop(inflight);
                 self.metrics.observe(
                     &metrics::RequestLabels {
                         verb: ctx.method.as_str(),
@@ -675,7 +681,12 @@ impl ApiServer {
                 );
                 resp
             }
-            other => discovery::handle(self, ctx, other).unwrap_or_else(|e| respond_error(&e)),
+            other => {
+                let verb = ctx.method.as_str().to_ascii_lowercase();
+                let _inflight = metrics::RequestKind::of(&verb, None)
+                    .map(|k| self.metrics.inflight_watermark.enter(k));
+                discovery::handle(self, ctx, other).unwrap_or_else(|e| respond_error(&e))
+            }
         }
     }
 }

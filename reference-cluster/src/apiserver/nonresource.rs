@@ -61,7 +61,7 @@ pub async fn handle(server: &Arc<ApiServer>, ctx: &RequestContext) -> ApiResult<
         "/version" => Ok(respond_json(200, &version_json())),
         "/metrics" => Ok(respond_bytes(
             200,
-            "text/plain; version=0.0.4; charset=utf-8",
+            super::metrics::TEXT_FORMAT,
             server.metrics.render(),
         )),
         // ServiceAccount issuer discovery, for relying parties that verify our tokens.

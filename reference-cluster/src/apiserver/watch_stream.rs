@@ -321,10 +321,7 @@ pub async fn list(
 }
 
 fn event_line(kind: &str, object: Value) -> Bytes {
-    let mut line =
-        serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialisable");
-    line.push(b'\n');
-    Bytes::from(line)
+    event_line_ref(kind, &object)
 }
 
 /// How long before a watch's timeout its last bookmark is sent (upstream: 2 s).
@@ -487,6 +484,7 @@ pub async fn watch(
                         }
                     };
                     last_rv = ev.revision();
+                    let api_version = info2.api_version();
                     if everything && as_ == As::Object {
                         // Without selectors the event type follows from the store event alone and
                         // every such watcher sends the same bytes: encode each event once.
@@ -495,11 +493,8 @@ pub async fn watch(
                             (EventKind::Put, true) => "MODIFIED",
                             (EventKind::Put, false) => "ADDED",
                         };
-                        let key = (server_id, ev.revision(), ev.kv.key.clone(), info2.api_version());
-                        let line = EVENT_LINES.get_or_insert(key, || {
-                            let mut cur = server2.decode(&info2, &ev.kv).ok()?;
-                            meta_mut(&mut cur).insert("resourceVersion".into(), json!(ev.revision().to_string()));
-                            Some(event_line(kind, cur))
+                        let line = shared_line(server_id, &api_version, kind, &ev.kv, || {
+                            Some(event_line_ref(kind, &served(&server2, &info2, &ev.kv)?))
                         });
                         if let Some(line) = line {
                             counter.inc();
@@ -507,10 +502,11 @@ pub async fn watch(
                         }
                         continue;
                     }
-                    let decode = |kv: &crate::store::KeyValue| server2.decode(&info2, kv).ok();
+                    // Watchers with selectors see the same stored versions: each is decoded once
+                    // per server and shared, and only the selectors run per watcher.
+                    let decode = |kv: &crate::store::KeyValue| shared_object(&server2, server_id, &info2, &api_version, kv);
                     let prev = ev.prev.as_ref().and_then(decode);
-                    let Some(mut cur) = decode(&ev.kv) else { continue };
-                    meta_mut(&mut cur).insert("resourceVersion".into(), json!(ev.revision().to_string()));
+                    let Some(cur) = decode(&ev.kv) else { continue };
                     let prev_match = prev.as_ref().map(|p| filter.matches(p)).unwrap_or(false);
                     let kind = match ev.kind {
                         EventKind::Delete => if prev_match || filter.matches(&cur) { Some("DELETED") } else { None },
@@ -522,8 +518,14 @@ pub async fn watch(
                         },
                     };
                     if let Some(kind) = kind {
+                        let line = if as_ == As::Object {
+                            shared_line(server_id, &api_version, kind, &ev.kv, || Some(event_line_ref(kind, &cur)))
+                        } else {
+                            Some(event_line(kind, convert(Value::clone(&cur))))
+                        };
+                        let Some(line) = line else { continue };
                         counter.inc();
-                        if tx.send(event_line(kind, convert(cur))).await.is_err() { return; }
+                        if tx.send(line).await.is_err() { return; }
                     }
                 }
             }
@@ -542,43 +544,122 @@ pub async fn watch(
         .expect("static headers are valid"))
 }
 
-/// Encoded watch event lines shared by all watchers of one API server, keyed by
-/// (server, revision, storage key, served version); bounded, oldest first out.
-struct LineCache {
-    inner: std::sync::OnceLock<parking_lot::Mutex<LineCacheInner>>,
+/// A stored version as one API server serves it in one version: (server, revision, storage key,
+/// served apiVersion). The revision is the version's `mod_revision`, which for a deletion is the
+/// revision of the delete.
+type VersionKey = (usize, Revision, String, String);
+
+/// Decoded objects shared by all watchers of one API server; decoding is the costly part of
+/// serving an event, and every watcher of a resource sees the same versions.
+static DECODED: BoundedCache<VersionKey, Arc<Value>> = BoundedCache::new(1024);
+
+/// Encoded `{"type":…,"object":…}` lines shared by all watchers of one API server: watchers
+/// without selectors, and watchers with selectors that see the same event type, send the same
+/// bytes.
+static EVENT_LINES: BoundedCache<(VersionKey, &'static str), Bytes> = BoundedCache::new(8192);
+
+/// `kv` decoded as `info`'s version serves it, with its resourceVersion, shared between watchers.
+fn shared_object(
+    server: &ApiServer,
+    server_id: usize,
+    info: &ResourceInfo,
+    api_version: &str,
+    kv: &crate::store::KeyValue,
+) -> Option<Arc<Value>> {
+    let key = (
+        server_id,
+        kv.mod_revision,
+        kv.key.clone(),
+        api_version.to_string(),
+    );
+    DECODED.get_or_insert(key, &kv.value, || served(server, info, kv).map(Arc::new))
 }
 
-type LineKey = (usize, Revision, String, String);
-
-#[derive(Default)]
-struct LineCacheInner {
-    lines: std::collections::HashMap<LineKey, Bytes>,
-    order: std::collections::VecDeque<LineKey>,
+/// `kv` decoded as `info`'s version serves it, with its resourceVersion.
+fn served(server: &ApiServer, info: &ResourceInfo, kv: &crate::store::KeyValue) -> Option<Value> {
+    let mut obj = server.decode(info, kv).ok()?;
+    meta_mut(&mut obj).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+    Some(obj)
 }
 
-const LINE_CACHE_ENTRIES: usize = 8192;
+/// The watch event line of type `kind` for `kv`, encoded once per server.
+fn shared_line(
+    server_id: usize,
+    api_version: &str,
+    kind: &'static str,
+    kv: &crate::store::KeyValue,
+    make: impl FnOnce() -> Option<Bytes>,
+) -> Option<Bytes> {
+    let key = (
+        server_id,
+        kv.mod_revision,
+        kv.key.clone(),
+        api_version.to_string(),
+    );
+    EVENT_LINES.get_or_insert((key, kind), &kv.value, make)
+}
 
-static EVENT_LINES: LineCache = LineCache {
-    inner: std::sync::OnceLock::new(),
-};
+fn event_line_ref(kind: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
+    }
+    let mut line = serde_json::to_vec(&Line { kind, object }).expect("serialisable");
+    line.push(b'\n');
+    Bytes::from(line)
+}
 
-impl LineCache {
-    fn get_or_insert(&self, key: LineKey, make: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
-        let cache = self.inner.get_or_init(Default::default);
-        if let Some(b) = cache.lock().lines.get(&key) {
-            return Some(b.clone());
+/// A bounded map, oldest entry out first, behind one lock. Each entry remembers the stored bytes
+/// it was made from and is used only for the same bytes, so a key reused by another server at
+/// the same address (tests start many in one process) can never be served a stale value.
+struct BoundedCache<K, V> {
+    inner: std::sync::OnceLock<parking_lot::Mutex<BoundedInner<K, V>>>,
+    capacity: usize,
+}
+
+struct BoundedInner<K, V> {
+    values: std::collections::HashMap<K, (Bytes, V)>,
+    order: std::collections::VecDeque<K>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
+    const fn new(capacity: usize) -> Self {
+        BoundedCache {
+            inner: std::sync::OnceLock::new(),
+            capacity,
         }
-        let line = make()?;
+    }
+
+    fn get_or_insert(&self, key: K, source: &Bytes, make: impl FnOnce() -> Option<V>) -> Option<V> {
+        let cache = self.inner.get_or_init(|| {
+            parking_lot::Mutex::new(BoundedInner {
+                values: std::collections::HashMap::new(),
+                order: std::collections::VecDeque::new(),
+            })
+        });
+        if let Some((made_from, v)) = cache.lock().values.get(&key) {
+            if made_from == source {
+                return Some(v.clone());
+            }
+        }
+        // Made outside the lock: decoding and encoding are the slow part, and two watchers
+        // racing on the same event at worst both make it.
+        let value = make()?;
         let mut c = cache.lock();
-        if c.lines.insert(key.clone(), line.clone()).is_none() {
+        if c.values
+            .insert(key.clone(), (source.clone(), value.clone()))
+            .is_none()
+        {
             c.order.push_back(key);
-            while c.order.len() > LINE_CACHE_ENTRIES {
+            while c.order.len() > self.capacity {
                 if let Some(old) = c.order.pop_front() {
-                    c.lines.remove(&old);
+                    c.values.remove(&old);
                 }
             }
         }
-        Some(line)
+        Some(value)
     }
 }
 

@@ -69,6 +69,8 @@ pub struct ControllerConfig {
     /// `--use-service-account-credentials`: the client each controller writes with, by its
     /// service account in kube-system; a controller without one uses the manager's client.
     pub service_account_clients: ServiceAccountClients,
+    /// Deliberate bugs (`--inject-fault`); empty unless a demonstration asks for one.
+    pub faults: crate::faults::Faults,
 }
 
 /// Clients acting as the controllers' service accounts (`system:controller:<name>` roles).
@@ -145,6 +147,7 @@ impl Default for ControllerConfig {
             pdb_resync: Duration::from_secs(30),
             pv_binder_sync_period: crate::controllers::persistentvolume::DEFAULT_SYNC_PERIOD,
             service_account_clients: ServiceAccountClients::default(),
+            faults: crate::faults::Faults::none(),
         }
     }
 }

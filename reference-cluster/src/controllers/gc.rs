@@ -6,9 +6,14 @@
 //! - Orphan: an owner carrying the `orphan` finalizer has itself removed from its dependents'
 //!   ownerReferences, then the finalizer is removed.
 //!
-//! The graph is built from one list of the whole store and kept current from one watch.
+//! The graph is built from one list of the whole store and kept current from one watch; the
+//! store is listed again only when that watch ends. Every write in the cluster passes through
+//! here, so objects are only skimmed for the metadata the collector needs ([`Skim`]: uid, owners,
+//! deletion and finalizers) instead of being decoded whole. Every `resync` the objects that may
+//! still need an action (all owners gone, or an orphan/foreground finalizer pending) are looked
+//! at again, which retries actions that failed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +27,64 @@ use crate::patch::Operation;
 use crate::resources::ResourceInfo;
 use crate::store::{EventKind, KeyValue};
 
+/// The part of an object's metadata the collector reads.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Skim {
+    #[serde(default)]
+    metadata: SkimMeta,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SkimMeta {
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    owner_references: Option<Vec<SkimOwner>>,
+    #[serde(default)]
+    deletion_timestamp: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    finalizers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct SkimOwner {
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+impl Skim {
+    fn of(kv: &KeyValue) -> Option<Skim> {
+        serde_json::from_slice(&kv.value).ok()
+    }
+
+    fn uid(&self) -> Option<&str> {
+        self.metadata.uid.as_deref()
+    }
+
+    fn owners(&self) -> impl Iterator<Item = &str> {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .filter_map(|o| o.uid.as_deref())
+    }
+
+    fn is_deleting(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
+
+    fn has_finalizer(&self, name: &str) -> bool {
+        self.metadata.finalizers.iter().flatten().any(|f| f == name)
+    }
+
+    /// Deleting and waiting for the collector to orphan or delete its dependents.
+    fn awaits_collector(&self) -> bool {
+        self.is_deleting()
+            && (self.has_finalizer("orphan") || self.has_finalizer("foregroundDeletion"))
+    }
+}
+
 #[derive(Default)]
 struct Graph {
     /// uid → storage key of every object.
@@ -33,24 +96,21 @@ struct Graph {
     dependents: HashMap<String, HashSet<String>>,
     /// storage key → owner uids.
     owners: HashMap<String, Vec<String>>,
+    /// Storage keys of objects deleting with an `orphan` or `foregroundDeletion` finalizer.
+    finalizing: BTreeSet<String>,
 }
 
 impl Graph {
-    fn put(&mut self, key: &str, obj: &Value) {
+    fn put(&mut self, key: &str, obj: &Skim) {
         self.remove(key);
-        if let Some(uid) = object::meta_str(obj, "uid") {
+        if let Some(uid) = obj.uid() {
             self.keys.insert(uid.to_string(), key.to_string());
             self.uids.insert(key.to_string(), uid.to_string());
         }
-        let owners: Vec<String> = obj
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|o| o.get("uid").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        if obj.awaits_collector() {
+            self.finalizing.insert(key.to_string());
+        }
+        let owners: Vec<String> = obj.owners().map(str::to_string).collect();
         for o in &owners {
             self.dependents
                 .entry(o.clone())
@@ -63,6 +123,7 @@ impl Graph {
     }
 
     fn remove(&mut self, key: &str) {
+        self.finalizing.remove(key);
         if let Some(owners) = self.owners.remove(key) {
             for o in owners {
                 if let Some(set) = self.dependents.get_mut(&o) {
@@ -79,6 +140,20 @@ impl Graph {
                 self.keys.remove(&uid);
             }
         }
+    }
+
+    /// Objects the collector may still have to act on: those whose owners are all gone and
+    /// those waiting for their dependents to be orphaned or deleted.
+    fn pending(&self) -> Vec<String> {
+        let orphaned = self
+            .owners
+            .iter()
+            .filter(|(_, owners)| !owners.iter().any(|o| self.keys.contains_key(o)))
+            .map(|(key, _)| key.clone());
+        let mut keys: Vec<String> = orphaned.chain(self.finalizing.iter().cloned()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 }
 
@@ -114,25 +189,24 @@ pub async fn run(server: Arc<ApiServer>, resync: Duration) {
             continue;
         };
         let mut graph = Graph::default();
-        let mut objects: Vec<(String, Value)> = Vec::new();
         for kv in &list.items {
-            if let Ok(obj) = object::from_stored(kv) {
+            if let Some(obj) = Skim::of(kv) {
                 graph.put(&kv.key, &obj);
-                objects.push((kv.key.clone(), obj));
             }
         }
-        for (key, obj) in &objects {
-            process(&server, &graph, key, Some(obj)).await;
-        }
-        let Ok(mut events) = server.store.watch("/registry/", list.revision).await else {
+        let revision = list.revision;
+        drop(list);
+        revisit(&server, &graph).await;
+        let Ok(mut events) = server.store.watch("/registry/", revision).await else {
             tokio::time::sleep(resync).await;
             continue;
         };
-        let deadline = tokio::time::sleep(resync);
-        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(resync);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
         loop {
             tokio::select! {
-                _ = &mut deadline => break,
+                _ = ticker.tick() => revisit(&server, &graph).await,
                 ev = events.next() => {
                     let Some(Ok(ev)) = ev else { break };
                     handle_event(&server, &mut graph, ev.kind, &ev.kv).await;
@@ -142,22 +216,30 @@ pub async fn run(server: Arc<ApiServer>, resync: Duration) {
     }
 }
 
+/// Looks again at every object the collector may still have to act on, as they are now.
+async fn revisit(server: &Arc<ApiServer>, graph: &Graph) {
+    for key in graph.pending() {
+        if let Ok(Some(kv)) = server.store.get(&key).await {
+            if let Some(obj) = Skim::of(&kv) {
+                process(server, graph, &key, &obj).await;
+            }
+        }
+    }
+}
+
 async fn handle_event(server: &Arc<ApiServer>, graph: &mut Graph, kind: EventKind, kv: &KeyValue) {
+    let Some(obj) = Skim::of(kv) else {
+        return;
+    };
     match kind {
         EventKind::Put => {
-            let Ok(obj) = object::from_stored(kv) else {
-                return;
-            };
             graph.put(&kv.key, &obj);
-            process(server, graph, &kv.key, Some(&obj)).await;
+            process(server, graph, &kv.key, &obj).await;
         }
         EventKind::Delete => {
-            let Ok(obj) = object::from_stored(kv) else {
-                return;
-            };
             graph.remove(&kv.key);
             // Dependents of a deleted owner may now have no owner left.
-            if let Some(uid) = object::meta_str(&obj, "uid") {
+            if let Some(uid) = obj.uid() {
                 let deps: Vec<String> = graph
                     .dependents
                     .get(uid)
@@ -165,8 +247,8 @@ async fn handle_event(server: &Arc<ApiServer>, graph: &mut Graph, kind: EventKin
                     .unwrap_or_default();
                 for d in deps {
                     if let Ok(Some(dkv)) = server.store.get(&d).await {
-                        if let Ok(dep) = object::from_stored(&dkv) {
-                            process(server, graph, &d, Some(&dep)).await;
+                        if let Some(dep) = Skim::of(&dkv) {
+                            process(server, graph, &d, &dep).await;
                         }
                     }
                 }
@@ -177,26 +259,28 @@ async fn handle_event(server: &Arc<ApiServer>, graph: &mut Graph, kind: EventKin
 
 /// Acts on one object: finishes orphan/foreground deletions it owns, deletes it if all its
 /// owners are gone.
-async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: Option<&Value>) {
-    let Some(obj) = obj else { return };
+async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: &Skim) {
+    let owned = graph.owners.get(key).is_some_and(|o| !o.is_empty());
+    if !owned && !obj.awaits_collector() {
+        return;
+    }
     let Some((info, ns, name)) = locate(server, key) else {
         return;
     };
-    let uid = object::meta_str(obj, "uid").unwrap_or("").to_string();
-    let finalizers = object::finalizers(obj);
+    let uid = obj.uid().unwrap_or("").to_string();
     let deps: Vec<String> = graph
         .dependents
         .get(&uid)
         .map(|s| s.iter().cloned().collect())
         .unwrap_or_default();
-    if object::is_deleting(obj) && finalizers.iter().any(|f| f == "orphan") {
+    if obj.is_deleting() && obj.has_finalizer("orphan") {
         for d in &deps {
             orphan(server, d, &uid).await;
         }
         remove_finalizer(server, &info, ns.as_deref(), &name, "orphan").await;
         return;
     }
-    if object::is_deleting(obj) && finalizers.iter().any(|f| f == "foregroundDeletion") {
+    if obj.is_deleting() && obj.has_finalizer("foregroundDeletion") {
         if deps.is_empty() {
             remove_finalizer(server, &info, ns.as_deref(), &name, "foregroundDeletion").await;
         } else {
@@ -216,7 +300,7 @@ async fn process(server: &Arc<ApiServer>, graph: &Graph, key: &str, obj: Option<
     }
     // Background collection: every owner is gone.
     if let Some(owners) = graph.owners.get(key) {
-        if !owners.is_empty() && !object::is_deleting(obj) {
+        if !owners.is_empty() && !obj.is_deleting() {
             let mut all_gone = true;
             for o in owners {
                 if graph.keys.contains_key(o) {
@@ -301,9 +385,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(uid: &str, owners: &[&str]) -> Value {
+    fn obj(uid: &str, owners: &[&str]) -> Skim {
         let refs: Vec<Value> = owners.iter().map(|o| json!({"uid": o})).collect();
-        json!({"metadata": {"uid": uid, "ownerReferences": refs}})
+        serde_json::from_value(json!({"metadata": {"uid": uid, "ownerReferences": refs}}))
+            .expect("a valid skim")
     }
 
     #[test]
@@ -336,5 +421,35 @@ mod tests {
         assert!(!g.keys.contains_key("old"));
         assert_eq!(g.keys["new"], "/registry/pods/ns/a");
         assert_eq!(g.uids["/registry/pods/ns/a"], "new");
+    }
+
+    #[test]
+    fn pending_holds_objects_without_owners_left_and_those_awaiting_the_collector() {
+        let mut g = Graph::default();
+        g.put("/registry/replicasets/ns/rs", &obj("u-rs", &[]));
+        g.put("/registry/pods/ns/owned", &obj("u-a", &["u-rs"]));
+        g.put("/registry/pods/ns/orphaned", &obj("u-b", &["u-gone"]));
+        let deleting: Skim = serde_json::from_value(json!({"metadata": {
+            "uid": "u-d", "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["orphan"]}}))
+        .expect("a valid skim");
+        g.put("/registry/deployments/ns/d", &deleting);
+        assert_eq!(
+            g.pending(),
+            vec!["/registry/deployments/ns/d", "/registry/pods/ns/orphaned"]
+        );
+        g.remove("/registry/deployments/ns/d");
+        assert_eq!(g.pending(), vec!["/registry/pods/ns/orphaned"]);
+    }
+
+    #[test]
+    fn a_skim_reads_null_and_missing_metadata_as_absent() {
+        let skim: Skim = serde_json::from_slice(
+            br#"{"kind":"Pod","metadata":{"name":"p","uid":"u","ownerReferences":null,"deletionTimestamp":null,"finalizers":null},"spec":{"containers":[]}}"#,
+        )
+        .expect("a valid skim");
+        assert_eq!(skim.uid(), Some("u"));
+        assert_eq!(skim.owners().count(), 0);
+        assert!(!skim.is_deleting());
+        assert!(!skim.awaits_collector());
     }
 }

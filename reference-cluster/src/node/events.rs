@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::Api;
+use kube::core::Request;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -166,18 +166,18 @@ pub async fn run_writer(client: kube::Client, mut rx: mpsc::Receiver<NodeEvent>)
             reason: ev.reason.clone(),
             message: ev.message.clone(),
         };
-        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+        // Written as the node that saw it, as a kubelet's recorder does.
+        let node = ev.node.clone();
+        let events = Request::new(format!("/api/v1/namespaces/{namespace}/events"));
         let now = now_time();
         if let Some((name, count)) = seen.get_mut(&key) {
             *count += 1;
             let patch = json!({"count": *count, "lastTimestamp": now});
-            match api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
+            let req = events.patch(name, &PatchParams::default(), &Patch::Merge(&patch));
+            match super::api::send_text_as(&client, req, &node).await {
                 Ok(_) => continue,
                 Err(e) => {
-                    tracing::debug!(error = %e, "cannot update event; creating it again");
+                    tracing::debug!(error = %e.message, "cannot update event; creating it again");
                     seen.remove(&key);
                 }
             }
@@ -212,12 +212,26 @@ pub async fn run_writer(client: kube::Client, mut rx: mpsc::Receiver<NodeEvent>)
             reporting_instance: Some(ev.node),
             ..Default::default()
         };
-        match api.create(&PostParams::default(), &event).await {
+        let created = match serde_json::to_vec(&event) {
+            Ok(body) => {
+                super::api::send_text_as(
+                    &client,
+                    events.create(&PostParams::default(), body),
+                    &node,
+                )
+                .await
+            }
+            Err(e) => Err(super::api::Failure {
+                code: None,
+                message: e.to_string(),
+            }),
+        };
+        match created {
             Ok(_) => {
                 seen.insert(key, (name, 1));
             }
             // A terminating namespace refuses new objects; nothing to record then.
-            Err(e) => tracing::debug!(error = %e, "cannot record event"),
+            Err(e) => tracing::debug!(error = %e.message, "cannot record event"),
         }
     }
 }

@@ -922,6 +922,15 @@ impl SimFleet {
         self.writing.insert(key.clone());
         let client = self.client.clone();
         let tx = self.done_tx.clone();
+        // Pod writes are made as the node the pod is bound to.
+        let node = match &key {
+            WriteKey::Pod(uid) => self
+                .pods
+                .get(uid)
+                .map(|e| e.node.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         tokio::spawn(async move {
             let outcome = match job {
                 Job::Register(node) => {
@@ -934,11 +943,11 @@ impl SimFleet {
                     Outcome::Written(api::patch_node_status(&client, &name, &status).await, None)
                 }
                 Job::PodStatus { ns, name, status } => {
-                    let r = api::patch_pod_status(&client, &ns, &name, &status).await;
+                    let r = api::patch_pod_status(&client, &node, &ns, &name, &status).await;
                     Outcome::Written(r, Some(status))
                 }
                 Job::DeletePod { ns, name, uid } => {
-                    Outcome::Deleted(api::delete_pod(&client, &ns, &name, &uid).await)
+                    Outcome::Deleted(api::delete_pod(&client, &node, &ns, &name, &uid).await)
                 }
             };
             let _ = tx.send(Done { key, outcome });

@@ -6,8 +6,9 @@
 //! `sinceTime`, `timestamps`, `limitBytes`. Errors answer 400 with the kubelet's message as
 //! plain text, which the API server turns into a `BadRequest` Status as upstream does.
 //!
-//! `/exec/{namespace}/{pod}/{container}` (WebSocket, see [`super::exec`]) is served once the
-//! fleet hands the server a pod source with [`KubeletServer::enable_exec`].
+//! `/exec/{namespace}/{pod}/{container}` (WebSocket, see [`super::exec`]) and
+//! `/portForward/{namespace}/{pod}` (SPDY or WebSocket, see [`super::portforward`]) are served
+//! once the fleet hands the server a pod source with [`KubeletServer::enable_exec`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -154,6 +155,17 @@ pub async fn serve_counted(
             let summaries = summary_backend.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let portforward = super::portforward::parse(
+                        req.uri().path(),
+                        req.uri().query().unwrap_or(""),
+                    )
+                    .map(|q| {
+                        let backend = exec.read().clone().map(|b| super::portforward::Backend {
+                            pods: b.pods,
+                            process: b.process.is_some(),
+                        });
+                        (q, backend)
+                    });
                     let summary = (req.uri().path() == super::stats::SUMMARY_PATH).then(|| {
                         (
                             req.method().clone(),
@@ -182,6 +194,9 @@ pub async fn serve_counted(
                         Err(e) => Ok(text(400, &e)),
                     };
                     async move {
+                        if let Some((q, backend)) = portforward {
+                            return Ok(super::portforward::serve(req, q, backend).await);
+                        }
                         if let Some((method, query, fleet)) = summary {
                             return Ok(super::stats::serve(&method, &query, fleet).await);
                         }
@@ -229,7 +244,8 @@ pub async fn serve_counted(
     })
 }
 
-fn text(code: u16, message: &str) -> Response<Body> {
+/// A plain-text answer, as the kubelet writes its refusals.
+pub(crate) fn text(code: u16, message: &str) -> Response<Body> {
     Response::builder()
         .status(code)
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
@@ -498,6 +514,7 @@ mod tests {
             lines: vec!["hello".into()],
             every: Some(Duration::from_millis(20)),
             exit: None,
+            program: None,
         };
         store.begin(key.clone(), "u1", "c1", script(0));
         let (stop, rx) = watch::channel(false);

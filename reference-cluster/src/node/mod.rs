@@ -18,7 +18,7 @@
 
 pub mod admission;
 pub mod agent;
-mod api;
+pub mod api;
 pub mod backoff;
 pub mod clock;
 pub mod config;
@@ -29,6 +29,7 @@ pub mod fleet;
 pub mod ipam;
 pub mod kubelet_server;
 pub mod logs;
+pub mod portforward;
 pub mod process;
 pub mod ratelimit;
 mod reconcile;

@@ -14,6 +14,7 @@ pub struct SchedulerMetrics {
     pending_pods: IntGaugeVec,
     preemption_attempts: IntCounter,
     preemption_victims: Histogram,
+    pod_attempts: Histogram,
 }
 
 impl Default for SchedulerMetrics {
@@ -94,8 +95,17 @@ impl SchedulerMetrics {
             .buckets(exponential_buckets(1.0, 2.0, 7)),
         )
         .expect("valid metric");
+        let pod_attempts = Histogram::with_opts(
+            HistogramOpts::new(
+                "scheduler_pod_scheduling_attempts",
+                "Number of attempts to successfully schedule a pod.",
+            )
+            .buckets(exponential_buckets(1.0, 2.0, 5)),
+        )
+        .expect("valid metric");
         for c in [
             Box::new(attempt_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(pod_attempts.clone()),
             Box::new(attempts.clone()),
             Box::new(pending_pods.clone()),
             Box::new(preemption_attempts.clone()),
@@ -110,6 +120,7 @@ impl SchedulerMetrics {
             pending_pods,
             preemption_attempts,
             preemption_victims,
+            pod_attempts,
         }
     }
 
@@ -124,6 +135,11 @@ impl SchedulerMetrics {
         self.attempt_duration
             .with_label_values(&labels)
             .observe(seconds);
+    }
+
+    /// A pod was bound after `attempts` scheduling attempts.
+    pub fn observe_scheduled_pod(&self, attempts: u32) {
+        self.pod_attempts.observe(f64::from(attempts.max(1)));
     }
 
     pub fn set_pending(&self, c: PendingCounts) {
@@ -148,7 +164,6 @@ impl SchedulerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus::Encoder;
 
     #[test]
     fn exposes_upstream_names_and_labels() {
@@ -161,11 +176,26 @@ mod tests {
             unschedulable: 3,
             gated: 0,
         });
-        let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&m.registry().gather(), &mut out)
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        m.observe_scheduled_pod(3);
+        let text = crate::apiserver::metrics::render(m.registry());
+        assert!(text.contains("# TYPE scheduler_scheduling_attempt_duration_seconds histogram"));
+        assert!(text.contains("# TYPE scheduler_schedule_attempts_total counter"));
+        assert!(text.contains("# TYPE scheduler_pending_pods gauge"));
+        // Every queue is reported, empty ones included.
+        assert!(text.contains(r#"scheduler_pending_pods{queue="gated"} 0"#));
+        assert!(text.contains(r#"scheduler_pending_pods{queue="active"} 2"#));
+        assert!(text.contains(r#"scheduler_pending_pods{queue="backoff"} 1"#));
+        assert!(text.contains(
+            r#"scheduler_schedule_attempts_total{profile="default-scheduler",result="unschedulable"} 1"#
+        ));
+        // Buckets 1, 2, 4, 8, 16 as upstream's ExponentialBuckets(1, 2, 5).
+        assert!(text.contains(r#"scheduler_pod_scheduling_attempts_bucket{le="2"} 0"#));
+        assert!(text.contains(r#"scheduler_pod_scheduling_attempts_bucket{le="4"} 1"#));
+        assert!(text.contains(r#"scheduler_pod_scheduling_attempts_bucket{le="16"} 1"#));
+        // The attempt-duration histogram has 15 buckets from 1 ms doubling, as upstream.
+        assert!(text.contains(
+            r#"scheduler_scheduling_attempt_duration_seconds_bucket{profile="default-scheduler",result="scheduled",le="16.384"} 1"#
+        ));
         assert!(text.contains(
             r#"scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"} 1"#
         ));

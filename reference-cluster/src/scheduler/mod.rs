@@ -21,6 +21,7 @@ pub mod podinfo;
 pub mod queue;
 pub mod resource;
 pub mod selector;
+pub mod server;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod thread;
@@ -63,6 +64,10 @@ pub struct SchedulerConfig {
     /// How long an event series stays open without repeats, and how often open series are
     /// written (client-go: 6 and 30 minutes).
     pub event_series: events::SeriesTimings,
+    /// The secure port for `/healthz`, `/livez`, `/readyz` and `/metrics` ([`server`]);
+    /// upstream's is [`server::UPSTREAM_SECURE_PORT`], the bundled cluster takes any free
+    /// port (0) so that several clusters can run side by side. `None` serves nothing.
+    pub secure_port: Option<u16>,
 }
 
 impl Default for SchedulerConfig {
@@ -84,6 +89,7 @@ impl Default for SchedulerConfig {
             metrics: SchedulerMetrics::new(),
             api_concurrency: 64,
             event_series: events::SeriesTimings::default(),
+            secure_port: Some(0),
         }
     }
 }

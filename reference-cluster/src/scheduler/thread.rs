@@ -669,6 +669,7 @@ impl Scheduler {
                 &fwk.profile_name,
                 b.start.elapsed().as_secs_f64(),
             );
+            self.shared.metrics.observe_scheduled_pod(b.qpi.attempts);
             self.queue.done(&key);
             return;
         }

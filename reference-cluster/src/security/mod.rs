@@ -1,6 +1,7 @@
 //! The security machinery of the reference cluster, as pure library modules the API server's
-//! request pipeline calls: who is asking ([`authn`]), may they ([`rbac`]), what the built-in
-//! admission plugins and admission webhooks do to the object ([`admission`], [`webhook`]),
+//! request pipeline calls: who is asking ([`authn`]), may they ([`rbac`], and for kubelets the
+//! [`node_authorizer`]), what the built-in admission plugins and admission webhooks do to the
+//! object ([`admission`], [`webhook`]),
 //! what is written to the audit log ([`audit`]), how Secrets are stored ([`encryption`]),
 //! upstream's default roles ([`bootstrap`]) and API Priority and Fairness ([`flowcontrol`]).
 //!
@@ -14,6 +15,7 @@ pub mod authn;
 pub mod bootstrap;
 pub mod encryption;
 pub mod flowcontrol;
+pub mod node_authorizer;
 pub mod rbac;
 pub mod webhook;
 

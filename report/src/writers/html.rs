@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::secs;
 use crate::catalogue::Catalogue;
-use crate::coverage::{AreaSummary, CoverageCounts};
+use crate::coverage::{AreaSummary, CoverageCounts, CoverageStatus};
 use crate::escape::markup;
 use crate::model::{Case, Report, Status};
 
@@ -80,6 +80,38 @@ pub fn render(report: &Report, catalogue: &Catalogue) -> String {
         );
     }
     out.push_str("</table>\n");
+
+    // As in the Markdown report: behaviours without a reason have scenarios this run did
+    // not select, so they are counted rather than listed as gaps.
+    let (explained, unselected): (Vec<_>, Vec<_>) = cov
+        .iter()
+        .filter(|b| b.status == CoverageStatus::NotCovered)
+        .partition(|b| b.uncovered_reason.is_some());
+    if !explained.is_empty() || !unselected.is_empty() {
+        out.push_str("<h2>Not covered</h2>\n");
+    }
+    if !explained.is_empty() {
+        out.push_str("<table>\n<tr><th>Behaviour</th><th>Needs</th><th>Why no scenario checks it</th></tr>\n");
+        for b in explained {
+            let needs: Vec<&str> = b.needs.iter().map(|n| n.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"n\">{}</td><td>{}</td><td>{}<br><small>{}</small></td></tr>",
+                markup(&b.id),
+                needs.join("+"),
+                markup(&b.title),
+                markup(b.uncovered_reason.as_deref().unwrap_or_default())
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !unselected.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>{} more behaviours have scenarios that this run did not select.</p>",
+            unselected.len()
+        );
+    }
 
     out.push_str("<h2>Scenarios</h2>\n<table>\n<tr><th>Status</th><th>Area</th><th>Feature</th><th>Scenario</th><th>Behaviours</th><th>Time (s)</th><th>Retries</th></tr>\n");
     for c in &report.cases {

@@ -95,7 +95,7 @@ fn testcase(out: &mut String, c: &Case) {
         }
         Status::Failed => {
             if let Some(f) = &c.failure {
-                failure_element(out, "failure", f);
+                failure_element(out, "failure", f, &c.behaviours);
             } else {
                 let _ = writeln!(
                     out,
@@ -106,20 +106,31 @@ fn testcase(out: &mut String, c: &Case) {
         }
         Status::Flaky => {
             if let Some(f) = &c.failure {
-                failure_element(out, "flakyFailure", f);
+                failure_element(out, "flakyFailure", f, &c.behaviours);
             }
         }
     }
     out.push_str("    </testcase>\n");
 }
 
-fn failure_element(out: &mut String, element: &str, f: &Failure) {
+/// CI tools show the message attribute as the headline, so it starts with the behaviours the
+/// scenario checks: a reader sees what broke before reading how.
+fn failure_element(out: &mut String, element: &str, f: &Failure, behaviours: &[String]) {
+    let (message, text) = if behaviours.is_empty() {
+        (f.message.clone(), failure_text(f))
+    } else {
+        let ids = behaviours.join(" ");
+        (
+            format!("[{ids}] {}", f.message),
+            format!("Behaviours: {ids}\n{}", failure_text(f)),
+        )
+    };
     let _ = writeln!(
         out,
         "      <{element} message=\"{}\" type=\"{}\">{}</{element}>",
-        markup(&f.message),
+        markup(&message),
         markup(&f.step),
-        markup(&failure_text(f))
+        markup(&text)
     );
 }
 

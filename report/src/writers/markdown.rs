@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::secs;
 use crate::catalogue::Catalogue;
-use crate::coverage::CoverageCounts;
+use crate::coverage::{CoverageCounts, CoverageStatus};
 use crate::escape::md_cell;
 use crate::model::{Report, Status};
 
@@ -70,6 +70,40 @@ pub fn render(report: &Report, catalogue: &Catalogue) -> String {
             c.failing,
             c.skipped,
             c.not_covered
+        );
+    }
+
+    // A behaviour the catalogue gives no reason for has shipped scenarios (a unit test keeps
+    // it so), which this run did not select: counted, not listed as a gap.
+    let (explained, unselected): (Vec<_>, Vec<_>) = cov
+        .iter()
+        .filter(|b| b.status == CoverageStatus::NotCovered)
+        .partition(|b| b.uncovered_reason.is_some());
+    if !explained.is_empty() || !unselected.is_empty() {
+        out.push_str("\n## Not covered\n");
+    }
+    if !explained.is_empty() {
+        out.push_str("\n| Behaviour | Needs | Why no scenario checks it |\n|---|---|---|\n");
+        for b in explained {
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} |",
+                b.id,
+                md_cell(&b.title),
+                b.needs
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                md_cell(b.uncovered_reason.as_deref().unwrap_or_default())
+            );
+        }
+    }
+    if !unselected.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} more behaviours have scenarios that this run did not select.",
+            unselected.len()
         );
     }
 

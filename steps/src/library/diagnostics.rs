@@ -112,6 +112,14 @@ fn slice_pods(slices: &[Value], which: Readiness) -> BTreeSet<String> {
     out
 }
 
+fn resource_version(object: &Value) -> String {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_string()
+}
+
 fn show(set: &BTreeSet<String>) -> String {
     if set.is_empty() {
         "none".into()
@@ -133,11 +141,16 @@ pub async fn service_endpoints(world: &mut KubeWorld, args: StepArgs) -> StepRes
         .collect();
     let world = &*world;
     support::over_time(&args, async || {
-        let have = if api == "Endpoints" {
+        // Every object read, so that a mismatch can show the rest of what was there.
+        let (have, seen, versions) = if api == "Endpoints" {
             let path = format!("/api/v1/namespaces/{ns}/endpoints/{service}");
             let resp = support::send(world, http::Method::GET, &path, None, Vec::new()).await?;
             match resp.code {
-                200 => endpoints_pods(resp.json.as_ref().unwrap_or(&Value::Null), which),
+                200 => {
+                    let doc = resp.json.clone().unwrap_or(Value::Null);
+                    let rv = resource_version(&doc);
+                    (endpoints_pods(&doc, which), vec![doc], rv)
+                }
                 // No Endpoints object at all is not "<none>": the controller has not seen
                 // the Service, or the Service has no selector.
                 404 => {
@@ -175,18 +188,37 @@ pub async fn service_endpoints(world: &mut KubeWorld, args: StepArgs) -> StepRes
                     "no EndpointSlice in namespace \"{ns}\" carries the label kubernetes.io/service-name={service}"
                 )));
             }
-            slice_pods(&items, which)
+            let rv = items
+                .iter()
+                .map(resource_version)
+                .collect::<Vec<_>>()
+                .join(", ");
+            (slice_pods(&items, which), items, rv)
         };
         if have == want {
-            Ok(())
-        } else {
-            Err(StepFailure::msg(format!(
-                "the {api} of service \"{service}\" list {}pods {}, expected {}",
-                which.describe(),
-                show(&have),
-                show(&want)
-            )))
+            return Ok(());
         }
+        let mut msg = format!(
+            "the {api} of service \"{service}\" (resourceVersion {versions}) list {}pods {}, expected {}",
+            which.describe(),
+            show(&have),
+            show(&want)
+        );
+        if !matches!(which, Readiness::Any) {
+            let read = |w| {
+                if api == "Endpoints" {
+                    endpoints_pods(&seen[0], w)
+                } else {
+                    slice_pods(&seen, w)
+                }
+            };
+            msg.push_str(&format!(
+                "; they list ready pods {} and not-ready pods {}",
+                show(&read(Readiness::Ready)),
+                show(&read(Readiness::NotReady))
+            ));
+        }
+        Err(StepFailure::msg(msg))
     })
     .await
 }

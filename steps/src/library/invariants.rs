@@ -21,9 +21,50 @@ use crate::world::KubeWorld;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Moment {
     pub seconds: f64,
+    /// Wall-clock time the watch event arrived, to line up with events and logs.
+    pub at: chrono::DateTime<chrono::Utc>,
     pub active: usize,
     pub ready: usize,
     pub cause: String,
+    /// The change that led here; replaying the changes up to a moment gives each object's
+    /// part of the totals then, which a failure report shows.
+    pub change: Change,
+}
+
+/// One object's contribution to the totals: (active or wanted, ready or available).
+pub type Contribution = (usize, usize);
+
+/// What a watch event did to the tracked set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A complete (re)list: every object and its contribution.
+    Listed(Vec<(String, Contribution)>),
+    Applied {
+        name: String,
+        resource_version: Option<String>,
+        state: Contribution,
+    },
+    Deleted {
+        name: String,
+        resource_version: Option<String>,
+    },
+}
+
+/// Each object's contribution right after `moments[index]`, by name.
+pub fn objects_at(moments: &[Moment], index: usize) -> BTreeMap<String, Contribution> {
+    let mut objects = BTreeMap::new();
+    for m in moments.iter().take(index + 1) {
+        match &m.change {
+            Change::Listed(all) => objects = all.iter().cloned().collect(),
+            Change::Applied { name, state, .. } => {
+                objects.insert(name.clone(), *state);
+            }
+            Change::Deleted { name, .. } => {
+                objects.remove(name);
+            }
+        }
+    }
+    objects
 }
 
 /// States after each watch event, kept until the scenario ends.
@@ -114,13 +155,20 @@ pub async fn track(world: &mut KubeWorld, args: StepArgs) -> StepResult {
             let api: Api<ReplicaSet> = Api::namespaced(client, &world.namespace);
             let m = moments.clone();
             let sel = selector.clone();
-            tokio::spawn(record(api, sel, m, ready_tx, replica_set_state))
+            tokio::spawn(record(
+                "ReplicaSet",
+                api,
+                sel,
+                m,
+                ready_tx,
+                replica_set_state,
+            ))
         }
         _ => {
             let api: Api<Pod> = Api::namespaced(client, &world.namespace);
             let m = moments.clone();
             let sel = selector.clone();
-            tokio::spawn(record(api, sel, m, ready_tx, pod_state))
+            tokio::spawn(record("Pod", api, sel, m, ready_tx, pod_state))
         }
     };
     // The tracker counts from a complete initial list: wait for it before the next step acts.
@@ -143,6 +191,7 @@ pub async fn track(world: &mut KubeWorld, args: StepArgs) -> StepResult {
 }
 
 async fn record<K>(
+    kind: &'static str,
     api: Api<K>,
     selector: String,
     moments: Arc<Mutex<Vec<Moment>>>,
@@ -163,8 +212,13 @@ async fn record<K>(
     let mut relisting = Counter::default();
     let mut listed = Some(listed);
     let name = |o: &K| o.meta().name.clone().unwrap_or_default();
+    let rv = |o: &K| o.meta().resource_version.clone();
+    let describe = |what: &str, o: &K| match rv(o) {
+        Some(v) => format!("{kind} {} {what} (resourceVersion {v})", name(o)),
+        None => format!("{kind} {} {what}", name(o)),
+    };
     while let Some(ev) = stream.next().await {
-        let cause = match ev {
+        let (cause, change) = match ev {
             Ok(watcher::Event::Init) => {
                 relisting = Counter::default();
                 continue;
@@ -178,15 +232,29 @@ async fn record<K>(
                 if let Some(tx) = listed.take() {
                     let _ = tx.send(());
                 }
-                "initial list".to_string()
+                let all = counter
+                    .objects
+                    .iter()
+                    .map(|(n, s)| (n.clone(), *s))
+                    .collect();
+                ("initial list".to_string(), Change::Listed(all))
             }
             Ok(watcher::Event::Apply(o)) => {
                 counter.apply(&name(&o), state(&o));
-                format!("{} changed", name(&o))
+                let change = Change::Applied {
+                    name: name(&o),
+                    resource_version: rv(&o),
+                    state: state(&o),
+                };
+                (describe("changed", &o), change)
             }
             Ok(watcher::Event::Delete(o)) => {
                 counter.remove(&name(&o));
-                format!("{} deleted", name(&o))
+                let change = Change::Deleted {
+                    name: name(&o),
+                    resource_version: rv(&o),
+                };
+                (describe("deleted", &o), change)
             }
             Err(_) => continue,
         };
@@ -194,31 +262,120 @@ async fn record<K>(
         if let Ok(mut m) = moments.lock() {
             m.push(Moment {
                 seconds: started.elapsed().as_secs_f64(),
+                at: chrono::Utc::now(),
                 active,
                 ready,
                 cause,
+                change,
             });
         }
     }
 }
 
-/// The first moment outside the bounds, if any.
+/// The index of the first moment outside the bounds, if any.
 pub fn first_violation(
     moments: &[Moment],
     at_most: Option<usize>,
     at_least_ready: Option<usize>,
-) -> Option<&Moment> {
-    moments.iter().find(|m| {
+) -> Option<usize> {
+    moments.iter().position(|m| {
         at_most.is_some_and(|max| m.active > max) || at_least_ready.is_some_and(|min| m.ready < min)
     })
 }
 
+/// The words a tracked kind's two totals go by.
+fn words(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "replicasets" => ("wanted", "available"),
+        _ => ("active", "ready"),
+    }
+}
+
+/// A broken invariant as a report reads it: which invariant, when it first broke and through
+/// which object's change, the observed totals against the bounds, each object's part, how
+/// far and how long it stayed broken, and the state just before.
+pub fn violation_report(
+    kind: &str,
+    selector: &str,
+    moments: &[Moment],
+    at_most: Option<usize>,
+    at_least: Option<usize>,
+    index: usize,
+) -> String {
+    let (active_word, ready_word) = words(kind);
+    let m = &moments[index];
+    let mut bounds = Vec::new();
+    if let Some(max) = at_most {
+        bounds.push(format!("at most {max} {active_word}"));
+    }
+    if let Some(min) = at_least {
+        bounds.push(format!("at least {min} {ready_word}"));
+    }
+    let invariant = format!(
+        "at every moment the {kind} with label \"{selector}\" had {}",
+        bounds.join(" and ")
+    );
+    let mut broken = Vec::new();
+    if let Some(max) = at_most.filter(|max| m.active > *max) {
+        broken.push(format!("{} {active_word} > {max}", m.active));
+    }
+    if let Some(min) = at_least.filter(|min| m.ready < *min) {
+        broken.push(format!("{} {ready_word} < {min}", m.ready));
+    }
+    let mut out = format!("invariant broken: {invariant}\n");
+    out.push_str(&format!(
+        "first broken {:.2} s after tracking began ({}), when {}: {} {active_word} and {} {ready_word} ({})\n",
+        m.seconds,
+        m.at.format("%H:%M:%S%.3f UTC"),
+        m.cause,
+        m.active,
+        m.ready,
+        broken.join(", ")
+    ));
+    let parts: Vec<String> = objects_at(moments, index)
+        .iter()
+        .map(|(name, (a, r))| format!("{name} {a} {active_word} / {r} {ready_word}"))
+        .collect();
+    out.push_str(&format!("objects then: {}\n", parts.join("; ")));
+    let out_of_bounds: Vec<&Moment> = moments[index..]
+        .iter()
+        .filter(|m| {
+            at_most.is_some_and(|max| m.active > max) || at_least.is_some_and(|min| m.ready < min)
+        })
+        .collect();
+    let worst_active = out_of_bounds.iter().map(|m| m.active).max().unwrap_or(0);
+    let worst_ready = out_of_bounds.iter().map(|m| m.ready).min().unwrap_or(0);
+    let mut worst = Vec::new();
+    if at_most.is_some() {
+        worst.push(format!("most {active_word} {worst_active}"));
+    }
+    if at_least.is_some() {
+        worst.push(format!("fewest {ready_word} {worst_ready}"));
+    }
+    let back = moments[index..].iter().find(|m| {
+        !(at_most.is_some_and(|max| m.active > max) || at_least.is_some_and(|min| m.ready < min))
+    });
+    let until = match back {
+        Some(b) => format!("back within bounds at {:.2} s", b.seconds),
+        None => "still out of bounds at the last recorded moment".to_string(),
+    };
+    out.push_str(&format!(
+        "{} of {} recorded moments out of bounds ({}); {until}\n",
+        out_of_bounds.len(),
+        moments.len(),
+        worst.join(", ")
+    ));
+    if let Some(p) = index.checked_sub(1).map(|i| &moments[i]) {
+        out.push_str(&format!(
+            "just before, at {:.2} s ({}): {} {active_word} and {} {ready_word}\n",
+            p.seconds, p.cause, p.active, p.ready
+        ));
+    }
+    out
+}
+
 pub async fn tracked_bounds(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let kind = args.req("kind")?;
-    let (active_word, ready_word) = match kind {
-        "replicasets" => ("replicas wanted", "available"),
-        _ => ("active", "ready"),
-    };
     let tracker = world.trackers.get(kind).ok_or_else(|| {
         StepFailure::msg(format!(
             "no {kind} are tracked: start with `When I track {kind} with label \"…\"`"
@@ -238,16 +395,13 @@ pub async fn tracked_bounds(world: &mut KubeWorld, args: StepArgs) -> StepResult
     }
     match first_violation(&moments, at_most, at_least) {
         None => Ok(()),
-        Some(m) => Err(StepFailure::msg(format!(
-            "at {:.2} s ({}), {kind} with label \"{}\" had {} {active_word} and {} {ready_word} (bounds: at most {}, at least {}; {} moments recorded)",
-            m.seconds,
-            m.cause,
-            tracker.selector,
-            m.active,
-            m.ready,
-            at_most.map_or("-".into(), |v| v.to_string()),
-            at_least.map_or("-".into(), |v| v.to_string()),
-            moments.len()
+        Some(i) => Err(StepFailure::msg(violation_report(
+            kind,
+            &tracker.selector,
+            &moments,
+            at_most,
+            at_least,
+            i,
         ))),
     }
 }
@@ -289,20 +443,93 @@ mod tests {
         assert_eq!(c.totals(), (12, 8));
     }
 
-    #[test]
-    fn the_first_moment_out_of_bounds_is_reported() {
-        let m = |active, ready| Moment {
+    fn moment(active: usize, ready: usize, change: Change) -> Moment {
+        Moment {
             seconds: 0.0,
+            at: chrono::Utc::now(),
             active,
             ready,
             cause: String::new(),
-        };
+            change,
+        }
+    }
+
+    fn applied(name: &str, rv: &str, state: Contribution) -> Change {
+        Change::Applied {
+            name: name.into(),
+            resource_version: Some(rv.into()),
+            state,
+        }
+    }
+
+    #[test]
+    fn the_first_moment_out_of_bounds_is_reported() {
+        let m = |active, ready| moment(active, ready, Change::Listed(Vec::new()));
         let moments = vec![m(10, 10), m(13, 10), m(14, 9), m(12, 7)];
-        assert_eq!(
-            first_violation(&moments, Some(13), Some(8)),
-            Some(&moments[2])
-        );
-        assert_eq!(first_violation(&moments, None, Some(8)), Some(&moments[3]));
+        assert_eq!(first_violation(&moments, Some(13), Some(8)), Some(2));
+        assert_eq!(first_violation(&moments, None, Some(8)), Some(3));
         assert_eq!(first_violation(&moments, Some(14), Some(7)), None);
+    }
+
+    #[test]
+    fn a_violation_names_the_invariant_the_change_and_each_objects_part() {
+        let mut moments = vec![
+            moment(10, 10, Change::Listed(vec![("web-old".into(), (10, 10))])),
+            moment(13, 10, applied("web-new", "41", (3, 0))),
+            moment(3, 0, applied("web-old", "42", (0, 0))),
+            moment(10, 3, applied("web-new", "43", (10, 3))),
+            moment(10, 10, applied("web-new", "44", (10, 10))),
+        ];
+        moments[2].seconds = 1.5;
+        moments[2].cause = "ReplicaSet web-old changed (resourceVersion 42)".into();
+        moments[4].seconds = 4.25;
+        let i = first_violation(&moments, Some(13), Some(8)).unwrap();
+        assert_eq!(i, 2);
+        let text = violation_report("replicasets", "app=web", &moments, Some(13), Some(8), i);
+        assert!(
+            text.starts_with("invariant broken: at every moment the replicasets with label \"app=web\" had at most 13 wanted and at least 8 available\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1.50 s after tracking began")
+                && text.contains("when ReplicaSet web-old changed (resourceVersion 42): 3 wanted and 0 available (0 available < 8)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "objects then: web-new 3 wanted / 0 available; web-old 0 wanted / 0 available"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 of 5 recorded moments out of bounds (most wanted 10, fewest available 0); back within bounds at 4.25 s"),
+            "{text}"
+        );
+        assert!(text.contains("just before, at 0.00 s"), "{text}");
+    }
+
+    #[test]
+    fn objects_are_replayed_through_lists_and_deletions() {
+        let moments = vec![
+            moment(
+                0,
+                0,
+                Change::Listed(vec![("a".into(), (1, 1)), ("b".into(), (1, 0))]),
+            ),
+            moment(
+                0,
+                0,
+                Change::Deleted {
+                    name: "a".into(),
+                    resource_version: None,
+                },
+            ),
+            moment(0, 0, applied("c", "7", (1, 1))),
+            moment(0, 0, Change::Listed(vec![("d".into(), (2, 2))])),
+        ];
+        let names = |i| objects_at(&moments, i).into_keys().collect::<Vec<_>>();
+        assert_eq!(names(0), ["a", "b"]);
+        assert_eq!(names(2), ["b", "c"]);
+        assert_eq!(names(3), ["d"]);
     }
 }

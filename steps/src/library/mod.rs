@@ -3,10 +3,14 @@
 
 pub mod actions;
 pub mod assertions;
+pub mod audit;
 pub mod chaos;
 pub mod diagnostics;
+pub mod flood;
+pub mod history;
 pub mod invariants;
 pub mod logs;
+pub mod metrics;
 pub mod nodes;
 pub mod nodes_sched;
 pub mod ordering;
@@ -258,6 +262,54 @@ pub fn steps() -> &'static [StepDef] {
                 run: step_fn!(raw::remember_event_rv),
             },
             StepDef {
+                name: "watch-expired",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the last response is a watch stream whose ERROR event has code (?P<code>\d+) and reason "(?P<reason>[^"]+)"(?: and a message containing "(?P<msg>(?:[^"\\]|\\.)*)")?$"#,
+                description: "The last watch response (read to its end) holds an ERROR event whose object is a Status with this code and reason (and message fragment), as a watch from a compacted resourceVersion gets: 410 `Expired`, \"too old resource version\".",
+                example: "Then the last response is a watch stream whose ERROR event has code 410 and reason \"Expired\" and a message containing \"too old resource version\"",
+                run: step_fn!(history::watch_error),
+            },
+            StepDef {
+                name: "compact",
+                keyword: Keyword::Action,
+                pattern: r#"^the API server compacts its storage history$"#,
+                description: "Compacts the store to its current revision now, as kube-apiserver's periodic etcd compaction (every 5 minutes) would later: a watch from any older resourceVersion is answered 410 `Expired`. Keeps the revision in `{{ compacted_revision }}`. Only a cluster the runner started itself can be compacted on demand: mark such scenarios `@serial @needs:compaction-control`.",
+                example: "When the API server compacts its storage history",
+                run: step_fn!(history::compact),
+            },
+            StepDef {
+                name: "burst",
+                keyword: Keyword::Action,
+                pattern: r#"^I send (?P<n>\d+) concurrent requests "(?P<method>GET|POST|PUT|PATCH|DELETE) (?P<path>[^"]+)" as service account "(?P<sa>[^"]+)"(?: and at the same time (?P<n2>\d+) concurrent requests "(?P<method2>GET|POST|PUT|PATCH|DELETE) (?P<path2>[^"]+)" as service account "(?P<sa2>[^"]+)")?$"#,
+                description: "Sends a burst of requests at once (up to 1000) with a token the API issues for a ServiceAccount of the scenario namespace, optionally together with a second burst as another ServiceAccount, and keeps every answer's code per account (429s are not retried). For API Priority and Fairness: one account floods its priority level while the other is served by another. Mark flooding scenarios `@serial`.",
+                example: "When I send 30 concurrent requests \"GET /api/v1/namespaces/{{ namespace }}/configmaps\" as service account \"flooder\" and at the same time 10 concurrent requests \"GET /api/v1/namespaces/{{ namespace }}/configmaps\" as service account \"steady\"",
+                run: step_fn!(flood::send_burst),
+            },
+            StepDef {
+                name: "burst-rejected",
+                keyword: Keyword::Assertion,
+                pattern: r#"^some requests as service account "(?P<sa>[^"]+)" were rejected with code (?P<code>\d+)(?P<retry> and a Retry-After header)?$"#,
+                description: "At least one request of the account's last burst was answered with this code; `and a Retry-After header` also requires every such answer to say when to retry, as API Priority and Fairness's 429 does. The failure message counts the answers by code.",
+                example: "Then some requests as service account \"flooder\" were rejected with code 429 and a Retry-After header",
+                run: step_fn!(flood::some_rejected),
+            },
+            StepDef {
+                name: "burst-succeeded",
+                keyword: Keyword::Assertion,
+                pattern: r#"^every request as service account "(?P<sa>[^"]+)" succeeded$"#,
+                description: "Every request of the account's last burst got a 2xx answer.",
+                example: "Then every request as service account \"steady\" succeeded",
+                run: step_fn!(flood::all_succeeded),
+            },
+            StepDef {
+                name: "audit-annotation",
+                keyword: Keyword::Assertion,
+                pattern: concat!(r#"^the audit log has an event for (?P<verb>[a-z]+) (?P<resource>[a-z0-9.\-]+(?:/[a-z]+)?) "(?P<name>[^"]+)"(?: in namespace "(?P<ns>[^"]+)")? with annotation "(?P<key>[^"]+)" containing "(?P<value>(?:[^"\\]|\\.)*)""#, within!(), "$"),
+                description: "The API server's audit log holds an event of this request (verb, resource as in the URL, optionally `/subresource`, object name, the scenario namespace unless told) with the annotation containing the text, as admission plugins add (PodSecurity's `pod-security.kubernetes.io/audit-violations`). Waits up to 10 s unless told otherwise. Needs `@needs:audit-log`.",
+                example: "Then the audit log has an event for create pods \"web\" with annotation \"pod-security.kubernetes.io/audit-violations\" containing \"allowPrivilegeEscalation != false\" within 10 seconds",
+                run: step_fn!(audit::has_annotation),
+            },
+            StepDef {
                 name: "watch-order",
                 keyword: Keyword::Assertion,
                 pattern: concat!(
@@ -424,6 +476,34 @@ pub fn steps() -> &'static [StepDef] {
                 run: step_fn!(assertions::response_body),
             },
             StepDef {
+                name: "scheduler-request",
+                keyword: Keyword::Action,
+                pattern: r#"^I request GET "(?P<path>[^"]+)" from the scheduler(?: (?P<anon>without credentials)| with bearer token "(?P<token>[^"]+)")?$"#,
+                description: "A GET to the kube-scheduler's secure port (`/metrics`, `/healthz`, …) with the runner's credentials, none, or a bearer token; the answer is kept whatever its code. Needs `@needs:scheduler-metrics`.",
+                example: "When I request GET \"/metrics\" from the scheduler without credentials",
+                run: step_fn!(metrics::scheduler_request),
+            },
+            StepDef {
+                name: "metric-value",
+                keyword: Keyword::Assertion,
+                pattern: concat!(
+                    r#"^the (?P<component>API server|scheduler) metric (?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (?:(?P<exists>exists)|is (?P<op>at least|at most|greater than|less than|equal to) (?P<value>-?[0-9]+(?:\.[0-9]+)?|\{\{ ?[A-Za-z_][A-Za-z0-9_]* ?\}\}))"#,
+                    timing!(),
+                    "$"
+                ),
+                description: "Scrapes `/metrics` of the API server or the scheduler (`@needs:scheduler-metrics`) and judges a series written as in PromQL, `name{label=\"value\"}`: the sum of every sample of that name carrying those labels, which must exist, or compare with a number (or a remembered `{{ var }}`). Polled with `within N seconds`; other scenarios run at the same time, so compare with \"at least\" rather than \"equal to\".",
+                example: "Then the scheduler metric scheduler_pending_pods{queue=\"gated\"} is at least 1 within 10 seconds",
+                run: step_fn!(metrics::metric_value),
+            },
+            StepDef {
+                name: "remember-metric",
+                keyword: Keyword::Action,
+                pattern: r#"^I remember the (?P<component>API server|scheduler) metric (?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) as "(?P<var>[A-Za-z_][A-Za-z0-9_]*)"$"#,
+                description: "Keeps the current value of a series (the sum of the samples it matches; 0 when none matches yet, as for a counter nothing incremented) as a template variable, to compare with later.",
+                example: "Given I remember the scheduler metric scheduler_schedule_attempts_total{result=\"scheduled\"} as \"scheduled_before\"",
+                run: step_fn!(metrics::remember_metric),
+            },
+            StepDef {
                 name: "response-field",
                 keyword: Keyword::Assertion,
                 pattern: r#"^the last response has "(?P<path>[^"]+)" (?P<op>equal to|not equal to|containing|matching) "(?P<value>(?:[^"\\]|\\.)*)"$"#,
@@ -461,7 +541,7 @@ pub fn steps() -> &'static [StepDef] {
                 name: "tracked-bounds",
                 keyword: Keyword::Assertion,
                 pattern: r#"^at every moment the tracked (?P<kind>pods|replicasets) had (?:at most (?P<max>\d+) (?:active|wanted))?(?: and )?(?:at least (?P<min>\d+) (?:ready|available))?$"#,
-                description: "Checks every state the tracked objects went through since tracking started (from the watch, not by sampling): never more than N active pods (or replicas wanted by the ReplicaSets' specs), never fewer than M ready pods (or available replicas). Reports the first moment out of bounds and the change that caused it.",
+                description: "Checks every state the tracked objects went through since tracking started (from the watch, not by sampling): never more than N active pods (or replicas wanted by the ReplicaSets' specs), never fewer than M ready pods (or available replicas). Reports the invariant, the first moment out of bounds with the change (object and resourceVersion) that caused it, each object's part of the totals then, and how long the bound stayed broken.",
                 example: "Then at every moment the tracked pods had at least 8 ready",
                 run: step_fn!(invariants::tracked_bounds),
             },

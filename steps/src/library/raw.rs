@@ -148,6 +148,14 @@ async fn client_for(world: &KubeWorld, creds: &Credentials) -> Result<Client, St
         .map_err(|e| StepFailure::msg(format!("cannot build a client with other credentials: {e}")))
 }
 
+/// A client acting as a ServiceAccount of the scenario namespace, with a token from the API.
+pub(super) async fn service_account_client(
+    world: &KubeWorld,
+    sa: &str,
+) -> Result<Client, StepFailure> {
+    client_for(world, &Credentials::ServiceAccount(sa.to_string())).await
+}
+
 pub async fn request(world: &mut KubeWorld, args: StepArgs) -> StepResult {
     let method = http::Method::from_bytes(args.req("method")?.as_bytes())
         .map_err(|e| StepFailure::msg(e.to_string()))?;
@@ -289,7 +297,7 @@ pub async fn yaml_field(world: &mut KubeWorld, args: StepArgs) -> StepResult {
 }
 
 /// The events of a watch response (one JSON object per line).
-fn watch_events(resp: &ApiResponse) -> Result<Vec<Value>, StepFailure> {
+pub(super) fn watch_events(resp: &ApiResponse) -> Result<Vec<Value>, StepFailure> {
     resp.body
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -304,11 +312,11 @@ fn watch_events(resp: &ApiResponse) -> Result<Vec<Value>, StepFailure> {
         .collect()
 }
 
-fn event_type(ev: &Value) -> &str {
+pub(super) fn event_type(ev: &Value) -> &str {
     ev.get("type").and_then(Value::as_str).unwrap_or("")
 }
 
-fn summary(events: &[Value]) -> String {
+pub(super) fn summary(events: &[Value]) -> String {
     let types: Vec<&str> = events.iter().map(event_type).collect();
     if types.is_empty() {
         "no events".into()

@@ -42,6 +42,8 @@ pub struct DeploymentController {
     queue: Arc<WorkQueue<String>>,
     recorder: Arc<EventRecorder>,
     workers: usize,
+    /// The `deployment-ignores-max-unavailable` fault: old ReplicaSets go to zero at once.
+    ignore_max_unavailable: bool,
 }
 
 fn deployment_selector(d: &Deployment) -> Result<selector::LabelSelector, String> {
@@ -58,6 +60,10 @@ impl DeploymentController {
             queue: WorkQueue::new(ctx.cfg.backoff),
             recorder: EventRecorder::new(ctx.client_for("deployment-controller"), CONTROLLER_NAME),
             workers: ctx.cfg.deployment_workers,
+            ignore_max_unavailable: ctx
+                .cfg
+                .faults
+                .contains(crate::faults::Fault::DeploymentIgnoresMaxUnavailable),
         });
         let w: Weak<Self> = Arc::downgrade(&this);
         this.deployments.add_handler({

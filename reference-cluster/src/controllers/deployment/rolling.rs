@@ -64,6 +64,18 @@ impl DeploymentController {
         if total_replicas(&old) == 0 {
             return Ok(false);
         }
+        if self.ignore_max_unavailable {
+            // The injected bug: every old replica goes at once, whatever is available.
+            let mut scaled = 0;
+            for rs in &old {
+                let replicas = rs_replicas(rs);
+                if replicas > 0 {
+                    self.scale_and_record(rs, 0, d).await?;
+                    scaled += replicas;
+                }
+            }
+            return Ok(scaled > 0);
+        }
         let all_pods = total_replicas(all);
         let min_available = spec_replicas(d) - max_unavailable(d);
         let new_available = new_rs

@@ -37,6 +37,8 @@ pub struct EndpointsController {
     queue: Arc<WorkQueue<String>>,
     workers: usize,
     max_addresses: usize,
+    /// The `endpoints-include-unready` fault: every pod is listed as ready.
+    include_unready: bool,
 }
 
 impl EndpointsController {
@@ -49,6 +51,10 @@ impl EndpointsController {
             queue: WorkQueue::new(ctx.cfg.backoff),
             workers: ctx.cfg.endpoint_workers,
             max_addresses: ctx.cfg.max_endpoints_per_endpoints.max(1),
+            include_unready: ctx
+                .cfg
+                .faults
+                .contains(crate::faults::Fault::EndpointsIncludeUnready),
         });
         let q = this.queue.clone();
         this.services.add_handler(move |c| match c {
@@ -109,7 +115,7 @@ impl EndpointsController {
             if should_set_hostname(&pod, svc) {
                 addr.hostname = pod.spec.as_ref().and_then(|s| s.hostname.clone());
             }
-            let ready = tolerate_unready || pods::is_ready(&pod);
+            let ready = tolerate_unready || self.include_unready || pods::is_ready(&pod);
             let subset = |port: Option<EndpointPort>| EndpointSubset {
                 addresses: ready.then(|| vec![addr.clone()]),
                 not_ready_addresses: (!ready).then(|| vec![addr.clone()]),

@@ -35,6 +35,8 @@ pub struct EndpointSliceController {
     queue: Arc<WorkQueue<String>>,
     workers: usize,
     max_per_slice: usize,
+    /// The `endpoints-include-unready` fault: every endpoint is marked ready.
+    include_unready: bool,
 }
 
 impl EndpointSliceController {
@@ -48,6 +50,10 @@ impl EndpointSliceController {
             queue: WorkQueue::new(ctx.cfg.backoff),
             workers: ctx.cfg.endpoint_workers,
             max_per_slice: ctx.cfg.max_endpoints_per_slice.max(1),
+            include_unready: ctx
+                .cfg
+                .faults
+                .contains(crate::faults::Fault::EndpointsIncludeUnready),
         });
         let q = this.queue.clone();
         this.services.add_handler(move |c| match c {
@@ -87,7 +93,7 @@ impl EndpointSliceController {
         let ip = pod_ipv4(pod)?;
         let serving = pods::is_ready(pod);
         let terminating = pod.metadata.deletion_timestamp.is_some();
-        let ready = publish_not_ready(svc) || (serving && !terminating);
+        let ready = publish_not_ready(svc) || self.include_unready || (serving && !terminating);
         let node_name = pod
             .spec
             .as_ref()

@@ -4,13 +4,12 @@
 //! arrives on stdout, and a container with `stdin: true` echoes what it reads, as `cat` would.
 //! The session ends with a `Success` status when the container exits, or when the client leaves.
 
+use crate::node::kubelet_server::text;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response};
-use http_body_util::BodyExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use tokio::time::Instant;
@@ -81,18 +80,6 @@ pub fn parse(path: &str, query: &str) -> Result<Option<AttachQuery>, String> {
 }
 
 type Body = crate::node::kubelet_server::Body;
-
-fn text(code: u16, message: &str) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            http_body_util::Full::new(Bytes::from(message.to_string()))
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static headers are valid")
-}
 
 /// The running attempt of `container` (its container ID) and whether it reads stdin, or the
 /// kubelet's answer when it does not run.

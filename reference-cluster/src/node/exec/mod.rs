@@ -3,6 +3,7 @@
 //! built-in interpreter ([`shell`]) instead of processes. What commands print is in `SIM.md`.
 
 pub mod attach;
+pub mod script;
 pub mod session;
 pub mod shell;
 

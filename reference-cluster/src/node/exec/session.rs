@@ -3,6 +3,7 @@
 //! 0 stdin, 1 stdout, 2 stderr, 3 the final `Status`, 4 terminal resizes; in v5 the client
 //! sends `[255, 0]` when its stdin ends.
 
+use crate::node::kubelet_server::text;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,18 +248,6 @@ fn exec_id(q: &ExecQuery) -> String {
 }
 
 type Body = crate::node::kubelet_server::Body;
-
-fn text(code: u16, message: &str) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            http_body_util::Full::new(Bytes::from(message.to_string()))
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static headers are valid")
-}
 
 /// The channel protocol a streaming request (`what`, e.g. "exec on a sim node") asks for, or
 /// the kubelet's refusal when it is no WebSocket upgrade or offers no protocol we serve.

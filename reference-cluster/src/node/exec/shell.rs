@@ -6,6 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::script::{Event, Program};
+
 /// What a sim container knows about itself when a command runs in it.
 #[derive(Clone, Debug)]
 pub struct Shell {
@@ -36,7 +38,7 @@ impl Shell {
         }
     }
 
-    fn var(&self, name: &str) -> Option<&str> {
+    pub(crate) fn var(&self, name: &str) -> Option<&str> {
         // The last definition wins, as when a container's env repeats a name.
         self.env
             .iter()
@@ -118,10 +120,10 @@ pub enum Outcome {
 
 /// Commands that exist as executables in the sim image (`/bin/<name>` works too).
 const EXECUTABLES: &[&str] = &[
-    "cat", "echo", "env", "false", "hostname", "printenv", "sh", "sleep", "true",
+    "cat", "echo", "env", "false", "hostname", "printenv", "printf", "sh", "sleep", "true",
 ];
 
-fn executable(arg0: &str) -> Option<&'static str> {
+pub(crate) fn executable(arg0: &str) -> Option<&'static str> {
     let name = [
         "/usr/local/bin/",
         "/usr/bin/",
@@ -167,101 +169,290 @@ macro_rules! write_or_gone {
 
 async fn command(shell: &Shell, name: &str, args: &[String], io: &mut Io) -> Flow {
     match name {
-        "echo" => {
-            let (newline, args) = match args.first().map(String::as_str) {
-                Some("-n") => (false, &args[1..]),
-                _ => (true, args),
-            };
-            let mut text = args.join(" ");
-            if newline {
-                text.push('\n');
-            }
-            write_or_gone!(io, Stream::Stdout, text);
-            Flow::Next(0)
-        }
-        "hostname" => {
-            write_or_gone!(io, Stream::Stdout, format!("{}\n", shell.pod));
-            Flow::Next(0)
-        }
-        "env" | "printenv" if args.is_empty() => {
-            let text: String = shell
-                .env
-                .iter()
-                .map(|(n, v)| format!("{n}={v}\n"))
-                .collect();
-            write_or_gone!(io, Stream::Stdout, text);
-            Flow::Next(0)
-        }
-        "printenv" => {
-            let mut code = 0;
-            for name in args {
-                match shell.var(name) {
-                    Some(v) => write_or_gone!(io, Stream::Stdout, format!("{v}\n")),
-                    None => code = 1,
-                }
-            }
-            Flow::Next(code)
-        }
-        "env" => {
-            write_or_gone!(
-                io,
-                Stream::Stderr,
-                "env: running a command through env is not simulated\n"
-            );
-            Flow::Next(125)
-        }
-        "true" => Flow::Next(0),
-        "false" => Flow::Next(1),
-        "cat" => cat(shell, args, io).await,
+        "cat" if args.is_empty() || args.iter().any(|a| a == "-") => cat(shell, args, io).await,
         "sleep" => sleep(shell, args, io).await,
         "sh" => sh(shell, args, io).await,
-        _ => unreachable!("{name} is listed in EXECUTABLES"),
+        _ => {
+            let out = simple(shell, name, args)
+                .unwrap_or_else(|| unreachable!("{name} is listed in EXECUTABLES"));
+            if !out.stdout.is_empty() {
+                write_or_gone!(io, Stream::Stdout, out.stdout);
+            }
+            if !out.stderr.is_empty() {
+                write_or_gone!(io, Stream::Stderr, out.stderr);
+            }
+            Flow::Next(out.code)
+        }
     }
 }
 
-async fn cat(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
-    let mut code = 0;
-    let stdin_only = [String::from("-")];
-    let files = if args.is_empty() { &stdin_only } else { args };
-    for file in files {
-        match file.as_str() {
-            "-" => {
-                while let Some(chunk) = io.read().await {
-                    write_or_gone!(io, Stream::Stdout, chunk);
+/// What a command that needs neither stdin nor time writes, and its exit code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Runs one of the commands that only print (`echo`, `printf`, `hostname`, `env`, `printenv`,
+/// `true`, `false`, `cat` of files); `None` for any other command. Shared by `kubectl exec` and
+/// the container command interpreter (`script.rs`) so both print the same.
+pub(crate) fn simple(shell: &Shell, name: &str, args: &[String]) -> Option<Output> {
+    let ok = |stdout: String| Output {
+        stdout,
+        ..Output::default()
+    };
+    Some(match name {
+        "echo" => ok(echo_text(args)),
+        "printf" => match args.split_first() {
+            Some((format, rest)) => ok(printf_text(format, rest)),
+            None => Output {
+                stderr: "printf: usage: printf FORMAT [ARGUMENT...]\n".into(),
+                code: 1,
+                ..Output::default()
+            },
+        },
+        "hostname" => ok(format!("{}\n", shell.pod)),
+        "env" | "printenv" if args.is_empty() => ok(shell
+            .env
+            .iter()
+            .map(|(n, v)| format!("{n}={v}\n"))
+            .collect()),
+        "printenv" => {
+            let mut out = ok(String::new());
+            for name in args {
+                match shell.var(name) {
+                    Some(v) => out.stdout.push_str(&format!("{v}\n")),
+                    None => out.code = 1,
                 }
             }
-            "/etc/hostname" => write_or_gone!(io, Stream::Stdout, format!("{}\n", shell.pod)),
-            other => {
-                write_or_gone!(
-                    io,
-                    Stream::Stderr,
-                    format!("cat: can't open '{other}': No such file or directory\n")
-                );
-                code = 1;
+            out
+        }
+        "env" => Output {
+            stderr: "env: running a command through env is not simulated\n".into(),
+            code: 125,
+            ..Output::default()
+        },
+        "true" | ":" => ok(String::new()),
+        "false" => Output {
+            code: 1,
+            ..Output::default()
+        },
+        "cat" => {
+            let mut out = ok(String::new());
+            for file in args {
+                match file.as_str() {
+                    // A container's stdin is empty unless it asks for one.
+                    "-" => {}
+                    "/etc/hostname" => out.stdout.push_str(&format!("{}\n", shell.pod)),
+                    other => {
+                        out.stderr.push_str(&format!(
+                            "cat: can't open '{other}': No such file or directory\n"
+                        ));
+                        out.code = 1;
+                    }
+                }
+            }
+            out
+        }
+        _ => return None,
+    })
+}
+
+/// busybox `echo`: `-n` drops the newline, `-e` interprets backslash escapes.
+fn echo_text(args: &[String]) -> String {
+    let (mut newline, mut escapes, mut rest) = (true, false, args);
+    while let Some(flag) = rest.first().filter(|a| {
+        a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| matches!(c, 'n' | 'e' | 'E'))
+    }) {
+        for c in flag[1..].chars() {
+            match c {
+                'n' => newline = false,
+                'e' => escapes = true,
+                _ => escapes = false,
             }
         }
+        rest = &rest[1..];
+    }
+    let mut text = rest.join(" ");
+    if escapes {
+        let (t, stop) = unescape(&text);
+        text = t;
+        if stop {
+            return text;
+        }
+    }
+    if newline {
+        text.push('\n');
+    }
+    text
+}
+
+/// Backslash escapes as `printf` and `echo -e` read them; the flag is set by `\c` (stop here).
+fn unescape(s: &str) -> (String, bool) {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some('a') => out.push('\u{7}'),
+            Some('c') => return (out, true),
+            Some('0') => {
+                let mut code = 0u32;
+                for _ in 0..3 {
+                    match chars.peek().and_then(|c| c.to_digit(8)) {
+                        Some(d) => {
+                            code = code * 8 + d;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.extend(char::from_u32(code));
+            }
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    (out, false)
+}
+
+/// busybox `printf`: `%s`, `%d`/`%i`, `%c`, `%b` and `%%` with optional `-` and width, backslash
+/// escapes in the format; the format is reused while arguments remain, missing ones read as
+/// empty (or 0).
+pub(crate) fn printf_text(format: &str, args: &[String]) -> String {
+    let (format, _) = unescape(format);
+    let mut out = String::new();
+    let mut next = 0;
+    loop {
+        let mut used = false;
+        let mut chars = format.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            let mut left = false;
+            let mut width = String::new();
+            while let Some(&f) = chars.peek() {
+                match f {
+                    '-' => left = true,
+                    '0'..='9' => width.push(f),
+                    _ => break,
+                }
+                chars.next();
+            }
+            let Some(conv) = chars.next() else {
+                out.push('%');
+                break;
+            };
+            let mut arg = || {
+                used = true;
+                next += 1;
+                args.get(next - 1).cloned().unwrap_or_default()
+            };
+            let text = match conv {
+                '%' => "%".to_string(),
+                's' => arg(),
+                'b' => unescape(&arg()).0,
+                'c' => arg().chars().next().map(String::from).unwrap_or_default(),
+                'd' | 'i' => {
+                    let a = arg();
+                    a.trim().parse::<i64>().unwrap_or(0).to_string()
+                }
+                other => format!("%{other}"),
+            };
+            let width: usize = width.parse().unwrap_or(0);
+            let pad = " ".repeat(width.saturating_sub(text.chars().count()));
+            if left {
+                out.push_str(&text);
+                out.push_str(&pad);
+            } else {
+                out.push_str(&pad);
+                out.push_str(&text);
+            }
+        }
+        if !used || next >= args.len() {
+            return out;
+        }
+    }
+}
+
+/// `sleep`'s arguments (summed, with busybox's `s`/`m`/`h`/`d` suffixes) as a duration;
+/// `Ok(None)` for `sleep infinity`; `Err` is the message busybox prints.
+pub(crate) fn sleep_duration(args: &[String]) -> Result<Option<Duration>, String> {
+    if args.is_empty() {
+        return Err("sleep: missing operand".into());
+    }
+    let mut total = 0.0f64;
+    for arg in args {
+        if arg == "infinity" || arg == "inf" {
+            return Ok(None);
+        }
+        let (number, unit) = match arg.char_indices().last() {
+            Some((i, c @ ('s' | 'm' | 'h' | 'd'))) => (&arg[..i], c),
+            _ => (arg.as_str(), 's'),
+        };
+        let scale = match unit {
+            'm' => 60.0,
+            'h' => 3600.0,
+            'd' => 86400.0,
+            _ => 1.0,
+        };
+        match number
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+        {
+            Some(v) => total += v * scale,
+            None => return Err(format!("sleep: invalid number '{arg}'")),
+        }
+    }
+    // Anything beyond a century is as good as forever, and stays within Duration.
+    Ok((total < 3.2e9).then(|| Duration::from_secs_f64(total)))
+}
+
+async fn cat(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
+    let stdin_only = [String::from("-")];
+    let files = if args.is_empty() { &stdin_only } else { args };
+    let mut code = 0;
+    for file in files {
+        if file == "-" {
+            while let Some(chunk) = io.read().await {
+                write_or_gone!(io, Stream::Stdout, chunk);
+            }
+            continue;
+        }
+        let out = simple(shell, "cat", std::slice::from_ref(file)).unwrap_or_default();
+        if !out.stdout.is_empty() {
+            write_or_gone!(io, Stream::Stdout, out.stdout);
+        }
+        if !out.stderr.is_empty() {
+            write_or_gone!(io, Stream::Stderr, out.stderr);
+        }
+        code = code.max(out.code);
     }
     Flow::Next(code)
 }
 
 async fn sleep(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
-    let Some(arg) = args.first() else {
-        write_or_gone!(io, Stream::Stderr, "sleep: missing operand\n");
-        return Flow::Next(1);
+    let wait = match sleep_duration(args) {
+        Ok(d) => d.unwrap_or(shell.max_sleep).min(shell.max_sleep),
+        Err(message) => {
+            write_or_gone!(io, Stream::Stderr, format!("{message}\n"));
+            return Flow::Next(1);
+        }
     };
-    let Some(seconds) = arg
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-    else {
-        write_or_gone!(
-            io,
-            Stream::Stderr,
-            format!("sleep: invalid number '{arg}'\n")
-        );
-        return Flow::Next(1);
-    };
-    let wait = Duration::from_secs_f64(seconds.min(shell.max_sleep.as_secs_f64()));
     tokio::select! {
         _ = tokio::time::sleep(wait) => Flow::Next(0),
         _ = io.out.closed() => Flow::Gone,
@@ -277,6 +468,9 @@ async fn sh(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
                 write_or_gone!(io, Stream::Stderr, "sh: -c requires an argument\n");
                 return Flow::Next(2);
             };
+            if let Some(program) = Program::compound(shell, script) {
+                return run_program(shell, program, io).await;
+            }
             return match run_script(shell, script, &mut last, io).await {
                 Flow::Next(c) | Flow::Exit(c) => Flow::Next(c),
                 Flow::Gone => Flow::Gone,
@@ -302,6 +496,30 @@ async fn sh(shell: &Shell, args: &[String], io: &mut Io) -> Flow {
     Flow::Next(last)
 }
 
+/// Runs a script with loops or `if`s through the container command interpreter, in real time:
+/// each line is written when it is due, and the whole run lasts at most `max_sleep` (then it
+/// ends with 0, as a capped `sleep` does). Its output all goes to stdout.
+async fn run_program(shell: &Shell, mut program: Program, io: &mut Io) -> Flow {
+    let start = tokio::time::Instant::now();
+    loop {
+        let (at, line, code) = match program.next(shell.max_sleep) {
+            Event::Line { at, text } => (at, Some(text), None),
+            Event::Exit { at, code } => (at, None, Some(code)),
+            Event::Forever | Event::Idle { .. } => (shell.max_sleep, None, Some(0)),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(start + at.min(shell.max_sleep)) => {}
+            _ = io.out.closed() => return Flow::Gone,
+        }
+        if let Some(text) = line {
+            write_or_gone!(io, Stream::Stdout, format!("{text}\n"));
+        }
+        if let Some(code) = code {
+            return Flow::Next(code);
+        }
+    }
+}
+
 /// Runs one script (a line of `;`, `&&` and `||` separated commands); `last` is `$?`.
 async fn run_script(shell: &Shell, script: &str, last: &mut i32, io: &mut Io) -> Flow {
     let tokens = match tokenize(script) {
@@ -325,7 +543,8 @@ async fn run_script(shell: &Shell, script: &str, last: &mut i32, io: &mut Io) ->
             Some(Token::Op(op)) => (true, Some(*op)),
             None => (true, None),
         };
-        if !end_of_command {
+        // An empty line neither runs anything nor ends a pending `&&`/`||`.
+        if !end_of_command || (words.is_empty() && op == Some(Op::Newline)) {
             continue;
         }
         if !words.is_empty() && !skip {
@@ -351,7 +570,7 @@ async fn run_script(shell: &Shell, script: &str, last: &mut i32, io: &mut Io) ->
         skip = match op {
             Some(Op::And) => *last != 0,
             Some(Op::Or) => *last == 0,
-            Some(Op::Seq) => false,
+            Some(Op::Seq | Op::Newline) => false,
             None => return Flow::Next(*last),
         };
     }
@@ -385,31 +604,36 @@ async fn builtin_or_command(shell: &Shell, argv: &[String], io: &mut Io) -> Flow
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Seq,
     And,
     Or,
+    /// A line break: ends a command like `;`, but may also stand alone (empty lines).
+    Newline,
 }
 
 impl Op {
-    fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Op::Seq => ";",
             Op::And => "&&",
             Op::Or => "||",
+            Op::Newline => "newline",
         }
     }
 }
 
 /// Pieces of a word: literal text, or a variable to expand (`$NAME`, `${NAME}`, `$?`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Piece {
+pub(crate) enum Piece {
     Text(String),
     Var(String),
+    /// `$((EXPR))`: integer arithmetic.
+    Arith(String),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Word(Vec<Piece>);
+pub(crate) struct Word(pub(crate) Vec<Piece>);
 
 impl Word {
     fn text(&mut self, c: char) {
@@ -419,26 +643,37 @@ impl Word {
         }
     }
 
-    fn expand(&self, shell: &Shell, last: i32) -> String {
+    /// The word's text when it has no variables (a command name, a keyword).
+    pub(crate) fn literal(&self) -> Option<&str> {
+        match self.0.as_slice() {
+            [Piece::Text(t)] => Some(t),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn expand(&self, shell: &Shell, last: i32) -> String {
         self.0
             .iter()
             .map(|p| match p {
                 Piece::Text(t) => t.clone(),
                 Piece::Var(v) if v == "?" => last.to_string(),
                 Piece::Var(v) => shell.var(v).unwrap_or("").to_string(),
+                // A bad expression reads as 0 rather than aborting the script.
+                Piece::Arith(e) => arithmetic(e, shell, last).unwrap_or(0).to_string(),
             })
             .collect()
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Token {
+pub(crate) enum Token {
     Word(Word),
     Op(Op),
 }
 
 /// Splits a script into words and operators, honouring quotes, backslashes and `#` comments.
-fn tokenize(script: &str) -> Result<Vec<Token>, String> {
+/// Redirections, subshells and command substitution are refused rather than taken as text.
+pub(crate) fn tokenize(script: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();
     let mut chars = script.chars().peekable();
     let mut word: Option<Word> = None;
@@ -449,7 +684,16 @@ fn tokenize(script: &str) -> Result<Vec<Token>, String> {
     };
     while let Some(c) = chars.next() {
         match c {
-            ' ' | '\t' | '\n' => flush(&mut word, &mut tokens),
+            ' ' | '\t' => flush(&mut word, &mut tokens),
+            '\n' => {
+                flush(&mut word, &mut tokens);
+                tokens.push(Token::Op(Op::Newline));
+            }
+            '<' | '>' | '(' | ')' | '`' => {
+                return Err(format!(
+                    "{c:?} is not simulated (no redirections or subshells)"
+                ))
+            }
             '#' if word.is_none() => break,
             ';' => {
                 flush(&mut word, &mut tokens);
@@ -486,7 +730,8 @@ fn tokenize(script: &str) -> Result<Vec<Token>, String> {
                             }
                             None => return Err("unterminated quoted string".into()),
                         },
-                        Some('$') => variable(&mut chars, w),
+                        Some('$') => variable(&mut chars, w)?,
+                        Some('`') => return Err("command substitution is not simulated".into()),
                         Some(c) => w.text(c),
                         None => return Err("unterminated quoted string".into()),
                     }
@@ -497,7 +742,7 @@ fn tokenize(script: &str) -> Result<Vec<Token>, String> {
                     word.get_or_insert_with(Word::default).text(e);
                 }
             }
-            '$' => variable(&mut chars, word.get_or_insert_with(Word::default)),
+            '$' => variable(&mut chars, word.get_or_insert_with(Word::default))?,
             c => word.get_or_insert_with(Word::default).text(c),
         }
     }
@@ -505,8 +750,39 @@ fn tokenize(script: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-fn variable(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word) {
+fn variable(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    w: &mut Word,
+) -> Result<(), String> {
     match chars.peek().copied() {
+        Some('(') => {
+            chars.next();
+            if chars.next_if_eq(&'(').is_none() {
+                return Err("command substitution is not simulated".into());
+            }
+            let mut expr = String::new();
+            let mut depth = 0u32;
+            loop {
+                match chars.next() {
+                    Some(')') if depth == 0 => {
+                        if chars.next_if_eq(&')').is_none() {
+                            return Err("$((…)) must end with ))".into());
+                        }
+                        break;
+                    }
+                    Some(c) => {
+                        match c {
+                            '(' => depth += 1,
+                            ')' => depth -= 1,
+                            _ => {}
+                        }
+                        expr.push(c);
+                    }
+                    None => return Err("unterminated $((…))".into()),
+                }
+            }
+            w.0.push(Piece::Arith(expr));
+        }
         Some('?') => {
             chars.next();
             w.0.push(Piece::Var("?".into()));
@@ -529,6 +805,102 @@ fn variable(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, w: &mut Word) 
             w.0.push(Piece::Var(name));
         }
         _ => w.text('$'),
+    }
+    Ok(())
+}
+
+/// `$((EXPR))`: integers, variables (with or without `$`), `+ - * / %`, unary minus and
+/// parentheses, with C precedence; `None` for anything else or a division by zero.
+fn arithmetic(expr: &str, shell: &Shell, last: i32) -> Option<i64> {
+    let mut tokens = Vec::new();
+    let mut chars = expr.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c.is_ascii_digit() {
+            let mut n = String::new();
+            while let Some(d) = chars.next_if(|d| d.is_ascii_digit()) {
+                n.push(d);
+            }
+            tokens.push(n);
+        } else if c == '$' || c == '_' || c.is_ascii_alphabetic() {
+            chars.next();
+            if c == '$' && chars.next_if_eq(&'?').is_some() {
+                tokens.push(last.to_string());
+                continue;
+            }
+            let mut name = if c == '$' {
+                String::new()
+            } else {
+                c.to_string()
+            };
+            while let Some(d) = chars.next_if(|d| *d == '_' || d.is_ascii_alphanumeric()) {
+                name.push(d);
+            }
+            let value = shell.var(&name).unwrap_or("0").trim();
+            tokens.push(if value.is_empty() { "0" } else { value }.to_string());
+        } else if "+-*/%()".contains(c) {
+            chars.next();
+            tokens.push(c.to_string());
+        } else {
+            return None;
+        }
+    }
+    // The evaluator recurses per token; a bound keeps a hostile expression off the stack.
+    if tokens.len() > 256 {
+        return None;
+    }
+    let mut pos = 0;
+    let value = sum(&tokens, &mut pos)?;
+    (pos == tokens.len()).then_some(value)
+}
+
+fn sum(t: &[String], pos: &mut usize) -> Option<i64> {
+    let mut v = product(t, pos)?;
+    while let Some(op) = t.get(*pos).filter(|o| *o == "+" || *o == "-") {
+        *pos += 1;
+        let r = product(t, pos)?;
+        v = if op == "+" {
+            v.wrapping_add(r)
+        } else {
+            v.wrapping_sub(r)
+        };
+    }
+    Some(v)
+}
+
+fn product(t: &[String], pos: &mut usize) -> Option<i64> {
+    let mut v = unary(t, pos)?;
+    while let Some(op) = t
+        .get(*pos)
+        .filter(|o| ["*", "/", "%"].contains(&o.as_str()))
+    {
+        *pos += 1;
+        let r = unary(t, pos)?;
+        v = match op.as_str() {
+            "*" => v.wrapping_mul(r),
+            "/" => v.checked_div(r)?,
+            _ => v.checked_rem(r)?,
+        };
+    }
+    Some(v)
+}
+
+fn unary(t: &[String], pos: &mut usize) -> Option<i64> {
+    let token = t.get(*pos)?;
+    *pos += 1;
+    match token.as_str() {
+        "-" => unary(t, pos).map(i64::wrapping_neg),
+        "+" => unary(t, pos),
+        "(" => {
+            let v = sum(t, pos)?;
+            if t.get(*pos)? != ")" {
+                return None;
+            }
+            *pos += 1;
+            Some(v)
+        }
+        n => n.parse().ok(),
     }
 }
 
@@ -651,6 +1023,59 @@ mod tests {
             exec(&["/bin/sh", "-c", "sh -c 'exit 5'"], None).await.2,
             Outcome::Exited(5)
         );
+    }
+
+    #[tokio::test]
+    async fn printf_lines_and_refused_syntax() {
+        let sh = |s: &'static str| async move { exec(&["sh", "-c", s], None).await };
+        assert_eq!(
+            exec(&["printf", "%s-%d\\n", "a", "1", "b"], None).await.0,
+            "a-1\nb-0\n"
+        );
+        assert_eq!(
+            sh("echo a\n\necho b").await.0,
+            "a\nb\n",
+            "a newline ends a command"
+        );
+        assert_eq!(sh("false &&\n echo no").await.0, "");
+        assert_eq!(sh("echo -e 'x\\ty'").await.0, "x\ty\n");
+        assert_eq!(
+            sh("echo $((2 + 3 * (4 - 1) % 5)) $((-$? - 1)) $((1 / 0)) $((GREETING))")
+                .await
+                .0,
+            "6 -1 0 0\n"
+        );
+        assert_eq!(
+            sh("for i in 1 2; do echo $i; sleep 0.01; done\nif true; then exit 6; fi").await,
+            ("1\n2\n".into(), "".into(), Outcome::Exited(6))
+        );
+        let (out, _, outcome) = sh("while true; do echo y; sleep 0.01; done").await;
+        assert_eq!(
+            out,
+            "y\n".repeat(6),
+            "a line per round until max_sleep (0 to 50ms)"
+        );
+        assert_eq!(outcome, Outcome::Exited(0), "bounded by max_sleep");
+        for refused in [
+            "echo a > f",
+            "echo $(hostname)",
+            "echo `hostname`",
+            "(echo a)",
+        ] {
+            let (_, err, outcome) = sh(refused).await;
+            assert!(err.starts_with("sh: syntax error:"), "{refused}: {err}");
+            assert_eq!(outcome, Outcome::Exited(2), "{refused}");
+        }
+        assert_eq!(
+            exec(&["sleep", "infinity"], None).await.2,
+            Outcome::Exited(0),
+            "capped"
+        );
+        assert_eq!(
+            sleep_duration(&["1m".into(), "0.5".into()]),
+            Ok(Some(Duration::from_secs_f64(60.5)))
+        );
+        assert!(sleep_duration(&["1x".into()]).is_err());
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 pub use self::buffer::{format_line, ByteBudget, LogBuffer, LogLimits, LogLine};
 use super::clock::Clock;
+use super::exec::script::Program;
 
 /// Where a container's logs are found: namespace, pod name, container name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +42,9 @@ pub struct Script {
     pub every: Option<Duration>,
     /// When and with which code it exits, once known.
     pub exit: Option<(Instant, i32)>,
+    /// The container's command, when the interpreter runs it: then the log is exactly what it
+    /// prints (no start, annotation, tick or exit lines).
+    pub program: Option<Program>,
 }
 
 /// One attempt: its script and what of it has been written.
@@ -73,6 +77,10 @@ impl Attempt {
     /// Writes every line due by `now`.
     fn catch_up(&mut self, now: Instant, clock: &Clock) {
         if !self.runs() || self.exited {
+            return;
+        }
+        if self.script.program.is_some() {
+            self.catch_up_program(now, clock);
             return;
         }
         let s = &self.script;
@@ -128,6 +136,27 @@ impl Attempt {
         }
     }
 
+    /// Writes what the container's command printed by `now` (and before its exit or stop,
+    /// lines at that very instant included: `echo bye; exit 1` writes `bye`).
+    fn catch_up_program(&mut self, now: Instant, clock: &Clock) {
+        let running_at = self.script.running_at;
+        if running_at > now {
+            return;
+        }
+        self.started = true;
+        self.read_until = Some(self.read_until.map_or(now, |r| r.max(now)));
+        let until = self.script.exit.map_or(now, |(at, _)| at.min(now));
+        let keep = self.buffer_capacity_lines();
+        if let Some(program) = self.script.program.as_mut() {
+            for (offset, text) in program.lines_until(until - running_at, keep) {
+                self.buffer.push(clock.wall(running_at + offset), text);
+            }
+        }
+        if self.script.exit.is_some_and(|(at, _)| at <= now) {
+            self.exited = true;
+        }
+    }
+
     fn buffer_capacity_lines(&self) -> u64 {
         self.buffer.limits().max_lines as u64
     }
@@ -141,6 +170,16 @@ impl Attempt {
             return Some(self.script.running_at);
         }
         let exit = self.script.exit.map(|(at, _)| at);
+        if let Some(program) = &self.script.program {
+            let line = program
+                .next_line_at()
+                .map(|d| self.script.running_at + d)
+                .filter(|t| exit.is_none_or(|e| *t <= e));
+            return match (line, exit) {
+                (Some(t), Some(e)) => Some(t.min(e)),
+                (t, e) => t.or(e),
+            };
+        }
         let tick = self
             .tick_at(self.ticks + 1)
             .filter(|t| exit.is_none_or(|e| *t < e));
@@ -308,6 +347,7 @@ impl LogStore {
             lines: Vec::new(),
             every: None,
             exit: None,
+            program: None,
         };
         self.begin(key, pod_uid, id, script);
         // Marked started so that no scripted start line is ever written.

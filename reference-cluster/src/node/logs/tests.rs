@@ -26,6 +26,7 @@ fn script(attempt: u32, running_at: Instant) -> Script {
         lines: vec!["hello".into(), "world".into()],
         every: Some(ms(100)),
         exit: None,
+        program: None,
     }
 }
 

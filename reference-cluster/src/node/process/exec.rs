@@ -3,6 +3,7 @@
 //! namespaces, environment and working directory; with `tty` it gets a pseudo-terminal whose
 //! size follows the client's resize channel.
 
+use crate::node::kubelet_server::text;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -12,7 +13,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use http::{Request, Response};
-use http_body_util::BodyExt as _;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -78,18 +78,6 @@ pub struct ExecHandle {
 }
 
 type Body = crate::node::kubelet_server::Body;
-
-fn text(code: u16, message: &str) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            http_body_util::Full::new(Bytes::from(message.to_string()))
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static headers are valid")
-}
 
 /// Answers an `exec` request against the process runtime.
 pub async fn serve(

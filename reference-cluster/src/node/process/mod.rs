@@ -66,8 +66,18 @@ impl ProcessConfig {
     }
 }
 
+impl Ctx {
+    /// The client `node`'s requests go through.
+    pub fn client_of(&self, node: &str) -> &kube::Client {
+        self.clients.get(node).unwrap_or(&self.client)
+    }
+}
+
 /// What every container task shares.
 pub(crate) struct Ctx {
+    /// Each node's client: its requests are made as that node.
+    pub clients: HashMap<String, kube::Client>,
+    /// The fleet's own client, for a node this runtime was not given.
     pub client: kube::Client,
     pub logs: LogStore,
     pub cfg: ProcessConfig,
@@ -140,6 +150,10 @@ impl ProcessRuntime {
         let (wake, wake_rx) = mpsc::unbounded_channel();
         Ok(ProcessRuntime {
             ctx: Arc::new(Ctx {
+                clients: nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), super::api::node_client(&client, &n.name)))
+                    .collect(),
                 client,
                 logs,
                 cfg,

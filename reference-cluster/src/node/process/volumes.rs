@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume,
     PersistentVolumeClaim, Pod, Secret, ServiceAccount, Volume,
@@ -274,7 +274,14 @@ async fn service_account_token(
         spec: TokenRequestSpec {
             audiences: audience.into_iter().collect(),
             expiration_seconds: Some(expiration.unwrap_or(3607)),
-            bound_object_ref: None,
+            // Bound to the pod, as the kubelet asks: NodeRestriction refuses a node any other
+            // token.
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: cx.pod.metadata.name.clone(),
+                uid: cx.pod.metadata.uid.clone(),
+            }),
         },
         ..Default::default()
     };

@@ -74,6 +74,16 @@ impl Behaviour {
         Ok(b)
     }
 
+    /// Whether the annotations say how the container ends or what it logs, which takes the
+    /// place of running its command (see `SIM.md`, Commands).
+    pub fn overrides_command(&self) -> bool {
+        self.exit_after.is_some()
+            || self.exit_code.is_some()
+            || self.crash
+            || !self.log_lines.is_empty()
+            || self.log_every.is_some()
+    }
+
     fn set(&mut self, setting: &str, value: &str) -> Result<(), String> {
         let dur = || parse_go_duration(value);
         let flag = || match value.trim() {

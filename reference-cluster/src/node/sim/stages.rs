@@ -285,6 +285,9 @@ pub struct PlanInput<'a> {
     pub now: Instant,
     /// The node already has the image.
     pub image_present: bool,
+    /// How the container's interpreted command ends (see `SIM.md`, Commands): this long after
+    /// it starts running, with this exit code.
+    pub command_exit: Option<(Duration, i32)>,
 }
 
 fn secs(v: Option<i32>, default: i32) -> Duration {
@@ -386,6 +389,14 @@ pub fn plan(c: &Container, b: &Behaviour, input: &PlanInput<'_>) -> Timeline {
     if b.exit_after.is_some() || b.crash || b.exit_code.is_some() {
         let run_for = b.exit_after.unwrap_or_else(|| st.default_run.pick(seed(3)));
         let code = b.exit_code.unwrap_or(if b.crash { 1 } else { 0 });
+        exits.push(PlannedExit {
+            at: after(running_at, run_for),
+            code,
+            reason: if code == 0 { "Completed" } else { "Error" },
+            message: None,
+        });
+    }
+    if let Some((run_for, code)) = input.command_exit {
         exits.push(PlannedExit {
             at: after(running_at, run_for),
             code,
@@ -657,6 +668,7 @@ mod tests {
                 seed: 7,
                 now,
                 image_present: present,
+                command_exit: None,
             },
         )
     }

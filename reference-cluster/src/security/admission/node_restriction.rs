@@ -1,14 +1,65 @@
 //! NodeRestriction: a node identity (`system:node:<name>` in `system:nodes`) may only modify
-//! its own Node, its own Lease, mirror pods bound to itself and the status of pods bound to
-//! itself, and may only evict or request tokens for pods bound to itself.
+//! its own Node (not its taints, nor labels outside the kubelet's set), its own Lease, mirror
+//! pods bound to itself and the status of pods bound to itself, and may only evict or request
+//! tokens for pods bound to itself. Messages are upstream 1.32's.
 
 use serde_json::Value;
 
 use super::{forbidden, str_of, Attributes, Operation, Rejection};
 use crate::security::admission::service_account::MIRROR_ANNOTATION;
 
-/// Label prefixes a node may not set on itself (they steer workloads to trusted nodes).
-const RESTRICTED_LABEL_PREFIX: &str = "node-restriction.kubernetes.io/";
+/// The label namespace a node may never set on itself (it steers workloads to trusted nodes).
+const NODE_RESTRICTION_LABEL_NAMESPACE: &str = "node-restriction.kubernetes.io";
+
+/// The `kubernetes.io`/`k8s.io` labels a kubelet sets on its Node (upstream `kubeletapis`).
+const KUBELET_LABELS: &[&str] = &[
+    "kubernetes.io/hostname",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    "node.kubernetes.io/instance-type",
+    "beta.kubernetes.io/instance-type",
+    "kubernetes.io/os",
+    "beta.kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/arch",
+    "node.kubernetes.io/windows-build",
+];
+
+/// Label namespaces (and their subdomains) a kubelet may use freely.
+const KUBELET_LABEL_NAMESPACES: &[&str] = &["kubelet.kubernetes.io", "node.kubernetes.io"];
+
+fn in_namespace(namespace: &str, suffix: &str) -> bool {
+    namespace == suffix || namespace.ends_with(&format!(".{suffix}"))
+}
+
+/// The label keys a node may not add, remove or change (upstream `getForbiddenLabels`), sorted.
+fn forbidden_labels(new: &Value, old: Option<&Value>) -> Vec<String> {
+    let labels = |o: &Value| crate::resources::json::string_map(o, "metadata.labels");
+    let new = labels(new);
+    let old = old.map(labels).unwrap_or_default();
+    let modified: std::collections::BTreeSet<&String> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .chain(old.iter().filter(|(k, v)| new.get(*k) != Some(*v)))
+        .map(|(k, _)| k)
+        .collect();
+    modified
+        .into_iter()
+        .filter(|key| {
+            let namespace = key.split_once('/').map(|(ns, _)| ns).unwrap_or_default();
+            let kubernetes =
+                in_namespace(namespace, "kubernetes.io") || in_namespace(namespace, "k8s.io");
+            let kubelet = KUBELET_LABELS.contains(&key.as_str())
+                || KUBELET_LABEL_NAMESPACES
+                    .iter()
+                    .any(|ns| in_namespace(namespace, ns));
+            in_namespace(namespace, NODE_RESTRICTION_LABEL_NAMESPACE) || (kubernetes && !kubelet)
+        })
+        .cloned()
+        .collect()
+}
 
 /// Admits a request from a node. `object`/`old` are the new and current objects (the current
 /// pod for pod deletes, status updates and evictions; the pod a token is requested for).
@@ -27,35 +78,49 @@ pub fn admit(
         attrs.subresource.as_str(),
     ) {
         ("", "nodes", _) => {
-            if matches!(
-                attrs.operation,
-                Operation::Create | Operation::Update | Operation::Delete
-            ) {
-                let requested = if attrs.name.is_empty() {
-                    object
-                        .map(|o| str_of(o, "/metadata/name"))
-                        .unwrap_or_default()
-                } else {
-                    attrs.name.as_str()
-                };
-                if requested != node {
-                    return deny(format!(
-                        "node \"{node}\" is not allowed to modify node \"{requested}\""
-                    ));
+            let requested = if attrs.name.is_empty() {
+                object
+                    .map(|o| str_of(o, "/metadata/name"))
+                    .unwrap_or_default()
+            } else {
+                attrs.name.as_str()
+            };
+            if requested != node {
+                return deny(format!(
+                    "node \"{node}\" is not allowed to modify node \"{requested}\""
+                ));
+            }
+            match (attrs.operation, object) {
+                (Operation::Create, Some(obj)) => {
+                    if obj
+                        .pointer("/spec/configSource")
+                        .is_some_and(|c| !c.is_null())
+                    {
+                        return deny(format!("node \"{node}\" is not allowed to create pods with a non-nil configSource"));
+                    }
+                    let bad = forbidden_labels(obj, None);
+                    if !bad.is_empty() {
+                        return deny(format!(
+                            "node \"{node}\" is not allowed to set the following labels: {}",
+                            bad.join(", ")
+                        ));
+                    }
                 }
-                if let Some(obj) = object {
-                    let old_labels = old
-                        .map(|o| crate::resources::json::string_map(o, "metadata.labels"))
-                        .unwrap_or_default();
-                    let bad: Vec<String> =
-                        crate::resources::json::string_map(obj, "metadata.labels")
-                            .into_iter()
-                            .filter(|(k, v)| {
-                                k.starts_with(RESTRICTED_LABEL_PREFIX)
-                                    && old_labels.get(k) != Some(v)
-                            })
-                            .map(|(k, _)| k)
-                            .collect();
+                (Operation::Update, Some(obj)) => {
+                    let old = old.unwrap_or(&Value::Null);
+                    let config = obj.pointer("/spec/configSource").filter(|c| !c.is_null());
+                    if config.is_some() && config != old.pointer("/spec/configSource") {
+                        return deny(format!("node \"{node}\" is not allowed to update configSource to a new non-nil configSource"));
+                    }
+                    let taints = |o: &Value| {
+                        o.pointer("/spec/taints")
+                            .filter(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+                            .cloned()
+                    };
+                    if taints(obj) != taints(old) {
+                        return deny(format!("node \"{node}\" is not allowed to modify taints"));
+                    }
+                    let bad = forbidden_labels(obj, Some(old));
                     if !bad.is_empty() {
                         return deny(format!(
                             "is not allowed to modify labels: {}",
@@ -63,6 +128,7 @@ pub fn admit(
                         ));
                     }
                 }
+                _ => {}
             }
             Ok(())
         }
@@ -103,35 +169,56 @@ pub fn admit(
             if str_of(current, "/spec/nodeName") != node {
                 return deny(format!("node \"{node}\" can only update pod status for pods with spec.nodeName set to itself"));
             }
+            let labels = |o: Option<&Value>| {
+                o.map(|o| crate::resources::json::string_map(o, "metadata.labels"))
+                    .unwrap_or_default()
+            };
+            if object.is_some() && labels(object) != labels(old) {
+                return deny(format!(
+                    "node \"{node}\" cannot update labels through pod status"
+                ));
+            }
             Ok(())
         }
         ("", "pods", "eviction") => {
             if old.is_some_and(|p| str_of(p, "/spec/nodeName") != node) {
                 return deny(format!(
-                    "node \"{node}\" can only evict pods with spec.nodeName set to itself"
+                    "node {node} can only evict pods with spec.nodeName set to itself"
                 ));
             }
             Ok(())
         }
         ("", "serviceaccounts", "token") => {
-            // `old` is the pod the token is bound to, if any.
+            // `old` is the pod the token is bound to, looked up from `boundObjectRef`.
+            let r = object.and_then(|o| o.pointer("/spec/boundObjectRef"));
+            let field = |f: &str| r.map(|r| str_of(r, f)).unwrap_or_default();
+            if r.is_none()
+                || field("/apiVersion") != "v1"
+                || field("/kind") != "Pod"
+                || field("/name").is_empty()
+            {
+                return deny("node requested token not bound to a pod".to_string());
+            }
+            if field("/uid").is_empty() {
+                return deny("node requested token with a pod binding without a uid".to_string());
+            }
             match old {
-                None => deny(format!(
-                    "node \"{node}\" can only create tokens for pods bound to itself"
+                Some(pod) if str_of(pod, "/metadata/uid") != field("/uid") => deny(format!(
+                    "the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated",
+                    field("/uid")
                 )),
-                Some(pod) if str_of(pod, "/spec/nodeName") != node => deny(format!(
-                    "node \"{node}\" can only create tokens for pods bound to itself"
-                )),
-                _ => Ok(()),
+                Some(pod) if str_of(pod, "/spec/nodeName") == node => Ok(()),
+                _ => deny("node requested token bound to a pod scheduled on a different node".to_string()),
             }
         }
         ("coordination.k8s.io", "leases", _) => {
-            if attrs.namespace != "kube-node-lease"
-                || attrs.name.is_empty() && attrs.operation != Operation::Create
-            {
-                return Ok(());
+            if attrs.namespace != "kube-node-lease" {
+                return deny(
+                    "can only access leases in the \"kube-node-lease\" system namespace"
+                        .to_string(),
+                );
             }
-            let requested = if attrs.name.is_empty() {
+            let requested = if attrs.operation == Operation::Create {
                 object
                     .map(|o| str_of(o, "/metadata/name"))
                     .unwrap_or_default()
@@ -246,9 +333,57 @@ mod tests {
         assert!(admit(&lease, None, None).is_err());
         lease.name = "n1".into();
         assert!(admit(&lease, None, None).is_ok());
+        lease.namespace = "default".into();
+        assert_eq!(
+            admit(&lease, None, None).unwrap_err().message,
+            r#"leases.coordination.k8s.io "Unknown" is forbidden: can only access leases in the "kube-node-lease" system namespace"#
+        );
         let token = node(Operation::Create, "serviceaccounts", "default").with_subresource("token");
-        let own = json!({"spec": {"nodeName": "n1"}});
-        assert!(admit(&token, None, Some(&own)).is_ok());
-        assert!(admit(&token, None, None).is_err());
+        let own = json!({"metadata": {"uid": "u1"}, "spec": {"nodeName": "n1"}});
+        let bound = json!({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u1"}}});
+        assert!(admit(&token, Some(&bound), Some(&own)).is_ok());
+        let unbound = json!({"spec": {}});
+        assert!(admit(&token, Some(&unbound), None)
+            .unwrap_err()
+            .message
+            .ends_with("node requested token not bound to a pod"));
+        let elsewhere = json!({"metadata": {"uid": "u1"}, "spec": {"nodeName": "n2"}});
+        assert!(admit(&token, Some(&bound), Some(&elsewhere))
+            .unwrap_err()
+            .message
+            .ends_with("node requested token bound to a pod scheduled on a different node"));
+    }
+
+    #[test]
+    fn nodes_keep_their_taints_and_restricted_labels() {
+        let update = node(Operation::Update, "nodes", "n1");
+        let old = json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+                         "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
+        let untainted = json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}, "spec": {}});
+        assert_eq!(
+            admit(&update, Some(&untainted), Some(&old))
+                .unwrap_err()
+                .message,
+            r#"nodes "n1" is forbidden: node "n1" is not allowed to modify taints"#
+        );
+        let relabelled = json!({"metadata": {"name": "n1", "labels": {
+            "kubernetes.io/hostname": "n1", "example.com/team": "a", "node.kubernetes.io/pool": "p",
+            "node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
+        assert_eq!(
+            admit(&update, Some(&relabelled), Some(&old))
+                .unwrap_err()
+                .message,
+            r#"nodes "n1" is forbidden: is not allowed to modify labels: node-role.kubernetes.io/control-plane"#
+        );
+        let create = node(Operation::Create, "nodes", "n1");
+        let registering = json!({"metadata": {"name": "n1", "labels": {
+            "kubernetes.io/os": "linux", "foo.node-restriction.kubernetes.io/x": "y"}}});
+        assert_eq!(
+            admit(&create, Some(&registering), None)
+                .unwrap_err()
+                .message,
+            r#"nodes "n1" is forbidden: node "n1" is not allowed to set the following labels: foo.node-restriction.kubernetes.io/x"#
+        );
     }
 }
