@@ -155,7 +155,9 @@ Feature: Service endpoints follow the selector and pod readiness
             httpGet:
               path: /
               port: 80
-            initialDelaySeconds: 10
+            # Long enough for the Endpoints to be seen listing it as not ready on a busy
+            # machine (12 scenarios at once on two cores).
+            initialDelaySeconds: 20
             periodSeconds: 1
       """
     Then pod "warming" has "{.status.phase}" equal to "Running" within 30 seconds
