@@ -37,7 +37,15 @@ pub struct EndpointSliceController {
     max_per_slice: usize,
     /// The `endpoints-include-unready` fault: every endpoint is marked ready.
     include_unready: bool,
+    /// Slices created per Service that the informer has not shown yet (upstream's
+    /// endpointSliceTracker): planning from a cache without them would create them again.
+    unseen: parking_lot::Mutex<BTreeMap<String, Vec<(String, std::time::Instant)>>>,
 }
+
+/// How soon a sync that found the slice cache behind is tried again.
+const STALE_CACHE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long a created slice may stay unseen before it is assumed gone (deleted meanwhile).
+const UNSEEN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl EndpointSliceController {
     pub fn new(ctx: &Context) -> Arc<Self> {
@@ -54,6 +62,7 @@ impl EndpointSliceController {
                 .cfg
                 .faults
                 .contains(crate::faults::Fault::EndpointsIncludeUnready),
+            unseen: Default::default(),
         });
         let q = this.queue.clone();
         this.services.add_handler(move |c| match c {
@@ -153,6 +162,27 @@ impl EndpointSliceController {
     }
 }
 
+impl EndpointSliceController {
+    /// Whether a slice this controller created for `key` is still missing from `existing`.
+    fn cache_is_behind(&self, key: &str, existing: &[Arc<EndpointSlice>]) -> bool {
+        let mut unseen = self.unseen.lock();
+        let Some(names) = unseen.get_mut(key) else {
+            return false;
+        };
+        names.retain(|(name, at)| {
+            at.elapsed() < UNSEEN_LIMIT
+                && !existing
+                    .iter()
+                    .any(|s| s.metadata.name.as_deref() == Some(name.as_str()))
+        });
+        if names.is_empty() {
+            unseen.remove(key);
+            return false;
+        }
+        true
+    }
+}
+
 #[async_trait::async_trait]
 impl Reconciler for EndpointSliceController {
     fn name(&self) -> &'static str {
@@ -210,6 +240,9 @@ impl Reconciler for EndpointSliceController {
                         == Some(CONTROLLER_NAME)
             })
             .collect();
+        if self.cache_is_behind(key, &existing) {
+            return Ok(Requeue::After(STALE_CACHE_RETRY));
+        }
         let plan = plan(&svc, desired, &existing, self.max_per_slice, "IPv4");
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), ns);
         let now = runtime::events::now_time().0.to_string();
@@ -223,7 +256,12 @@ impl Reconciler for EndpointSliceController {
         if svc.metadata.deletion_timestamp.is_none() {
             for s in plan.create {
                 match api.create(&PostParams::default(), &stamp(s)).await {
-                    Ok(_) => {}
+                    Ok(created) => self
+                        .unseen
+                        .lock()
+                        .entry(key.to_string())
+                        .or_default()
+                        .push((created.name_any(), std::time::Instant::now())),
                     Err(e) if runtime::is_namespace_terminating(&e) => return Ok(Requeue::No),
                     Err(e) => {
                         return Err(anyhow::Error::new(e)
