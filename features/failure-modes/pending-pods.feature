@@ -81,7 +81,7 @@ Feature: Troubleshooting pods stuck in Pending
           image: nginx:1.26
       """
     Then an Event with reason "FailedScheduling" and message containing "0/{{ nodes }} nodes are available: {{ nodes }} node(s) didn't match Pod's node affinity/selector." exists for pod "picky" within 30 seconds
-    And pod "picky" has "{.status.conditions[?(@.type=='PodScheduled')].reason}" equal to "Unschedulable"
+    And pod "picky" has "{.status.conditions[?(@.type=='PodScheduled')].reason}" equal to "Unschedulable" within 10 seconds
     And pod "picky" has "{.spec.nodeName}" equal to ""
     When I label node "{{ node }}" with "disk-{{ suffix }}=ssd"
     Then pod "picky" has "{.spec.nodeName}" equal to "{{ node }}" within 60 seconds

@@ -174,7 +174,7 @@ Feature: Node conditions and the taints they bring
       """
     Then an Event with reason "FailedScheduling" and message containing "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }" exists for pod "newcomer" within 30 seconds
     And pod "short" does not exist within 30 seconds
-    And an Event with reason "TaintManagerEviction" exists for pod "short"
+    And an Event with reason "TaintManagerEviction" exists for pod "short" within 10 seconds
     # The default 300 s toleration keeps the other pod for now.
     And pod "patient" exists
     And pod "patient" has "{.metadata.deletionTimestamp}" equal to ""

@@ -1,9 +1,10 @@
 Feature: Real processes on the node
   Containers run as real processes: what they print is their log, a crashing one is restarted
   with back-off and its previous attempt's log stays readable, a failing liveness probe gets it
-  restarted, a failing readiness probe takes it out of its Service's endpoints, and its
-  environment comes from ConfigMaps and the downward API. These scenarios need nodes that run
-  processes (a real cluster, or `kubeproof conformance --runtime process`).
+  restarted, a failing readiness probe takes it out of its Service's endpoints, its environment
+  comes from ConfigMaps and the downward API, and one that exceeds its memory limit is
+  OOM-killed. These scenarios need nodes that run processes (a real cluster, or
+  `kubeproof conformance --runtime process` where the host allows memory cgroups).
 
   @B-NODE-026 @needs:workloads @needs:process-runtime
   Scenario: A container's output is its log, followed while it runs
@@ -162,3 +163,34 @@ Feature: Real processes on the node
     Then pod "envy" has "{.status.phase}" equal to "Succeeded" within 60 seconds
     And pod "envy" has "{.status.containerStatuses[0].state.terminated.reason}" equal to "Completed"
     And the logs of pod "envy" contain "color=blue pod=envy ip="
+
+  @B-NODE-014 @needs:workloads @needs:process-runtime
+  Scenario: A container over its memory limit is OOM-killed and restarted
+    Given a namespace
+    When I create:
+      """
+      apiVersion: v1
+      kind: Pod
+      metadata:
+        name: hog
+      spec:
+        terminationGracePeriodSeconds: 1
+        containers:
+        - name: app
+          image: busybox:1.36
+          # tail keeps the last lines of /dev/zero, which has no line ends: it grows until killed.
+          command: ["sh", "-c", "echo allocating; tail /dev/zero"]
+          resources:
+            limits:
+              memory: 32Mi
+      """
+    Then pod "hog" matches within 90 seconds:
+      """
+      status:
+        containerStatuses:
+        - name: app
+          lastState:
+            terminated:
+              reason: OOMKilled
+              exitCode: 137
+      """

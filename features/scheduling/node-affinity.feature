@@ -20,7 +20,7 @@ Feature: Node affinity and nodeSelector
           image: nginx:1.26
       """
     Then pod "ssd" has "{.status.conditions[?(@.type=='PodScheduled')].message}" equal to "0/{{ nodes }} nodes are available: {{ nodes }} node(s) didn't match Pod's node affinity/selector. preemption: 0/{{ nodes }} nodes are available: {{ nodes }} Preemption is not helpful for scheduling.." within 30 seconds
-    And an Event with reason "FailedScheduling" and message containing "didn't match Pod's node affinity/selector" exists for pod "ssd"
+    And an Event with reason "FailedScheduling" and message containing "didn't match Pod's node affinity/selector" exists for pod "ssd" within 10 seconds
     And pod "ssd" has "{.spec.nodeName}" equal to "" for 2 seconds
     When I remember the name of a Ready node as "node"
     And I label node "{{ node }}" with "disk-{{ suffix }}=ssd"

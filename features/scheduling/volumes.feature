@@ -43,7 +43,7 @@ Feature: Volume binding in scheduling
             mountPath: /var/lib/postgresql/data
       """
     Then pod "db" has "{.status.conditions[?(@.type=='PodScheduled')].message}" equal to "0/{{ nodes }} nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/{{ nodes }} nodes are available: {{ nodes }} Preemption is not helpful for scheduling.." within 30 seconds
-    And an Event with reason "FailedScheduling" and message containing "pod has unbound immediate PersistentVolumeClaims" exists for pod "db"
+    And an Event with reason "FailedScheduling" and message containing "pod has unbound immediate PersistentVolumeClaims" exists for pod "db" within 10 seconds
     And pod "db" has "{.spec.nodeName}" equal to "" for 2 seconds
     And persistentvolumeclaim "data" has "{.status.phase}" equal to "Pending"
 

@@ -290,6 +290,10 @@ impl RunningCluster {
                 resync,
             )),
             tokio::spawn(loops::quota::run(server.clone(), cfg.quota_resync)),
+            tokio::spawn(crate::apiserver::aggregator::run(
+                server.clone(),
+                cfg.apiserver.apiservice_availability_period,
+            )),
         ];
         let url = format!("https://{addr}");
         let kubeconfig = cfg.data_dir.join("kubeconfig");

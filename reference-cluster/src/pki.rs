@@ -76,6 +76,39 @@ impl Pki {
     }
 }
 
+/// The user name of the aggregator's client certificate, which extension API servers accept
+/// in `requestheader-allowed-names`.
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
+/// The front proxy's own CA and its client certificate (kubeadm's `front-proxy-ca` and
+/// `front-proxy-client`). A CA apart from the cluster's: an extension API server trusts a
+/// certificate from it to vouch for the `X-Remote-*` identity headers, which no ordinary
+/// client certificate of the cluster may do.
+#[derive(Clone, Debug)]
+pub struct FrontProxy {
+    pub ca: CertPair,
+    pub client: CertPair,
+}
+
+/// Loads the front proxy's CA and client certificate from `dir`, creating what is missing.
+pub fn load_or_create_front_proxy(dir: &Path) -> Result<FrontProxy> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the PKI directory {}", dir.display()))?;
+    let ca = match read_pair(dir, "front-proxy-ca")? {
+        Some(pair) => pair,
+        None => write_pair(dir, "front-proxy-ca", &new_ca_named("front-proxy-ca")?)?,
+    };
+    let client = match read_pair(dir, FRONT_PROXY_CLIENT)? {
+        Some(pair) => pair,
+        None => write_pair(
+            dir,
+            FRONT_PROXY_CLIENT,
+            &issue_client(&ca, FRONT_PROXY_CLIENT, &[])?,
+        )?,
+    };
+    Ok(FrontProxy { ca, client })
+}
+
 fn read_pair(dir: &Path, name: &str) -> Result<Option<CertPair>> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
@@ -116,9 +149,13 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 fn new_ca() -> Result<CertPair> {
+    new_ca_named("kubeproof-ca")
+}
+
+fn new_ca_named(common_name: &str) -> Result<CertPair> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = dn("kubeproof-ca");
+    params.distinguished_name = dn(common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

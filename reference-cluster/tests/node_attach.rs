@@ -8,8 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{eventually, kubectl, start, Env};
-use tokio::io::AsyncWriteExt;
+use support::{eventually, kubectl, kubectl_with_input, start, Env};
 
 async fn running(env: &Env, pod: &str) {
     let up = eventually(Duration::from_secs(20), || async {
@@ -67,29 +66,14 @@ async fn kubectl_attach_streams_output_and_echoes_stdin_until_the_container_exit
     )
     .await;
     running(&env, "echoer").await;
-    let mut child = tokio::process::Command::new("kubectl")
-        .env("KUBECONFIG", &kc)
-        .args(["attach", "-i", "echoer", "-c", "app"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"hello there\n").await.unwrap();
-    drop(stdin);
-    let echoed = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("kubectl attach ends when the container exits")
-        .unwrap();
-    let out = String::from_utf8_lossy(&echoed.stdout);
-    assert!(
-        out.contains("hello there\n"),
-        "{out} / {}",
-        String::from_utf8_lossy(&echoed.stderr)
-    );
-    assert_eq!(echoed.status.code(), Some(0));
+    let (code, out, err) = kubectl_with_input(
+        &kc,
+        &["attach", "-i", "echoer", "-c", "app"],
+        b"hello there\n",
+    )
+    .await;
+    assert!(out.contains("hello there\n"), "{out} / {err}");
+    assert_eq!(code, Some(0));
 
     // A crash-looping container is not running most of the time: the kubelet cannot find it.
     let refused = eventually(Duration::from_secs(20), || async {

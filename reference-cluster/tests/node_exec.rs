@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
 use serde_json::json;
-use support::{eventually, kubectl, start, Env};
+use support::{eventually, kubectl, kubectl_with_input, start, Env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs `command` in `pod` with kube-rs; returns stdout, stderr and the final Status.
@@ -195,31 +195,13 @@ async fn kubectl_exec_prints_output_and_exit_codes() {
     assert!(err.contains("command terminated with exit code 3"), "{err}");
 
     // `-i` streams stdin; its end reaches `cat` as the v5 close of channel 0.
-    let mut child = tokio::process::Command::new("kubectl")
-        .env("KUBECONFIG", &kc)
-        .args(["exec", "-i", "shell", "-c", "app", "--", "cat"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"piped in\n").await.unwrap();
-    drop(stdin);
-    let piped = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("kubectl exec -i ends when its stdin does")
-        .unwrap();
-    assert_eq!(
-        (
-            piped.status.code(),
-            String::from_utf8_lossy(&piped.stdout).as_ref()
-        ),
-        (Some(0), "piped in\n"),
-        "{}",
-        String::from_utf8_lossy(&piped.stderr)
-    );
+    let (code, out, err) = kubectl_with_input(
+        &kc,
+        &["exec", "-i", "shell", "-c", "app", "--", "cat"],
+        b"piped in\n",
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (Some(0), "piped in\n"), "{err}");
 
     let (code, _, err) = kubectl(&kc, &["exec", "shell", "-c", "app", "--", "nope"]).await;
     assert_eq!(code, Some(1));

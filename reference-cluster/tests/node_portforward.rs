@@ -11,8 +11,8 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use kubeproof_refcluster::node::process::ProcessConfig;
 use kubeproof_refcluster::node::FleetConfig;
 use serde_json::json;
@@ -116,18 +116,7 @@ async fn kubectl_and_kube_rs_reach_a_process_pods_http_server() {
     let mut fleet = FleetConfig::for_tests(1);
     fleet.process = Some(ProcessConfig::new(nodes.path()));
     let env = start_with(fleet).await;
-    // No controller-manager here: the root CA its publisher would write, for the service
-    // account volume every pod gets.
-    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
-    cms.create(
-        &PostParams::default(),
-        &serde_json::from_value(
-            json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "test CA"}}),
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    support::publish_root_ca(&env.client).await;
     env.create_pod(
         "web",
         "node-0",

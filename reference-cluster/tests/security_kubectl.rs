@@ -247,3 +247,91 @@ async fn kubectl_shows_pod_security_refusals() {
     );
     env.cluster.shutdown().await;
 }
+
+/// `kubectl auth can-i --as system:node:<n> --as-group system:nodes` and a SubjectAccessReview
+/// about a node get the Node authorizer's answer, as the node's own requests do: the secret a
+/// pod bound to the node mounts, yes; any other, no, with upstream's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn can_i_as_a_node_asks_the_node_authorizer() {
+    let env = start(|_, _| {}).await;
+    let admin = &env.admin;
+    namespace(admin, "apps", json!({})).await;
+    for name in ["mounted", "unrelated"] {
+        admin
+            .create(
+                "/api/v1/namespaces/apps/secrets",
+                &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}),
+            )
+            .await;
+    }
+    admin
+        .create(
+            "/api/v1/namespaces/apps/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web"},
+            "spec": {"nodeName": "node-0",
+                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                     "volumes": [{"name": "s", "secret": {"secretName": "mounted"}}]}}),
+        )
+        .await;
+    let sar = |user: &str, name: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": ["system:nodes", "system:authenticated"],
+                     "resourceAttributes": {"namespace": "apps", "verb": "get", "resource": "secrets", "name": name}}})
+    };
+    let uri = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    // The node graph follows the store; the pod may take a moment to reach it.
+    let related = eventually(10, || async {
+        admin
+            .post(uri, &sar("system:node:node-0", "mounted"))
+            .await
+            .body["status"]["allowed"]
+            == true
+    })
+    .await;
+    assert!(related, "node-0 never got the secret its pod mounts");
+    let other = admin
+        .post(uri, &sar("system:node:node-0", "unrelated"))
+        .await;
+    assert_eq!(other.code, 201);
+    assert_eq!(
+        other.body["status"],
+        json!({"allowed": false, "reason": "no relationship found between node 'node-0' and this object"})
+    );
+    let node1 = admin.post(uri, &sar("system:node:node-1", "mounted")).await;
+    assert_eq!(
+        node1.body["status"],
+        json!({"allowed": false, "reason": "no relationship found between node 'node-1' and this object"})
+    );
+
+    let ctl = Kubectl::new(
+        env.dir.path(),
+        "admin",
+        &std::fs::read_to_string(env.cluster.kubeconfig_path()).unwrap(),
+    );
+    let can = |what: &str| {
+        ctl.outcome(&[
+            "auth",
+            "can-i",
+            "get",
+            what,
+            "-n",
+            "apps",
+            "--as",
+            "system:node:node-0",
+            "--as-group",
+            "system:nodes",
+        ])
+    };
+    assert_eq!(can("secret/mounted"), (0, "yes".into(), String::new()));
+    assert_eq!(
+        can("secret/unrelated"),
+        (
+            1,
+            "no - no relationship found between node 'node-0' and this object".into(),
+            String::new()
+        )
+    );
+    assert_eq!(can("pod/web").1, "yes");
+    env.cluster.shutdown().await;
+}

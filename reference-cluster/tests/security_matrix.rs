@@ -21,7 +21,8 @@ const RESOURCES: &[(&str, &str)] = &[
 ];
 const NAMESPACES: &[&str] = &["production", "default"];
 
-fn world() -> RbacSnapshot {
+/// The bootstrap policy and the seed's `pod-reader` Role, bound to `monitoring-sa`.
+fn pod_reader_objects() -> Vec<Value> {
     let mut objects = bootstrap::all();
     objects.extend([
         json!({"kind": "Role", "metadata": {"name": "pod-reader", "namespace": "production"},
@@ -29,6 +30,13 @@ fn world() -> RbacSnapshot {
         json!({"kind": "RoleBinding", "metadata": {"name": "read-pods", "namespace": "production"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
                "subjects": [{"kind": "ServiceAccount", "name": "monitoring-sa", "namespace": "production"}]}),
+    ]);
+    objects
+}
+
+fn world() -> RbacSnapshot {
+    let mut objects = pod_reader_objects();
+    objects.extend([
         json!({"kind": "RoleBinding", "metadata": {"name": "viewers", "namespace": "production"},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
                "subjects": [{"kind": "User", "name": "viola", "apiGroup": "rbac.authorization.k8s.io"}]}),
@@ -165,4 +173,208 @@ fn denied_cells_carry_upstream_messages() {
         forbidden(&list_default, "").message,
         r#"pods is forbidden: User "system:serviceaccount:production:monitoring-sa" cannot list resource "pods" in API group "" in the namespace "default""#
     );
+}
+
+/// The API server's own chain (`Node,RBAC`) over the same world, with pods bound to nodes.
+fn node_world() -> kubeproof_refcluster::apiserver::authz::Authorizer {
+    use kubeproof_refcluster::apiserver::authz::Authorizer;
+    use kubeproof_refcluster::apiserver::AuthorizationMode;
+    let authz = Authorizer::new(&[AuthorizationMode::Node, AuthorizationMode::Rbac]);
+    let keyed: Vec<(String, Value)> = pod_reader_objects()
+        .into_iter()
+        .map(|o| {
+            let plural = match o["kind"].as_str().unwrap() {
+                "ClusterRole" => "clusterroles",
+                "ClusterRoleBinding" => "clusterrolebindings",
+                "Role" => "roles",
+                _ => "rolebindings",
+            };
+            let ns = o["metadata"]["namespace"]
+                .as_str()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default();
+            let name = o["metadata"]["name"].as_str().unwrap().to_string();
+            (format!("/registry/{plural}/{ns}{name}"), o)
+        })
+        .collect();
+    authz.rbac.reset(&keyed, 1);
+    let pod = json!({"metadata": {"name": "web", "namespace": "production"},
+        "spec": {"nodeName": "n1", "serviceAccountName": "monitoring-sa",
+                 "containers": [{"name": "c", "image": "busybox",
+                                 "envFrom": [{"configMapRef": {"name": "settings"}}]}],
+                 "volumes": [{"name": "s", "secret": {"secretName": "mounted"}}]}});
+    authz
+        .node_graph
+        .apply("/registry/pods/production/web", 2, Some(&pod));
+    authz
+}
+
+fn node_identity(name: &str) -> UserInfo {
+    UserInfo::new(
+        format!("system:node:{name}"),
+        &["system:nodes", "system:authenticated"],
+    )
+}
+
+/// Node identities: SubjectAccessReview, LocalSubjectAccessReview and SelfSubjectAccessReview
+/// answer as the request path does (Node authorizer first, then RBAC), with upstream's reasons.
+#[test]
+fn node_identity_cells_agree_between_reviews_and_requests() {
+    use kubeproof_refcluster::security::authorizer::Authorize;
+    use kubeproof_refcluster::security::rbac::{
+        local_subject_access_review, subject_access_review,
+    };
+    let authz = node_world();
+    // (node, verb, resource, name, allowed, reason when refused)
+    let no_relation = |n: &str| format!("no relationship found between node '{n}' and this object");
+    let cells: Vec<(&str, &str, &str, &str, bool, String)> = vec![
+        ("n1", "get", "secrets", "mounted", true, String::new()),
+        ("n1", "watch", "secrets", "mounted", true, String::new()),
+        ("n1", "get", "secrets", "other", false, no_relation("n1")),
+        ("n2", "get", "secrets", "mounted", false, no_relation("n2")),
+        ("n1", "get", "configmaps", "settings", true, String::new()),
+        (
+            "n1",
+            "list",
+            "secrets",
+            "",
+            false,
+            "No Object name found".into(),
+        ),
+        (
+            "n1",
+            "delete",
+            "secrets",
+            "mounted",
+            false,
+            "can only read resources of this type".into(),
+        ),
+        ("n1", "get", "pods", "web", true, String::new()),
+        ("n2", "get", "pods", "web", false, no_relation("n2")),
+        // Not subdivided: the static kubelet rules.
+        ("n2", "create", "events", "", true, String::new()),
+        ("n2", "delete", "services", "x", false, String::new()),
+    ];
+    let mut wrong = Vec::new();
+    for (node, verb, resource, name, allowed, reason) in &cells {
+        let user = node_identity(node);
+        let attrs = Attributes::resource(user.clone(), verb, "", resource, "production", name);
+        let request = authz.authorize(&attrs);
+        let spec = json!({"user": user.name, "groups": user.groups,
+            "resourceAttributes": {"namespace": "production", "verb": verb, "resource": resource, "name": name}});
+        let sar = subject_access_review(&json!({"spec": spec}), &authz).unwrap();
+        let lsar = local_subject_access_review(
+            &json!({"metadata": {"namespace": "production"}, "spec": spec}),
+            "production",
+            &authz,
+        )
+        .unwrap();
+        let ssar = self_subject_access_review(
+            &json!({"spec": {"resourceAttributes": spec["resourceAttributes"]}}),
+            &user,
+            &authz,
+        )
+        .unwrap();
+        let mut want = json!({"allowed": allowed});
+        if !reason.is_empty() {
+            want["reason"] = json!(reason);
+        }
+        if request.allowed != *allowed || request.reason != *reason {
+            wrong.push(format!(
+                "{node} {verb} {resource}/{name}: request got {request:?}"
+            ));
+        }
+        for (kind, answer) in [("SAR", &sar), ("LSAR", &lsar), ("SSAR", &ssar)] {
+            if answer["status"] != want {
+                wrong.push(format!(
+                    "{node} {verb} {resource}/{name}: {kind} got {}, want {want}",
+                    answer["status"]
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // A pod list narrowed to the node's own pods, as a review's field selector says it.
+    let list = |selector: Value| {
+        json!({"spec": {"user": "system:node:n1", "groups": ["system:nodes"],
+            "resourceAttributes": {"verb": "list", "resource": "pods", "fieldSelector": selector}}})
+    };
+    let raw =
+        subject_access_review(&list(json!({"rawSelector": "spec.nodeName=n1"})), &authz).unwrap();
+    assert_eq!(raw["status"], json!({"allowed": true}));
+    let reqs = subject_access_review(
+        &list(
+            json!({"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]}),
+        ),
+        &authz,
+    )
+    .unwrap();
+    assert_eq!(reqs["status"], json!({"allowed": true}));
+    let other =
+        subject_access_review(&list(json!({"rawSelector": "spec.nodeName=n2"})), &authz).unwrap();
+    assert_eq!(
+        other["status"],
+        json!({"allowed": false, "reason": "can only list/watch pods with spec.nodeName field selector"})
+    );
+
+    // Someone else keeps RBAC's answer: the Node authorizer has no opinion and no reason.
+    let sa = UserInfo::new(
+        "system:serviceaccount:production:monitoring-sa",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:production",
+            "system:authenticated",
+        ],
+    );
+    let read = self_subject_access_review(
+        &json!({"spec": {"resourceAttributes": {"namespace": "production", "verb": "get", "resource": "pods"}}}),
+        &sa,
+        &authz,
+    )
+    .unwrap();
+    assert_eq!(
+        read["status"],
+        json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"read-pods/production\" of Role \"pod-reader\" to ServiceAccount \"monitoring-sa/production\""})
+    );
+    let d = authz.decide(
+        &Attributes::resource(sa, "get", "", "secrets", "production", "mounted"),
+        None,
+    );
+    assert_eq!((d.allowed, d.reason.as_str()), (false, ""));
+}
+
+/// A node's SelfSubjectRulesReview (`kubectl auth can-i --list` as a node): upstream's Node
+/// authorizer enumerates nothing and marks the answer incomplete; RBAC's rules still show.
+#[test]
+fn node_rules_review_is_incomplete_as_upstream() {
+    use kubeproof_refcluster::security::rbac::self_subject_rules_review;
+    let authz = node_world();
+    let out = self_subject_rules_review(
+        &json!({"spec": {"namespace": "production"}}),
+        &node_identity("n1"),
+        &authz,
+    )
+    .unwrap();
+    assert_eq!(out["status"]["incomplete"], true);
+    assert_eq!(
+        out["status"]["evaluationError"],
+        "node authorizer does not support user rule resolution"
+    );
+    let rules = out["status"]["resourceRules"].as_array().unwrap();
+    assert!(
+        rules.iter().any(|r| r["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("selfsubjectaccessreviews"))),
+        "RBAC's rules for system:authenticated are listed: {rules:?}"
+    );
+    let sa = UserInfo::new(
+        "system:serviceaccount:production:monitoring-sa",
+        &["system:serviceaccounts", "system:authenticated"],
+    );
+    let out = self_subject_rules_review(&json!({"spec": {"namespace": "production"}}), &sa, &authz)
+        .unwrap();
+    assert_eq!(out["status"]["incomplete"], false);
+    assert!(out["status"].get("evaluationError").is_none());
 }

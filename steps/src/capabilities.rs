@@ -276,6 +276,15 @@ pub async fn probe(client: &Client, host_access: bool, assume: &[String]) -> Cap
         "pod networking is not probed; pass it as an assumed capability",
     );
     caps.set(
+        "runner-reachable",
+        host_access,
+        if host_access {
+            "the bundled cluster runs in the runner's process and reaches its loopback"
+        } else {
+            "the API server cannot be assumed to reach the runner's loopback address"
+        },
+    );
+    caps.set(
         "host",
         host_access,
         if host_access {

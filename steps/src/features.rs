@@ -152,6 +152,45 @@ pub fn scenarios(feature: &gherkin::Feature) -> Vec<(Option<&gherkin::Rule>, &gh
     out
 }
 
+/// The least time a scenario takes: the sum of its "… for N seconds" holds, which wait the
+/// whole duration by definition.
+fn least_duration_s(sc: &gherkin::Scenario) -> u64 {
+    static HOLD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\bfor (\d+) (second|minute)s?$").expect("valid regex")
+    });
+    sc.steps
+        .iter()
+        .filter_map(|st| HOLD.captures(st.value.trim_end()))
+        .map(|c| {
+            let n: u64 = c[1].parse().unwrap_or(0);
+            if &c[2] == "minute" {
+                n * 60
+            } else {
+                n
+            }
+        })
+        .sum()
+}
+
+/// Orders features for a run so that the whole run ends sooner. cucumber runs `@serial`
+/// scenarios first, one at a time, and puts the features holding them ahead of the others; the
+/// concurrent scenarios then start in feature order, so the features whose scenarios must wait
+/// longest go first and do not start last and finish alone. Stable otherwise.
+pub fn order_for_run(features: &mut [gherkin::Feature]) {
+    let key = |f: &gherkin::Feature| {
+        let has_serial = scenarios(f)
+            .iter()
+            .any(|(r, sc)| scenario_tags(f, *r, sc).iter().any(|t| t == "serial"));
+        let longest = scenarios(f)
+            .iter()
+            .map(|(_, sc)| least_duration_s(sc))
+            .max()
+            .unwrap_or(0);
+        (!has_serial, std::cmp::Reverse(longest))
+    };
+    features.sort_by_cached_key(key);
+}
+
 pub fn parse_tag_expression(expr: &str) -> Result<gherkin::tagexpr::TagOperation, String> {
     expr.parse()
         .map_err(|e| format!("bad tag expression '{expr}': {e}"))
@@ -264,6 +303,22 @@ mod tests {
         let mut f = gherkin::Feature::parse(text, GherkinEnv::default()).unwrap();
         f.path = Some(PathBuf::from("/x/features/api/demo.feature"));
         f
+    }
+
+    #[test]
+    fn serial_features_go_first_then_the_longest_holds() {
+        let quick = feature("Feature: quick\n  Scenario: s\n    Given a namespace\n");
+        let held = feature(
+            "Feature: held\n  Scenario: s\n    Given a namespace\n    Then pod \"p\" has \"{.a}\" equal to \"1\" for 20 seconds\n    And pod \"p\" has \"{.a}\" equal to \"1\" for 1 minute\n",
+        );
+        let shorter = feature(
+            "Feature: shorter\n  Scenario: s\n    Then pod \"p\" has \"{.a}\" equal to \"1\" for 30 seconds\n",
+        );
+        let serial = feature("Feature: serial\n  @serial\n  Scenario: s\n    Given a namespace\n");
+        let mut feats = vec![quick, shorter, held, serial];
+        order_for_run(&mut feats);
+        let names: Vec<&str> = feats.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["serial", "held", "shorter", "quick"]);
     }
 
     #[test]

@@ -321,8 +321,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunOutcome> {
     let cucumber = cucumber.with_cli::<cucumber::cli::Empty>(cucumber::cli::Opts::default());
 
     let caps_for_filter = caps.clone();
+    let mut ordered = feats.clone();
+    features::order_for_run(&mut ordered);
     cucumber
-        .filter_run(feats.clone(), move |feat, rule, sc| {
+        .filter_run(ordered, move |feat, rule, sc| {
             let t = features::scenario_tags(feat, rule, sc);
             filter.as_ref().is_none_or(|op| op.eval(t.iter()))
                 && caps_for_filter.unmet(&tags::parse(&t).needs).is_none()

@@ -54,6 +54,10 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
         "the runner reads the API server's audit log (the bundled cluster's, or one named with --audit-log)",
     ),
     (
+        "runner-reachable",
+        "the API server reaches servers the runner starts on its loopback address (the bundled cluster in the runner's process), as extension API servers need",
+    ),
+    (
         "cluster-dns",
         "a cluster DNS is installed: the kube-dns Service in kube-system (CoreDNS), as installers deploy it",
     ),

@@ -79,6 +79,8 @@ pub struct KubeWorld {
     pub stopped_components: Vec<String>,
     /// The answers to concurrent bursts of requests, by the ServiceAccount that sent them.
     pub bursts: BTreeMap<String, crate::library::flood::Burst>,
+    /// Extension API servers this scenario started; they stop with the scenario.
+    pub extension_servers: Vec<crate::library::aggregation::ExtensionServer>,
 }
 
 impl fmt::Debug for KubeWorld {

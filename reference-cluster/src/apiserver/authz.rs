@@ -1,5 +1,6 @@
 //! Authorization of API requests: the authorizer chain (`--authorization-mode`, upstream's
-//! kubeadm default `Node,RBAC`), the RBAC cache it reads (kept current from the store by
+//! kubeadm default `Node,RBAC`; the chain itself is [`crate::security::authorizer`], which the
+//! request path, impersonation and the access reviews share), the RBAC cache it reads (kept current from the store by
 //! [`super::informer`] and by this server's own writes), and the request attributes it judges,
 //! derived from the request path as upstream's RequestInfoFactory does.
 
@@ -12,11 +13,14 @@ use serde_json::{json, Value};
 use super::request::{ResourceRequest, Target};
 use super::{ApiError, UserInfo};
 use crate::resources::ResourceInfo;
+use crate::security::authorizer::{
+    self as chain, AlwaysAllow, Authorize, NodeAuthorizer, PrivilegedGroups, RbacAuthorizer,
+    UserRules,
+};
 use crate::security::bootstrap;
-use crate::security::node_authorizer::{self, NodeGraph};
+use crate::security::node_authorizer::NodeGraph;
 use crate::security::rbac::{
-    self, Attributes, Binding, Decision, PolicyRule, RbacObjects, RbacSnapshot, Role, RoleRef,
-    Subject,
+    self, Attributes, Binding, Decision, GrantsCache, PolicyRule, RbacObjects, RbacSnapshot, Role,
 };
 use crate::store::Revision;
 
@@ -53,18 +57,21 @@ pub struct RbacCache {
     revisions: Mutex<HashMap<String, Revision>>,
 }
 
-/// The RBAC objects with their bindings listed once per change rather than per request (the
-/// authorizer walks every cluster-wide binding on every request).
+/// The RBAC objects with their bindings listed once per change rather than per request, and
+/// each identity's resolved cluster-wide grants cached until the next change.
 #[derive(Default)]
 pub struct RbacIndex {
     snapshot: RbacSnapshot,
     cluster_bindings: Vec<Arc<Binding>>,
     bindings_by_namespace: HashMap<String, Vec<Arc<Binding>>>,
+    grants: GrantsCache,
 }
 
 impl RbacIndex {
-    /// Re-lists the bindings `kind` (in `namespace`) changed.
+    /// Re-lists the bindings `kind` (in `namespace`) changed. Any change may alter what an
+    /// identity is granted (a role's rules, a binding's subjects), so the grants go too.
     fn refresh(&mut self, kind: &str, namespace: &str) {
+        self.grants.clear();
         match kind {
             "ClusterRoleBinding" => self.cluster_bindings = self.snapshot.cluster_role_bindings(),
             "RoleBinding" => {
@@ -99,6 +106,10 @@ impl RbacObjects for RbacIndex {
             .get(namespace)
             .cloned()
             .unwrap_or_default()
+    }
+
+    fn grants_cache(&self) -> Option<&GrantsCache> {
+        Some(&self.grants)
     }
 }
 
@@ -217,125 +228,55 @@ impl Authorizer {
         !self.allows_everything() && self.modes.contains(&AuthorizationMode::Rbac)
     }
 
-    /// Asks each authorizer in turn; the first to allow decides. A denial carries the reasons
-    /// the authorizers gave, joined as upstream's union authorizer does.
+    /// Asks the chain (see [`Authorize::decide`]) about a request without a field selector.
     pub fn authorize(&self, attrs: &Attributes) -> Decision {
-        self.authorize_selected(attrs, None)
+        self.decide(attrs, None)
     }
 
     /// [`Self::authorize`] for a list or watch narrowed by `field_selector` (the Node
     /// authorizer lets a node list the pods selected by `spec.nodeName=<itself>`).
     pub fn authorize_selected(&self, attrs: &Attributes, field_selector: Option<&str>) -> Decision {
-        let mut reasons = Vec::new();
-        for mode in &self.modes {
-            let decision = match mode {
-                AuthorizationMode::AlwaysAllow => Decision {
-                    allowed: true,
-                    reason: String::new(),
-                },
-                AuthorizationMode::Node => node_authorizer::authorize(
-                    attrs,
-                    field_selector,
-                    &self.node_graph,
-                    &self.node_rules,
-                ),
-                AuthorizationMode::Rbac => rbac::authorize(attrs, &*self.rbac.read()),
-            };
-            if decision.allowed {
-                return decision;
-            }
-            if !decision.reason.is_empty() {
-                reasons.push(decision.reason);
-            }
-        }
-        Decision {
-            allowed: false,
-            reason: reasons.join(", "),
-        }
+        self.decide(attrs, field_selector)
     }
 
-    /// The policy the review APIs, impersonation and escalation checks consult: RBAC, or
-    /// an unrestricted policy when the chain allows everything.
-    pub fn policy(&self) -> Policy<'_> {
-        if self.allows_everything() {
-            Policy::Everything(AllowAll::new())
-        } else {
-            Policy::Rbac(self.rbac.read())
-        }
-    }
-}
-
-/// A read view of the authorization policy as RBAC objects.
-pub enum Policy<'a> {
-    Rbac(RwLockReadGuard<'a, RbacIndex>),
-    Everything(AllowAll),
-}
-
-impl Policy<'_> {
-    pub fn objects(&self) -> &dyn RbacObjects {
-        match self {
-            Policy::Rbac(s) => &**s,
-            Policy::Everything(a) => a,
-        }
-    }
-}
-
-/// `AlwaysAllow` expressed as RBAC objects: one binding of every identity to a role allowing
-/// everything, so the review APIs answer "allowed" as upstream's AlwaysAllow authorizer does.
-pub struct AllowAll {
-    role: Arc<Role>,
-    binding: Arc<Binding>,
-}
-
-impl AllowAll {
-    fn new() -> AllowAll {
-        let group = |name: &str| Subject {
-            kind: "Group".into(),
-            api_group: rbac::GROUP.into(),
-            name: name.into(),
-            namespace: String::new(),
+    /// Runs `f` over the chain in `--authorization-mode` order, after the privileged-group
+    /// authorizer, as kube-apiserver builds it.
+    fn with_chain<R>(&self, f: impl FnOnce(&[&dyn Authorize]) -> R) -> R {
+        let rbac_objects = self
+            .modes
+            .contains(&AuthorizationMode::Rbac)
+            .then(|| self.rbac.read());
+        let rbac_authz = rbac_objects.as_ref().map(|o| RbacAuthorizer(&**o));
+        let node_authz = NodeAuthorizer {
+            graph: &self.node_graph,
+            rules: &self.node_rules,
         };
-        AllowAll {
-            role: Arc::new(Role {
-                name: "always-allow".into(),
-                namespace: String::new(),
-                rules: vec![
-                    PolicyRule::resource(&["*"], &["*"], &["*"]),
-                    PolicyRule::non_resource(&["*"], &["*"]),
-                ],
-            }),
-            binding: Arc::new(Binding {
-                name: "always-allow".into(),
-                namespace: String::new(),
-                role_ref: RoleRef {
-                    api_group: rbac::GROUP.into(),
-                    kind: "ClusterRole".into(),
-                    name: "always-allow".into(),
-                },
-                subjects: vec![
-                    group("system:authenticated"),
-                    group("system:unauthenticated"),
-                ],
-            }),
+        let mut members: Vec<&dyn Authorize> = Vec::with_capacity(self.modes.len() + 1);
+        members.push(&PrivilegedGroups);
+        for mode in &self.modes {
+            match mode {
+                AuthorizationMode::AlwaysAllow => members.push(&AlwaysAllow),
+                AuthorizationMode::Node => members.push(&node_authz),
+                AuthorizationMode::Rbac => {
+                    if let Some(r) = &rbac_authz {
+                        members.push(r);
+                    }
+                }
+            }
         }
+        f(&members)
     }
 }
 
-impl RbacObjects for AllowAll {
-    fn cluster_role(&self, name: &str) -> Option<Arc<Role>> {
-        (name == self.role.name).then(|| self.role.clone())
+impl Authorize for Authorizer {
+    /// Asks each authorizer in turn; the first to allow decides. A refusal carries the
+    /// reasons the authorizers gave, joined as upstream's union authorizer does.
+    fn decide(&self, attrs: &Attributes, field_selector: Option<&str>) -> Decision {
+        self.with_chain(|c| chain::union_decide(c, attrs, field_selector))
     }
 
-    fn role(&self, _: &str, _: &str) -> Option<Arc<Role>> {
-        None
-    }
-
-    fn cluster_role_bindings(&self) -> Vec<Arc<Binding>> {
-        vec![self.binding.clone()]
-    }
-
-    fn role_bindings(&self, _: &str) -> Vec<Arc<Binding>> {
-        Vec::new()
+    fn rules_for(&self, user: &UserInfo, namespace: &str) -> UserRules {
+        self.with_chain(|c| chain::union_rules_for(c, user, namespace))
     }
 }
 
@@ -417,8 +358,8 @@ impl super::ApiServer {
         if !self.security.authz.uses_rbac() || info.group != rbac::GROUP || info.custom.is_some() {
             return Ok(());
         }
-        let policy = self.security.authz.policy();
-        let objects = policy.objects();
+        let objects = self.security.authz.rbac.read();
+        let objects: &dyn RbacObjects = &*objects;
         let user = &requester.user;
         let checked = match info.plural.as_str() {
             "roles" => rbac::check_role_escalation(
@@ -532,8 +473,17 @@ mod tests {
         assert!(open.authorize(&pods).allowed);
         let review =
             json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}});
-        let answer =
-            rbac::self_subject_access_review(&review, &alice, open.policy().objects()).unwrap();
-        assert_eq!(answer["status"]["allowed"], true);
+        let answer = rbac::self_subject_access_review(&review, &alice, &open).unwrap();
+        assert_eq!(answer["status"], json!({"allowed": true}));
+        let rules = rbac::self_subject_rules_review(
+            &json!({"spec": {"namespace": "default"}}),
+            &alice,
+            &open,
+        )
+        .unwrap();
+        assert_eq!(
+            rules["status"]["resourceRules"],
+            json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}])
+        );
     }
 }

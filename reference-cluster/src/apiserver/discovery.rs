@@ -39,13 +39,18 @@ pub fn handle(
                 Ok(aggregated_response(server, false, aggregated))
             }
             _ => {
-                let groups: Vec<Value> = server
+                let mut groups: Vec<Value> = server
                     .catalog
                     .groups()
                     .into_iter()
                     .filter(|g| !g.name.is_empty())
                     .map(|g| group_json(&g.name, &g.versions))
                     .collect();
+                // Upstream lists every APIService's group, available or not.
+                groups.extend(server.aggregator.groups(server).into_iter().map(|g| {
+                    let versions: Vec<String> = g.versions.into_iter().map(|v| v.0).collect();
+                    group_json(&g.name, &versions)
+                }));
                 Ok(respond_json(
                     200,
                     &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
@@ -58,6 +63,17 @@ pub fn handle(
                 .groups()
                 .into_iter()
                 .find(|g| g.name == name && !name.is_empty())
+                .or_else(|| {
+                    let g = server
+                        .aggregator
+                        .groups(server)
+                        .into_iter()
+                        .find(|g| g.name == name)?;
+                    Some(crate::resources::catalog::GroupInfo {
+                        name: g.name,
+                        versions: g.versions.into_iter().map(|v| v.0).collect(),
+                    })
+                })
                 .ok_or_else(ApiError::path_not_found)?;
             let mut body = group_json(&group.name, &group.versions);
             body["kind"] = json!("APIGroup");
@@ -155,6 +171,9 @@ fn aggregated_response(server: &Arc<ApiServer>, core: bool, version: As) -> Resp
         items.push(
             json!({"metadata": {"name": g.name, "creationTimestamp": null}, "versions": versions}),
         );
+    }
+    if !core {
+        items.extend(super::aggregator::aggregated_discovery(server));
     }
     let v = if version == As::DiscoveryV2 {
         "v2"

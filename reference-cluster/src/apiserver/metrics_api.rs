@@ -2,9 +2,9 @@
 //! API server itself from the kubelets' usage summaries (`GET /stats/summary` of each node's
 //! kubelet endpoint, see `node/stats.rs`).
 //!
-//! Upstream serves this group from metrics-server behind an APIService; this cluster has no
-//! aggregation layer, so the API server does what metrics-server does, on demand instead of on
-//! a timer: it asks only the kubelets of the nodes a request is about, so a cluster nobody asks
+//! Upstream serves this group from metrics-server behind an APIService; this cluster keeps it
+//! local (the aggregator, `aggregator.rs`, never proxies a group the API server serves itself)
+//! and does what metrics-server does, on demand instead of on a timer: it asks only the kubelets of the nodes a request is about, so a cluster nobody asks
 //! for metrics pays nothing. Clients see the same paths, verbs, kinds, units and errors, so
 //! `kubectl top` and the HPA controller's metrics client work unchanged.
 

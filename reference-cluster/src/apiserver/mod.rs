@@ -34,6 +34,7 @@ use crate::resources::Catalog;
 use crate::store::Store;
 
 pub mod admission;
+pub mod aggregator;
 pub mod attach;
 pub mod audit;
 pub mod auth;
@@ -122,6 +123,9 @@ pub struct ApiServerConfig {
     /// How long a request may wait in a priority level's queue before 429 (upstream: a
     /// quarter of the 60 s request timeout).
     pub flow_control_max_wait: Duration,
+    /// How often every APIService's availability is checked again, besides on each change
+    /// (upstream's AvailableConditionController resyncs every 30 s).
+    pub apiservice_availability_period: Duration,
 }
 
 impl Default for ApiServerConfig {
@@ -148,6 +152,7 @@ impl Default for ApiServerConfig {
             max_requests_inflight: 400,
             max_mutating_requests_inflight: 200,
             flow_control_max_wait: Duration::from_secs(15),
+            apiservice_availability_period: Duration::from_secs(30),
         }
     }
 }
@@ -240,6 +245,8 @@ pub struct ApiServer {
     /// Serialises cluster-IP / node-port allocation.
     pub(crate) alloc_lock: tokio::sync::Mutex<()>,
     pub security: Security,
+    /// APIServices and the extension servers requests are proxied to.
+    pub aggregator: aggregator::Aggregator,
 }
 
 impl ApiServer {
@@ -251,6 +258,7 @@ impl ApiServer {
     ) -> Result<Arc<ApiServer>> {
         let metrics = metrics::Metrics::new();
         let security = Security::from_config(&config, metrics.registry(), pki_dir)?;
+        let aggregator = aggregator::Aggregator::new(pki_dir)?;
         Ok(Arc::new(ApiServer {
             catalog: Arc::new(Catalog::builtin()),
             store,
@@ -260,6 +268,7 @@ impl ApiServer {
             advertise: RwLock::new(String::new()),
             alloc_lock: tokio::sync::Mutex::new(()),
             security,
+            aggregator,
         }))
     }
 
@@ -477,10 +486,8 @@ impl ApiServer {
         let public_only = auth::is_anonymous(&requester) && !self.security.authn.anonymous;
         let (user, attrs) = match authn::impersonation_request(headers) {
             Some(imp) if !public_only => {
-                let impersonated = {
-                    let policy = self.security.authz.policy();
-                    crate::security::rbac::impersonate(&requester, &imp, policy.objects())
-                };
+                let impersonated =
+                    crate::security::rbac::impersonate(&requester, &imp, &self.security.authz);
                 match impersonated {
                     Ok(user) => {
                         if let Some(a) = audited.as_mut() {
@@ -624,6 +631,9 @@ impl ApiServer {
         target: request::Target,
         started: Instant,
     ) -> Response<Body> {
+        if let Some(claimed) = self.aggregator.route(self, &target) {
+            return aggregator::proxy(self, ctx, claimed).await;
+        }
         match target {
             request::Target::Resource(r) => {
                 // Upstream's scope label: one object, one namespace, or the whole cluster.

@@ -99,31 +99,11 @@ pub fn to_stored(obj: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(&copy).expect("JSON values always serialise"))
 }
 
-/// Parses a request body as JSON, or YAML or Kubernetes protobuf when the content type says so.
+/// Parses a request body as JSON, or YAML or Kubernetes protobuf when the content type says so
+/// (`kubeproof_wire::decode`, which the fuzz target exercises); refusals become `Status` errors.
 pub fn decode(content_type: &str, body: &[u8]) -> ApiResult<Value> {
-    let ct = content_type.split(';').next().unwrap_or("").trim();
-    let value: Value = if ct.ends_with("yaml") {
-        serde_yaml_ng::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
-    } else if super::protobuf::is_protobuf(ct) {
-        super::protobuf::decode_request(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf: {e}")))?
-    } else {
-        if std::str::from_utf8(body).is_err() {
-            return Err(ApiError::bad_request(
-                "the request body is not valid UTF-8 JSON",
-            ));
-        }
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
-        })?
-    };
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
-    }
-    Ok(value)
+    kubeproof_wire::decode(content_type, body)
+        .map_err(|e| ApiError::new(e.code, e.reason, e.message))
 }
 
 /// Random suffix for `generateName`, from the same alphabet upstream uses (no vowels, no

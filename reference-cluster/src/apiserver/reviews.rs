@@ -69,20 +69,18 @@ pub async fn handle(
         }
         "selfsubjectreviews" => authn::self_subject_review(&ctx.user),
         plural => {
-            let policy = server.security.authz.policy();
-            let objects = policy.objects();
+            // The chain requests are judged by, so a review answers what the request would get.
+            let authz = &server.security.authz;
             match plural {
-                "subjectaccessreviews" => rbac::subject_access_review(&review, objects),
+                "subjectaccessreviews" => rbac::subject_access_review(&review, authz),
                 "selfsubjectaccessreviews" => {
-                    rbac::self_subject_access_review(&review, &ctx.user, objects)
+                    rbac::self_subject_access_review(&review, &ctx.user, authz)
                 }
-                "localsubjectaccessreviews" => rbac::local_subject_access_review(
-                    &review,
-                    namespace.unwrap_or_default(),
-                    objects,
-                ),
+                "localsubjectaccessreviews" => {
+                    rbac::local_subject_access_review(&review, namespace.unwrap_or_default(), authz)
+                }
                 "selfsubjectrulesreviews" => {
-                    rbac::self_subject_rules_review(&review, &ctx.user, objects)
+                    rbac::self_subject_rules_review(&review, &ctx.user, authz)
                 }
                 _ => return Err(ApiError::path_not_found()),
             }

@@ -84,6 +84,9 @@ pub struct AgentTimings {
     pub backoff: BackOffPolicy,
     /// How soon a pod worker retries after a failed sync (10s).
     pub error_requeue: Duration,
+    /// `syncFrequency` (1m): the periodic pod sync, which updates running pods' ConfigMap,
+    /// Secret, downward API and projected volumes (process runtime).
+    pub sync_frequency: Duration,
 }
 
 impl Default for AgentTimings {
@@ -95,6 +98,7 @@ impl Default for AgentTimings {
             node_status_report_frequency: Duration::from_secs(300),
             backoff: BackOffPolicy::default(),
             error_requeue: Duration::from_secs(10),
+            sync_frequency: Duration::from_secs(60),
         }
     }
 }
@@ -111,6 +115,7 @@ impl AgentTimings {
                 max: Duration::from_secs(8),
             },
             error_requeue: Duration::from_millis(500),
+            sync_frequency: Duration::from_secs(1),
         }
     }
 }
@@ -246,6 +251,7 @@ mod tests {
             ),
             (10, 300)
         );
+        assert_eq!(t.sync_frequency.as_secs(), 60);
         let small = FleetConfig::new(3);
         assert_eq!(small.nodes[2].name, "node-2");
         assert_eq!(small.cluster_cidr.to_string(), "127.244.0.0/16");

@@ -142,7 +142,8 @@ pub async fn run_fleet_with_stats(
     server.enable_stats(summaries_tx);
     let runtime: Box<dyn Runtime> = match cfg.process.clone() {
         Some(pcfg) => {
-            let rt = ProcessRuntime::new(pcfg, client.clone(), logs, &cfg.nodes)?;
+            let rt = ProcessRuntime::new(pcfg, client.clone(), logs, &cfg.nodes)?
+                .with_sync_frequency(cfg.timings.sync_frequency);
             server.enable_process_exec(rt.exec_handle());
             Box::new(rt)
         }

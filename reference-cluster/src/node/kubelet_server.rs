@@ -202,10 +202,15 @@ pub async fn serve_counted(
                         }
                         if let Some((parsed, backend, logs)) = attach {
                             return Ok(match parsed {
-                                Ok(Some(q)) => {
-                                    let pods = backend.map(|b| b.pods);
-                                    exec::attach::serve(req, q, pods, logs, follow_poll).await
-                                }
+                                Ok(Some(q)) => match backend {
+                                    Some(ExecBackend {
+                                        process: Some(h), ..
+                                    }) => super::process::attach::serve(req, q, h).await,
+                                    backend => {
+                                        let pods = backend.map(|b| b.pods);
+                                        exec::attach::serve(req, q, pods, logs, follow_poll).await
+                                    }
+                                },
                                 Ok(None) => text(404, "not found"),
                                 Err(e) => text(400, &e),
                             });

@@ -15,6 +15,7 @@ pub struct SchedulerMetrics {
     preemption_attempts: IntCounter,
     preemption_victims: Histogram,
     pod_attempts: Histogram,
+    queue_incoming: IntCounterVec,
 }
 
 impl Default for SchedulerMetrics {
@@ -103,8 +104,17 @@ impl SchedulerMetrics {
             .buckets(exponential_buckets(1.0, 2.0, 5)),
         )
         .expect("valid metric");
+        let queue_incoming = IntCounterVec::new(
+            Opts::new(
+                "scheduler_queue_incoming_pods_total",
+                "Number of pods added to scheduling queues by event and queue type.",
+            ),
+            &["queue", "event"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(attempt_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_incoming.clone()),
             Box::new(pod_attempts.clone()),
             Box::new(attempts.clone()),
             Box::new(pending_pods.clone()),
@@ -121,7 +131,14 @@ impl SchedulerMetrics {
             preemption_attempts,
             preemption_victims,
             pod_attempts,
+            queue_incoming,
         }
+    }
+
+    /// Counts pods entering a scheduling queue (`queue`: active, backoff or unschedulable) and
+    /// the event that moved them there.
+    pub fn observe_incoming(&self, queue: &str, event: &str) {
+        self.queue_incoming.with_label_values(&[queue, event]).inc();
     }
 
     /// The registry holding every scheduler metric.
@@ -181,6 +198,7 @@ mod tests {
         assert!(text.contains("# TYPE scheduler_scheduling_attempt_duration_seconds histogram"));
         assert!(text.contains("# TYPE scheduler_schedule_attempts_total counter"));
         assert!(text.contains("# TYPE scheduler_pending_pods gauge"));
+
         // Every queue is reported, empty ones included.
         assert!(text.contains(r#"scheduler_pending_pods{queue="gated"} 0"#));
         assert!(text.contains(r#"scheduler_pending_pods{queue="active"} 2"#));

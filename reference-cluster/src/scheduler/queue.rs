@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::framework::events::ClusterEvent;
 use super::framework::Framework;
-use super::metrics::PendingCounts;
+use super::metrics::{PendingCounts, SchedulerMetrics};
 use super::podinfo::PodInfo;
 
 #[derive(Clone, Debug)]
@@ -95,6 +95,7 @@ pub struct SchedulingQueue {
     in_flight_events: VecDeque<(u64, ClusterEvent)>,
     event_seq: u64,
     pub nominator: Nominator,
+    metrics: Option<SchedulerMetrics>,
 }
 
 impl SchedulingQueue {
@@ -112,7 +113,26 @@ impl SchedulingQueue {
             in_flight_events: VecDeque::new(),
             event_seq: 0,
             nominator: Nominator::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts every pod entering a queue in `scheduler_queue_incoming_pods_total`.
+    pub fn with_metrics(mut self, metrics: SchedulerMetrics) -> SchedulingQueue {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_incoming(&self, placement: Placement, event: &str) -> Placement {
+        if let Some(m) = &self.metrics {
+            let queue = match placement {
+                Placement::Active => "active",
+                Placement::Backoff => "backoff",
+                Placement::Unschedulable => "unschedulable",
+            };
+            m.observe_incoming(queue, event);
+        }
+        placement
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -180,7 +200,7 @@ impl SchedulingQueue {
 
     /// Puts the pod in the active queue unless a PreEnqueue plugin holds it back (then it
     /// waits, gated, in the unschedulable pool).
-    fn move_to_active(&mut self, mut p: QueuedPodInfo) -> Placement {
+    fn move_to_active(&mut self, mut p: QueuedPodInfo, event: &str) -> Placement {
         if let Some(fwk) = self.framework(&p.pod).cloned() {
             let s = fwk.run_pre_enqueue(&p.pod);
             if !s.is_success() {
@@ -189,7 +209,7 @@ impl SchedulingQueue {
                     [s.plugin()].into_iter().filter(|n| !n.is_empty()).collect();
                 p.pending_plugins.clear();
                 self.unschedulable.insert(p.pod.key.clone(), p);
-                return Placement::Unschedulable;
+                return self.count_incoming(Placement::Unschedulable, event);
             }
         }
         p.gated = false;
@@ -198,16 +218,16 @@ impl SchedulingQueue {
         self.remove_everywhere(&name);
         self.active.insert(key, name.clone());
         self.active_items.insert(name, (key, p));
-        Placement::Active
+        self.count_incoming(Placement::Active, event)
     }
 
-    fn move_to_backoff(&mut self, p: QueuedPodInfo) -> Placement {
+    fn move_to_backoff(&mut self, p: QueuedPodInfo, event: &str) -> Placement {
         let key = (self.backoff_expiry(&p), self.next_seq());
         let name = p.pod.key.clone();
         self.remove_everywhere(&name);
         self.backoff.insert(key, name.clone());
         self.backoff_items.insert(name, (key, p));
-        Placement::Backoff
+        self.count_incoming(Placement::Backoff, event)
     }
 
     fn remove_everywhere(&mut self, key: &str) -> Option<QueuedPodInfo> {
@@ -228,9 +248,9 @@ impl SchedulingQueue {
         if let Some(existing) = self.remove_everywhere(&pod.key) {
             let mut p = existing;
             p.pod = pod;
-            return self.move_to_active(p);
+            return self.move_to_active(p, "PodAdd");
         }
-        self.move_to_active(QueuedPodInfo::new(pod, now))
+        self.move_to_active(QueuedPodInfo::new(pod, now), "PodAdd")
     }
 
     /// A pending pod changed. `events` are what changed about it (see `pod_update_events`);
@@ -253,7 +273,7 @@ impl SchedulingQueue {
                 // The sort key changes with the priority.
                 let mut p = self.remove_everywhere(&key)?;
                 p.pod = pod;
-                return Some(self.move_to_active(p));
+                return Some(self.move_to_active(p, "PodUpdate"));
             }
             None => {}
         }
@@ -266,7 +286,7 @@ impl SchedulingQueue {
             for e in events {
                 let strategy = self.worth_requeuing(&p, e);
                 if strategy != Strategy::Skip {
-                    return Some(self.requeue(p, strategy, now));
+                    return Some(self.requeue(p, strategy, now, "PodUpdate"));
                 }
             }
             self.unschedulable.insert(key, p);
@@ -368,14 +388,22 @@ impl SchedulingQueue {
         Strategy::Skip
     }
 
-    fn requeue(&mut self, p: QueuedPodInfo, strategy: Strategy, now: Instant) -> Placement {
+    fn requeue(
+        &mut self,
+        p: QueuedPodInfo,
+        strategy: Strategy,
+        now: Instant,
+        event: &str,
+    ) -> Placement {
         match strategy {
             Strategy::Skip => {
                 self.unschedulable.insert(p.pod.key.clone(), p);
-                Placement::Unschedulable
+                self.count_incoming(Placement::Unschedulable, event)
             }
-            Strategy::AfterBackoff if self.is_backing_off(&p, now) => self.move_to_backoff(p),
-            _ => self.move_to_active(p),
+            Strategy::AfterBackoff if self.is_backing_off(&p, now) => {
+                self.move_to_backoff(p, event)
+            }
+            _ => self.move_to_active(p, event),
         }
     }
 
@@ -402,7 +430,7 @@ impl SchedulingQueue {
             // Re-added by an update meanwhile; keep that newer entry.
             return self.placement(&key).unwrap_or(Placement::Active);
         }
-        self.requeue(p, strategy, now)
+        self.requeue(p, strategy, now, "ScheduleAttemptFailure")
     }
 
     /// A cluster event happened: move the unschedulable pods it may help.
@@ -427,7 +455,7 @@ impl SchedulingQueue {
                 .collect();
             for (k, strategy) in moves {
                 if let Some(p) = self.unschedulable.remove(&k) {
-                    self.requeue(p, strategy, now);
+                    self.requeue(p, strategy, now, event.label());
                 }
             }
         }
@@ -442,7 +470,7 @@ impl SchedulingQueue {
             }
             let key = self.backoff.remove(&(expiry, seq)).unwrap_or_default();
             if let Some((_, p)) = self.backoff_items.remove(&key) {
-                self.move_to_active(p);
+                self.move_to_active(p, "BackoffComplete");
             }
         }
     }
@@ -458,7 +486,7 @@ impl SchedulingQueue {
             .collect();
         for k in keys {
             if let Some(p) = self.unschedulable.remove(&k) {
-                self.requeue(p, Strategy::AfterBackoff, now);
+                self.requeue(p, Strategy::AfterBackoff, now, "UnschedulableTimeout");
             }
         }
     }
@@ -679,6 +707,32 @@ mod tests {
             q.pop(t + Duration::from_secs(1)).map(|p| p.attempts),
             Some(2)
         );
+    }
+
+    #[test]
+    fn incoming_pods_are_counted_by_queue_and_event() {
+        let metrics = SchedulerMetrics::new();
+        let mut q = queue().with_metrics(metrics.clone());
+        let t = Instant::now();
+        q.add(pod("p", 0, json!({})), t);
+        q.add(pod("gated", 0, json!({"gated": "yes"})), t);
+        fail(&mut q, t, "TaintToleration");
+        q.move_all(
+            ClusterEvent::new(EventResource::Node, UPDATE_NODE_TAINT),
+            t,
+            None,
+        );
+        q.flush_backoff_completed(t + Duration::from_secs(1));
+        let text = crate::apiserver::metrics::render(metrics.registry());
+        for series in [
+            r#"scheduler_queue_incoming_pods_total{event="PodAdd",queue="active"} 1"#,
+            r#"scheduler_queue_incoming_pods_total{event="PodAdd",queue="unschedulable"} 1"#,
+            r#"scheduler_queue_incoming_pods_total{event="ScheduleAttemptFailure",queue="unschedulable"} 1"#,
+            r#"scheduler_queue_incoming_pods_total{event="NodeTaintChange",queue="backoff"} 1"#,
+            r#"scheduler_queue_incoming_pods_total{event="BackoffComplete",queue="active"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
     }
 
     #[test]

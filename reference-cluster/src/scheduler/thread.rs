@@ -139,7 +139,8 @@ fn apply_map<K: kube::Resource, V>(
 impl Scheduler {
     pub fn new(profiles: Arc<Profiles>, settings: Settings, shared: Shared) -> Scheduler {
         Scheduler {
-            queue: SchedulingQueue::new(settings.queue, profiles.clone()),
+            queue: SchedulingQueue::new(settings.queue, profiles.clone())
+                .with_metrics(shared.metrics.clone()),
             profiles,
             cache: Cache::new(),
             pods: HashMap::new(),

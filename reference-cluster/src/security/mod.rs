@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod audit;
 pub mod authn;
+pub mod authorizer;
 pub mod bootstrap;
 pub mod encryption;
 pub mod flowcontrol;

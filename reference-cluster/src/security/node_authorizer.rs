@@ -18,6 +18,8 @@ use parking_lot::RwLock;
 use serde_json::Value;
 
 use super::rbac::{Attributes, Decision, PolicyRule};
+use super::user::names;
+use super::UserInfo;
 use crate::store::Revision;
 
 /// The namespace of node heartbeat leases.
@@ -332,6 +334,12 @@ pub fn pod_references(pod: &Value) -> Vec<(Vertex, String)> {
     if mirror {
         return Vec::new();
     }
+    pod_object_references(pod)
+}
+
+/// Every object in its namespace a pod names, mirror pod or not (NodeRestriction refuses
+/// mirror pods that name any).
+pub fn pod_object_references(pod: &Value) -> Vec<(Vertex, String)> {
     let mut refs: BTreeSet<(Vertex, String)> = BTreeSet::new();
     let mut add = |kind: Vertex, name: &str| {
         if !name.is_empty() {
@@ -477,6 +485,12 @@ fn selects(field_selector: Option<&str>, field: &str, value: &str) -> bool {
     })
 }
 
+/// Whether `user` is a node identity (upstream `NodeIdentity`'s `isNode`): in `system:nodes`
+/// and named `system:node:<name>`, the name possibly empty.
+pub fn is_node_identity(user: &UserInfo) -> bool {
+    user.in_group(names::NODES) && user.name.starts_with(names::NODE_PREFIX)
+}
+
 /// Upstream `NodeAuthorizer.Authorize`: allows, or has no opinion with the reason. Requests
 /// from anyone but a node get no opinion and no reason.
 pub fn authorize(
@@ -486,6 +500,12 @@ pub fn authorize(
     rules: &[PolicyRule],
 ) -> Decision {
     let Some(node) = attrs.user.node_name() else {
+        if is_node_identity(&attrs.user) {
+            return no_opinion(format!(
+                "unknown node for user {}",
+                crate::security::go_quote(&attrs.user.name)
+            ));
+        }
         return no_opinion("");
     };
     if attrs.resource_request {
@@ -852,5 +872,17 @@ mod tests {
             "mounted",
         );
         assert_eq!(authorize(&alice, None, &g, &rules), no_opinion(""));
+        let nameless = Attributes::resource(
+            UserInfo::new("system:node:", &["system:nodes"]),
+            "get",
+            "",
+            "nodes",
+            "",
+            "",
+        );
+        assert_eq!(
+            authorize(&nameless, None, &g, &rules).reason,
+            r#"unknown node for user "system:node:""#
+        );
     }
 }

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, PostParams};
 use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
 use kubeproof_refcluster::node::{run_fleet_with_stats, FleetConfig, FleetStats};
@@ -120,6 +120,21 @@ impl Env {
     }
 }
 
+/// Creates the ConfigMap `name` in `default` with `data`.
+pub async fn create_config_map(client: &kube::Client, name: &str, data: Value) -> ConfigMap {
+    let cm = serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap();
+    Api::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap_or_else(|e| panic!("ConfigMap {name} is created: {e}"))
+}
+
+/// Publishes the root CA as the controller-manager's publisher would, for the service account
+/// volume the API server adds to every pod, in tests that run no controller-manager.
+pub async fn publish_root_ca(client: &kube::Client) {
+    create_config_map(client, "kube-root-ca.crt", json!({"ca.crt": "test CA"})).await;
+}
+
 /// Polls `f` every 100 ms until it gives `Some`, or `None` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
@@ -151,6 +166,42 @@ pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32
     .await
     .unwrap_or_else(|_| panic!("kubectl {} did not finish", args.join(" ")))
     .expect("kubectl runs");
+    exit_and_output(out)
+}
+
+/// Starts kubectl 1.32 with `kubeconfig`, its stdin, stdout and stderr piped to the test.
+pub fn spawn_kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs")
+}
+
+/// Runs kubectl 1.32 with `input` on its stdin, which then ends, and waits (30 s at most) for
+/// it to finish: exit code, stdout, stderr.
+pub async fn kubectl_with_input(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    input: &[u8],
+) -> (Option<i32>, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = spawn_kubectl(kubeconfig, args);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {} did not finish", args.join(" ")))
+        .expect("kubectl runs");
+    exit_and_output(out)
+}
+
+fn exit_and_output(out: std::process::Output) -> (Option<i32>, String, String) {
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

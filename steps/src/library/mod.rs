@@ -2,6 +2,7 @@
 //! matcher and the documentation printed by `kubeproof steps`.
 
 pub mod actions;
+pub mod aggregation;
 pub mod assertions;
 pub mod audit;
 pub mod chaos;
@@ -432,6 +433,30 @@ pub fn steps() -> &'static [StepDef] {
                 description: "The object exists / does not exist (now, eventually with `within N seconds`, or on every poll for `for N seconds`).",
                 example: "Then configmap \"settings\" does not exist within 10 seconds",
                 run: step_fn!(assertions::exists),
+            },
+            StepDef {
+                name: "extension-apiserver",
+                keyword: Keyword::Action,
+                pattern: r#"^an extension API server serving group "(?P<group>[^"]+)" version "(?P<version>[^"]+)" with resource "(?P<resource>[a-z0-9]+)"$"#,
+                description: "Starts a small HTTPS extension API server in the runner that serves the namespaced resource (list, get, create, delete) from its own memory, and registers a selectorless Service `extension-apiserver` with Endpoints at its loopback address and the APIService `<version>.<group>` (`{{ apiservice }}`) with its CA bundle. It trusts the aggregator's identity headers as `extension-apiserver-authentication` says, and annotates what it creates with `extension.kubeproof.dev/served-by` and `extension.kubeproof.dev/requested-by`. Needs `@needs:runner-reachable`.",
+                example: "Given an extension API server serving group \"wardle.example.com\" version \"v1\" with resource \"flunders\"",
+                run: step_fn!(aggregation::extension_server),
+            },
+            StepDef {
+                name: "discovery-group",
+                keyword: Keyword::Assertion,
+                pattern: concat!(r#"^discovery (?P<neg>does not list|lists) group "(?P<group>[^"]+)""#, within!(), "$"),
+                description: "Both discovery documents of `/apis`, the legacy APIGroupList and the aggregated APIGroupDiscoveryList, list the group (or both leave it out).",
+                example: "Then discovery lists group \"wardle.example.com\" within 30 seconds",
+                run: step_fn!(aggregation::discovery_group),
+            },
+            StepDef {
+                name: "extension-apiserver-holds",
+                keyword: Keyword::Assertion,
+                pattern: r#"^the extension API server holds "(?P<name>[^"]+)"(?: created by (?:user "(?P<user>[^"]+)"|(?P<me>the runner's user)))?$"#,
+                description: "The scenario's extension API server has the object in its own memory (in the scenario's namespace) — the request reached it, not the cluster's store — optionally created by the user the aggregator vouched for (`the runner's user`: whoever SelfSubjectReview says the runner is).",
+                example: "Then the extension API server holds \"my-flunder\" created by user \"kubernetes-admin\"",
+                run: step_fn!(aggregation::extension_holds),
             },
             StepDef {
                 name: "matches",

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, Probe};
-use k8s_openapi::jiff::Timestamp;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::cgroup::{ContainerCgroup, Limits};
 use super::env::{build, expand, EnvContext};
 use super::exec::Target;
 use super::images::ImageRule;
@@ -51,6 +50,8 @@ pub struct Shared {
     pub exited: bool,
     /// A stop has begun; probes stop too.
     pub stopping: bool,
+    /// The container's cgroup while it runs, for usage.
+    pub cgroup: Option<Arc<ContainerCgroup>>,
 }
 
 impl Shared {
@@ -62,6 +63,7 @@ impl Shared {
             failures: Vec::new(),
             exited: false,
             stopping: false,
+            cgroup: None,
         }
     }
 }
@@ -305,6 +307,7 @@ impl Task {
                 stdout: Stdio::piped(),
                 stderr: Stdio::piped(),
                 controlling_tty: false,
+                cgroup: None,
             },
             created,
             env.0,
@@ -322,17 +325,46 @@ impl Task {
 
     async fn run_process(
         self,
-        launch: Launch,
+        mut launch: Launch,
         created: Vec<PathBuf>,
         env: Vec<(String, String)>,
         cwd: Option<String>,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
         let joins_namespaces = matches!(launch.namespaces, Namespaces::New { .. });
-        let mut child = match launch::spawn(launch) {
+        let cgroup = match &self.ctx.cgroups {
+            Some(cgroups) => {
+                let limits = Limits::of(&self.container, cgroups.period());
+                match cgroups.create(&self.uid(), &self.id, &limits) {
+                    Ok(cg) => Some(Arc::new(cg)),
+                    Err(m) => {
+                        launch::remove_targets(&created);
+                        self.set(ContainerState::Exited(Exit {
+                            exit_code: 128,
+                            reason: "StartError".into(),
+                            message: Some(start_error_message(&m)),
+                            started_at: None,
+                            finished_at: Instant::now(),
+                        }));
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
+        launch.cgroup = cgroup.clone();
+        // The container's own stdin (pipe or pty) is kept by the runtime for `attach`.
+        let spawned = super::stdio::plan(&self.container).and_then(|(plan, io)| {
+            io.apply(&mut launch);
+            launch::spawn(launch).map(|child| (plan, child))
+        });
+        let (stdio_plan, mut child) = match spawned {
             Ok(c) => c,
             Err(e) => {
                 launch::remove_targets(&created);
+                if let Some(cg) = cgroup {
+                    cg.remove().await;
+                }
                 self.set(ContainerState::Exited(Exit {
                     exit_code: 128,
                     reason: "StartError".into(),
@@ -357,25 +389,18 @@ impl Task {
             .map_err(|e| tracing::warn!(path = %log_path.display(), error = %e, "cannot write a container log file"))
             .ok();
         let file = Arc::new(Mutex::new(file));
-        let mut readers = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            readers.push(tokio::spawn(copy_lines(
-                out,
-                "stdout",
-                self.ctx.clone(),
-                self.id.clone(),
-                file.clone(),
-            )));
-        }
-        if let Some(err) = child.stderr.take() {
-            readers.push(tokio::spawn(copy_lines(
-                err,
-                "stderr",
-                self.ctx.clone(),
-                self.id.clone(),
-                file.clone(),
-            )));
-        }
+        let (readers, stdio) = super::stdio::start(
+            stdio_plan,
+            &mut child,
+            super::stdio::Owner {
+                ctx: self.ctx.clone(),
+                id: self.id.clone(),
+                pod_uid: uid.clone(),
+                pid,
+                file: file.clone(),
+            },
+        );
+        self.ctx.stdio.insert(&key, stdio);
         self.ctx.targets.insert(
             &key,
             Target {
@@ -386,6 +411,7 @@ impl Task {
                 resolver: self.resolver.clone(),
                 namespaces: joins_namespaces,
                 pod_ip: self.pod_ip.clone(),
+                cgroup: cgroup.clone(),
             },
         );
         let c = &self.container;
@@ -395,6 +421,7 @@ impl Task {
             let mut s = self.shared.lock();
             s.pid = Some(pid);
             s.started_wall = Some(std::time::Instant::now());
+            s.cgroup = cgroup.clone();
         }
         let (probe_kill_tx, mut probe_kill_rx) = mpsc::unbounded_channel::<()>();
         let hook_cx = probes::ExecContext {
@@ -405,6 +432,7 @@ impl Task {
             namespaces: joins_namespaces,
             pod_ip: self.pod_ip.clone(),
             container: c.clone(),
+            cgroup: cgroup.clone(),
         };
         // postStart runs before the container counts as running; its failure kills it.
         let post_start = c.lifecycle.as_ref().and_then(|l| l.post_start.clone());
@@ -479,6 +507,9 @@ impl Task {
         };
         // Whatever else the container started dies with it, as with a pid namespace.
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        if let Some(cg) = &cgroup {
+            cg.kill_all();
+        }
         let finished_at = Instant::now();
         probe_task.abort();
         for s in stopper.into_iter().chain(shortened) {
@@ -489,6 +520,7 @@ impl Task {
         }
         self.ctx.logs.end_live(&self.id);
         self.ctx.targets.remove(&key, pid);
+        self.ctx.stdio.remove(&key, pid);
         launch::remove_targets(&created);
         let code = match status {
             Ok(s) => launch::exit_code(s),
@@ -497,14 +529,28 @@ impl Task {
         {
             let mut s = self.shared.lock();
             s.exited = true;
+            s.cgroup = None;
         }
+        // Any OOM kill in the container's cgroup makes the reason OOMKilled, whichever
+        // process it hit and however the main process ended, as containerd reports it.
+        let oom_killed = cgroup.as_ref().is_some_and(|cg| cg.oom_kills() > 0);
+        let reason = if oom_killed {
+            "OOMKilled"
+        } else if code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
         self.set(ContainerState::Exited(Exit {
             exit_code: code,
-            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            reason: reason.into(),
             message: None,
             started_at: Some(started_at),
             finished_at,
         }));
+        if let Some(cg) = cgroup {
+            cg.remove().await;
+        }
         // A sidecar or init kind changes nothing here; the agent decides what comes next.
         let _ = self.kind;
         // Keep reading controls until the runtime forgets the container, so late stops do
@@ -614,35 +660,6 @@ pub fn command_line(c: &Container, rule: &ImageRule) -> (Option<String>, Vec<Str
     }
     let program = line.remove(0);
     (Some(program), line)
-}
-
-/// Copies a pipe into the log file and the log store, line by line.
-async fn copy_lines(
-    pipe: impl AsyncRead + Unpin,
-    stream: &'static str,
-    ctx: Arc<Ctx>,
-    id: String,
-    file: Arc<Mutex<Option<LogFile>>>,
-) {
-    let mut r = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                }
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let at = Timestamp::now();
-                if let Some(f) = file.lock().as_mut() {
-                    f.write_line(at, stream, &text);
-                }
-                ctx.logs.push_line(&id, at, text);
-            }
-        }
-    }
 }
 
 /// One probe's schedule and counters.

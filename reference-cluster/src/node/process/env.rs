@@ -1,6 +1,7 @@
-//! A container's environment as the kubelet builds it: the image's `ENV`, then `envFrom`
-//! sources, then `env` in order (later names win), values with `$(VAR)` expanded against what
-//! is defined before them, `valueFrom` read through the node's API client.
+//! A container's environment as the kubelet builds it: the image's `ENV`, then the service
+//! variables ([`super::service_env`]), then `envFrom` sources, then `env` in order (later names
+//! win), values with `$(VAR)` expanded against what is defined before them (service variables
+//! included), `valueFrom` read through the node's API client.
 
 use std::collections::BTreeMap;
 
@@ -220,6 +221,9 @@ pub async fn build(
         secrets: BTreeMap::new(),
     };
     let mut env = Env(image_env.to_vec());
+    for (name, value) in super::service_env::for_pod(client, pod).await? {
+        env.set(&name, value);
+    }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         if let Some(r) = &from.config_map_ref {

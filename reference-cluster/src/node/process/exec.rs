@@ -27,9 +27,9 @@ use crate::node::exec::Outcome;
 use crate::node::logs::LogKey;
 
 const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
+pub(super) const STDOUT: u8 = 1;
+pub(super) const STDERR: u8 = 2;
+pub(super) const ERROR: u8 = 3;
 const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
@@ -43,6 +43,8 @@ pub struct Target {
     pub resolver: Resolver,
     pub namespaces: bool,
     pub pod_ip: Option<String>,
+    /// The container's cgroup, which exec sessions join.
+    pub cgroup: Option<Arc<super::cgroup::ContainerCgroup>>,
 }
 
 /// Running containers by namespace, pod and container name.
@@ -75,6 +77,8 @@ impl Targets {
 #[derive(Clone)]
 pub struct ExecHandle {
     pub targets: Targets,
+    /// The containers' own stdio, for `attach`.
+    pub attach: super::stdio::Attachables,
 }
 
 type Body = crate::node::kubelet_server::Body;
@@ -85,24 +89,41 @@ pub async fn serve(
     query: ExecQuery,
     handle: ExecHandle,
 ) -> Response<Body> {
-    let protocol = match channel_protocol(req.headers(), "exec") {
-        Ok(p) => p,
+    let names = (&query.namespace, &query.pod, &query.container);
+    let (protocol, target) = match open("exec", &req, names, |key| handle.targets.get(key)) {
+        Ok(found) => found,
         Err(refusal) => return *refusal,
-    };
-    let key = LogKey {
-        namespace: query.namespace.clone(),
-        pod: query.pod.clone(),
-        container: query.container.clone(),
-    };
-    let Some(target) = handle.targets.get(&key) else {
-        return text(500, &format!("container not found ({:?})", query.container));
     };
     upgrade_to_session(&mut req, protocol, move |ws, v5| async move {
         run_session(ws, v5, target, query).await
     })
 }
 
-fn frame(channel: u8, data: &[u8]) -> Message {
+/// The channel protocol of a `what` (`exec`, `attach`) request for the container that `names`
+/// (namespace, pod, container) and what `find` knows of it; otherwise the refusal to answer,
+/// as a kubelet's when the container is not running.
+pub(super) fn open<T>(
+    what: &str,
+    req: &Request<hyper::body::Incoming>,
+    (namespace, pod, container): (&String, &String, &String),
+    find: impl FnOnce(&LogKey) -> Option<T>,
+) -> Result<(&'static str, T), Box<Response<Body>>> {
+    let protocol = channel_protocol(req.headers(), what)?;
+    let key = LogKey {
+        namespace: namespace.clone(),
+        pod: pod.clone(),
+        container: container.clone(),
+    };
+    match find(&key) {
+        Some(found) => Ok((protocol, found)),
+        None => Err(Box::new(text(
+            500,
+            &format!("container not found ({container:?})"),
+        ))),
+    }
+}
+
+pub(super) fn frame(channel: u8, data: &[u8]) -> Message {
     let mut v = Vec::with_capacity(data.len() + 1);
     v.push(channel);
     v.extend_from_slice(data);
@@ -110,10 +131,36 @@ fn frame(channel: u8, data: &[u8]) -> Message {
 }
 
 /// What the client sends: stdin data, its end, terminal sizes.
-enum FromClient {
+pub(super) enum FromClient {
     Stdin(Bytes),
     StdinEnd,
     Resize(u16, u16),
+}
+
+/// The meaning of one binary message from the client, `None` for what the session ignores.
+pub(super) fn from_client(data: &Bytes, v5: bool) -> Option<FromClient> {
+    match data.first() {
+        Some(&STDIN) => Some(FromClient::Stdin(data.slice(1..))),
+        Some(&RESIZE) => {
+            let size: serde_json::Value = serde_json::from_slice(&data[1..]).unwrap_or_default();
+            let dim = |k: &str| size.get(k).and_then(|v| v.as_u64()).unwrap_or(0) as u16;
+            Some(FromClient::Resize(dim("Width"), dim("Height")))
+        }
+        Some(&CLOSE) if v5 && data.get(1) == Some(&STDIN) => Some(FromClient::StdinEnd),
+        _ => None,
+    }
+}
+
+/// Sets the terminal size of the pty whose master is `fd`; the kernel signals the resize.
+pub(super) fn set_window_size(fd: std::os::fd::RawFd, width: u16, height: u16) {
+    let ws = nix::libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ on a pty master the caller owns, with a valid winsize.
+    unsafe { nix::libc::ioctl(fd, nix::libc::TIOCSWINSZ, &ws) };
 }
 
 /// The started command's streams.
@@ -180,6 +227,7 @@ fn start(target: &Target, q: &ExecQuery) -> Result<Started, Outcome> {
         stdout,
         stderr,
         controlling_tty: q.tty,
+        cgroup: target.cgroup.clone(),
     })
     .map_err(|_| Outcome::NotFound(name))?;
     Ok(Started { child, pty })
@@ -218,16 +266,8 @@ where
                 Ok(Message::Close(_)) | Err(_) => break,
                 Ok(_) => continue,
             };
-            let m = match data.first() {
-                Some(&STDIN) => FromClient::Stdin(data.slice(1..)),
-                Some(&RESIZE) => {
-                    let size: serde_json::Value =
-                        serde_json::from_slice(&data[1..]).unwrap_or_default();
-                    let dim = |k: &str| size.get(k).and_then(|v| v.as_u64()).unwrap_or(0) as u16;
-                    FromClient::Resize(dim("Width"), dim("Height"))
-                }
-                Some(&CLOSE) if v5 && data.get(1) == Some(&STDIN) => FromClient::StdinEnd,
-                _ => continue,
+            let Some(m) = from_client(&data, v5) else {
+                continue;
             };
             if in_tx.send(m).await.is_err() {
                 break;
@@ -353,9 +393,7 @@ where
                 }
                 Some(FromClient::Resize(w, h)) => {
                     if let Some(fd) = pty_raw {
-                        let ws = nix::libc::winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
-                        // SAFETY: TIOCSWINSZ on the pty master we own, with a valid winsize.
-                        unsafe { nix::libc::ioctl(fd, nix::libc::TIOCSWINSZ, &ws) };
+                        set_window_size(fd, w, h);
                     }
                 }
                 None => {

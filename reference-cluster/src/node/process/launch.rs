@@ -96,6 +96,9 @@ pub struct Launch {
     pub stderr: Stdio,
     /// Make the (already dup'ed) stdin the controlling terminal: `exec -t`.
     pub controlling_tty: bool,
+    /// The container's cgroup, joined before anything else so its limits hold from the
+    /// first instruction.
+    pub cgroup: Option<std::sync::Arc<super::cgroup::ContainerCgroup>>,
 }
 
 fn cstring(p: &Path) -> std::io::Result<CString> {
@@ -168,6 +171,13 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
         .map(|c| cstring(Path::new(c)))
         .transpose()?;
     let tty = l.controlling_tty;
+    if let Some(cg) = &l.cgroup {
+        let procs = cg.open_procs()?;
+        // SAFETY: the closure only writes to descriptors opened above.
+        unsafe {
+            cmd.pre_exec(move || super::cgroup::join(&procs));
+        }
+    }
     match l.namespaces {
         Namespaces::Host => unsafe {
             cmd.pre_exec(move || {

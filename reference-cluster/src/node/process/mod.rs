@@ -1,5 +1,8 @@
 #![doc = include_str!("../PROCESS.md")]
 
+pub mod atomic_writer;
+pub mod attach;
+pub mod cgroup;
 pub mod container;
 pub mod env;
 pub mod exec;
@@ -7,6 +10,9 @@ pub mod images;
 pub mod launch;
 pub mod logfile;
 pub mod probes;
+mod resync;
+pub mod service_env;
+pub mod stdio;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -50,6 +56,11 @@ pub struct ProcessConfig {
     pub log_max_files: usize,
     /// How often a volume that could not be set up is tried again (the kubelet's pod sync).
     pub mount_retry: Duration,
+    /// The cgroup (relative to each hierarchy's root) under which containers get their own
+    /// for memory and CPU limits, like the kubelet's `kubepods`; `None` runs them without.
+    pub cgroup_parent: Option<String>,
+    /// `cpuCFSQuotaPeriod` (100ms): the CFS period of CPU limits.
+    pub cpu_cfs_quota_period: Duration,
 }
 
 impl ProcessConfig {
@@ -62,6 +73,8 @@ impl ProcessConfig {
             log_max_bytes: 10 * 1024 * 1024,
             log_max_files: 5,
             mount_retry: Duration::from_secs(2),
+            cgroup_parent: Some("kubeproof".into()),
+            cpu_cfs_quota_period: Duration::from_millis(100),
         }
     }
 }
@@ -84,8 +97,12 @@ pub(crate) struct Ctx {
     pub namespaces: bool,
     pub wake: mpsc::UnboundedSender<String>,
     pub targets: Targets,
+    /// Running containers' own stdio, for `attach`.
+    pub stdio: stdio::Attachables,
     pub events: Mutex<EventSink>,
     pub nodes: HashMap<String, NodeConfig>,
+    /// Where containers' cgroups go; `None` without usable cgroups.
+    pub cgroups: Option<Arc<cgroup::Cgroups>>,
 }
 
 struct Entry {
@@ -102,6 +119,10 @@ pub struct ProcessRuntime {
     by_pod: HashMap<String, Vec<ContainerId>>,
     pod_ips: HashMap<String, Ipv4Addr>,
     wake_rx: Option<mpsc::UnboundedReceiver<String>>,
+    /// `syncFrequency`: how often a pod's API-sourced volumes are rendered again.
+    sync_frequency: Duration,
+    /// Each pod's volume resync, by pod UID; aborted with the sandbox.
+    resyncs: HashMap<String, tokio::task::JoinHandle<()>>,
 }
 
 impl ProcessRuntime {
@@ -147,6 +168,17 @@ impl ProcessRuntime {
         if cfg.namespaces && !namespaces {
             tracing::warn!("mount namespaces are not available: volumes are linked at missing mount paths only (see PROCESS.md)");
         }
+        let cgroups = cfg.cgroup_parent.as_deref().and_then(|parent| {
+            match cgroup::Cgroups::new(parent, cfg.cpu_cfs_quota_period) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::warn!(
+                        "containers run without memory and CPU limits: {e} (see PROCESS.md)"
+                    );
+                    None
+                }
+            }
+        });
         let (wake, wake_rx) = mpsc::unbounded_channel();
         Ok(ProcessRuntime {
             ctx: Arc::new(Ctx {
@@ -158,8 +190,10 @@ impl ProcessRuntime {
                 logs,
                 cfg,
                 namespaces,
+                cgroups,
                 wake,
                 targets: Targets::default(),
+                stdio: stdio::Attachables::default(),
                 events: Mutex::new(EventSink::disabled()),
                 nodes: nodes.iter().map(|n| (n.name.clone(), n.clone())).collect(),
             }),
@@ -168,13 +202,23 @@ impl ProcessRuntime {
             by_pod: HashMap::new(),
             pod_ips: HashMap::new(),
             wake_rx: Some(wake_rx),
+            sync_frequency: Duration::from_secs(60),
+            resyncs: HashMap::new(),
         })
+    }
+
+    /// Sets `syncFrequency` (upstream's 60s unless set): running pods' ConfigMap, Secret,
+    /// downward API and projected volumes are updated on this period.
+    pub fn with_sync_frequency(mut self, period: Duration) -> ProcessRuntime {
+        self.sync_frequency = period;
+        self
     }
 
     /// What the kubelet server needs to run `exec` in this runtime's containers.
     pub fn exec_handle(&self) -> ExecHandle {
         ExecHandle {
             targets: self.ctx.targets.clone(),
+            attach: self.ctx.stdio.clone(),
         }
     }
 
@@ -211,9 +255,18 @@ impl Runtime for ProcessRuntime {
         RUNTIME_VERSION
     }
 
-    fn run_sandbox(&mut self, _node: &str, pod: &Pod, now: Instant) -> Instant {
+    fn run_sandbox(&mut self, node: &str, pod: &Pod, now: Instant) -> Instant {
         let uid = pod.metadata.uid.as_deref().unwrap_or("");
         self.by_pod.entry(uid.to_string()).or_default();
+        if !self.resyncs.contains_key(uid) {
+            let task = resync::run(
+                self.ctx.clone(),
+                node.to_string(),
+                pod.clone(),
+                self.sync_frequency,
+            );
+            self.resyncs.insert(uid.to_string(), tokio::spawn(task));
+        }
         let dir = container::pod_dir(&self.ctx.cfg.root, pod);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create the pod directory");
@@ -222,6 +275,9 @@ impl Runtime for ProcessRuntime {
     }
 
     fn remove_sandbox(&mut self, pod_uid: &str) {
+        if let Some(t) = self.resyncs.remove(pod_uid) {
+            t.abort();
+        }
         for id in self.by_pod.remove(pod_uid).unwrap_or_default() {
             if let Some(e) = self.containers.remove(&id) {
                 let _ = e.control.send(Control::Remove);
@@ -230,6 +286,7 @@ impl Runtime for ProcessRuntime {
         self.pod_ips.remove(pod_uid);
         self.ctx.logs.remove_pod(pod_uid);
         self.ctx.targets.remove_pod(pod_uid);
+        self.ctx.stdio.remove_pod(pod_uid);
         container::remove_pod_dir(&self.ctx.cfg.root, pod_uid);
     }
 
@@ -327,7 +384,25 @@ impl Runtime for ProcessRuntime {
         let e = self.containers.get(id)?;
         let s = e.shared.lock();
         matches!(s.state, ContainerState::Running { .. }).then_some(())?;
-        container::usage_of(s.pid?, s.started_wall?)
+        let (pid, started, cg) = (s.pid?, s.started_wall?, s.cgroup.clone());
+        drop(s);
+        let by_process = container::usage_of(pid, started);
+        let Some(cg) = cg else {
+            return by_process;
+        };
+        // The cgroup counts every process of the container, as the kubelet's cAdvisor does.
+        let (memory, cpu_ns) = cg.usage();
+        let elapsed = started.elapsed().as_nanos().max(1);
+        Some(Usage {
+            memory_bytes: match memory {
+                Some(m) => m.min(i64::MAX as u64) as i64,
+                None => by_process?.memory_bytes,
+            },
+            cpu_milli: match cpu_ns {
+                Some(ns) => (u128::from(ns) * 1000 / elapsed).min(i64::MAX as u128) as i64,
+                None => by_process.map_or(0, |u| u.cpu_milli),
+            },
+        })
     }
 
     fn probe_failures(&self, id: &str, since: Option<Instant>, now: Instant) -> Vec<ProbeFailure> {
@@ -359,6 +434,9 @@ impl Runtime for ProcessRuntime {
 impl Drop for ProcessRuntime {
     /// The fleet is going away: no container outlives it.
     fn drop(&mut self) {
+        for t in self.resyncs.values() {
+            t.abort();
+        }
         for e in self.containers.values() {
             let s = e.shared.lock();
             if let (Some(pid), false) = (s.pid, s.exited) {
@@ -367,6 +445,9 @@ impl Drop for ProcessRuntime {
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
+        }
+        if let Some(c) = &self.ctx.cgroups {
+            c.remove_all();
         }
     }
 }

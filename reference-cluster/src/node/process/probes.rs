@@ -31,6 +31,8 @@ pub struct ExecContext {
     pub namespaces: bool,
     pub pod_ip: Option<String>,
     pub container: Container,
+    /// The container's cgroup: exec probes and hooks run inside its limits, as with runc.
+    pub cgroup: Option<std::sync::Arc<super::cgroup::ContainerCgroup>>,
 }
 
 /// Output an exec probe keeps, like the kubelet's 10 KiB limit.
@@ -68,6 +70,7 @@ pub async fn exec_command(
         stdout: Stdio::piped(),
         stderr: Stdio::piped(),
         controlling_tty: false,
+        cgroup: cx.cgroup.clone(),
     })
     .map_err(|e| e.to_string())?;
     let pid = child.id().map(|p| p as i32);
@@ -324,6 +327,7 @@ mod tests {
                 json!({"name": "c", "ports": [{"name": "web", "containerPort": 8080}]}),
             )
             .unwrap(),
+            cgroup: None,
         }
     }
 

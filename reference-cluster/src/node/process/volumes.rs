@@ -2,7 +2,6 @@
 //! each container's `mountPath` (inside the container's own mount namespace).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -13,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 use kube::api::PostParams;
 use kube::Api;
 
+use super::atomic_writer::{self, Files, Outcome};
 use super::env::{config_map_value, field_value, resource_value, secret_value};
 
 /// A bind mount of `source` at `target`.
@@ -33,24 +33,27 @@ pub struct VolumeContext<'a> {
     pub node_allocatable: &'a BTreeMap<String, String>,
 }
 
-/// Files a volume holds: relative path → (content, mode).
-type Files = Vec<(String, Vec<u8>, u32)>;
+impl VolumeContext<'_> {
+    /// The pod's volumes.
+    fn volumes(&self) -> Vec<Volume> {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .unwrap_or_default()
+    }
+}
 
 const DEFAULT_MODE: i32 = 0o644;
 
 /// Materialises every volume of the pod; returns each one's host directory (or file, for a
-/// hostPath file). Volumes written from API objects are rewritten on each call, so a
-/// restarted container sees current data.
+/// hostPath file). Volumes written from API objects are published again on each call (see
+/// [`atomic_writer`]), so a restarted container sees current data.
 pub async fn prepare(cx: &VolumeContext<'_>) -> Result<BTreeMap<String, PathBuf>, String> {
     let mut out = BTreeMap::new();
-    let volumes = cx
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.clone())
-        .unwrap_or_default();
+    let volumes = cx.volumes();
     for v in &volumes {
-        let path = prepare_one(cx, v)
+        let path = prepare_one(cx, v, Tokens::Request)
             .await
             .map_err(|e| format!("MountVolume.SetUp failed for volume {:?} : {e}", v.name))?;
         out.insert(v.name.clone(), path);
@@ -58,7 +61,57 @@ pub async fn prepare(cx: &VolumeContext<'_>) -> Result<BTreeMap<String, PathBuf>
     Ok(out)
 }
 
-async fn prepare_one(cx: &VolumeContext<'_>, v: &Volume) -> Result<PathBuf, String> {
+/// Whether a projected service account token is requested anew or, while it is fresh, kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tokens {
+    Request,
+    KeepFresh,
+}
+
+/// Whether a volume is written from API objects and so follows their changes while the pod
+/// runs (upstream's ConfigMap, Secret, downward API and projected volumes).
+pub fn is_updated(v: &Volume) -> bool {
+    v.config_map.is_some()
+        || v.secret.is_some()
+        || v.downward_api.is_some()
+        || v.projected.is_some()
+}
+
+/// What one volume's resync did.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub volume: String,
+    pub result: Result<Outcome, String>,
+}
+
+/// The kubelet's periodic remount: renders every updatable volume that a container start has
+/// already set up from the current API objects (and `cx.pod`'s current labels and
+/// annotations) and publishes it when its content changed. A volume whose source cannot be
+/// read keeps its content; the error is returned for the caller to report.
+pub async fn refresh(cx: &VolumeContext<'_>) -> Vec<Refreshed> {
+    let volumes = cx.volumes();
+    let mut out = Vec::new();
+    for v in volumes.iter().filter(|v| is_updated(v)) {
+        let dir = cx.pod_dir.join("volumes").join(&v.name);
+        if std::fs::symlink_metadata(dir.join("..data")).is_err() {
+            continue;
+        }
+        let result = render(cx, v, Tokens::KeepFresh)
+            .await
+            .and_then(|files| atomic_writer::write(&dir, &files));
+        out.push(Refreshed {
+            volume: v.name.clone(),
+            result,
+        });
+    }
+    out
+}
+
+async fn prepare_one(
+    cx: &VolumeContext<'_>,
+    v: &Volume,
+    tokens: Tokens,
+) -> Result<PathBuf, String> {
     let dir = cx.pod_dir.join("volumes").join(&v.name);
     let ns = cx.pod.metadata.namespace.as_deref().unwrap_or("default");
     if v.empty_dir.is_some() {
@@ -89,6 +142,15 @@ async fn prepare_one(cx: &VolumeContext<'_>, v: &Volume) -> Result<PathBuf, Stri
     if let Some(pvc) = &v.persistent_volume_claim {
         return claim_path(cx.client, ns, &pvc.claim_name).await;
     }
+    let files = render(cx, v, tokens).await?;
+    atomic_writer::write(&dir, &files)?;
+    Ok(dir)
+}
+
+/// The files of a volume written from API objects.
+async fn render(cx: &VolumeContext<'_>, v: &Volume, tokens: Tokens) -> Result<Files, String> {
+    let ns = cx.pod.metadata.namespace.as_deref().unwrap_or("default");
+    let dir = cx.pod_dir.join("volumes").join(&v.name);
     let mut files: Files = Vec::new();
     if let Some(s) = &v.config_map {
         let cm = Api::<ConfigMap>::namespaced(cx.client.clone(), ns)
@@ -176,17 +238,46 @@ async fn prepare_one(cx: &VolumeContext<'_>, v: &Volume) -> Result<PathBuf, Stri
                     .as_ref()
                     .and_then(|s| s.service_account_name.clone())
                     .unwrap_or_else(|| "default".into());
-                let token =
-                    service_account_token(cx, ns, &sa, t.audience.clone(), t.expiration_seconds)
-                        .await?;
+                let kept = (tokens == Tokens::KeepFresh)
+                    .then(|| std::fs::read_to_string(dir.join(&t.path)).ok())
+                    .flatten()
+                    .filter(|tok| token_is_fresh(tok, chrono::Utc::now().timestamp()));
+                let token = match kept {
+                    Some(tok) => tok,
+                    None => {
+                        service_account_token(cx, ns, &sa, t.audience.clone(), t.expiration_seconds)
+                            .await?
+                    }
+                };
                 files.push((t.path.clone(), token.into_bytes(), mode as u32));
             }
         }
     } else {
         return Err("this volume type is not supported by the process runtime".into());
     }
-    write_atomically(&dir, &files)?;
-    Ok(dir)
+    Ok(files)
+}
+
+/// Whether a token may be kept: upstream's kubelet requests a new one once 80% of its lifetime
+/// has passed or it is older than 24 hours. A token that cannot be read is not fresh.
+fn token_is_fresh(token: &str, now: i64) -> bool {
+    use base64::Engine;
+    let Some(claims) = token.split('.').nth(1) else {
+        return false;
+    };
+    let Ok(raw) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims.trim_end_matches('='))
+    else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+        return false;
+    };
+    let (Some(iat), Some(exp)) = (v["iat"].as_i64(), v["exp"].as_i64()) else {
+        return false;
+    };
+    let refresh_at = iat + (exp - iat).max(0) * 8 / 10;
+    now < refresh_at && now < iat + 24 * 3600
 }
 
 fn keys_of_config_map(cm: &ConfigMap) -> Vec<String> {
@@ -322,41 +413,6 @@ async fn claim_path(client: &kube::Client, ns: &str, claim: &str) -> Result<Path
     Ok(PathBuf::from(path))
 }
 
-/// Replaces `dir`'s content with `files` in one rename, as the kubelet's atomic writer does:
-/// a reader sees the old set or the new one, never a mix.
-fn write_atomically(dir: &Path, files: &Files) -> Result<(), String> {
-    let parent = dir.parent().ok_or("a volume directory has a parent")?;
-    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("v");
-    let staged = parent.join(format!(".{name}.new"));
-    let _ = std::fs::remove_dir_all(&staged);
-    std::fs::create_dir_all(&staged).map_err(|e| e.to_string())?;
-    for (rel, data, mode) in files {
-        if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
-            return Err(format!(
-                "invalid path {rel:?}: must be relative and may not contain '..'"
-            ));
-        }
-        let p = staged.join(rel);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(&p, data).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode & 0o7777))
-            .map_err(|e| e.to_string())?;
-    }
-    // Mount points keep pointing at the old directory inode after a rename; containers that
-    // are running see new data only after a restart (documented in PROCESS.md).
-    let old = parent.join(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| e.to_string())?;
-    }
-    std::fs::rename(&staged, dir).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
 /// The mounts of `container`: each `volumeMount` (with `subPath`, `subPathExpr` expanded by
 /// the caller's env) over the pod's prepared volumes.
 pub fn mounts_for(
@@ -404,23 +460,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn atomic_writes_replace_the_whole_set_with_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        let v = dir.path().join("volumes/cfg");
-        write_atomically(
-            &v,
-            &vec![
-                ("a".into(), b"1".to_vec(), 0o600),
-                ("d/b".into(), b"2".to_vec(), 0o644),
-            ],
-        )
-        .unwrap();
-        assert_eq!(std::fs::read_to_string(v.join("d/b")).unwrap(), "2");
-        let mode = std::fs::metadata(v.join("a")).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        write_atomically(&v, &vec![("c".into(), b"3".to_vec(), 0o644)]).unwrap();
-        assert!(!v.join("a").exists() && v.join("c").exists());
-        assert!(write_atomically(&v, &vec![("../x".into(), vec![], 0o644)]).is_err());
+    fn tokens_are_kept_until_four_fifths_of_their_lifetime() {
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"iat": 1000, "exp": 4600}"#);
+        let tok = format!("h.{claims}.s");
+        assert!(token_is_fresh(&tok, 1000));
+        assert!(token_is_fresh(&tok, 3879));
+        assert!(!token_is_fresh(&tok, 3880));
+        assert!(!token_is_fresh("not a token", 0));
+        assert!(!token_is_fresh("a.!!!.b", 0));
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub(super) fn validate(
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             errs.extend(crate::resources::crd::validate_crd(obj, old));
         }
+        ("apiregistration.k8s.io", "APIService") => validate_apiservice(obj, errs),
         _ => {}
     }
 }
@@ -746,6 +747,100 @@ fn immutable_role_ref(new: &Value, old: &Value, errs: &mut Errors) {
             ),
             "cannot change roleRef",
         ));
+    }
+}
+
+/// Upstream's `ValidateAPIService`: the name is `<version>.<group>`, priorities are in range,
+/// and only an APIService with a service has TLS settings.
+fn validate_apiservice(obj: &Value, errs: &mut Errors) {
+    let name = str_at(obj, "metadata.name").unwrap_or_default();
+    let group = str_at(obj, "spec.group").unwrap_or_default();
+    let version = str_at(obj, "spec.version").unwrap_or_default();
+    let expected = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{version}.{group}")
+    };
+    if !name.is_empty() && name != expected {
+        errs.push(FieldError::invalid(
+            "metadata.name",
+            &Value::String(name.into()),
+            "must be `spec.version+\".\"+spec.group`",
+        ));
+    }
+    if !group.is_empty() {
+        for msg in is_dns1123_subdomain(group) {
+            errs.push(FieldError::invalid(
+                "spec.group",
+                &Value::String(group.into()),
+                &msg,
+            ));
+        }
+    }
+    if version.is_empty() {
+        errs.push(FieldError::required("spec.version"));
+    } else {
+        for msg in crate::resources::names::is_dns1035_label(version) {
+            errs.push(FieldError::invalid(
+                "spec.version",
+                &Value::String(version.into()),
+                &msg,
+            ));
+        }
+    }
+    let group_priority = i64_at(obj, "spec.groupPriorityMinimum").unwrap_or(0);
+    if !(1..=20000).contains(&group_priority) {
+        errs.push(FieldError::invalid(
+            "spec.groupPriorityMinimum",
+            &Value::from(group_priority),
+            "must be positive and less than 20000",
+        ));
+    }
+    let version_priority = i64_at(obj, "spec.versionPriority").unwrap_or(0);
+    if !(1..=1000).contains(&version_priority) {
+        errs.push(FieldError::invalid(
+            "spec.versionPriority",
+            &Value::from(version_priority),
+            "must be positive and less than 1000",
+        ));
+    }
+    let insecure = at(obj, "spec.insecureSkipTLSVerify").and_then(Value::as_bool) == Some(true);
+    let has_ca = str_at(obj, "spec.caBundle").is_some_and(|c| !c.is_empty());
+    match at(obj, "spec.service").filter(|s| !s.is_null()) {
+        None => {
+            if has_ca {
+                errs.push(FieldError::forbidden(
+                    "spec.caBundle",
+                    "local APIServices may not have a caBundle",
+                ));
+            }
+            if insecure {
+                errs.push(FieldError::forbidden(
+                    "spec.insecureSkipTLSVerify",
+                    "local APIServices may not have insecureSkipTLSVerify",
+                ));
+            }
+        }
+        Some(_) => {
+            for field in ["namespace", "name"] {
+                if str_at(obj, &format!("spec.service.{field}"))
+                    .unwrap_or_default()
+                    .is_empty()
+                {
+                    errs.push(FieldError::required(format!("spec.service.{field}")));
+                }
+            }
+            if let Some(port) = at(obj, "spec.service.port") {
+                port_num(port, "spec.service.port", errs);
+            }
+            if insecure && has_ca {
+                errs.push(FieldError::invalid(
+                    "spec.insecureSkipTLSVerify",
+                    &Value::Bool(true),
+                    "may not be true if caBundle is present",
+                ));
+            }
+        }
     }
 }
 

@@ -63,6 +63,36 @@ impl ClusterEvent {
         self.resource == EventResource::WildCard && self.action == ALL
     }
 
+    /// The `event` label of `scheduler_queue_incoming_pods_total` for pods this event moved,
+    /// with upstream's names for its predefined events.
+    pub fn label(&self) -> &'static str {
+        use EventResource as R;
+        match (self.resource, self.action) {
+            (R::WildCard, _) => "UnschedulableTimeout",
+            (R::Node, ADD) => "NodeAdd",
+            (R::Node, DELETE) => "NodeDelete",
+            (R::Node, UPDATE_NODE_ALLOCATABLE) => "NodeAllocatableChange",
+            (R::Node, UPDATE_NODE_LABEL) => "NodeLabelChange",
+            (R::Node, UPDATE_NODE_TAINT) => "NodeTaintChange",
+            (R::Node, UPDATE_NODE_CONDITION) => "NodeConditionChange",
+            (R::Node, UPDATE_NODE_ANNOTATION) => "NodeAnnotationChange",
+            (R::Node, _) => "NodeUpdate",
+            (R::Pod, ADD) => "AssignedPodAdd",
+            (R::Pod, DELETE) => "AssignedPodDelete",
+            (R::Pod, UPDATE_POD_LABEL) => "PodLabelChange",
+            (R::Pod, UPDATE_POD_SCALE_DOWN) => "PodRequestScaledDown",
+            (R::Pod, UPDATE_POD_TOLERATIONS) => "PodTolerationChange",
+            (R::Pod, UPDATE_POD_SCHEDULING_GATES_ELIMINATED) => "PodSchedulingGateEliminatedChange",
+            (R::Pod, _) => "AssignedPodUpdate",
+            (R::PersistentVolume, ADD) => "PvAdd",
+            (R::PersistentVolume, _) => "PvUpdate",
+            (R::PersistentVolumeClaim, ADD) => "PvcAdd",
+            (R::PersistentVolumeClaim, _) => "PvcUpdate",
+            (R::StorageClass, ADD) => "StorageClassAdd",
+            (R::StorageClass, _) => "StorageClassUpdate",
+        }
+    }
+
     /// Whether `incoming` is this registered event or a more specific form of it (an incoming
     /// generic "update" does not match a registration for label updates only).
     pub fn matches(&self, incoming: &ClusterEvent) -> bool {

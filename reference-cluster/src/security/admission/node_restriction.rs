@@ -1,12 +1,16 @@
 //! NodeRestriction: a node identity (`system:node:<name>` in `system:nodes`) may only modify
-//! its own Node (not its taints, nor labels outside the kubelet's set), its own Lease, mirror
-//! pods bound to itself and the status of pods bound to itself, and may only evict or request
-//! tokens for pods bound to itself. Messages are upstream 1.32's.
+//! its own Node (not its taints, nor labels outside the kubelet's set), its own Lease and
+//! CSINode, ResourceSlices of its own, mirror pods bound to and owned by itself that reference
+//! no other API object, the status of pods bound to itself, and of PersistentVolumeClaims only
+//! the capacity, conditions and resize state; it may only evict or request tokens for pods
+//! bound to itself. Messages are upstream 1.32's, except that a refused PVC status update lists
+//! the changed fields instead of Go's `cmp.Diff` of the two objects.
 
 use serde_json::Value;
 
 use super::{forbidden, str_of, Attributes, Operation, Rejection};
 use crate::security::admission::service_account::MIRROR_ANNOTATION;
+use crate::security::node_authorizer::{self, Vertex};
 
 /// The label namespace a node may never set on itself (it steers workloads to trusted nodes).
 const NODE_RESTRICTION_LABEL_NAMESPACE: &str = "node-restriction.kubernetes.io";
@@ -61,6 +65,153 @@ fn forbidden_labels(new: &Value, old: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
+/// Upstream's checks of a mirror pod a node creates: owned by its Node as controller, without
+/// blocking the owner's deletion, and naming no service account, secret, config map, cluster
+/// trust bundle or claim (the Node authorizer would otherwise let the node read them). The
+/// owner's uid is not compared with the stored Node's here.
+fn mirror_pod_content(node: &str, pod: &Value) -> Result<(), String> {
+    let owners = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let owner = match owners {
+        [] => {
+            return Err(format!(
+                "node \"{node}\" can only create pods with an owner reference set to itself"
+            ))
+        }
+        [one] => one,
+        _ => {
+            return Err(format!(
+                "node \"{node}\" can only create pods with a single owner reference set to itself"
+            ))
+        }
+    };
+    if str_of(owner, "/apiVersion") != "v1"
+        || str_of(owner, "/kind") != "Node"
+        || str_of(owner, "/name") != node
+    {
+        return Err(format!(
+            "node \"{node}\" can only create pods with an owner reference set to itself"
+        ));
+    }
+    if owner.get("controller").and_then(Value::as_bool) != Some(true) {
+        return Err(format!(
+            "node \"{node}\" can only create pods with a controller owner reference set to itself"
+        ));
+    }
+    if owner.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true) {
+        return Err(format!(
+            "node \"{node}\" must not set blockOwnerDeletion on an owner reference"
+        ));
+    }
+    if !str_of(pod, "/spec/serviceAccountName").is_empty() {
+        return Err(format!(
+            "node \"{node}\" can not create pods that reference a service account"
+        ));
+    }
+    let refs = node_authorizer::pod_object_references(pod);
+    for (kind, what) in [
+        (Vertex::Secret, "secrets"),
+        (Vertex::ConfigMap, "configmaps"),
+    ] {
+        if refs.iter().any(|(k, _)| *k == kind) {
+            return Err(format!(
+                "node \"{node}\" can not create pods that reference {what}"
+            ));
+        }
+    }
+    let volumes = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let trust_bundle = volumes.iter().any(|v| {
+        v.pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .is_some_and(|s| {
+                s.iter()
+                    .any(|src| src.get("clusterTrustBundle").is_some_and(|c| !c.is_null()))
+            })
+    });
+    if trust_bundle {
+        return Err(format!(
+            "node \"{node}\" can not create pods that reference clustertrustbundles"
+        ));
+    }
+    if volumes
+        .iter()
+        .any(|v| v.get("persistentVolumeClaim").is_some_and(|c| !c.is_null()))
+    {
+        return Err(format!(
+            "node \"{node}\" can not create pods that reference persistentvolumeclaims"
+        ));
+    }
+    Ok(())
+}
+
+/// The fields a PVC status update changes beyond what a kubelet may (upstream compares the
+/// claims without resourceVersion, managedFields, status.capacity, status.conditions and, with
+/// RecoverVolumeExpansionFailure on as in 1.32, status.allocatedResources and
+/// status.allocatedResourceStatuses), as `metadata.labels`-style paths.
+fn pvc_changes_beyond_status(old: &Value, new: &Value) -> Vec<String> {
+    fn comparable(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
+            for f in [
+                "capacity",
+                "conditions",
+                "allocatedResources",
+                "allocatedResourceStatuses",
+            ] {
+                status.remove(f);
+            }
+        }
+        v
+    }
+    fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let sub = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    diff(
+                        &sub,
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(path.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    diff("", &comparable(old), &comparable(new), &mut out);
+    out
+}
+
+/// The name of the object a request is about: from its body on create, else from the path.
+fn requested_name<'a>(attrs: &'a Attributes, object: Option<&'a Value>) -> &'a str {
+    if attrs.operation == Operation::Create {
+        object
+            .map(|o| str_of(o, "/metadata/name"))
+            .unwrap_or_default()
+    } else {
+        attrs.name.as_str()
+    }
+}
+
 /// Admits a request from a node. `object`/`old` are the new and current objects (the current
 /// pod for pod deletes, status updates and evictions; the pod a token is requested for).
 pub fn admit(
@@ -68,10 +219,16 @@ pub fn admit(
     object: Option<&Value>,
     old: Option<&Value>,
 ) -> Result<(), Rejection> {
+    let deny = |msg: String| Err(forbidden(attrs, object, &msg));
     let Some(node) = attrs.user.node_name() else {
+        if node_authorizer::is_node_identity(&attrs.user) {
+            return deny(format!(
+                "could not determine node from user {}",
+                crate::security::go_quote(&attrs.user.name)
+            ));
+        }
         return Ok(());
     };
-    let deny = |msg: String| Err(forbidden(attrs, object, &msg));
     match (
         attrs.group.as_str(),
         attrs.resource.as_str(),
@@ -149,7 +306,7 @@ pub fn admit(
                         "node \"{node}\" can only create pods with spec.nodeName set to itself"
                     ));
                 }
-                Ok(())
+                mirror_pod_content(node, pod).map_err(|m| forbidden(attrs, object, &m))
             }
             Operation::Delete => {
                 if old.is_some_and(|p| str_of(p, "/spec/nodeName") != node) {
@@ -160,9 +317,47 @@ pub fn admit(
                 Ok(())
             }
             _ => deny(format!(
-                "unexpected operation {}, node \"{node}\" can only create and delete mirror pods",
+                "unexpected operation \"{}\", node \"{node}\" can only create and delete mirror pods",
                 attrs.operation.as_str()
             )),
+        },
+        ("", "pods", sub) if !matches!(sub, "status" | "eviction") => deny(format!(
+            "unexpected pod subresource \"{sub}\", only 'status' and 'eviction' are allowed"
+        )),
+        ("", "persistentvolumeclaims", "status") => {
+            if attrs.operation != Operation::Update {
+                return deny(format!(
+                    "unexpected operation \"{}\"",
+                    attrs.operation.as_str()
+                ));
+            }
+            let changed = pvc_changes_beyond_status(old.unwrap_or(&Value::Null), object.unwrap_or(&Value::Null));
+            if !changed.is_empty() {
+                return deny(format!(
+                    "node \"{node}\" is not allowed to update fields other than status.quantity and status.conditions: {}",
+                    changed.join(", ")
+                ));
+            }
+            Ok(())
+        }
+        ("", "persistentvolumeclaims", _) => deny("may only update PVC status".to_string()),
+        ("storage.k8s.io", "csinodes", _) => {
+            let requested = requested_name(attrs, object);
+            if requested != node {
+                return deny(
+                    "can only access CSINode with the same name as the requesting node".to_string(),
+                );
+            }
+            Ok(())
+        }
+        ("resource.k8s.io", "resourceslices", _) => match attrs.operation {
+            Operation::Create if object.is_some_and(|o| str_of(o, "/spec/nodeName") != node) => {
+                deny("can only create ResourceSlice with the same NodeName as the requesting node".to_string())
+            }
+            Operation::Delete if old.is_some_and(|o| str_of(o, "/spec/nodeName") != node) => {
+                deny("can only delete ResourceSlice with the same NodeName as the requesting node".to_string())
+            }
+            _ => Ok(()),
         },
         ("", "pods", "status") => {
             let current = old.or(object).unwrap_or(&Value::Null);
@@ -218,13 +413,7 @@ pub fn admit(
                         .to_string(),
                 );
             }
-            let requested = if attrs.operation == Operation::Create {
-                object
-                    .map(|o| str_of(o, "/metadata/name"))
-                    .unwrap_or_default()
-            } else {
-                attrs.name.as_str()
-            };
+            let requested = requested_name(attrs, object);
             if requested != node {
                 return deny(
                     "can only access node lease with the same name as the requesting node"
@@ -294,7 +483,9 @@ mod tests {
     fn pods_only_mirror_and_bound_to_the_node() {
         let mut a = node(Operation::Create, "pods", "m");
         a.namespace = "default".into();
-        let mirror = json!({"metadata": {"name": "m", "annotations": {MIRROR_ANNOTATION: "h"}}, "spec": {"nodeName": "n1"}});
+        let mirror = json!({"metadata": {"name": "m", "annotations": {MIRROR_ANNOTATION: "h"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u", "controller": true}]},
+            "spec": {"nodeName": "n1"}});
         assert!(admit(&a, Some(&mirror), None).is_ok());
         let plain = json!({"metadata": {"name": "m"}, "spec": {"nodeName": "n1"}});
         assert_eq!(
@@ -322,7 +513,9 @@ mod tests {
         )
         .unwrap_err()
         .message
-        .contains("unexpected operation UPDATE"));
+        .contains(
+            r#"unexpected operation "UPDATE", node "n1" can only create and delete mirror pods"#
+        ));
     }
 
     #[test]
@@ -385,5 +578,150 @@ mod tests {
                 .message,
             r#"nodes "n1" is forbidden: node "n1" is not allowed to set the following labels: foo.node-restriction.kubernetes.io/x"#
         );
+    }
+
+    #[test]
+    fn mirror_pods_are_owned_by_the_node_and_reference_nothing() {
+        let mut a = node(Operation::Create, "pods", "m");
+        a.namespace = "default".into();
+        let owner = json!({"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u", "controller": true});
+        let pod = |owners: Value, spec: Value| {
+            let mut spec = spec;
+            spec["nodeName"] = json!("n1");
+            json!({"metadata": {"name": "m", "annotations": {MIRROR_ANNOTATION: "h"}, "ownerReferences": owners},
+                   "spec": spec})
+        };
+        let refused = |p: &Value| admit(&a, Some(p), None).unwrap_err().message;
+        let prefix = r#"pods "m" is forbidden: node "n1" "#;
+        for (owners, want) in [
+            (
+                json!([]),
+                "can only create pods with an owner reference set to itself",
+            ),
+            (
+                json!([owner.clone(), owner.clone()]),
+                "can only create pods with a single owner reference set to itself",
+            ),
+            (
+                json!([{"apiVersion": "v1", "kind": "Node", "name": "n2", "controller": true}]),
+                "can only create pods with an owner reference set to itself",
+            ),
+            (
+                json!([{"apiVersion": "v1", "kind": "Node", "name": "n1"}]),
+                "can only create pods with a controller owner reference set to itself",
+            ),
+            (
+                json!([{"apiVersion": "v1", "kind": "Node", "name": "n1", "controller": true, "blockOwnerDeletion": true}]),
+                "must not set blockOwnerDeletion on an owner reference",
+            ),
+        ] {
+            assert_eq!(refused(&pod(owners, json!({}))), format!("{prefix}{want}"));
+        }
+        for (spec, want) in [
+            (
+                json!({"serviceAccountName": "default"}),
+                "can not create pods that reference a service account",
+            ),
+            (
+                json!({"imagePullSecrets": [{"name": "pull"}]}),
+                "can not create pods that reference secrets",
+            ),
+            (
+                json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm"}}]}]}),
+                "can not create pods that reference configmaps",
+            ),
+            (
+                json!({"volumes": [{"name": "b", "projected": {"sources": [{"clusterTrustBundle": {"name": "b", "path": "p"}}]}}]}),
+                "can not create pods that reference clustertrustbundles",
+            ),
+            (
+                json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "d"}}]}),
+                "can not create pods that reference persistentvolumeclaims",
+            ),
+        ] {
+            assert_eq!(
+                refused(&pod(json!([owner.clone()]), spec)),
+                format!("{prefix}{want}")
+            );
+        }
+        let plain = pod(
+            json!([owner]),
+            json!({"containers": [{"name": "c", "image": "busybox"}]}),
+        );
+        assert!(admit(&a, Some(&plain), None).is_ok());
+        let logs = node(Operation::Create, "pods", "m").with_subresource("binding");
+        assert_eq!(
+            admit(&logs, Some(&plain), None).unwrap_err().message,
+            r#"pods "m" is forbidden: unexpected pod subresource "binding", only 'status' and 'eviction' are allowed"#
+        );
+        let nameless = Attributes::core(
+            Operation::Create,
+            "pods",
+            "",
+            "default",
+            "m",
+            UserInfo::new("system:node:", &["system:nodes"]),
+        );
+        assert_eq!(
+            admit(&nameless, Some(&plain), None).unwrap_err().message,
+            r#"pods "m" is forbidden: could not determine node from user "system:node:""#
+        );
+    }
+
+    #[test]
+    fn claims_csinodes_and_resource_slices() {
+        let mut status =
+            node(Operation::Update, "persistentvolumeclaims", "c").with_subresource("status");
+        status.namespace = "default".into();
+        let old = json!({"metadata": {"name": "c", "resourceVersion": "5"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+                         "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}});
+        let resized = json!({"metadata": {"name": "c"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+                             "status": {"phase": "Bound", "capacity": {"storage": "2Gi"},
+                                        "conditions": [{"type": "FileSystemResizePending", "status": "True"}],
+                                        "allocatedResourceStatuses": {"storage": "NodeResizeInProgress"}}});
+        assert!(admit(&status, Some(&resized), Some(&old)).is_ok());
+        let mut relabelled = resized.clone();
+        relabelled["metadata"]["labels"] = json!({"a": "b"});
+        relabelled["status"]["phase"] = json!("Lost");
+        assert_eq!(
+            admit(&status, Some(&relabelled), Some(&old))
+                .unwrap_err()
+                .message,
+            r#"persistentvolumeclaims "c" is forbidden: node "n1" is not allowed to update fields other than status.quantity and status.conditions: metadata.labels, status.phase"#
+        );
+        let spec = node(Operation::Update, "persistentvolumeclaims", "c");
+        assert_eq!(
+            admit(&spec, Some(&old), Some(&old)).unwrap_err().message,
+            r#"persistentvolumeclaims "c" is forbidden: may only update PVC status"#
+        );
+
+        let mut csi = node(Operation::Create, "csinodes", "");
+        csi.group = "storage.k8s.io".into();
+        csi.kind = "CSINode".into();
+        assert!(admit(&csi, Some(&json!({"metadata": {"name": "n1"}})), None).is_ok());
+        assert!(
+            admit(&csi, Some(&json!({"metadata": {"name": "n2"}})), None)
+                .unwrap_err()
+                .message
+                .ends_with("can only access CSINode with the same name as the requesting node")
+        );
+        let mut slice = node(Operation::Create, "resourceslices", "s");
+        slice.group = "resource.k8s.io".into();
+        let theirs = json!({"metadata": {"name": "s"}, "spec": {"nodeName": "n2"}});
+        assert!(admit(&slice, Some(&theirs), None)
+            .unwrap_err()
+            .message
+            .ends_with(
+                "can only create ResourceSlice with the same NodeName as the requesting node"
+            ));
+        slice.operation = Operation::Delete;
+        assert!(admit(&slice, None, Some(&theirs))
+            .unwrap_err()
+            .message
+            .ends_with(
+                "can only delete ResourceSlice with the same NodeName as the requesting node"
+            ));
+        let ours = json!({"metadata": {"name": "s"}, "spec": {"nodeName": "n1"}});
+        assert!(admit(&slice, None, Some(&ours)).is_ok());
     }
 }

@@ -1,10 +1,12 @@
 //! Impersonation (`Impersonate-User`, `Impersonate-Group`, `Impersonate-Uid`,
 //! `Impersonate-Extra-*` headers, kubectl's `--as`/`--as-group`): every impersonated attribute
-//! needs the `impersonate` verb on it, as upstream's impersonation filter checks.
+//! needs the `impersonate` verb on it, as upstream's impersonation filter checks, asking the
+//! whole authorizer chain.
 
 use std::collections::BTreeMap;
 
-use super::{authorize, forbidden, Attributes, Forbidden, RbacObjects};
+use super::{forbidden, Attributes, Forbidden};
+use crate::security::authorizer::Authorize;
 use crate::security::user::{names, service_account_groups, split_service_account_username};
 use crate::security::UserInfo;
 
@@ -52,7 +54,7 @@ pub fn impersonation_checks(requester: &UserInfo, req: &ImpersonationRequest) ->
 pub fn impersonate(
     requester: &UserInfo,
     req: &ImpersonationRequest,
-    objects: &dyn RbacObjects,
+    authz: &dyn Authorize,
 ) -> Result<UserInfo, Forbidden> {
     if req.user.is_empty() {
         return Err(Forbidden {
@@ -61,7 +63,7 @@ pub fn impersonate(
         });
     }
     for attrs in impersonation_checks(requester, req) {
-        let decision = authorize(&attrs, objects);
+        let decision = authz.decide(&attrs, None);
         if !decision.allowed {
             return Err(forbidden(&attrs, &decision.reason));
         }

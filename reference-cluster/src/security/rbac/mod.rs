@@ -17,6 +17,7 @@ use super::UserInfo;
 
 mod aggregate;
 mod escalation;
+mod grants;
 mod impersonation;
 mod message;
 mod review;
@@ -24,6 +25,7 @@ mod rules;
 
 pub use aggregate::{aggregate_all, aggregated_rules};
 pub use escalation::{check_binding_escalation, check_role_escalation};
+pub use grants::{ClusterGrants, Grant, GrantsCache};
 pub use impersonation::{impersonate, impersonation_checks, ImpersonationRequest};
 pub use message::{forbidden, Forbidden};
 pub use review::{
@@ -188,6 +190,12 @@ pub trait RbacObjects {
     fn role(&self, namespace: &str, name: &str) -> Option<Arc<Role>>;
     fn cluster_role_bindings(&self) -> Vec<Arc<Binding>>;
     fn role_bindings(&self, namespace: &str) -> Vec<Arc<Binding>>;
+
+    /// Where resolved cluster-wide grants per identity are kept between requests, if the
+    /// implementation keeps them (it must then clear the cache whenever an object changes).
+    fn grants_cache(&self) -> Option<&GrantsCache> {
+        None
+    }
 }
 
 /// An in-memory index of RBAC objects, built from their JSON.
@@ -318,6 +326,14 @@ fn applies_to(user: &UserInfo, subject: &Subject, binding_namespace: &str) -> bo
     }
 }
 
+/// The first of `binding`'s subjects that `user` is (upstream `appliesTo`), if any.
+fn bound_subject<'b>(user: &UserInfo, binding: &'b Binding) -> Option<&'b Subject> {
+    binding
+        .subjects
+        .iter()
+        .find(|s| applies_to(user, s, &binding.namespace))
+}
+
 /// Resolves a binding's roleRef to the role's rules, or upstream's "not found" error text.
 fn role_ref_rules(
     objects: &dyn RbacObjects,
@@ -382,26 +398,21 @@ fn describe(binding: &Binding, subject: &Subject) -> String {
     }
 }
 
-/// Upstream `VisitRulesFor`: calls `visit(binding, subject, role)` for every role that applies
-/// to `user` in `namespace` (cluster-wide bindings first), until `visit` returns false.
-/// Resolution errors are collected in `errors`.
-fn visit_rules_for(
+/// Upstream `VisitRulesFor` for the RoleBindings of `namespace` (the cluster-wide bindings come
+/// first, from [`grants::cluster_grants`]): calls `visit(binding, subject, role)` for every role
+/// that applies to `user`, until `visit` returns false. Resolution errors go to `errors`.
+fn visit_namespace_rules(
     objects: &dyn RbacObjects,
     user: &UserInfo,
     namespace: &str,
     errors: &mut Vec<String>,
     visit: &mut dyn FnMut(&Binding, &Subject, &Role) -> bool,
 ) {
-    let mut bindings = objects.cluster_role_bindings();
-    if !namespace.is_empty() {
-        bindings.extend(objects.role_bindings(namespace));
+    if namespace.is_empty() {
+        return;
     }
-    for binding in bindings {
-        let Some(subject) = binding
-            .subjects
-            .iter()
-            .find(|s| applies_to(user, s, &binding.namespace))
-        else {
+    for binding in objects.role_bindings(namespace) {
+        let Some(subject) = bound_subject(user, &binding) else {
             continue;
         };
         match role_ref_rules(objects, &binding.role_ref, &binding.namespace) {
@@ -424,9 +435,16 @@ pub fn authorize(attrs: &Attributes, objects: &dyn RbacObjects) -> Decision {
             reason: String::new(),
         };
     }
-    let mut errors = Vec::new();
+    let cluster = grants::cluster_grants(objects, &attrs.user);
+    if let Some(grant) = cluster.grants.iter().find(|g| g.allows(attrs)) {
+        return Decision {
+            allowed: true,
+            reason: format!("RBAC: allowed by {}", grant.source),
+        };
+    }
+    let mut errors = cluster.errors.clone();
     let mut allowed_by = None;
-    visit_rules_for(
+    visit_namespace_rules(
         objects,
         &attrs.user,
         &attrs.namespace,
@@ -453,10 +471,10 @@ pub fn authorize(attrs: &Attributes, objects: &dyn RbacObjects) -> Decision {
 
 /// Upstream formats resolution errors as `RBAC: <aggregate>` (`[a, b]` for several).
 fn rbac_errors_reason(errors: &[String]) -> String {
-    match errors {
-        [] => String::new(),
-        [one] => format!("RBAC: {one}"),
-        many => format!("RBAC: [{}]", many.join(", ")),
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!("RBAC: {}", crate::security::authorizer::aggregate(errors))
     }
 }
 
@@ -468,9 +486,14 @@ pub fn rules_for(
     namespace: &str,
     objects: &dyn RbacObjects,
 ) -> (Vec<PolicyRule>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    visit_rules_for(objects, user, namespace, &mut errors, &mut |_, _, role| {
+    let cluster = grants::cluster_grants(objects, user);
+    let mut out: Vec<PolicyRule> = cluster
+        .grants
+        .iter()
+        .flat_map(|g| g.role.rules.iter().cloned())
+        .collect();
+    let mut errors = cluster.errors.clone();
+    visit_namespace_rules(objects, user, namespace, &mut errors, &mut |_, _, role| {
         out.extend(role.rules.iter().cloned());
         true
     });

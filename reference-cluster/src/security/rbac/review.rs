@@ -1,10 +1,13 @@
 //! `authorization.k8s.io/v1` reviews as request → response builders: SubjectAccessReview,
 //! SelfSubjectAccessReview, LocalSubjectAccessReview and SelfSubjectRulesReview (what `kubectl
-//! auth can-i` and `kubectl auth can-i --list` send).
+//! auth can-i` and `kubectl auth can-i --list` send). Each is answered by the authorizer chain
+//! the API server judges requests with ([`Authorize`]), so with `Node,RBAC` a review about a
+//! node identity gets the Node authorizer's answer first, as upstream's reviews do.
 
 use serde_json::{json, Map, Value};
 
-use super::{authorize, rules_for, Attributes, RbacObjects};
+use super::Attributes;
+use crate::security::authorizer::{aggregate, Authorize};
 use crate::security::UserInfo;
 
 /// A review that cannot be answered: 400 BadRequest or 422 Invalid, as upstream.
@@ -110,8 +113,35 @@ fn respond(kind: &str, review: &Value, status: Value) -> Value {
     })
 }
 
-fn access_status(attrs: &Attributes, objects: &dyn RbacObjects) -> Value {
-    let decision = authorize(attrs, objects);
+/// `resourceAttributes.fieldSelector` as a selector string the authorizers read (1.32's
+/// AuthorizeWithSelectors): `rawSelector`, or the requirements `In` one value (`key=value`) and
+/// `NotIn` one value (`key!=value`). Requirements a field selector cannot express are left
+/// out, which can only narrow what the review finds allowed, as upstream's parse errors do.
+fn field_selector_of(spec: &Value) -> Option<String> {
+    let fs = spec.pointer("/resourceAttributes/fieldSelector")?;
+    let raw = s(fs, "rawSelector");
+    if !raw.is_empty() {
+        return Some(raw.to_string());
+    }
+    let parts: Vec<String> = fs
+        .get("requirements")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|req| {
+            let values = string_list(req.get("values"));
+            let key = s(req, "key");
+            match (s(req, "operator"), values.as_slice()) {
+                ("In", [v]) if !key.is_empty() => Some(format!("{key}={v}")),
+                ("NotIn", [v]) if !key.is_empty() => Some(format!("{key}!={v}")),
+                _ => None,
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+fn access_status(attrs: &Attributes, spec: &Value, authz: &dyn Authorize) -> Value {
+    let decision = authz.decide(attrs, field_selector_of(spec).as_deref());
     let mut status = Map::new();
     status.insert("allowed".into(), json!(decision.allowed));
     if !decision.reason.is_empty() {
@@ -121,10 +151,7 @@ fn access_status(attrs: &Attributes, objects: &dyn RbacObjects) -> Value {
 }
 
 /// `SubjectAccessReview`: may the user/groups in the spec do what it describes?
-pub fn subject_access_review(
-    review: &Value,
-    objects: &dyn RbacObjects,
-) -> Result<Value, ReviewError> {
+pub fn subject_access_review(review: &Value, authz: &dyn Authorize) -> Result<Value, ReviewError> {
     let spec = spec_of(review);
     let mut errors = Vec::new();
     validate_attributes(spec, &mut errors);
@@ -151,7 +178,7 @@ pub fn subject_access_review(
     Ok(respond(
         "SubjectAccessReview",
         review,
-        access_status(&attrs, objects),
+        access_status(&attrs, spec, authz),
     ))
 }
 
@@ -159,7 +186,7 @@ pub fn subject_access_review(
 pub fn self_subject_access_review(
     review: &Value,
     user: &UserInfo,
-    objects: &dyn RbacObjects,
+    authz: &dyn Authorize,
 ) -> Result<Value, ReviewError> {
     let spec = spec_of(review);
     let mut errors = Vec::new();
@@ -171,7 +198,7 @@ pub fn self_subject_access_review(
     Ok(respond(
         "SelfSubjectAccessReview",
         review,
-        access_status(&attrs, objects),
+        access_status(&attrs, spec, authz),
     ))
 }
 
@@ -179,7 +206,7 @@ pub fn self_subject_access_review(
 pub fn local_subject_access_review(
     review: &Value,
     namespace: &str,
-    objects: &dyn RbacObjects,
+    authz: &dyn Authorize,
 ) -> Result<Value, ReviewError> {
     if namespace.is_empty() {
         return Err(bad_request("namespace is required on this type: "));
@@ -227,7 +254,7 @@ pub fn local_subject_access_review(
     if let Some(m) = with_ns.get_mut("metadata").and_then(Value::as_object_mut) {
         m.insert("namespace".into(), json!(namespace));
     }
-    let answer = subject_access_review(&with_ns, objects)?;
+    let answer = subject_access_review(&with_ns, authz)?;
     let mut answer = answer;
     answer["kind"] = json!("LocalSubjectAccessReview");
     Ok(answer)
@@ -237,13 +264,14 @@ pub fn local_subject_access_review(
 pub fn self_subject_rules_review(
     review: &Value,
     user: &UserInfo,
-    objects: &dyn RbacObjects,
+    authz: &dyn Authorize,
 ) -> Result<Value, ReviewError> {
     let namespace = s(spec_of(review), "namespace");
     if namespace.is_empty() {
         return Err(bad_request("no namespace on request"));
     }
-    let (rules, errors) = rules_for(user, namespace, objects);
+    let held = authz.rules_for(user, namespace);
+    let rules = held.rules;
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
     for rule in &rules {
@@ -268,10 +296,10 @@ pub fn self_subject_rules_review(
     let mut status = json!({
         "resourceRules": resource_rules,
         "nonResourceRules": non_resource_rules,
-        "incomplete": !errors.is_empty(),
+        "incomplete": held.incomplete,
     });
-    if !errors.is_empty() {
-        status["evaluationError"] = json!(errors.join(", "));
+    if !held.errors.is_empty() {
+        status["evaluationError"] = json!(aggregate(&held.errors));
     }
     Ok(respond("SelfSubjectRulesReview", review, status))
 }

@@ -80,13 +80,19 @@ impl PolicyRule {
 
     /// Upstream `RuleAllows`: does this rule grant the request?
     pub fn allows(&self, attrs: &Attributes) -> bool {
+        self.allows_named(attrs, |name| resource_name_matches(self, name))
+    }
+
+    /// [`Self::allows`] with the resourceNames test supplied by the caller, so a compiled rule
+    /// can answer it from an index instead of scanning a long list.
+    pub(crate) fn allows_named(&self, attrs: &Attributes, name_ok: impl Fn(&str) -> bool) -> bool {
         if !verb_matches(self, &attrs.verb) {
             return false;
         }
         if attrs.resource_request {
             api_group_matches(self, &attrs.api_group)
                 && resource_matches(self, &attrs.resource, &attrs.subresource)
-                && resource_name_matches(self, &attrs.name)
+                && name_ok(&attrs.name)
         } else {
             non_resource_url_matches(self, &attrs.path)
         }

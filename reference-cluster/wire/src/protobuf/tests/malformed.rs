@@ -6,8 +6,8 @@ use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use prost::Message;
 
 use super::{envelope, hex};
-use crate::apiserver::protobuf::decode::MAX_DEPTH;
-use crate::apiserver::protobuf::decode_request;
+use crate::protobuf::decode::MAX_DEPTH;
+use crate::protobuf::decode_request;
 
 /// `kubectl create deployment web --image=nginx --replicas=2`, as kubectl sent it.
 const DEPLOYMENT: &str = concat!(

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::hex;
-use crate::apiserver::protobuf::decode_request;
+use crate::protobuf::decode_request;
 
 fn decoded(body: &str) -> serde_json::Value {
     decode_request(&hex(body)).unwrap_or_else(|e| panic!("did not decode: {e}"))

@@ -16,8 +16,8 @@ use prost::Message;
 use serde_json::json;
 
 use super::{decode, envelope};
-use crate::apiserver::protobuf::decode::message_to_json;
-use crate::apiserver::protobuf::{decode_request, table};
+use crate::protobuf::decode::message_to_json;
+use crate::protobuf::{decode_request, table};
 
 fn s(v: &str) -> Option<String> {
     Some(v.to_string())

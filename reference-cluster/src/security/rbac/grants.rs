@@ -1,0 +1,255 @@
+//! What the cluster-wide bindings grant one identity, resolved once and reused until an RBAC
+//! object changes. Without it every request walks every ClusterRoleBinding and, for a rule with
+//! `resourceNames`, scans the names: the node fleet impersonates `system:node:<n>` for thousands
+//! of nodes through one rule naming all of them, so each impersonation check cost O(nodes).
+//! With it a check costs O(rules granted to the identity), long name lists being hash sets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{bound_subject, describe, role_ref_rules, Attributes, RbacObjects, Role};
+use crate::security::UserInfo;
+
+/// Name lists at least this long are indexed; shorter ones are cheaper to scan.
+const INDEX_NAMES_FROM: usize = 8;
+
+/// Identities remembered before the cache starts afresh. The fleet's nodes and the cluster's
+/// service accounts are far fewer; the bound only keeps a flood of one-off identities (a
+/// SubjectAccessReview per made-up user) from growing memory without end.
+const MAX_IDENTITIES: usize = 16_384;
+
+/// Per rule of a role, its `resourceNames` as a set when the list is long.
+type NameIndex = Arc<[Option<HashSet<String>>]>;
+
+/// The grants cached for one user name, one entry per set of groups.
+type ByGroups = Vec<(Vec<String>, Arc<ClusterGrants>)>;
+
+/// One ClusterRoleBinding that applies to the identity, with its role resolved.
+pub struct Grant {
+    /// Upstream's description of the binding and the matching subject, for "allowed by".
+    pub source: String,
+    pub role: Arc<Role>,
+    names: NameIndex,
+}
+
+impl Grant {
+    /// Whether any rule of the role allows the request (upstream `RuleAllows` per rule).
+    pub fn allows(&self, attrs: &Attributes) -> bool {
+        self.role
+            .rules
+            .iter()
+            .zip(self.names.iter())
+            .any(|(rule, names)| match names {
+                Some(set) => rule.allows_named(attrs, |n| set.contains(n)),
+                None => rule.allows(attrs),
+            })
+    }
+}
+
+/// Every cluster-wide grant of one identity in binding order, and the roleRefs that could not
+/// be resolved (upstream reports them when nothing allows the request).
+#[derive(Default)]
+pub struct ClusterGrants {
+    pub grants: Vec<Grant>,
+    pub errors: Vec<String>,
+}
+
+fn index_names(role: &Role) -> NameIndex {
+    role.rules
+        .iter()
+        .map(|r| {
+            (r.resource_names.len() >= INDEX_NAMES_FROM)
+                .then(|| r.resource_names.iter().cloned().collect())
+        })
+        .collect()
+}
+
+/// Resolves the ClusterRoleBindings that apply to `user`; `index` supplies each role's name
+/// index (computed, or shared between identities by the cache).
+fn resolve(
+    objects: &dyn RbacObjects,
+    user: &UserInfo,
+    index: &mut dyn FnMut(&Arc<Role>) -> NameIndex,
+) -> ClusterGrants {
+    let mut out = ClusterGrants::default();
+    for binding in objects.cluster_role_bindings() {
+        let Some(subject) = bound_subject(user, &binding) else {
+            continue;
+        };
+        match role_ref_rules(objects, &binding.role_ref, &binding.namespace) {
+            Ok(role) => out.grants.push(Grant {
+                source: describe(&binding, subject),
+                names: index(&role),
+                role,
+            }),
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+/// The cluster-wide grants of `user`, from `objects`' cache when it keeps one.
+pub(super) fn cluster_grants(objects: &dyn RbacObjects, user: &UserInfo) -> Arc<ClusterGrants> {
+    match objects.grants_cache() {
+        Some(cache) => cache.get(objects, user),
+        // Used once, an index would cost the scan it saves.
+        None => Arc::new(resolve(objects, user, &mut |r| {
+            r.rules.iter().map(|_| None).collect()
+        })),
+    }
+}
+
+/// Cluster-wide grants by identity (name and groups: all RBAC subjects match on). Whoever owns
+/// the RBAC objects must [`GrantsCache::clear`] it on every change to them, while no reader
+/// can be resolving against the old objects (under the same write lock).
+#[derive(Default)]
+pub struct GrantsCache {
+    inner: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// user name → (groups, grants); usually one entry per name.
+    by_user: HashMap<String, ByGroups>,
+    identities: usize,
+    /// Name indexes by role identity (the `Arc`'s address, kept alive by the entry), so that
+    /// thousands of identities bound to one large role share one index.
+    roles: HashMap<usize, (Arc<Role>, NameIndex)>,
+}
+
+impl GrantsCache {
+    pub fn clear(&self) {
+        *self.inner.lock() = CacheState::default();
+    }
+
+    /// How many identities are cached (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner.lock().identities
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, objects: &dyn RbacObjects, user: &UserInfo) -> Arc<ClusterGrants> {
+        let mut state = self.inner.lock();
+        if let Some(hit) = state
+            .by_user
+            .get(&user.name)
+            .and_then(|v| v.iter().find(|(g, _)| *g == user.groups))
+        {
+            return hit.1.clone();
+        }
+        if state.identities >= MAX_IDENTITIES {
+            state.by_user.clear();
+            state.identities = 0;
+        }
+        let roles = &mut state.roles;
+        let grants = Arc::new(resolve(objects, user, &mut |role| {
+            let key = Arc::as_ptr(role) as usize;
+            roles
+                .entry(key)
+                .or_insert_with(|| (role.clone(), index_names(role)))
+                .1
+                .clone()
+        }));
+        state
+            .by_user
+            .entry(user.name.clone())
+            .or_default()
+            .push((user.groups.clone(), grants.clone()));
+        state.identities += 1;
+        grants
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::security::rbac::{authorize, RbacSnapshot};
+
+    /// A snapshot with a grants cache, as the API server's index has.
+    struct Cached(RbacSnapshot, GrantsCache);
+
+    impl RbacObjects for Cached {
+        fn cluster_role(&self, name: &str) -> Option<Arc<Role>> {
+            self.0.cluster_role(name)
+        }
+        fn role(&self, namespace: &str, name: &str) -> Option<Arc<Role>> {
+            self.0.role(namespace, name)
+        }
+        fn cluster_role_bindings(&self) -> Vec<Arc<super::super::Binding>> {
+            self.0.cluster_role_bindings()
+        }
+        fn role_bindings(&self, namespace: &str) -> Vec<Arc<super::super::Binding>> {
+            self.0.role_bindings(namespace)
+        }
+        fn grants_cache(&self) -> Option<&GrantsCache> {
+            Some(&self.1)
+        }
+    }
+
+    fn fleet_world(nodes: usize) -> Vec<serde_json::Value> {
+        let users: Vec<String> = (0..nodes).map(|i| format!("system:node:n{i}")).collect();
+        vec![
+            json!({"kind": "ClusterRole", "metadata": {"name": "fleet"}, "rules": [
+                {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"], "resourceNames": users},
+                {"apiGroups": [""], "resources": ["groups"], "verbs": ["impersonate"], "resourceNames": ["system:nodes"]}
+            ]}),
+            json!({"kind": "ClusterRoleBinding", "metadata": {"name": "fleet"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "fleet"},
+                   "subjects": [{"kind": "User", "name": "fleet"}]}),
+            json!({"kind": "ClusterRoleBinding", "metadata": {"name": "dangling"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "gone"},
+                   "subjects": [{"kind": "User", "name": "fleet"}]}),
+        ]
+    }
+
+    #[test]
+    fn cached_grants_answer_as_the_plain_walk() {
+        let (snap, _) = RbacSnapshot::from_objects(&fleet_world(50));
+        let cached = Cached(snap.clone(), GrantsCache::default());
+        let fleet = UserInfo::new("fleet", &["system:authenticated"]);
+        let ask = |name: &str, resource: &str| {
+            Attributes::resource(fleet.clone(), "impersonate", "", resource, "", name)
+        };
+        for (name, resource) in [
+            ("system:node:n0", "users"),
+            ("system:node:n49", "users"),
+            ("system:node:n50", "users"),
+            ("", "users"),
+            ("system:nodes", "groups"),
+            ("system:masters", "groups"),
+        ] {
+            let a = ask(name, resource);
+            assert_eq!(authorize(&a, &snap), authorize(&a, &cached), "{name}");
+        }
+        let yes = authorize(&ask("system:node:n7", "users"), &cached);
+        assert_eq!(
+            yes.reason,
+            r#"RBAC: allowed by ClusterRoleBinding "fleet" of ClusterRole "fleet" to User "fleet""#
+        );
+        let no = authorize(&ask("system:node:n99", "users"), &cached);
+        assert_eq!(
+            (no.allowed, no.reason.as_str()),
+            (
+                false,
+                r#"RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found"#
+            )
+        );
+        assert_eq!(cached.1.len(), 1, "one identity asked, one entry");
+        // Another group set is another identity.
+        let other = UserInfo::new("fleet", &[]);
+        authorize(
+            &Attributes::resource(other, "impersonate", "", "users", "", "system:node:n1"),
+            &cached,
+        );
+        assert_eq!(cached.1.len(), 2);
+        cached.1.clear();
+        assert!(cached.1.is_empty());
+    }
+}
