@@ -179,7 +179,8 @@ Feature: Real processes on the node
         - name: app
           image: busybox:1.36
           # tail keeps the last lines of /dev/zero, which has no line ends: it grows until killed.
-          command: ["sh", "-c", "echo allocating; tail /dev/zero"]
+          # The address-space cap (far above the limit) stops it on a node that enforces no limit.
+          command: ["sh", "-c", "ulimit -v 262144; echo allocating; tail /dev/zero"]
           resources:
             limits:
               memory: 32Mi
