@@ -3,6 +3,7 @@
 //! volumes bound at their `mountPath` (when the host allows), or joining a running
 //! container's namespaces (exec, exec probes and hooks).
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -111,13 +112,25 @@ struct PreparedMount {
     read_only: bool,
 }
 
+/// Host paths made as mount targets, with how many containers use each: one container's end
+/// must not remove a target another is about to mount (a restart of the same container, or
+/// another pod mounting the same path).
+static MADE: std::sync::LazyLock<parking_lot::Mutex<HashMap<PathBuf, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// Creates missing mount targets on the host (directories, or empty files for file sources);
-/// returns what it created so it can be removed again.
+/// returns what it made or shares with other containers, for [`remove_targets`].
 pub fn make_targets(mounts: &[Mount]) -> Vec<PathBuf> {
+    let mut made = MADE.lock();
     let mut created = Vec::new();
     for m in mounts {
         let t = Path::new(&m.target);
         if t.exists() {
+            created.extend(
+                t.ancestors()
+                    .filter(|p| made.contains_key(*p))
+                    .map(Path::to_path_buf),
+            );
             continue;
         }
         let mut missing = Vec::new();
@@ -140,12 +153,24 @@ pub fn make_targets(mounts: &[Mount]) -> Vec<PathBuf> {
             created.extend(missing);
         }
     }
+    for p in &created {
+        *made.entry(p.clone()).or_insert(0) += 1;
+    }
     created
 }
 
-/// Removes what [`make_targets`] created, deepest first, if still empty.
+/// Removes what [`make_targets`] made, deepest first, once no container uses it and it is
+/// still empty.
 pub fn remove_targets(created: &[PathBuf]) {
+    let mut made = MADE.lock();
     for p in created {
+        if let Some(n) = made.get_mut(p) {
+            *n -= 1;
+            if *n > 0 {
+                continue;
+            }
+            made.remove(p);
+        }
         if p.is_dir() {
             let _ = std::fs::remove_dir(p);
         } else if std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
