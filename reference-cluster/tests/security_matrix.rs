@@ -378,3 +378,181 @@ fn node_rules_review_is_incomplete_as_upstream() {
     assert_eq!(out["status"]["incomplete"], false);
     assert!(out["status"].get("evaluationError").is_none());
 }
+
+/// RBAC writes judged as the API server judges them: `escalate`/`bind` asked of its whole chain
+/// (`Node,RBAC` after the privileged groups), else the writer must hold the rules (resolved by
+/// RBAC alone, as upstream's registry does).
+#[test]
+fn escalation_cells_ask_the_authorizer_chain() {
+    use kubeproof_refcluster::apiserver::authz::Authorizer;
+    use kubeproof_refcluster::apiserver::AuthorizationMode;
+    use kubeproof_refcluster::security::rbac::{check_binding_escalation, check_role_escalation};
+    let rbac = "rbac.authorization.k8s.io";
+    let mut objects = pod_reader_objects();
+    objects.extend([
+        json!({"kind": "RoleBinding", "metadata": {"name": "viewers", "namespace": "production"},
+               "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "view"},
+               "subjects": [{"kind": "User", "name": "viola", "apiGroup": rbac}]}),
+        json!({"kind": "Role", "metadata": {"name": "escalator", "namespace": "production"},
+               "rules": [{"apiGroups": [rbac], "resources": ["roles"], "verbs": ["escalate"]}]}),
+        json!({"kind": "RoleBinding", "metadata": {"name": "erin-escalates", "namespace": "production"},
+               "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "escalator"},
+               "subjects": [{"kind": "User", "name": "erin", "apiGroup": rbac}]}),
+        json!({"kind": "Role", "metadata": {"name": "admin-binder", "namespace": "production"},
+               "rules": [{"apiGroups": [rbac], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["admin"]}]}),
+        json!({"kind": "RoleBinding", "metadata": {"name": "bob-binds", "namespace": "production"},
+               "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "admin-binder"},
+               "subjects": [{"kind": "User", "name": "bob", "apiGroup": rbac}]}),
+    ]);
+    let (snap, errors) = RbacSnapshot::from_objects(&objects);
+    assert!(errors.is_empty(), "{errors:?}");
+    let authz = Authorizer::new(&[AuthorizationMode::Node, AuthorizationMode::Rbac]);
+    let keyed: Vec<(String, Value)> = objects
+        .iter()
+        .map(|o| {
+            let plural = match o["kind"].as_str().unwrap() {
+                "ClusterRole" => "clusterroles",
+                "ClusterRoleBinding" => "clusterrolebindings",
+                "Role" => "roles",
+                _ => "rolebindings",
+            };
+            let ns = o["metadata"]["namespace"]
+                .as_str()
+                .map(|n| format!("{n}/"))
+                .unwrap_or_default();
+            let name = o["metadata"]["name"].as_str().unwrap();
+            (format!("/registry/{plural}/{ns}{name}"), o.clone())
+        })
+        .collect();
+    authz.rbac.reset(&keyed, 1);
+    let authed = |name: &str, groups: &[&str]| {
+        let mut g = groups.to_vec();
+        g.push("system:authenticated");
+        UserInfo::new(name, &g)
+    };
+    let admin = authed("kubernetes-admin", &["system:masters"]);
+    let viola = authed("viola", &[]);
+    let erin = authed("erin", &[]);
+    let bob = authed("bob", &[]);
+    let n1 = node_identity("n1");
+    let pods_reader =
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]);
+    let secrets_reader = json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]);
+    let role = |ns: &str, rules: &Value| json!({"kind": "Role", "metadata": {"name": "r", "namespace": ns}, "rules": rules});
+    let binding = |ns: &str, kind: &str, name: &str| {
+        json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": ns},
+               "roleRef": {"apiGroup": rbac, "kind": kind, "name": name},
+               "subjects": [{"kind": "User", "name": "someone", "apiGroup": rbac}]})
+    };
+    enum Write {
+        /// Create a Role with these rules in a namespace.
+        Role(&'static str, Value),
+        /// Create a RoleBinding in a namespace to a role of this kind and name.
+        Bind(&'static str, &'static str, &'static str),
+    }
+    use Write::{Bind, Role};
+    let cells: Vec<(&UserInfo, &str, Write, bool)> = vec![
+        (
+            &admin,
+            "admin creates any role",
+            Role("default", secrets_reader.clone()),
+            true,
+        ),
+        (
+            &admin,
+            "admin binds admin",
+            Bind("default", "ClusterRole", "admin"),
+            true,
+        ),
+        (
+            &viola,
+            "view holder creates a pod-reading role",
+            Role("production", pods_reader.clone()),
+            true,
+        ),
+        (
+            &viola,
+            "view holder creates a secret-reading role",
+            Role("production", secrets_reader.clone()),
+            false,
+        ),
+        (
+            &viola,
+            "view holder creates a role where she holds nothing",
+            Role("default", pods_reader.clone()),
+            false,
+        ),
+        (
+            &viola,
+            "view holder binds pod-reader",
+            Bind("production", "Role", "pod-reader"),
+            true,
+        ),
+        (
+            &viola,
+            "view holder binds admin",
+            Bind("production", "ClusterRole", "admin"),
+            false,
+        ),
+        (
+            &erin,
+            "escalate on roles there",
+            Role("production", secrets_reader.clone()),
+            true,
+        ),
+        (
+            &erin,
+            "escalate only in its namespace",
+            Role("default", secrets_reader.clone()),
+            false,
+        ),
+        (
+            &bob,
+            "bind on that cluster role by name",
+            Bind("production", "ClusterRole", "admin"),
+            true,
+        ),
+        (
+            &bob,
+            "bind only in its namespace",
+            Bind("default", "ClusterRole", "admin"),
+            false,
+        ),
+        (
+            &bob,
+            "bind only that cluster role",
+            Bind("production", "ClusterRole", "edit"),
+            false,
+        ),
+        // The Node authorizer lets n1 read pods bound to it, but grants neither `escalate` nor
+        // `bind`, and rules are resolved by RBAC alone: a node cannot pass its access on.
+        (
+            &n1,
+            "node creates a pod-reading role",
+            Role("production", pods_reader.clone()),
+            false,
+        ),
+        (
+            &n1,
+            "node binds pod-reader",
+            Bind("production", "Role", "pod-reader"),
+            false,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (user, label, write, allowed) in &cells {
+        let got = match write {
+            Role(ns, rules) => {
+                check_role_escalation(&authz, user, ns, "", &role(ns, rules), None, &snap).is_ok()
+            }
+            Bind(ns, kind, name) => {
+                check_binding_escalation(&authz, user, &binding(ns, kind, name), None, &snap)
+                    .is_ok()
+            }
+        };
+        if got != *allowed {
+            wrong.push(format!("{label} ({}): want allowed={allowed}", user.name));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -245,3 +245,56 @@ async fn nodes_reach_only_what_their_pods_use() {
         .any(|c| c["type"] == "Ready" && c["status"] == "True"));
     cluster.shutdown().await;
 }
+
+/// NodeRestriction's mirror pods over HTTPS: the single controller owner must be the node's
+/// own Node by UID as stored (upstream reads the Node); a node without a Node object gets the
+/// lookup's 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mirror_pods_name_their_node_by_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ClusterConfig {
+        store: StoreConfig::Memory,
+        ..ClusterConfig::with_components_for_tests(dir.path(), 1)
+    };
+    let cluster = kubeproof_refcluster::cluster::RunningCluster::start(cfg)
+        .await
+        .expect("cluster starts");
+    let admin =
+        client_from_kubeconfig(&std::fs::read_to_string(cluster.kubeconfig_path()).unwrap()).await;
+    let registered = eventually(30, || async {
+        admin.get("/api/v1/nodes/node-0").await.code == 200
+    })
+    .await;
+    assert!(registered, "node-0 never registered");
+    let uid = admin.get("/api/v1/nodes/node-0").await.body["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mirror = |name: &str, node: &str, owner_uid: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "annotations": {"kubernetes.io/config.mirror": "hash"},
+                            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node,
+                                                 "uid": owner_uid, "controller": true}]},
+               "spec": {"nodeName": node,
+                        "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}})
+    };
+    let node0 = as_user(&cluster, "system:node:node-0", &["system:nodes"]).await;
+    let uri = "/api/v1/namespaces/default/pods";
+    let ok = node0.post(uri, &mirror("static-web", "node-0", &uid)).await;
+    assert_eq!(ok.code, 201, "{:?}", ok.body);
+    let stale = node0
+        .post(uri, &mirror("stale-web", "node-0", "stale"))
+        .await;
+    assert_eq!(stale.code, 403, "{:?}", stale.body);
+    assert_eq!(
+        stale.message(),
+        format!(
+            r#"pods "stale-web" is forbidden: node node-0 UID mismatch: expected stale got {uid}"#
+        )
+    );
+    let ghost = as_user(&cluster, "system:node:ghost", &["system:nodes"]).await;
+    let missing = ghost.post(uri, &mirror("ghost-web", "ghost", "u")).await;
+    assert_eq!(missing.code, 404, "{:?}", missing.body);
+    assert_eq!(missing.message(), r#"nodes "ghost" not found"#);
+    cluster.shutdown().await;
+}

@@ -19,6 +19,8 @@ pub struct ClusterArgs {
     command: ClusterCommand,
 }
 
+// One value per process, parsed once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Run the cluster in the foreground until Ctrl-C (SIGINT) or SIGTERM.
@@ -41,6 +43,16 @@ pub struct UpArgs {
     /// <data-dir>/nodes/pods).
     #[arg(long, value_enum, default_value_t = Runtime::Sim)]
     pub runtime: Runtime,
+    /// With `--runtime process`: a YAML image table whose rows map images to root file
+    /// systems (directories), busybox or host executables, in front of the built-in rows
+    /// (format in PROCESS.md, "Image table").
+    #[arg(long, value_name = "FILE")]
+    pub image_table: Option<PathBuf>,
+    /// The pods' address range (default 127.244.0.0/16). With `--runtime process` the range is
+    /// claimed host-wide and starting fails while another cluster holds it; without this
+    /// flag each process-runtime cluster claims a free block (PROCESS.md, "Pod addresses").
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr: Option<String>,
     /// Run only the API server and its built-in loops: no scheduler, controller-manager or
     /// node agents (the nodes are then bare Node objects).
     #[arg(long)]
@@ -180,7 +192,24 @@ impl UpArgs {
         if self.runtime == Runtime::Process {
             if let Some(fleet) = components.fleet.as_mut() {
                 // Pod directories, logs and busybox applets live with the cluster's state.
-                fleet.process = Some(ProcessConfig::new(self.data_dir.join("nodes")));
+                let mut process = ProcessConfig::new(self.data_dir.join("nodes"));
+                if let Some(path) = &self.image_table {
+                    process.images = process.images.with_file(path).map_err(anyhow::Error::msg)?;
+                }
+                process.pod_cidr_fixed = self.pod_cidr.is_some();
+                fleet.process = Some(process);
+            }
+        } else if self.image_table.is_some() {
+            anyhow::bail!(
+                "--image-table maps images for the process runtime; add --runtime process or drop it"
+            );
+        }
+        if let Some(cidr) = &self.pod_cidr {
+            let cidr = kubeproof_refcluster::node::ipam::Cidr::parse(cidr).map_err(|e| {
+                anyhow::anyhow!("--pod-cidr {cidr}: {e}; give an IPv4 range such as 127.50.0.0/16")
+            })?;
+            if let Some(fleet) = components.fleet.as_mut() {
+                fleet.cluster_cidr = cidr;
             }
         }
         if let Some(path) = &self.scheduler_config {
@@ -536,6 +565,54 @@ mod tests {
             .unwrap()
             .process
             .is_none());
+    }
+
+    #[test]
+    fn image_tables_and_pod_cidrs_reach_the_process_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("images.yaml");
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        std::fs::write(&table, "images: [{image: example.com/app, rootfs: root}]\n").unwrap();
+        let up = |argv: &[&str]| {
+            let mut all = vec!["cluster", "up"];
+            all.extend_from_slice(argv);
+            match Cli::try_parse_from(all).unwrap().command {
+                ClusterCommand::Up(up) => up.config(),
+                _ => panic!("not up"),
+            }
+        };
+        let t = table.to_str().unwrap();
+        let cfg = up(&[
+            "--runtime",
+            "process",
+            "--image-table",
+            t,
+            "--pod-cidr",
+            "127.50.0.0/16",
+        ])
+        .unwrap();
+        let fleet = cfg.components.fleet.unwrap();
+        assert_eq!(fleet.cluster_cidr.to_string(), "127.50.0.0/16");
+        let process = fleet.process.unwrap();
+        assert!(process.pod_cidr_fixed);
+        assert_eq!(
+            process.images.rules[0].repository, "example.com/app",
+            "the file's rows come first"
+        );
+        let err = up(&["--image-table", t]).unwrap_err().to_string();
+        assert!(err.contains("--runtime process"), "{err}");
+        let err = up(&["--pod-cidr", "127.50.0.1/16"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--pod-cidr 127.50.0.1/16") && err.contains("host bits"),
+            "{err}"
+        );
+        std::fs::write(&table, "images: [{image: x}]\n").unwrap();
+        let err = up(&["--runtime", "process", "--image-table", t])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(t) && err.contains("row 1 (image x)"), "{err}");
     }
 
     #[test]

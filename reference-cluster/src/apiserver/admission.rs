@@ -84,6 +84,7 @@ pub struct Admission {
     enabled: BTreeSet<String>,
     pub pod_security: pod_security::Config,
     pub webhooks: super::webhooks::WebhookCache,
+    pub(crate) policies: super::policy_admission::CompiledPolicies,
 }
 
 impl Admission {
@@ -111,6 +112,7 @@ impl Admission {
             enabled,
             pod_security,
             webhooks: Default::default(),
+            policies: Default::default(),
         })
     }
 
@@ -120,6 +122,7 @@ impl Admission {
             enabled: BTreeSet::new(),
             pod_security: pod_security::Config::default(),
             webhooks: Default::default(),
+            policies: Default::default(),
         }
     }
 
@@ -187,6 +190,16 @@ impl<'a> AdmissionCall<'a> {
             warnings,
             namespace: OnceCell::new(),
         }
+    }
+
+    /// Starts with the Namespace object the caller has already read for this request (the
+    /// registry does, to refuse creates in missing or terminating namespaces), so that the
+    /// plugins do not read and decode it again.
+    pub fn with_namespace(self, namespace: Option<Value>) -> Self {
+        if let Some(ns) = namespace.filter(|_| !self.attrs.namespace.is_empty()) {
+            let _ = self.namespace.set(Some(ns));
+        }
+        self
     }
 
     fn record(&self, outcome: Outcome) {
@@ -279,6 +292,19 @@ impl ApiServer {
         None
     }
 
+    /// The Node named `name`, for NodeRestriction's check of a mirror pod's owner.
+    async fn own_node(&self, name: &str) -> node_restriction::NodeLookup {
+        use node_restriction::NodeLookup;
+        let Some(info) = self.catalog.get("", "v1", "nodes") else {
+            return NodeLookup::Failed("the nodes resource is not served".into());
+        };
+        match self.get_object(&info, None, name).await {
+            Ok(node) => NodeLookup::Found(node),
+            Err(e) if e.code == 404 => NodeLookup::NotFound,
+            Err(e) => NodeLookup::Failed(e.message),
+        }
+    }
+
     /// The mutating half of the chain. `object` is the new object (none for deletes), `old`
     /// the current one (updates, deletes) or the object a subresource request acts on.
     pub async fn admit_mutating(
@@ -304,8 +330,14 @@ impl ApiServer {
                 call.record(outcome);
             }
         }
-        if chain.on(NODE_RESTRICTION) && a.user.node_name().is_some() {
-            node_restriction::admit(a, object.as_deref(), old).map_err(rejected)?;
+        if let Some(node) = a.user.node_name().filter(|_| chain.on(NODE_RESTRICTION)) {
+            // A mirror pod's owner must carry the stored Node's UID.
+            let own_node = if call.is_pod_create() {
+                self.own_node(node).await
+            } else {
+                node_restriction::NodeLookup::NotNeeded
+            };
+            node_restriction::admit(a, object.as_deref(), old, &own_node).map_err(rejected)?;
         }
         if let Some(obj) = object {
             if chain.on(PRIORITY) && call.is_pod_create() {
@@ -536,6 +568,40 @@ impl ApiServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_read_by_the_registry_is_not_read_again() {
+        let catalog = crate::resources::Catalog::builtin();
+        let requester = Requester::new(UserInfo::default());
+        let warnings = Mutex::new(Vec::new());
+        let call = |plural: &str, ns: Option<&str>| {
+            let info = catalog.get("", "v1", plural).expect("built-in resource");
+            AdmissionCall::new(
+                &info,
+                ns,
+                "x",
+                None,
+                None,
+                Operation::Create,
+                false,
+                &requester,
+                &warnings,
+            )
+        };
+        let ns = serde_json::json!({"metadata": {"name": "team-a"}});
+        let seeded = call("configmaps", Some("team-a")).with_namespace(Some(ns.clone()));
+        assert_eq!(seeded.namespace.get(), Some(&Some(ns.clone())));
+        let cluster_scoped = call("nodes", None).with_namespace(Some(ns));
+        assert!(
+            cluster_scoped.namespace.get().is_none(),
+            "a cluster-scoped write has no namespace to remember"
+        );
+        assert!(call("configmaps", Some("team-a"))
+            .with_namespace(None)
+            .namespace
+            .get()
+            .is_none());
+    }
 
     #[test]
     fn plugins_are_upstreams_defaults_plus_and_minus_the_flags() {

@@ -362,7 +362,7 @@ pub fn parse(obj: &Value, front_proxy: Option<&FrontProxy>) -> Option<Registered
 
 /// Accepts any server certificate: `insecureSkipTLSVerify: true`.
 #[derive(Debug)]
-struct SkipVerification(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct SkipVerification(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for SkipVerification {
     fn verify_server_cert(

@@ -246,7 +246,30 @@ impl Authorizer {
             .modes
             .contains(&AuthorizationMode::Rbac)
             .then(|| self.rbac.read());
-        let rbac_authz = rbac_objects.as_ref().map(|o| RbacAuthorizer(&**o));
+        self.with_chain_over(rbac_objects.as_deref(), f)
+    }
+
+    /// Runs `f` with the chain and the RBAC objects under one read of the RBAC cache: the RBAC
+    /// escalation checks ask the chain for `escalate`/`bind` and then resolve rules from the
+    /// same objects (a second read while a writer waits would deadlock the fair lock).
+    pub(crate) fn with_chain_and_rbac<R>(
+        &self,
+        f: impl FnOnce(&dyn Authorize, &dyn RbacObjects) -> R,
+    ) -> R {
+        let objects = self.rbac.read();
+        let rbac = self
+            .modes
+            .contains(&AuthorizationMode::Rbac)
+            .then_some(&*objects);
+        self.with_chain_over(rbac, |members| f(&chain::Chain(members), &*objects))
+    }
+
+    fn with_chain_over<R>(
+        &self,
+        rbac_objects: Option<&RbacIndex>,
+        f: impl FnOnce(&[&dyn Authorize]) -> R,
+    ) -> R {
+        let rbac_authz = rbac_objects.map(|o| RbacAuthorizer(o));
         let node_authz = NodeAuthorizer {
             graph: &self.node_graph,
             rules: &self.node_rules,
@@ -358,26 +381,36 @@ impl super::ApiServer {
         if !self.security.authz.uses_rbac() || info.group != rbac::GROUP || info.custom.is_some() {
             return Ok(());
         }
-        let objects = self.security.authz.rbac.read();
-        let objects: &dyn RbacObjects = &*objects;
         let user = &requester.user;
-        let checked = match info.plural.as_str() {
-            "roles" => rbac::check_role_escalation(
-                user,
-                namespace.unwrap_or_default(),
-                request_name,
-                obj,
-                old,
-                objects,
-            ),
-            "clusterroles" => {
-                rbac::check_role_escalation(user, "", request_name, obj, old, objects)
-            }
-            "rolebindings" | "clusterrolebindings" => {
-                rbac::check_binding_escalation(user, obj, old, objects)
-            }
-            _ => Ok(()),
-        };
+        // `escalate` and `bind` are asked of the same chain as the request itself (upstream
+        // passes the API server's authorizer to the RBAC registry).
+        let checked =
+            self.security
+                .authz
+                .with_chain_and_rbac(|authz, objects| match info.plural.as_str() {
+                    "roles" => rbac::check_role_escalation(
+                        authz,
+                        user,
+                        namespace.unwrap_or_default(),
+                        request_name,
+                        obj,
+                        old,
+                        objects,
+                    ),
+                    "clusterroles" => rbac::check_role_escalation(
+                        authz,
+                        user,
+                        "",
+                        request_name,
+                        obj,
+                        old,
+                        objects,
+                    ),
+                    "rolebindings" | "clusterrolebindings" => {
+                        rbac::check_binding_escalation(authz, user, obj, old, objects)
+                    }
+                    _ => Ok(()),
+                });
         checked.map_err(|f| ApiError {
             code: 403,
             reason: "Forbidden",

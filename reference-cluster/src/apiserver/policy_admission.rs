@@ -4,13 +4,15 @@
 //! validating webhooks, as upstream orders them. Deny bindings reject, Warn bindings add
 //! warnings; Audit is recorded by nothing here yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::admission::AdmissionCall;
 use super::{ApiError, ApiResult, ApiServer};
-use crate::cel::policy::{self, FailurePolicy, PolicyInput, PolicyOutcome};
+use crate::cel::policy::{self, CompiledPolicy, FailurePolicy, PolicyInput, PolicyOutcome};
 use crate::security::admission::Attributes;
 use crate::security::webhook::Webhook;
 
@@ -109,6 +111,50 @@ fn actions(binding: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The uid and resourceVersion a policy was compiled at, and the result (`None`: an
+/// expression does not compile, which skips the policy as before).
+type Compiled = (String, Option<Arc<CompiledPolicy>>);
+
+/// Policies compiled once per version rather than on every write they judge, as upstream's
+/// policy source compiles each policy when its informer delivers it.
+#[derive(Default)]
+pub struct CompiledPolicies {
+    by_name: Mutex<HashMap<String, Compiled>>,
+}
+
+impl CompiledPolicies {
+    /// `policy` compiled, reusing the last compilation while its uid and resourceVersion are
+    /// unchanged (any write to a policy changes its resourceVersion).
+    pub fn get(&self, policy: &Value) -> Option<Arc<CompiledPolicy>> {
+        let meta = |f: &str| {
+            policy
+                .pointer(&format!("/metadata/{f}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let name = meta("name");
+        let version = format!("{}/{}", meta("uid"), meta("resourceVersion"));
+        if let Some((seen, compiled)) = self.by_name.lock().get(name) {
+            if *seen == version {
+                return compiled.clone();
+            }
+        }
+        let compiled = policy::compile_policy(policy).ok().map(Arc::new);
+        self.by_name
+            .lock()
+            .insert(name.to_string(), (version, compiled.clone()));
+        compiled
+    }
+
+    /// Forgets the policies that no longer exist.
+    pub fn retain(&self, names: &BTreeMap<String, Value>) {
+        let mut by_name = self.by_name.lock();
+        if by_name.len() > names.len() {
+            by_name.retain(|name, _| names.contains_key(name));
+        }
+    }
+}
+
 impl ApiServer {
     /// Runs the bound ValidatingAdmissionPolicies over a write.
     pub(super) async fn admit_policies(
@@ -139,6 +185,8 @@ impl ApiServer {
                 Some((name, p))
             })
             .collect();
+        let compiled_policies = &self.security.admission.policies;
+        compiled_policies.retain(&policies);
         let request = request_json(a);
         for binding in &bindings {
             let Some(policy_obj) = binding
@@ -160,7 +208,7 @@ impl ApiServer {
             }
             // Policies with params are not supported: upstream denies when the params of a
             // binding cannot be found, which is what every such binding looks like here.
-            let Ok(compiled) = policy::compile_policy(policy_obj) else {
+            let Some(compiled) = compiled_policies.get(policy_obj) else {
                 continue;
             };
             let binding_name = binding
@@ -282,6 +330,51 @@ mod tests {
             None,
             &labels("team-a")
         ));
+    }
+
+    fn policy(uid: &str, rv: &str, expression: &str) -> Value {
+        json!({
+            "metadata": {"name": "replicas", "uid": uid, "resourceVersion": rv},
+            "spec": {"validations": [{"expression": expression}]},
+        })
+    }
+
+    #[test]
+    fn a_policy_is_compiled_again_only_when_it_changes() {
+        let cache = CompiledPolicies::default();
+        let first = cache.get(&policy("u1", "5", "true")).expect("compiles");
+        let again = cache.get(&policy("u1", "5", "true")).expect("compiles");
+        assert!(Arc::ptr_eq(&first, &again), "same version: reused");
+        let updated = cache.get(&policy("u1", "6", "false")).expect("compiles");
+        assert!(
+            !Arc::ptr_eq(&first, &updated),
+            "new resourceVersion: recompiled"
+        );
+        let input = PolicyInput {
+            object: None,
+            old_object: None,
+            request: &json!({}),
+            params: None,
+            namespace_object: None,
+        };
+        assert!(
+            matches!(updated.evaluate(&input)[..], [PolicyOutcome::Deny { .. }]),
+            "the update's expression is the one evaluated"
+        );
+        let recreated = cache.get(&policy("u2", "6", "false")).expect("compiles");
+        assert!(
+            !Arc::ptr_eq(&updated, &recreated),
+            "deleted and created again under the same name: recompiled"
+        );
+        assert!(
+            cache.get(&policy("u2", "7", "(")).is_none(),
+            "does not compile"
+        );
+        cache.retain(&BTreeMap::new());
+        assert!(
+            cache.by_name.lock().is_empty(),
+            "deleted policies are forgotten"
+        );
     }
 
     #[test]

@@ -320,6 +320,41 @@ impl ApiServer {
         object::to_stored(&self.strategy(info).to_storage_version(obj.clone()))
     }
 
+    /// [`ApiServer::encode`] for an object the caller is done with. When the resource is
+    /// stored as served, the object comes back too (without its resourceVersion), so that
+    /// [`ApiServer::written`] can serve it without parsing the stored bytes again: the write
+    /// path of every pod create and binding would otherwise decode what it just encoded.
+    pub fn encode_owned(&self, info: &ResourceInfo, obj: Value) -> (bytes::Bytes, Option<Value>) {
+        let strategy = self.strategy(info);
+        if !strategy.stores_served_version() {
+            return (object::to_stored(&strategy.to_storage_version(obj)), None);
+        }
+        let mut obj = obj;
+        // The same removal `to_stored` makes, so the kept object has the key order that
+        // decoding the stored bytes would give.
+        meta_mut(&mut obj).remove("resourceVersion");
+        let bytes = serde_json::to_vec(&obj).expect("JSON values always serialise");
+        (bytes::Bytes::from(bytes), Some(obj))
+    }
+
+    /// The object just written as `kv`: the kept one from [`ApiServer::encode_owned`] with its
+    /// new resourceVersion (what [`ApiServer::decode`] of `kv` would return), else decoded.
+    pub fn written(
+        &self,
+        info: &ResourceInfo,
+        kept: Option<Value>,
+        kv: &crate::store::KeyValue,
+    ) -> ApiResult<Value> {
+        match kept {
+            Some(mut obj) => {
+                meta_mut(&mut obj)
+                    .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                Ok(obj)
+            }
+            None => self.decode(info, kv),
+        }
+    }
+
     pub async fn get_object(
         &self,
         info: &ResourceInfo,
@@ -391,14 +426,16 @@ impl ApiServer {
         reject_invalid(info, obj, strategy.validate(obj, old))
     }
 
+    /// Refuses a create in a missing or terminating namespace; returns the namespace read,
+    /// which admission then need not read and decode again.
     async fn check_namespace_for_create(
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
         name: &str,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Option<Value>> {
         let Some(ns) = ns.filter(|_| info.namespaced) else {
-            return Ok(());
+            return Ok(None);
         };
         let ns_info = self
             .catalog
@@ -406,14 +443,14 @@ impl ApiServer {
             .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
         match self.store.get(&ns_info.key(None, ns)).await {
             Ok(Some(kv)) => {
-                let nso = object::from_stored(&kv)?;
+                let nso = self.decode(&ns_info, &kv)?;
                 if object::is_deleting(&nso) {
                     return Err(ApiError::forbidden(format!(
                         "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                         info.qualified_resource(),
                     )));
                 }
-                Ok(())
+                Ok(Some(nso))
             }
             Ok(None) => Err(ApiError::new(
                 404,
@@ -488,7 +525,8 @@ impl ApiServer {
             ));
         }
         self.check_fields(info, &mut obj, opts)?;
-        self.check_namespace_for_create(info, ns, object::name(&obj))
+        let namespace = self
+            .check_namespace_for_create(info, ns, object::name(&obj))
             .await?;
         let strategy = self.strategy(info);
         strategy.default(&mut obj);
@@ -505,6 +543,7 @@ impl ApiServer {
                 r,
                 &opts.warnings,
             )
+            .with_namespace(namespace)
         });
         if let Some(call) = &call {
             self.admit_mutating(call, Some(&mut obj), None).await?;
@@ -545,12 +584,13 @@ impl ApiServer {
             }
             return Ok(obj);
         }
+        let (bytes, kept) = self.encode_owned(info, obj);
         let kv = self
             .store
-            .create(&info.key(ns, &name), self.encode(info, &obj))
+            .create(&info.key(ns, &name), bytes)
             .await
             .map_err(|e| ApiError::from_store(e, info, &name))?;
-        let created = self.decode(info, &kv)?;
+        let created = self.written(info, kept, &kv)?;
         super::hooks::after_write(self, info, None, Some(&created)).await;
         Ok(created)
     }
@@ -831,7 +871,7 @@ impl ApiServer {
             };
             // Fields clients may not change.
             {
-                let om = meta(&old).clone();
+                let om = meta(&old);
                 let m = meta_mut(&mut new);
                 for f in [
                     "uid",
@@ -909,20 +949,17 @@ impl ApiServer {
                     Err(e) => return Err(ApiError::from_store(e, info, name)),
                 }
             }
-            let mut old_cmp = old.clone();
-            meta_mut(&mut old_cmp).remove("resourceVersion");
-            let mut new_cmp = new.clone();
-            meta_mut(&mut new_cmp).remove("resourceVersion");
-            if strip_managed_time(&old_cmp) == strip_managed_time(&new_cmp) {
+            if same_write(&old, &new) {
                 // A no-op write is not persisted: the resourceVersion stays, no watch event.
                 return Ok(old);
             }
             if opts.dry_run {
                 return Ok(new);
             }
-            match self.store.update(&key, self.encode(info, &new), rev).await {
+            let (bytes, kept) = self.encode_owned(info, new);
+            match self.store.update(&key, bytes, rev).await {
                 Ok(kv) => {
-                    let stored = self.decode(info, &kv)?;
+                    let stored = self.written(info, kept, &kv)?;
                     super::hooks::after_write(self, info, Some(&old), Some(&stored)).await;
                     return Ok(stored);
                 }
@@ -1080,19 +1117,57 @@ impl ApiServer {
     }
 }
 
-fn strip_managed_time(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(mf) = v
-        .pointer_mut("/metadata/managedFields")
-        .and_then(Value::as_array_mut)
-    {
-        for e in mf {
-            if let Some(o) = e.as_object_mut() {
-                o.remove("time");
-            }
-        }
+/// Whether writing `new` over `old` changes nothing that is stored: they are equal apart from
+/// the resourceVersion and the managedFields timestamps (which a no-op write must not bump).
+/// Compares in place; a binding or status update would otherwise copy both objects twice.
+fn same_write(old: &Value, new: &Value) -> bool {
+    let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
+        return old == new;
+    };
+    let empty = serde_json::Map::new();
+    // A missing or non-object metadata compares as an empty one, as `meta_mut` would make it.
+    fn meta_of(m: &serde_json::Map<String, Value>) -> Option<&serde_json::Map<String, Value>> {
+        m.get("metadata").and_then(Value::as_object)
     }
-    v
+    let (meta_a, meta_b) = (meta_of(a).unwrap_or(&empty), meta_of(b).unwrap_or(&empty));
+    maps_equal_except(a, b, "metadata", |_, x, y| x == y)
+        && maps_equal_except(meta_a, meta_b, "resourceVersion", |k, x, y| {
+            if k == "managedFields" {
+                same_managed_fields(x, y)
+            } else {
+                x == y
+            }
+        })
+}
+
+/// `a == b` for two maps, leaving out the entry `skip` and comparing values with `eq`.
+fn maps_equal_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: &str,
+    eq: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let len = |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(skip));
+    len(a) == len(b)
+        && a.iter()
+            .filter(|(k, _)| k.as_str() != skip)
+            .all(|(k, x)| b.get(k).is_some_and(|y| eq(k, x, y)))
+}
+
+/// managedFields lists equal apart from their entries' `time`.
+fn same_managed_fields(a: &Value, b: &Value) -> bool {
+    match (a.as_array(), b.as_array()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| match (x.as_object(), y.as_object()) {
+                        (Some(x), Some(y)) => maps_equal_except(x, y, "time", |_, p, q| p == q),
+                        _ => x == y,
+                    })
+        }
+        _ => a == b,
+    }
 }
 
 fn patch_error(info: &ResourceInfo, name: &str, e: patch::PatchError) -> ApiError {
@@ -1127,5 +1202,43 @@ fn reject_invalid(
         Ok(())
     } else {
         Err(ApiError::invalid(info, object::name(obj), &errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_differing_only_in_bookkeeping_is_a_no_op() {
+        let old = json!({"metadata": {"name": "p", "resourceVersion": "7", "managedFields": [
+            {"manager": "m", "operation": "Update", "time": "2024-01-01T00:00:00Z", "fieldsV1": {"f:spec": {}}}
+        ]}, "spec": {"nodeName": ""}});
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("8");
+        new["metadata"]["managedFields"][0]["time"] = json!("2024-02-02T00:00:00Z");
+        assert!(same_write(&old, &new));
+        let mut no_rv = new.clone();
+        meta_mut(&mut no_rv).remove("resourceVersion");
+        assert!(
+            same_write(&old, &no_rv),
+            "a missing resourceVersion is no change"
+        );
+        for (path, value) in [
+            ("/spec/nodeName", json!("n1")),
+            ("/metadata/managedFields/0/manager", json!("other")),
+            ("/metadata/name", json!("q")),
+        ] {
+            let mut changed = new.clone();
+            *changed.pointer_mut(path).unwrap() = value;
+            assert!(!same_write(&old, &changed), "{path} changed");
+        }
+        let mut extra = new.clone();
+        extra["status"] = json!({});
+        assert!(!same_write(&old, &extra), "a new top-level field");
+        assert!(same_write(
+            &json!({"spec": {}}),
+            &json!({"metadata": {}, "spec": {}})
+        ));
     }
 }

@@ -493,8 +493,11 @@ pub async fn watch(
                             (EventKind::Put, true) => "MODIFIED",
                             (EventKind::Put, false) => "ADDED",
                         };
+                        // The decoded object comes from the cache watchers with selectors share,
+                        // so an event reaching both kinds of watcher is decoded once.
                         let line = shared_line(server_id, &api_version, kind, &ev.kv, || {
-                            Some(event_line_ref(kind, &served(&server2, &info2, &ev.kv)?))
+                            let obj = shared_object(&server2, server_id, &info2, &api_version, &ev.kv)?;
+                            Some(event_line_ref(kind, &obj))
                         });
                         if let Some(line) = line {
                             counter.inc();

@@ -225,49 +225,9 @@ fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().fixed_offset())
 }
 
-/// Go's `time.ParseDuration`: a sequence of decimal numbers with units `ns`, `us`/`µs`, `ms`,
-/// `s`, `m`, `h`, optionally signed.
+/// Go's `time.ParseDuration` (shared with the protobuf encoder).
 pub fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
-    let (negative, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(chrono::Duration::zero());
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total_nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let number: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total_nanos += number * scale;
-    }
-    if !total_nanos.is_finite() || total_nanos > i64::MAX as f64 {
-        return None;
-    }
-    let d = chrono::Duration::nanoseconds(total_nanos.round() as i64);
-    Some(if negative { -d } else { d })
+    crate::apiserver::protobuf::go_format::parse_duration(s).map(chrono::Duration::nanoseconds)
 }
 
 /// A CEL result as JSON, for messages and tests; values JSON cannot hold are rendered as

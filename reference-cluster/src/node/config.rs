@@ -87,6 +87,12 @@ pub struct AgentTimings {
     /// `syncFrequency` (1m): the periodic pod sync, which updates running pods' ConfigMap,
     /// Secret, downward API and projected volumes (process runtime).
     pub sync_frequency: Duration,
+    /// How long a port-forward request's first stream waits for its partner (30s,
+    /// `streamCreationTimeout`).
+    pub stream_creation_timeout: Duration,
+    /// `streamingConnectionIdleTimeout` (4h): a port-forward connection idle this long is
+    /// closed; zero never closes one.
+    pub streaming_connection_idle_timeout: Duration,
 }
 
 impl Default for AgentTimings {
@@ -99,6 +105,8 @@ impl Default for AgentTimings {
             backoff: BackOffPolicy::default(),
             error_requeue: Duration::from_secs(10),
             sync_frequency: Duration::from_secs(60),
+            stream_creation_timeout: Duration::from_secs(30),
+            streaming_connection_idle_timeout: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -116,6 +124,8 @@ impl AgentTimings {
             },
             error_requeue: Duration::from_millis(500),
             sync_frequency: Duration::from_secs(1),
+            stream_creation_timeout: Duration::from_secs(5),
+            streaming_connection_idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -252,6 +262,13 @@ mod tests {
             (10, 300)
         );
         assert_eq!(t.sync_frequency.as_secs(), 60);
+        assert_eq!(
+            (
+                t.stream_creation_timeout.as_secs(),
+                t.streaming_connection_idle_timeout.as_secs()
+            ),
+            (30, 4 * 3600)
+        );
         let small = FleetConfig::new(3);
         assert_eq!(small.nodes[2].name, "node-2");
         assert_eq!(small.cluster_cidr.to_string(), "127.244.0.0/16");

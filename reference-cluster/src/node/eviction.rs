@@ -179,6 +179,9 @@ pub struct EvictionConfig {
     pub inodes_capacity: i64,
     /// Process IDs on a simulated node, for `pid.available` percentages (sim only).
     pub pid_capacity: i64,
+    /// `localStorageCapacityIsolation` (true): enforce `emptyDir.sizeLimit` and
+    /// `ephemeral-storage` limits by eviction (see `local_storage`).
+    pub local_storage_capacity_isolation: bool,
 }
 
 impl Default for EvictionConfig {
@@ -202,6 +205,7 @@ impl Default for EvictionConfig {
             hard_grace_period: Duration::from_secs(1),
             inodes_capacity: 1_000_000,
             pid_capacity: 4_194_304,
+            local_storage_capacity_isolation: true,
         }
     }
 }
@@ -266,9 +270,9 @@ pub struct NodeEviction {
     first_met: BTreeMap<(Signal, bool), Instant>,
     /// When each condition last had a threshold met.
     last_pressure: BTreeMap<Pressure, Instant>,
-    /// The pod evicted last (its uid); like the kubelet, the node evicts no other pod until it
-    /// has stopped.
-    pub evicting: Option<String>,
+    /// The pods evicted last (their uids: one for node pressure, any number for local
+    /// storage); like the kubelet, the node evicts no other pod until they have stopped.
+    pub evicting: Vec<String>,
 }
 
 /// What one monitoring pass decided for a node.

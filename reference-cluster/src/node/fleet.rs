@@ -29,6 +29,7 @@ use super::config::FleetConfig;
 use super::events::{self, EventSink, NodeEvent};
 use super::eviction;
 use super::kubelet_server;
+use super::local_storage;
 use super::logs::LogStore;
 use super::process::ProcessRuntime;
 use super::runtime::Runtime;
@@ -137,9 +138,33 @@ pub async fn run_fleet_with_stats(
         Arc::new(client.clone()),
         kubelet_server::DEFAULT_EXEC_MAX_SLEEP,
     );
+    server.set_streaming_timeouts(super::portforward::StreamTimeouts {
+        creation: cfg.timings.stream_creation_timeout,
+        idle: cfg.timings.streaming_connection_idle_timeout,
+    });
     tracing::info!(addr = %server.addr, "fleet kubelet server listening");
     let (summaries_tx, summaries_rx) = mpsc::channel(64);
     server.enable_stats(summaries_tx);
+    // Held until the fleet stops: other clusters on this host keep off this pod range.
+    let _pod_cidr_claim = match cfg.process.as_ref().and_then(|p| p.pod_cidr_claims.clone()) {
+        Some(dir) => {
+            let fixed = cfg.process.as_ref().is_some_and(|p| p.pod_cidr_fixed);
+            let choices = if fixed {
+                vec![cfg.cluster_cidr]
+            } else {
+                super::ipam::candidates(
+                    cfg.cluster_cidr,
+                    cfg.node_cidr_mask,
+                    cfg.nodes.len() as u64,
+                )
+            };
+            let claim = super::ipam::claim(&dir, &choices).map_err(anyhow::Error::msg)?;
+            tracing::info!(pod_cidr = %claim.cidr, "pod address range claimed");
+            cfg.cluster_cidr = claim.cidr;
+            Some(claim)
+        }
+        None => None,
+    };
     let runtime: Box<dyn Runtime> = match cfg.process.clone() {
         Some(pcfg) => {
             let rt = ProcessRuntime::new(pcfg, client.clone(), logs, &cfg.nodes)?
@@ -405,7 +430,10 @@ impl SimFleet {
         tracing::info!(nodes = self.nodes.len(), "node fleet starting");
         let mut summaries = self.summaries.take();
         let eviction = &self.cfg.eviction;
-        if !eviction.hard.is_empty() || !eviction.soft.is_empty() {
+        if !eviction.hard.is_empty()
+            || !eviction.soft.is_empty()
+            || eviction.local_storage_capacity_isolation
+        {
             self.timers
                 .set(Timer::Eviction, Instant::now() + eviction.monitoring_period);
         }
@@ -677,8 +705,9 @@ impl SimFleet {
         }
     }
 
-    /// One pass of the eviction manager: observe every node's signals, report pressure changes
-    /// and evict at most one pod per node whose threshold calls for it.
+    /// One pass of the eviction manager: observe every node's signals, report pressure changes,
+    /// evict the pods over their local storage limits and, on a node where none was, at most
+    /// one pod whose threshold calls for it.
     fn monitor_pressure(&mut self, now: Instant) {
         let mut memory: HashMap<&str, i64> = HashMap::new();
         for entry in self.pods.values() {
@@ -695,6 +724,7 @@ impl SimFleet {
         }
         let cfg = self.cfg.eviction.clone();
         let mut reclaim = HashMap::new();
+        let mut idle = HashSet::new();
         let mut changed = Vec::new();
         for (name, agent) in self.nodes.iter_mut() {
             if agent.uid.is_none() {
@@ -706,7 +736,7 @@ impl SimFleet {
                 agent.pressures = verdict.pressures;
                 changed.push(name.clone());
             }
-            let busy = agent.eviction.evicting.as_ref().is_some_and(|uid| {
+            let busy = agent.eviction.evicting.iter().any(|uid| {
                 self.pods
                     .get(uid)
                     .is_some_and(|e| !e.deleted && !e.gone && !e.worker.is_finished())
@@ -714,13 +744,20 @@ impl SimFleet {
             if busy {
                 continue;
             }
-            agent.eviction.evicting = None;
+            agent.eviction.evicting.clear();
+            idle.insert(name.clone());
             if let Some(met) = verdict.reclaim {
                 reclaim.insert(name.clone(), met);
             }
         }
         for name in changed {
             self.enqueue(WriteKey::NodeStatus(name));
+        }
+        if cfg.local_storage_capacity_isolation {
+            // As upstream: a node that evicted for local storage skips node pressure this pass.
+            for node in self.local_storage_eviction(&idle, now) {
+                reclaim.remove(&node);
+            }
         }
         if reclaim.is_empty() {
             return;
@@ -785,12 +822,67 @@ impl SimFleet {
                         message
                     });
                 if let Some(agent) = self.nodes.get_mut(&node) {
-                    agent.eviction.evicting = Some(uid.clone());
+                    agent.eviction.evicting = vec![uid.clone()];
                 }
                 self.advance(&uid, now);
                 self.enqueue(WriteKey::Pod(uid));
             }
         }
+    }
+
+    /// The kubelet's `localStorageEviction` on the `idle` nodes (none of their evicted pods is
+    /// still stopping): evicts every pod over an `emptyDir` `sizeLimit` or an
+    /// `ephemeral-storage` limit (see `local_storage`). Returns the nodes that evicted one.
+    fn local_storage_eviction(&mut self, idle: &HashSet<String>, now: Instant) -> Vec<String> {
+        let mut victims = Vec::new();
+        for (uid, entry) in &self.pods {
+            if !idle.contains(&entry.node)
+                || entry.deleted
+                || entry.gone
+                || !entry.worker.evictable()
+            {
+                continue;
+            }
+            let pod = entry.worker.pod();
+            let limits = local_storage::Limits::of(pod);
+            if limits.is_empty() {
+                continue;
+            }
+            let containers: Vec<(&str, &String)> = entry.worker.current_containers().collect();
+            let Some(usage) = self.runtime.storage(pod, &containers, now) else {
+                continue;
+            };
+            if let Some(v) = limits.check(pod, &usage) {
+                victims.push((entry.node.clone(), uid.clone(), v.message()));
+            }
+        }
+        let mut nodes = Vec::new();
+        for (node, uid, message) in victims {
+            let Some(entry) = self.pods.get_mut(&uid) else {
+                continue;
+            };
+            let pod = entry.worker.pod().clone();
+            tracing::info!(node, pod = ?pod.metadata.name, message, "evicting pod for local storage");
+            if !entry.worker.evict_for_storage(
+                message.clone(),
+                local_storage::GRACE_PERIOD,
+                self.runtime.as_mut(),
+                now,
+            ) {
+                continue;
+            }
+            self.events
+                .pod_event(&node, &pod, None, events::WARNING, eviction::REASON, || {
+                    message
+                });
+            if let Some(agent) = self.nodes.get_mut(&node) {
+                agent.eviction.evicting.push(uid.clone());
+            }
+            nodes.push(node);
+            self.advance(&uid, now);
+            self.enqueue(WriteKey::Pod(uid));
+        }
+        nodes
     }
 
     fn enqueue(&mut self, key: WriteKey) {

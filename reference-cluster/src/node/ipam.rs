@@ -81,6 +81,129 @@ fn mask(prefix: u8) -> u32 {
     }
 }
 
+/// A pod address range held for as long as this value lives: an exclusive `flock` on a file
+/// per range in a directory every kubeproof cluster on the host shares, so two clusters whose
+/// pods are real processes never hand out the same loopback addresses. The kernel drops the
+/// lock when the process ends, so a killed cluster frees its range.
+#[derive(Debug)]
+pub struct CidrClaim {
+    pub cidr: Cidr,
+    _locks: Vec<std::fs::File>,
+}
+
+/// Where clusters on this host claim their pod ranges: a fixed path, not `$TMPDIR`, so every
+/// cluster on the host sees the same locks whatever its environment.
+pub fn default_claim_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("/tmp/kubeproof-pod-cidrs")
+}
+
+/// Blocks a cluster's pods must never get: 127.0.0.0/16 (the API server and kubelets on
+/// 127.0.0.1) and the Service range 127.96.0.0/16.
+const RESERVED: [(Ipv4Addr, u8); 2] = [
+    (Ipv4Addr::new(127, 0, 0, 0), 16),
+    (Ipv4Addr::new(127, 96, 0, 0), 16),
+];
+
+fn overlaps(a: Cidr, b: Cidr) -> bool {
+    let p = a.prefix.min(b.prefix);
+    u32::from(a.base) & mask(p) == u32::from(b.base) & mask(p)
+}
+
+/// The blocks a cluster needing `blocks` node blocks of `/node_mask` may take, best first:
+/// inside `preferred` (so the first cluster gets `preferred`'s start, as without a claim),
+/// then the rest of 127.0.0.0/8 outside the reserved ranges.
+pub fn candidates(preferred: Cidr, node_mask: u8, blocks: u64) -> Vec<Cidr> {
+    let need = blocks.max(1).next_power_of_two();
+    let bits = need.trailing_zeros() as u8;
+    // At least 16 node blocks per cluster, and never wider than what was asked for.
+    let prefix = node_mask.saturating_sub(bits.max(4)).max(preferred.prefix);
+    let loopback = Cidr {
+        base: Ipv4Addr::new(127, 0, 0, 0),
+        prefix: 8,
+    };
+    let reserved: Vec<Cidr> = RESERVED
+        .iter()
+        .map(|(base, prefix)| Cidr {
+            base: *base,
+            prefix: *prefix,
+        })
+        .collect();
+    let inside = (0..preferred.subnet_count(prefix)).filter_map(|i| preferred.subnet(prefix, i));
+    let outside = (0..loopback.subnet_count(prefix)).filter_map(|i| loopback.subnet(prefix, i));
+    let mut out: Vec<Cidr> = Vec::new();
+    for c in inside.chain(outside) {
+        if !overlaps(c, loopback) || reserved.iter().any(|r| overlaps(c, *r)) || out.contains(&c) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Ranges are locked in units of this prefix, so claims of different sizes still conflict
+/// when they overlap.
+const CLAIM_UNIT: u8 = 20;
+
+/// The lock units covering `c`.
+fn units(c: Cidr) -> Vec<Cidr> {
+    if c.prefix <= CLAIM_UNIT {
+        (0..c.subnet_count(CLAIM_UNIT))
+            .filter_map(|i| c.subnet(CLAIM_UNIT, i))
+            .collect()
+    } else {
+        let base = Ipv4Addr::from(u32::from(c.base) & mask(CLAIM_UNIT));
+        vec![Cidr {
+            base,
+            prefix: CLAIM_UNIT,
+        }]
+    }
+}
+
+/// Claims the first of `choices` no other running cluster holds, its lock files in `dir`.
+pub fn claim(dir: &std::path::Path, choices: &[Cidr]) -> Result<CidrClaim, String> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create {} to claim a pod address range: {e}",
+            dir.display()
+        )
+    })?;
+    // Other users' clusters claim here too.
+    let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777));
+    let lock = |u: &Cidr| -> Option<std::fs::File> {
+        let path = dir.join(format!("{}_{}.lock", u.base, u.prefix));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ok()?;
+        // SAFETY: flock(2) on a descriptor this closure owns.
+        let r =
+            unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        (r == 0).then_some(file)
+    };
+    for c in choices {
+        // Dropping a partial set releases it.
+        if let Some(locks) = units(*c).iter().map(lock).collect::<Option<Vec<_>>>() {
+            return Ok(CidrClaim {
+                cidr: *c,
+                _locks: locks,
+            });
+        }
+    }
+    let shown: Vec<String> = choices.iter().map(ToString::to_string).collect();
+    Err(format!(
+        "every pod address range this cluster may use ({}) is held by another kubeproof cluster on this host (lock files in {}): stop one, or choose a free range with --pod-cidr",
+        if shown.len() > 4 {
+            format!("{}, … {} ranges", shown[..4].join(", "), shown.len())
+        } else {
+            shown.join(", ")
+        },
+        dir.display()
+    ))
+}
+
 /// The addresses of one node's block.
 #[derive(Clone, Debug)]
 pub struct PodIps {
@@ -161,6 +284,59 @@ mod tests {
         assert!(Cidr::parse("127.244.0.1/16").is_err());
         assert!(Cidr::parse("bogus").is_err());
         assert!(Cidr::parse("127.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn running_clusters_get_distinct_ranges() {
+        let default = Cidr::parse("127.244.0.0/16").unwrap();
+        let c = candidates(default, 24, 3);
+        assert_eq!(
+            c[0].to_string(),
+            "127.244.0.0/20",
+            "node-0 keeps 127.244.0.0/24"
+        );
+        assert_eq!(c[1].to_string(), "127.244.16.0/20");
+        assert_eq!(
+            c[16].to_string(),
+            "127.1.0.0/20",
+            "then the rest of 127.0.0.0/8"
+        );
+        for r in &c {
+            assert!(!overlaps(*r, Cidr::parse("127.0.0.0/16").unwrap()), "{r}");
+            assert!(!overlaps(*r, Cidr::parse("127.96.0.0/16").unwrap()), "{r}");
+            assert!(r.subnet_count(24) >= 3);
+        }
+        assert_eq!(
+            candidates(default, 24, 100)[0].to_string(),
+            "127.244.0.0/17"
+        );
+        assert_eq!(
+            candidates(default, 24, 256)[0].to_string(),
+            "127.244.0.0/16"
+        );
+        let fixed = Cidr::parse("127.50.0.0/16").unwrap();
+        assert_eq!(candidates(fixed, 24, 1)[0].to_string(), "127.50.0.0/20");
+
+        let dir = tempfile::tempdir().unwrap();
+        let a = claim(dir.path(), &c).unwrap();
+        let b = claim(dir.path(), &c).unwrap();
+        assert_eq!(a.cidr, c[0]);
+        assert_eq!(b.cidr, c[1], "a held range is skipped");
+        drop(a);
+        assert_eq!(
+            claim(dir.path(), &c).unwrap().cidr,
+            c[0],
+            "a released range is free"
+        );
+        let err = claim(dir.path(), &c[1..2]).unwrap_err();
+        assert!(
+            err.contains("127.244.16.0/20") && err.contains("--pod-cidr"),
+            "{err}"
+        );
+        // A wider range overlapping a held one is refused, a narrower one inside it too.
+        assert!(claim(dir.path(), &[default]).is_err());
+        assert!(claim(dir.path(), &[Cidr::parse("127.244.17.0/24").unwrap()]).is_err());
+        assert!(claim(dir.path(), &[Cidr::parse("127.50.0.0/16").unwrap()]).is_ok());
     }
 
     #[test]

@@ -50,6 +50,8 @@ struct ExecBackend {
     max_sleep: Duration,
     /// Run commands as real processes (the `process` runtime) instead of the sim's interpreter.
     process: Option<super::process::exec::ExecHandle>,
+    /// Port-forward's stream creation and idle timeouts.
+    streaming: super::portforward::StreamTimeouts,
 }
 
 /// The longest a sim `sleep` waits unless [`KubeletServer::enable_exec`] says otherwise.
@@ -72,7 +74,16 @@ impl KubeletServer {
             pods,
             max_sleep,
             process: None,
+            streaming: Default::default(),
         });
+    }
+
+    /// Port-forward's stream creation and idle timeouts from now on; call after
+    /// [`Self::enable_exec`].
+    pub fn set_streaming_timeouts(&self, timeouts: super::portforward::StreamTimeouts) {
+        if let Some(b) = self.exec.write().as_mut() {
+            b.streaming = timeouts;
+        }
     }
 
     /// Serves `exec` in the process runtime's containers; call after [`Self::enable_exec`].
@@ -163,6 +174,7 @@ pub async fn serve_counted(
                         let backend = exec.read().clone().map(|b| super::portforward::Backend {
                             pods: b.pods,
                             process: b.process.is_some(),
+                            timeouts: b.streaming,
                         });
                         (q, backend)
                     });

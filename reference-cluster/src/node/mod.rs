@@ -28,6 +28,7 @@ pub mod exec;
 pub mod fleet;
 pub mod ipam;
 pub mod kubelet_server;
+pub mod local_storage;
 pub mod logs;
 pub mod portforward;
 pub mod process;

@@ -87,6 +87,9 @@ pub struct ProbeFailure {
     pub output: String,
     /// This failure reached the failure threshold and the container is being killed for it.
     pub kills: bool,
+    /// Not a failure but a success with a warning (upstream's `probe.Warning`): a
+    /// `ProbeWarning` event instead of `Unhealthy`.
+    pub warning: bool,
 }
 
 pub struct StartRequest<'a> {
@@ -156,4 +159,17 @@ pub trait Runtime: Send {
 
     /// Where the runtime records events of its own (volume set-up failures).
     fn set_event_sink(&mut self, _sink: super::events::EventSink) {}
+
+    /// What `pod` holds on the node's disk (its volumes, and its `containers`' logs and
+    /// writable layers, by name and current attempt) for local ephemeral storage eviction;
+    /// `None` when the runtime cannot tell. Asked every eviction monitoring period, only for
+    /// pods that set a limit, so it must be cheap.
+    fn storage(
+        &self,
+        _pod: &Pod,
+        _containers: &[(&str, &ContainerId)],
+        _now: Instant,
+    ) -> Option<super::local_storage::PodStorage> {
+        None
+    }
 }

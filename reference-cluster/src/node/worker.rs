@@ -297,11 +297,35 @@ impl PodWorker {
         wall: Timestamp,
         now: Instant,
     ) -> bool {
+        self.end_evicted(message, Some(wall), grace, rt, now)
+    }
+
+    /// Ends the pod for going over its local ephemeral storage limits (see `local_storage`):
+    /// as [`PodWorker::evict`], but without the `DisruptionTarget` condition, which the kubelet
+    /// 1.32 sets only for node-pressure evictions.
+    pub fn evict_for_storage(
+        &mut self,
+        message: String,
+        grace: Duration,
+        rt: &mut dyn Runtime,
+        now: Instant,
+    ) -> bool {
+        self.end_evicted(message, None, grace, rt, now)
+    }
+
+    fn end_evicted(
+        &mut self,
+        message: String,
+        disruption_at: Option<Timestamp>,
+        grace: Duration,
+        rt: &mut dyn Runtime,
+        now: Instant,
+    ) -> bool {
         if self.finished || self.termination.is_some() {
             return false;
         }
         self.failure = Some((super::eviction::REASON.into(), message));
-        self.evicted_at = Some(wall);
+        self.evicted_at = disruption_at;
         self.begin_termination(Ending::Failed, grace, rt, now);
         true
     }
@@ -625,7 +649,10 @@ impl PodWorker {
         all.extend(main.iter().cloned());
         let main_started = self.main.iter().any(|m| m.runs > 0);
         let mut phase = pod_phase(s, &all, self.finished, main_started);
-        if self.failure.is_some() {
+        // As the status manager's `mergePodStatus`: a pod whose containers may still run is
+        // not reported terminal yet, nor with the reason and message of its end.
+        let failure = self.failure.as_ref().filter(|_| self.finished);
+        if failure.is_some() {
             phase = "Failed";
         }
         let api = pod.status.as_ref();
@@ -679,7 +706,7 @@ impl PodWorker {
             status["podIP"] = json!(ip.to_string());
             status["podIPs"] = json!([{"ip": ip.to_string()}]);
         }
-        if let Some((reason, message)) = &self.failure {
+        if let Some((reason, message)) = failure {
             status["reason"] = json!(reason);
             status["message"] = json!(message);
         }
@@ -874,6 +901,12 @@ fn probe_events(
     let failures = rt.probe_failures(id, slot.probes_seen, now);
     slot.probes_seen = Some(now);
     for f in failures {
+        if f.warning {
+            ev.emit(pod, &slot.name, WARNING, "ProbeWarning", || {
+                format!("{} probe warning: {}", f.kind.name(), f.output)
+            });
+            continue;
+        }
         ev.emit(pod, &slot.name, WARNING, "Unhealthy", || {
             format!("{} probe failed: {}", f.kind.name(), f.output)
         });

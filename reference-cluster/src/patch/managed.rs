@@ -121,6 +121,11 @@ struct Entry {
     subresource: Option<String>,
     time: Option<String>,
     set: FieldSet,
+    /// The stored `fieldsV1` `set` was decoded from, while `set` is unchanged: written back
+    /// as it is instead of encoding `set` again, which every write of an object would
+    /// otherwise do for every manager. Only ever taken from stored objects, whose entries this
+    /// server encoded, so it is what encoding `set` would give.
+    raw: Option<Value>,
 }
 
 impl Entry {
@@ -133,18 +138,37 @@ impl Entry {
             && (op == Operation::Apply || self.api_version == api)
     }
 
-    fn to_json(&self) -> Value {
+    /// Keeps the paths `keep` accepts.
+    fn retain_paths(&mut self, keep: impl FnMut(&Path) -> bool) {
+        let before = self.set.len();
+        self.set.retain(keep);
+        if self.set.len() != before {
+            self.raw = None;
+        }
+    }
+
+    /// The set, to change it: the stored encoding no longer applies.
+    fn set_mut(&mut self) -> &mut FieldSet {
+        self.raw = None;
+        &mut self.set
+    }
+
+    fn into_json(self) -> Value {
         let mut m = Map::new();
-        m.insert("manager".into(), self.manager.clone().into());
+        m.insert("manager".into(), self.manager.into());
         m.insert("operation".into(), self.operation.as_str().into());
-        m.insert("apiVersion".into(), self.api_version.clone().into());
-        if let Some(t) = &self.time {
-            m.insert("time".into(), t.clone().into());
+        m.insert("apiVersion".into(), self.api_version.into());
+        if let Some(t) = self.time {
+            m.insert("time".into(), t.into());
         }
         m.insert("fieldsType".into(), "FieldsV1".into());
-        m.insert("fieldsV1".into(), fieldpath::encode(&self.set));
-        if let Some(s) = &self.subresource {
-            m.insert("subresource".into(), s.clone().into());
+        let fields = match self.raw {
+            Some(raw) => raw,
+            None => fieldpath::encode(&self.set),
+        };
+        m.insert("fieldsV1".into(), fields);
+        if let Some(s) = self.subresource {
+            m.insert("subresource".into(), s.into());
         }
         Value::Object(m)
     }
@@ -177,8 +201,9 @@ fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Decodes `metadata.managedFields`; `None` when absent or malformed.
-fn decode_entries(obj: &Value) -> Option<Vec<Entry>> {
+/// Decodes `metadata.managedFields`; `None` when absent or malformed. `stored`: they are a
+/// stored object's (this server encoded them), so each entry may keep its `fieldsV1`.
+fn decode_entries(obj: &Value, stored: bool) -> Option<Vec<Entry>> {
     let list = obj.get("metadata")?.get("managedFields")?.as_array()?;
     let mut out: Vec<Entry> = Vec::with_capacity(list.len());
     for item in list {
@@ -189,9 +214,9 @@ fn decode_entries(obj: &Value) -> Option<Vec<Entry>> {
             Some("Update") | None => Operation::Update,
             Some(_) => return None,
         };
-        let set = match item.get("fieldsV1") {
-            None | Some(Value::Null) => FieldSet::new(),
-            Some(v) => fieldpath::decode(v)?,
+        let (set, raw) = match item.get("fieldsV1") {
+            None | Some(Value::Null) => (FieldSet::new(), None),
+            Some(v) => (fieldpath::decode(v)?, stored.then(|| v.clone())),
         };
         let entry = Entry {
             manager: str_of("manager").unwrap_or_default(),
@@ -200,6 +225,7 @@ fn decode_entries(obj: &Value) -> Option<Vec<Entry>> {
             subresource: str_of("subresource").filter(|s| !s.is_empty()),
             time: str_of("time"),
             set,
+            raw,
         };
         let existing = out.iter_mut().find(|e| {
             e.same_identity(
@@ -210,7 +236,7 @@ fn decode_entries(obj: &Value) -> Option<Vec<Entry>> {
             )
         });
         match existing {
-            Some(e) => e.set.extend(entry.set),
+            Some(e) => e.set_mut().extend(entry.set),
             None => out.push(entry),
         }
     }
@@ -222,7 +248,7 @@ fn decode_entries(obj: &Value) -> Option<Vec<Entry>> {
 fn write_entries(obj: &mut Value, mut entries: Vec<Entry>) {
     let strip = strip_set();
     for e in &mut entries {
-        e.set.retain(|p| !strip.contains(p));
+        e.retain_paths(|p| !strip.contains(p));
     }
     entries.retain(|e| !e.set.is_empty());
     entries.sort_by(|a, b| {
@@ -253,9 +279,13 @@ fn write_entries(obj: &mut Value, mut entries: Vec<Entry>) {
     if entries.is_empty() {
         meta.shift_remove("managedFields");
     } else {
-        let list = entries.iter().map(Entry::to_json).collect();
+        let list = entries.into_iter().map(Entry::into_json).collect();
         meta.insert("managedFields".into(), Value::Array(list));
     }
+}
+
+fn managed_fields_of(obj: &Value) -> Option<&Value> {
+    obj.get("metadata")?.get("managedFields")
 }
 
 fn without_managed_fields(obj: &Value) -> Value {
@@ -292,17 +322,19 @@ pub fn update_managed_fields(
     new: &mut Value,
     upd: &ManagedFieldsUpdate,
 ) {
-    let mut entries = decode_entries(new)
+    // Entries `new` carries unchanged from `old` (a read-modify-write) are the stored ones.
+    let new_as_stored = old.is_some_and(|o| {
+        managed_fields_of(o).is_some() && managed_fields_of(o) == managed_fields_of(new)
+    });
+    let mut entries = decode_entries(new, new_as_stored)
         .filter(|e| !e.is_empty())
-        .or_else(|| old.and_then(decode_entries))
+        .or_else(|| old.and_then(|o| decode_entries(o, true)))
         .unwrap_or_default();
-    let old_plain = old.map(without_managed_fields);
-    let new_plain = without_managed_fields(new);
-    let cmp = typed::compare(&meta.arena, meta.root, old_plain.as_ref(), &new_plain);
+    // `compare` leaves managedFields out, so neither object needs a copy without them.
+    let cmp = typed::compare(&meta.arena, meta.root, old, new);
     let mut changed: FieldSet = cmp.added.union(&cmp.modified).cloned().collect();
     for e in &mut entries {
-        e.set
-            .retain(|p| !changed.contains(p) && !cmp.removed.contains(p));
+        e.retain_paths(|p| !changed.contains(p) && !cmp.removed.contains(p));
     }
     let strip = strip_set();
     changed.retain(|p| !strip.contains(p));
@@ -313,7 +345,7 @@ pub fn update_managed_fields(
             .find(|e| e.same_identity(upd.manager, Operation::Update, sub, upd.api_version));
         match existing {
             Some(e) => {
-                e.set.extend(changed);
+                e.set_mut().extend(changed);
                 e.time = Some(format_time(upd.time));
             }
             None => entries.push(Entry {
@@ -323,6 +355,7 @@ pub fn update_managed_fields(
                 subresource: sub.map(str::to_string),
                 time: Some(format_time(upd.time)),
                 set: changed,
+                raw: None,
             }),
         }
     }
@@ -361,7 +394,9 @@ pub fn server_side_apply(
     let live_plain = live.map(without_managed_fields);
     let strip = strip_set();
 
-    let mut entries = live.and_then(decode_entries).unwrap_or_default();
+    let mut entries = live
+        .and_then(|l| decode_entries(l, true))
+        .unwrap_or_default();
     if let (Some(lp), true) = (&live_plain, entries.is_empty()) {
         // Objects written before anyone tracked fields: what exists belongs to an updater
         // named as upstream names it, so the first apply can conflict with it.
@@ -374,6 +409,7 @@ pub fn server_side_apply(
             subresource: None,
             time: Some(format_time(upd.time)),
             set,
+            raw: None,
         });
     }
 
@@ -393,7 +429,7 @@ pub fn server_side_apply(
         .position(|e| e.same_identity(upd.manager, Operation::Apply, sub, upd.api_version));
     let (applier, last_set, previous_time) = match applier {
         Some(i) => {
-            let last = std::mem::replace(&mut entries[i].set, applied_set);
+            let last = std::mem::replace(entries[i].set_mut(), applied_set);
             entries[i].api_version = upd.api_version.to_string();
             (i, last, entries[i].time.clone())
         }
@@ -405,6 +441,7 @@ pub fn server_side_apply(
                 subresource: sub.map(str::to_string),
                 time: None,
                 set: applied_set,
+                raw: None,
             });
             (entries.len() - 1, FieldSet::new(), None)
         }
@@ -431,7 +468,7 @@ pub fn server_side_apply(
         }
         if force {
             for path in clashing {
-                e.set.remove(&path);
+                e.set_mut().remove(&path);
             }
         }
     }
@@ -439,7 +476,7 @@ pub fn server_side_apply(
         return Err(PatchError::Conflict(ApplyConflicts { conflicts }));
     }
     for e in &mut entries {
-        e.set.retain(|p| !cmp.removed.contains(p));
+        e.retain_paths(|p| !cmp.removed.contains(p));
     }
     let unchanged = live_plain.as_ref() == Some(&merged);
     entries[applier].time = match previous_time {

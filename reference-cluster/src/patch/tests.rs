@@ -383,6 +383,53 @@ fn update_moves_changed_fields_to_the_new_manager() {
 }
 
 #[test]
+fn stored_entries_are_kept_and_sent_ones_are_encoded_again() {
+    let meta = deployment_meta();
+    let mut created = deployment(3);
+    update_managed_fields(&meta, None, &mut created, &update("creator", "apps/v1", 0));
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"]["team"] = json!("a");
+    update_managed_fields(
+        &meta,
+        Some(&created),
+        &mut labelled,
+        &update("labeller", "apps/v1", 10),
+    );
+    let entries = labelled["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[0], created["metadata"]["managedFields"][0],
+        "the creator's fields did not change"
+    );
+    assert_eq!(
+        entries[1]["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:team": {}}}})
+    );
+
+    // Entries a client sends are its own: decoded and encoded again (here into canonical
+    // order), never stored as sent.
+    let mut sent = labelled.clone();
+    sent["metadata"]["managedFields"] = json!([{
+        "manager": "creator", "operation": "Update", "apiVersion": "apps/v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {"f:paused": {}}, "f:metadata": {"f:labels": {"f:team": {}}}},
+    }]);
+    sent["spec"]["replicas"] = json!(4);
+    update_managed_fields(
+        &meta,
+        Some(&labelled),
+        &mut sent,
+        &update("scaler", "apps/v1", 20),
+    );
+    let entries = sent["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries[0]["manager"], "creator", "{entries:?}");
+    assert_eq!(
+        serde_json::to_string(&entries[0]["fieldsV1"]).unwrap(),
+        r#"{"f:metadata":{"f:labels":{"f:team":{}}},"f:spec":{"f:paused":{}}}"#
+    );
+}
+
+#[test]
 fn apply_conflicts_with_an_updater_and_force_takes_ownership() {
     let meta = deployment_meta();
     let mut live = deployment(3);

@@ -106,7 +106,8 @@ pub(crate) struct Comparison {
     pub removed: FieldSet,
 }
 
-/// Compares `old` (`None` for a create) with `new`.
+/// Compares `old` (`None` for a create) with `new`. `metadata.managedFields` is left out:
+/// it is the bookkeeping of fields, never a field anyone owns.
 pub(crate) fn compare(arena: &Arena, node: NodeId, old: Option<&Value>, new: &Value) -> Comparison {
     let mut cmp = Comparison::default();
     walk_compare(
@@ -144,6 +145,13 @@ fn walk_compare(
 ) {
     let present = old.or(new);
     let Some(sample) = present else { return };
+    // Equal subtrees hold no change; comparing them is far cheaper than walking them (a
+    // binding or status write leaves most of the object as it was).
+    if let (Some(o), Some(n)) = (old, new) {
+        if o == n {
+            return;
+        }
+    }
     let both_same_shape = match (old, new) {
         (Some(o), Some(n)) => std::mem::discriminant(o) == std::mem::discriminant(n),
         _ => true,
@@ -158,14 +166,18 @@ fn walk_compare(
         let field_origin = |k: &str| Origin::Field {
             required: arena.child(node, k).0.is_some_and(|f| f.required),
         };
+        let in_metadata = matches!(path.as_slice(), [PathElement::Field(f)] if f == "metadata");
         for (k, ov) in o {
+            if in_metadata && k == "managedFields" {
+                continue;
+            }
             let (_, child) = arena.child(node, k);
             path.push(PathElement::Field(k.clone()));
             walk_compare(arena, child, Some(ov), n.get(k), field_origin(k), path, cmp);
             path.pop();
         }
         for (k, nv) in n {
-            if o.contains_key(k) {
+            if o.contains_key(k) || (in_metadata && k == "managedFields") {
                 continue;
             }
             let (_, child) = arena.child(node, k);
@@ -176,27 +188,27 @@ fn walk_compare(
     } else if both_same_shape && associative_list {
         let kind = list_kind(arena, node);
         let item_node = arena.items(node);
-        let index = |list: Option<&Value>| -> Vec<(PathElement, Value)> {
+        fn index<'v>(kind: &ListKind, list: Option<&'v Value>) -> Vec<(PathElement, &'v Value)> {
             list.and_then(Value::as_array)
                 .map(|items| {
                     items
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| (item_element(&kind, v, i), v.clone()))
+                        .map(|(i, v)| (item_element(kind, v, i), v))
                         .collect()
                 })
                 .unwrap_or_default()
-        };
-        let o = index(old);
-        let n = index(new);
-        let n_map: HashMap<&PathElement, &Value> = n.iter().map(|(p, v)| (p, v)).collect();
-        let o_map: HashMap<&PathElement, &Value> = o.iter().map(|(p, v)| (p, v)).collect();
+        }
+        let o = index(&kind, old);
+        let n = index(&kind, new);
+        let n_map: HashMap<&PathElement, &Value> = n.iter().map(|(p, v)| (p, *v)).collect();
+        let o_map: HashMap<&PathElement, &Value> = o.iter().map(|(p, v)| (p, *v)).collect();
         for (pe, ov) in &o {
             path.push(pe.clone());
             walk_compare(
                 arena,
                 item_node,
-                Some(ov),
+                Some(*ov),
                 n_map.get(pe).copied(),
                 Origin::Item,
                 path,
@@ -209,7 +221,7 @@ fn walk_compare(
                 continue;
             }
             path.push(pe.clone());
-            walk_compare(arena, item_node, None, Some(nv), Origin::Item, path, cmp);
+            walk_compare(arena, item_node, None, Some(*nv), Origin::Item, path, cmp);
             path.pop();
         }
     } else if let (Some(o), Some(n)) = (old, new) {
@@ -445,6 +457,33 @@ mod tests {
             vec![".metadata.finalizers", ".metadata.finalizers[=\"f\"]"]
         );
         assert_eq!(shown(&cmp.removed), vec![".metadata.labels.b"]);
+    }
+
+    #[test]
+    fn compare_leaves_out_managed_fields_and_equal_subtrees() {
+        let meta = PatchMeta::for_builtin("", "v1", "Pod").unwrap();
+        let mf =
+            |m: &str| json!([{"manager": m, "operation": "Update", "fieldsV1": {"f:spec": {}}}]);
+        let old = json!({"metadata": {"name": "p", "managedFields": mf("a")},
+            "spec": {"containers": [{"name": "c", "image": "x"}]}});
+        let mut new = old.clone();
+        new["metadata"]["managedFields"] = mf("b");
+        let cmp = compare(&meta.arena, meta.root, Some(&old), &new);
+        assert!(
+            cmp.added.is_empty() && cmp.modified.is_empty() && cmp.removed.is_empty(),
+            "only managedFields differ: {cmp:?}"
+        );
+        new["spec"]["nodeName"] = json!("n1");
+        let cmp = compare(&meta.arena, meta.root, Some(&old), &new);
+        assert_eq!(shown(&cmp.added), vec![".spec.nodeName"]);
+        assert!(cmp.modified.is_empty() && cmp.removed.is_empty());
+        let created = compare(&meta.arena, meta.root, None, &new);
+        assert!(
+            !shown(&created.added)
+                .iter()
+                .any(|p| p.contains("managedFields")),
+            "{created:?}"
+        );
     }
 
     #[test]

@@ -211,11 +211,30 @@ impl Catalog {
 
     /// All served versions of one resource (`group`, `plural`), e.g. to find the storage
     /// version of a custom resource.
+    ///
+    /// The order is [`Catalog::all`]'s. Admission asks this on every write, so only `group`'s
+    /// own resources are ordered (they alone decide its version order), not the whole catalogue.
     pub fn versions_of(&self, group: &str, plural: &str) -> Vec<Arc<ResourceInfo>> {
-        self.all()
-            .into_iter()
-            .filter(|r| r.group == group && r.plural == plural)
-            .collect()
+        let inner = self.inner.read();
+        let of_group: Vec<Arc<ResourceInfo>> = inner
+            .builtin
+            .iter()
+            .chain(inner.custom.values().flatten())
+            .filter(|r| r.group == group)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for (_, versions) in Self::group_versions(&of_group).values() {
+            for v in versions {
+                out.extend(
+                    of_group
+                        .iter()
+                        .filter(|r| r.version == *v && r.plural == plural)
+                        .cloned(),
+                );
+            }
+        }
+        out
     }
 
     /// Replaces every version served for one CRD (`infos` from [`super::crd::infos_from_crd`]);
@@ -303,6 +322,41 @@ mod tests {
             .iter()
             .map(|r| format!("{}/{}/{}", r.group, r.version, r.plural))
             .collect()
+    }
+
+    #[test]
+    fn versions_of_keeps_the_discovery_order() {
+        let c = Catalog::builtin();
+        c.set_custom(
+            "widgets.example.com",
+            vec![
+                custom("widgets.example.com", "example.com", "v1beta1", "widgets"),
+                custom("widgets.example.com", "example.com", "v1", "widgets"),
+                custom("widgets.example.com", "example.com", "v2alpha1", "widgets"),
+            ],
+        );
+        let all = c.all();
+        let key = |r: &Arc<ResourceInfo>| format!("{}/{}/{}", r.group, r.version, r.plural);
+        let pairs: BTreeSet<(String, String)> = all
+            .iter()
+            .map(|r| (r.group.clone(), r.plural.clone()))
+            .collect();
+        for (group, plural) in pairs {
+            let expected: Vec<String> = all
+                .iter()
+                .filter(|r| r.group == group && r.plural == plural)
+                .map(key)
+                .collect();
+            let got: Vec<String> = c.versions_of(&group, &plural).iter().map(key).collect();
+            assert_eq!(got, expected, "{group}/{plural}");
+        }
+        let widgets: Vec<String> = c
+            .versions_of("example.com", "widgets")
+            .iter()
+            .map(|r| r.version.clone())
+            .collect();
+        assert_eq!(widgets, ["v1", "v1beta1", "v2alpha1"]);
+        assert!(c.versions_of("example.com", "gadgets").is_empty());
     }
 
     #[test]

@@ -311,6 +311,13 @@ pub trait Strategy: Send + Sync {
         obj
     }
 
+    /// Whether [`Strategy::to_storage_version`] and [`Strategy::to_served_version`] are the
+    /// identity, so that the registry may keep an object it has just written instead of
+    /// decoding the stored bytes again. Must be `false` wherever either converts.
+    fn stores_served_version(&self) -> bool {
+        true
+    }
+
     /// Validation on create (`old` is `None`) and update.
     fn validate(&self, _obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
         Vec::new()

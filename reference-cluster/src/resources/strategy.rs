@@ -400,6 +400,17 @@ impl Strategy for BuiltinStrategy {
         table::builtin_row(&self.group, &self.kind, obj, now)
     }
 
+    fn stores_served_version(&self) -> bool {
+        !matches!(
+            (
+                self.group.as_str(),
+                self.kind.as_str(),
+                self.version.as_str(),
+            ),
+            ("events.k8s.io", "Event", _) | ("autoscaling", "HorizontalPodAutoscaler", "v1")
+        )
+    }
+
     fn to_storage_version(&self, obj: Value) -> Value {
         match (
             self.group.as_str(),

@@ -92,6 +92,20 @@ pub fn union_rules_for(chain: &[&dyn Authorize], user: &UserInfo, namespace: &st
     out
 }
 
+/// A chain as one authorizer, for code that is handed "the authorizer" as upstream's registry
+/// is (the RBAC escalation checks).
+pub struct Chain<'a>(pub &'a [&'a dyn Authorize]);
+
+impl Authorize for Chain<'_> {
+    fn decide(&self, attrs: &Attributes, field_selector: Option<&str>) -> Decision {
+        union_decide(self.0, attrs, field_selector)
+    }
+
+    fn rules_for(&self, user: &UserInfo, namespace: &str) -> UserRules {
+        union_rules_for(self.0, user, namespace)
+    }
+}
+
 /// Members of `system:masters` may do anything (upstream's privileged-group authorizer, always
 /// first in kube-apiserver's chain). It enumerates no rules, as upstream's is no rule resolver.
 pub struct PrivilegedGroups;

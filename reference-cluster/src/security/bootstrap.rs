@@ -5,22 +5,13 @@
 //!
 //! Rules follow upstream 1.32 with feature-gated additions for alpha/beta features left out.
 
+use kubeproof_wire::request::READ_WRITE;
 use serde_json::{json, Value};
 
 use super::rbac::{aggregate_all, PolicyRule, GROUP};
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
-const READ_WRITE: &[&str] = &[
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-];
 
 const LEGACY: &str = "";
 const APPS: &str = "apps";

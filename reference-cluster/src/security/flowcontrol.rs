@@ -276,8 +276,17 @@ fn strs(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn has_or_star(list: &[String], v: &str) -> bool {
-    list.iter().any(|x| x == "*" || x == v)
+/// Whether the string list `key` of `v` holds `want` or `*`. Every request is classified
+/// against every rule until one matches, so this reads the list in place rather than copying it.
+fn lists_or_star(v: &Value, key: &str, want: &str) -> bool {
+    v.get(key)
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|x| x == "*" || x == want))
+}
+
+/// `v[a][b]` as a string; `Value::pointer` would allocate for each segment it unescapes.
+fn str_at<'v>(v: &'v Value, a: &str, b: &str) -> Option<&'v str> {
+    v.get(a).and_then(|x| x.get(b)).and_then(Value::as_str)
 }
 
 #[derive(Clone, Debug)]
@@ -292,23 +301,11 @@ struct Schema {
 fn subject_matches(s: &Value, attrs: &Attributes) -> bool {
     let u = &attrs.user;
     match s.get("kind").and_then(Value::as_str) {
-        Some("User") => s
-            .pointer("/user/name")
-            .and_then(Value::as_str)
-            .is_some_and(|n| n == "*" || n == u.name),
-        Some("Group") => s
-            .pointer("/group/name")
-            .and_then(Value::as_str)
-            .is_some_and(|g| g == "*" || u.in_group(g)),
+        Some("User") => str_at(s, "user", "name").is_some_and(|n| n == "*" || n == u.name),
+        Some("Group") => str_at(s, "group", "name").is_some_and(|g| g == "*" || u.in_group(g)),
         Some("ServiceAccount") => {
-            let ns = s
-                .pointer("/serviceAccount/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = s
-                .pointer("/serviceAccount/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let ns = str_at(s, "serviceAccount", "namespace").unwrap_or_default();
+            let name = str_at(s, "serviceAccount", "name").unwrap_or_default();
             u.service_account()
                 .is_some_and(|(uns, uname)| uns == ns && (name == "*" || name == uname))
         }
@@ -339,11 +336,11 @@ fn rule_matches(rule: &Value, attrs: &Attributes) -> bool {
                 let scope_ok = if attrs.namespace.is_empty() {
                     r.get("clusterScope").and_then(Value::as_bool) == Some(true)
                 } else {
-                    has_or_star(&strs(r, "namespaces"), &attrs.namespace)
+                    lists_or_star(r, "namespaces", &attrs.namespace)
                 };
-                has_or_star(&strs(r, "verbs"), &attrs.verb)
-                    && has_or_star(&strs(r, "apiGroups"), &attrs.api_group)
-                    && has_or_star(&strs(r, "resources"), &resource)
+                lists_or_star(r, "verbs", &attrs.verb)
+                    && lists_or_star(r, "apiGroups", &attrs.api_group)
+                    && lists_or_star(r, "resources", &resource)
                     && scope_ok
             })
     } else {
@@ -352,7 +349,7 @@ fn rule_matches(rule: &Value, attrs: &Attributes) -> bool {
             .into_iter()
             .flatten()
             .any(|r| {
-                has_or_star(&strs(r, "verbs"), &attrs.verb)
+                lists_or_star(r, "verbs", &attrs.verb)
                     && strs(r, "nonResourceURLs").iter().any(|u| {
                         u == "*"
                             || *u == attrs.path

@@ -3,6 +3,20 @@
 
 use std::collections::HashMap;
 
+/// Every verb a resource request's path and method map to, in upstream's order (its bootstrap
+/// policy's `ReadWrite`, which the default roles grant as "read and write everything"). One
+/// definition for the RBAC bootstrap policy and the fuzz target's property.
+pub const READ_WRITE: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
 /// What a resource request addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceRequest {

@@ -164,20 +164,7 @@ impl History {
             conds.push(ready_for_new_scale());
         }
         // Without behavior, at most double (or go to 4) in one step.
-        let up_limit = (2 * l.current).max(4);
-        let (max_allowed, max_reason, max_message) = if l.max > up_limit {
-            (
-                up_limit,
-                "ScaleUpLimit",
-                "the desired replica count is increasing faster than the maximum scale rate",
-            )
-        } else {
-            (
-                l.max,
-                "TooManyReplicas",
-                "the desired replica count is more than the maximum replica count",
-            )
-        };
+        let (max_allowed, max_reason, max_message) = up_cap((2 * l.current).max(4), l.max);
         let (desired, reason, message) = if stabilized < l.min {
             (
                 l.min,
@@ -293,19 +280,7 @@ impl History {
     ) -> (i32, &'static str, &'static str) {
         if stabilized > l.current {
             let limit = self.policy_limit(l.current, up, true, now).max(l.current);
-            let (allowed, reason, message) = if l.max > limit {
-                (
-                    limit,
-                    "ScaleUpLimit",
-                    "the desired replica count is increasing faster than the maximum scale rate",
-                )
-            } else {
-                (
-                    l.max,
-                    "TooManyReplicas",
-                    "the desired replica count is more than the maximum replica count",
-                )
-            };
+            let (allowed, reason, message) = up_cap(limit, l.max);
             if stabilized > allowed {
                 return (allowed, reason, message);
             }
@@ -374,6 +349,24 @@ fn limited(is: bool, reason: &'static str, message: &str) -> Cond {
         reason,
         message.to_string(),
     )
+}
+
+/// The highest count a scale-up may reach: the rate limit, or `maxReplicas` when that is lower,
+/// with the condition reason each gives.
+fn up_cap(rate_limit: i32, max: i32) -> (i32, &'static str, &'static str) {
+    if max > rate_limit {
+        (
+            rate_limit,
+            "ScaleUpLimit",
+            "the desired replica count is increasing faster than the maximum scale rate",
+        )
+    } else {
+        (
+            max,
+            "TooManyReplicas",
+            "the desired replica count is more than the maximum replica count",
+        )
+    }
 }
 
 #[cfg(test)]

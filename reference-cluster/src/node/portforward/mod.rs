@@ -11,6 +11,11 @@
 //!   come in the query (`port=`), each gets a data channel `2i` and an error channel `2i+1`,
 //!   both opened by the port number as two little-endian bytes ([`websocket`]).
 //!
+//! Two timeouts, as upstream's streaming server has them ([`StreamTimeouts`]): a SPDY request
+//! whose data or error stream never gets its partner is given up after the stream creation
+//! timeout, and a connection (either protocol) over which nothing moved for the idle timeout
+//! is closed.
+//!
 //! A connection that cannot be made is reported on the error stream in upstream's words
 //! (`error forwarding port P to pod <sandbox>, uid : failed to execute portforward in network
 //! namespace …`). The `process` runtime connects to the pod's address on loopback; a `sim` pod
@@ -24,7 +29,9 @@ use crate::node::kubelet_server::text;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, Request, Response};
 use http_body_util::BodyExt as _;
@@ -107,6 +114,64 @@ pub struct Backend {
     pub pods: Arc<dyn PodSource>,
     /// The pods are real processes listening on their pod IP (the `process` runtime).
     pub process: bool,
+    pub timeouts: StreamTimeouts,
+}
+
+/// The streaming server's timeouts for port-forward connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamTimeouts {
+    /// How long a request's first stream waits for its partner (`streamCreationTimeout`).
+    pub creation: Duration,
+    /// How long a connection may carry nothing before it is closed
+    /// (`streamingConnectionIdleTimeout`).
+    pub idle: Duration,
+}
+
+impl Default for StreamTimeouts {
+    /// Upstream's: 30 s (`DefaultStreamCreationTimeout`) and 4 h (the kubelet's and
+    /// containerd's `stream_idle_timeout`).
+    fn default() -> Self {
+        StreamTimeouts {
+            creation: Duration::from_secs(30),
+            idle: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// When a connection last carried a frame in either direction, for the idle timeout (as
+/// spdystream's idle-aware framer and wsstream's deadlines count it).
+pub(crate) struct Activity {
+    origin: tokio::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            origin: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn touch(&self) {
+        let ms = self.origin.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle`; never for zero (no idle timeout).
+    pub(crate) async fn idle_for(&self, idle: Duration) {
+        if idle.is_zero() {
+            return std::future::pending().await;
+        }
+        loop {
+            let last = self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
 }
 
 /// Where a pod's ports are, and what error messages call it.
@@ -257,7 +322,7 @@ pub async fn serve(
             Ok(p) => p,
             Err(e) => return text(400, &e),
         };
-        return websocket::upgrade(&mut req, ports, target);
+        return websocket::upgrade(&mut req, ports, target, backend.timeouts.idle);
     }
     if !is_spdy_upgrade(req.headers()) {
         return text(
@@ -299,7 +364,7 @@ pub async fn serve(
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrade.await {
-            session::run(TokioIo::new(upgraded), target).await;
+            session::run(TokioIo::new(upgraded), target, backend.timeouts).await;
         }
     });
     Response::builder()

@@ -8,17 +8,27 @@
 //!
 //! A client that finishes its half of the data stream gets the pod's side shut for writing
 //! while the reply keeps flowing (a half-close, as a TCP proxy does).
+//!
+//! A request whose partner stream has not arrived within the stream creation timeout is given
+//! up as upstream's `monitorStreamPair` does: "(conn=…, request=N) timed out waiting for
+//! streams" on its error stream. Upstream then leaves the lone stream open until the
+//! connection ends; here the error stream is finished after the message (so a client reading
+//! it to the end sees it) and a lone data stream is reset. A connection over which no frame
+//! moved either way for the idle timeout has its streams reset and is closed after a GOAWAY,
+//! as spdystream's idle-aware framer does.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::spdy::{self, Decoder, Encoder, Frame, FLAG_FIN, RST_CANCEL, RST_PROTOCOL_ERROR};
-use super::Target;
+use super::{Activity, StreamTimeouts, Target};
 
 /// How much of the pod's output one DATA frame carries at most.
 const CHUNK: usize = 32 * 1024;
@@ -35,21 +45,28 @@ enum Stream {
 }
 
 /// A request's streams while they arrive.
-#[derive(Default)]
 struct Pair {
     port: u16,
     data: Option<(u32, mpsc::Receiver<Inbound>)>,
     error: Option<u32>,
+    /// When the stream creation timeout gives up on the missing partner.
+    deadline: Instant,
 }
 
-/// Serves one upgraded SPDY connection until the client closes it.
-pub async fn run<S>(io: S, target: Arc<Target>)
+/// Names connections in the messages of timed-out requests.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+/// Serves one upgraded SPDY connection until the client closes it or it has been idle for
+/// `timeouts.idle`.
+pub async fn run<S>(io: S, target: Arc<Target>, timeouts: StreamTimeouts)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     let (mut rd, wr) = tokio::io::split(io);
     let (out, out_rx) = mpsc::channel::<Frame>(64);
-    let writer = tokio::spawn(write_frames(wr, out_rx));
+    let activity = Activity::new();
+    let writer = tokio::spawn(write_frames(wr, out_rx, activity.clone()));
     let mut forwards = JoinSet::new();
     let mut dec = Decoder::new();
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -122,7 +139,12 @@ where
                             Kind::Error => stream_id.to_string(),
                             Kind::Data => stream_id.saturating_sub(2).to_string(),
                         });
-                    let pair = pairs.entry(request.clone()).or_default();
+                    let pair = pairs.entry(request.clone()).or_insert_with(|| Pair {
+                        port,
+                        data: None,
+                        error: None,
+                        deadline: Instant::now() + timeouts.creation,
+                    });
                     pair.port = port;
                     let duplicate = match kind {
                         Kind::Error if pair.error.is_some() => Some("error"),
@@ -212,9 +234,61 @@ where
                 | Frame::Unknown { .. } => {}
             }
         }
-        match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        let next_deadline = pairs.values().map(|p| p.deadline).min();
+        let creation = async {
+            match next_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => activity.touch(),
+            },
+            () = creation => {
+                let now = Instant::now();
+                let expired: Vec<String> = pairs
+                    .iter()
+                    .filter(|(_, p)| p.deadline <= now)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                for request in expired {
+                    let Some(pair) = pairs.remove(&request) else { continue };
+                    let message = format!(
+                        "(conn=#{conn}, request={request}) timed out waiting for streams"
+                    );
+                    tracing::debug!("port-forward: {message}");
+                    if let Some(error_id) = pair.error {
+                        streams.remove(&error_id);
+                        for (flags, data) in [(0, Bytes::from(message)), (FLAG_FIN, Bytes::new())] {
+                            let _ = out
+                                .send(Frame::Data { stream_id: error_id, flags, data })
+                                .await;
+                        }
+                    }
+                    if let Some((data_id, _)) = pair.data {
+                        streams.remove(&data_id);
+                        let _ = out
+                            .send(Frame::RstStream { stream_id: data_id, status: RST_CANCEL })
+                            .await;
+                    }
+                }
+            }
+            () = activity.idle_for(timeouts.idle) => {
+                tracing::debug!("port-forward connection #{conn} idle for {:?}: closing it", timeouts.idle);
+                let mut open: Vec<u32> = streams.keys().copied().collect();
+                open.extend(pairs.values().flat_map(|p| p.error.into_iter().chain(p.data.as_ref().map(|d| d.0))));
+                open.sort_unstable();
+                open.dedup();
+                for stream_id in open {
+                    let _ = out.send(Frame::RstStream { stream_id, status: RST_CANCEL }).await;
+                }
+                let _ = out
+                    .send(Frame::GoAway { last_good_stream_id: last_stream, status: 0 })
+                    .await;
+                break 'conn;
+            }
         }
     }
     drop(streams);
@@ -329,7 +403,7 @@ async fn forward(
 }
 
 /// Encodes frames in order (the header compressor is one stream) and writes them.
-async fn write_frames<W>(mut wr: W, mut frames: mpsc::Receiver<Frame>)
+async fn write_frames<W>(mut wr: W, mut frames: mpsc::Receiver<Frame>, activity: Arc<Activity>)
 where
     W: AsyncWrite + Unpin,
 {
@@ -350,6 +424,7 @@ where
         if wr.write_all(&wire).await.is_err() || wr.flush().await.is_err() {
             break;
         }
+        activity.touch();
     }
     let _ = wr.shutdown().await;
 }
@@ -430,8 +505,12 @@ mod tests {
     }
 
     fn start(target: Target) -> Client {
+        start_with(target, StreamTimeouts::default())
+    }
+
+    fn start_with(target: Target, timeouts: StreamTimeouts) -> Client {
         let (a, b) = tokio::io::duplex(1 << 16);
-        tokio::spawn(run(b, Arc::new(target)));
+        tokio::spawn(run(b, Arc::new(target), timeouts));
         Client {
             enc: Encoder::new(),
             dec: Decoder::new(),
@@ -560,6 +639,72 @@ mod tests {
             [(5, RST_CANCEL), (7, RST_CANCEL), (8, RST_PROTOCOL_ERROR)]
         );
         drop(c);
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_partner_never_comes_is_given_up_after_the_creation_timeout() {
+        let timeouts = StreamTimeouts {
+            creation: Duration::from_millis(300),
+            idle: Duration::from_secs(3600),
+        };
+        let mut c = start_with(Target::for_pod(&pod("127.0.0.1"), false), timeouts);
+        // Request 0 sends only its data stream, request 1 only its error stream.
+        c.open(1, "data", 80, "0").await;
+        c.open(3, "error", 80, "1").await;
+        let mut others = Vec::new();
+        let message = String::from_utf8(c.read_stream(3, &mut others).await).unwrap();
+        assert!(
+            message.starts_with("(conn=#")
+                && message.ends_with(", request=1) timed out waiting for streams"),
+            "{message}"
+        );
+        while !others.iter().any(|f| matches!(f, Frame::RstStream { .. })) {
+            others.push(c.next().await.expect("the session stays up"));
+        }
+        assert!(
+            others.contains(&Frame::RstStream {
+                stream_id: 1,
+                status: RST_CANCEL
+            }),
+            "the lone data stream is reset: {others:?}"
+        );
+        // The connection itself stays usable for the next request.
+        c.open(5, "error", 80, "2").await;
+        c.open(7, "data", 80, "2").await;
+        let refused = String::from_utf8(c.read_stream(5, &mut others).await).unwrap();
+        assert!(refused.contains("connection refused"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_reset_and_closed() {
+        let timeouts = StreamTimeouts {
+            creation: Duration::from_secs(3600),
+            idle: Duration::from_millis(300),
+        };
+        let mut c = start_with(Target::for_pod(&pod("127.0.0.1"), false), timeouts);
+        c.open(1, "error", 80, "0").await;
+        let mut seen = Vec::new();
+        while let Some(f) = c.next().await {
+            seen.push(f);
+        }
+        assert_eq!(
+            seen,
+            [
+                Frame::SynReply {
+                    stream_id: 1,
+                    flags: 0,
+                    headers: Vec::new()
+                },
+                Frame::RstStream {
+                    stream_id: 1,
+                    status: RST_CANCEL
+                },
+                Frame::GoAway {
+                    last_good_stream_id: 1,
+                    status: 0
+                }
+            ]
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! request's `port` parameters; port `i` has the data channel `2i` and the error channel
 //! `2i+1`; each channel's first message is the port as two little-endian bytes. One connection
 //! per port is made when the socket opens; the socket closes when every port's connection has
-//! ended, or when the client leaves.
+//! ended, when the client leaves, or when no message moved either way for the idle timeout (as
+//! upstream's wsstream deadlines close it: the connection drops without a close frame).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
@@ -19,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{text, Target};
+use super::{text, Activity, Target};
 use crate::node::exec::session::normal_close;
 
 type Body = crate::node::kubelet_server::Body;
@@ -34,6 +36,7 @@ pub fn upgrade(
     req: &mut Request<hyper::body::Incoming>,
     ports: Vec<u16>,
     target: Arc<Target>,
+    idle: Duration,
 ) -> Response<Body> {
     let offered: Vec<String> = req
         .headers()
@@ -75,7 +78,7 @@ pub fn upgrade(
             return;
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        run(ws, ports, target).await;
+        run(ws, ports, target, idle).await;
     });
     builder
         .body(
@@ -93,8 +96,9 @@ fn message(channel: usize, data: &[u8]) -> Message {
     Message::Binary(v.into())
 }
 
-/// Forwards `ports` over `ws` until every port's connection has ended or the client leaves.
-pub async fn run<S>(ws: WebSocketStream<S>, ports: Vec<u16>, target: Arc<Target>)
+/// Forwards `ports` over `ws` until every port's connection has ended, the client leaves or
+/// the connection has been idle for `idle`.
+pub async fn run<S>(ws: WebSocketStream<S>, ports: Vec<u16>, target: Arc<Target>, idle: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -115,17 +119,20 @@ where
         forwards.spawn(forward(target.clone(), i, *port, rx, out.clone()));
     }
     drop(out);
+    let activity = Activity::new();
     let writer = async {
         while let Some(m) = out_rx.recv().await {
             if sink.send(m).await.is_err() {
                 return;
             }
+            activity.touch();
         }
         let _ = sink.send(normal_close()).await;
         let _ = sink.close().await;
     };
     let reader = async {
         while let Some(Ok(msg)) = source.next().await {
+            activity.touch();
             let data = match msg {
                 Message::Binary(b) => b,
                 Message::Close(_) => break,
@@ -151,6 +158,9 @@ where
     tokio::select! {
         _ = writer => {}
         _ = reader => {}
+        _ = activity.idle_for(idle) => {
+            tracing::debug!("port-forward WebSocket idle for {idle:?}: closing it");
+        }
     }
     forwards.abort_all();
 }
@@ -205,6 +215,44 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
+    async fn an_idle_socket_is_closed_after_the_idle_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The pod accepts and then says nothing.
+        tokio::spawn(async move {
+            let (_s, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(
+            json!({"metadata": {"name": "web", "uid": "u"}, "status": {"podIP": "127.0.0.1"}}),
+        )
+        .unwrap();
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let served = tokio::spawn(run(
+            WebSocketStream::from_raw_socket(b, Role::Server, None).await,
+            vec![port],
+            Arc::new(Target::for_pod(&pod, true)),
+            Duration::from_millis(300),
+        ));
+        let mut client = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+        let mut channels = 0;
+        let ended = loop {
+            match tokio::time::timeout(Duration::from_secs(10), client.next()).await {
+                Ok(Some(Ok(Message::Binary(_)))) => channels += 1,
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(ended, "the idle socket was not closed");
+        assert_eq!(channels, 2, "the two channel headers came first");
+        tokio::time::timeout(Duration::from_secs(10), served)
+            .await
+            .expect("the session ends")
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn each_port_gets_its_channels_its_data_and_its_errors() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap().port();
@@ -229,6 +277,7 @@ mod tests {
             WebSocketStream::from_raw_socket(b, Role::Server, None).await,
             vec![open, closed],
             Arc::new(Target::for_pod(&pod, true)),
+            Duration::from_secs(3600),
         ));
         let mut client = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
         let mut first = Vec::new();

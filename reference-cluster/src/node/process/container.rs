@@ -17,10 +17,11 @@ use tokio::time::Instant;
 use super::cgroup::{ContainerCgroup, Limits};
 use super::env::{build, expand, EnvContext};
 use super::exec::Target;
-use super::images::ImageRule;
+use super::images::{ImageRule, ImageSource};
 use super::launch::{self, start_error_message, Launch, Namespaces, Resolver};
 use super::logfile::LogFile;
 use super::probes::{self, ProbeOutcome};
+use super::rootfs;
 use super::volumes::{self, VolumeContext};
 use super::{allocatable, Ctx};
 use crate::node::clock::seconds;
@@ -196,7 +197,10 @@ impl Task {
         let c = &self.container;
         let dir = pod_dir(&self.ctx.cfg.root, &self.pod);
         let alloc = allocatable(&self.ctx, &self.node);
-        let mut image_env = vec![("PATH".to_string(), self.resolver.image_path())];
+        let mut image_env = Vec::new();
+        if !self.rule.env.iter().any(|(k, _)| k == "PATH") {
+            image_env.push(("PATH".to_string(), self.resolver.image_path()));
+        }
         image_env.extend(self.rule.env.iter().cloned());
         image_env.push((
             "HOSTNAME".to_string(),
@@ -221,6 +225,21 @@ impl Task {
         let env = build(client, &cx, c, &image_env)
             .await
             .map_err(|m| never_ran("CreateContainerConfigError", m))?;
+        let image_root = match &self.resolver.source {
+            ImageSource::RootFs { dir } => Some(dir.clone()),
+            _ => None,
+        };
+        if let Some(dir) = image_root.as_ref().filter(|_| !self.ctx.namespaces) {
+            // Running it on the host's files instead would silently test something else.
+            return Err(never_ran(
+                "CreateContainerError",
+                format!(
+                    "failed to create containerd container: image {:?} has its own root file system ({}), which needs mount namespaces, and this node cannot create them: run the node agent as root with CAP_SYS_ADMIN (see PROCESS.md)",
+                    self.container.image.as_deref().unwrap_or(""),
+                    dir.display()
+                ),
+            ));
+        }
         // A volume that cannot be set up keeps the container waiting (ContainerCreating) and
         // is tried again, with a FailedMount event each time, as upstream.
         let vcx = VolumeContext {
@@ -269,11 +288,21 @@ impl Task {
             .or_else(|| self.rule.working_dir.clone())
             .filter(|w| !w.is_empty());
         let mut created = Vec::new();
-        let namespaces = if self.ctx.namespaces {
+        let namespaces = if let Some(image) = image_root {
+            let plan = self
+                .root_plan(&image, &dir)
+                .map_err(|m| never_ran("CreateContainerError", m))?;
+            Namespaces::New {
+                mounts,
+                hostname: self.pod.metadata.name.clone().unwrap_or_default(),
+                root: Some(plan),
+            }
+        } else if self.ctx.namespaces {
             created = launch::make_targets(&mounts);
             Namespaces::New {
                 mounts,
                 hostname: self.pod.metadata.name.clone().unwrap_or_default(),
+                root: None,
             }
         } else {
             // Without mount namespaces a volume can only appear where nothing is yet.
@@ -290,7 +319,8 @@ impl Task {
             }
             Namespaces::Host
         };
-        if let Some(w) = &cwd {
+        let own_root = matches!(&namespaces, Namespaces::New { root: Some(_), .. });
+        if let Some(w) = cwd.as_ref().filter(|_| !own_root) {
             if !Path::new(w).exists() {
                 let _ = std::fs::create_dir_all(w);
             }
@@ -313,6 +343,75 @@ impl Task {
             env.0,
             cwd,
         ))
+    }
+
+    /// This attempt's writable layer: `<pod dir>/<container>/rootfs-<attempt>`.
+    fn layer_dir(&self) -> PathBuf {
+        pod_dir(&self.ctx.cfg.root, &self.pod)
+            .join(&self.container.name)
+            .join(format!("rootfs-{}", self.attempt))
+    }
+
+    /// Removes this attempt's writable layer (in the background: a copy may be large); the
+    /// next attempt starts from the image again, as a new container does.
+    fn drop_layer(&self) {
+        if matches!(self.resolver.source, ImageSource::RootFs { .. }) {
+            let dir = self.layer_dir();
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(dir);
+            });
+        }
+    }
+
+    /// The root of an attempt of an image rooted at `image`: a fresh writable layer and the
+    /// kubelet's `/etc` files, written into the pod directory `dir`.
+    fn root_plan(&self, image: &Path, dir: &Path) -> Result<rootfs::RootPlan, String> {
+        if !image.is_dir() {
+            return Err(format!(
+                "failed to create containerd container: the root file system {} of image {:?} is not a directory: fix the image table",
+                image.display(),
+                self.container.image.as_deref().unwrap_or("")
+            ));
+        }
+        let layer =
+            rootfs::Layer::create(image, &self.layer_dir(), self.ctx.overlay).map_err(|e| {
+                format!(
+                    "failed to create containerd container: cannot make the writable layer {}: {e}",
+                    self.layer_dir().display()
+                )
+            })?;
+        let files = rootfs::etc_files(&self.pod, dir, self.pod_ip.as_deref()).map_err(|e| {
+            format!(
+                "failed to create containerd container: cannot write /etc/hosts, /etc/hostname and /etc/resolv.conf under {}: {e}",
+                dir.display()
+            )
+        })?;
+        let read_only = self
+            .container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem)
+            .unwrap_or(false);
+        Ok(rootfs::RootPlan {
+            image: image.to_path_buf(),
+            layer,
+            files,
+            read_only,
+        })
+    }
+
+    /// The resolver exec sessions, probes and hooks use: a root-file-system image's
+    /// executables are found in the running container's root (its writable layer included).
+    fn resolver_for(&self, pid: i32) -> Resolver {
+        match &self.resolver.source {
+            ImageSource::RootFs { .. } => Resolver {
+                source: ImageSource::RootFs {
+                    dir: PathBuf::from(format!("/proc/{pid}/root")),
+                },
+                applets: None,
+            },
+            _ => self.resolver.clone(),
+        }
     }
 
     fn log_key(&self) -> LogKey {
@@ -339,6 +438,7 @@ impl Task {
                     Ok(cg) => Some(Arc::new(cg)),
                     Err(m) => {
                         launch::remove_targets(&created);
+                        self.drop_layer();
                         self.set(ContainerState::Exited(Exit {
                             exit_code: 128,
                             reason: "StartError".into(),
@@ -362,6 +462,7 @@ impl Task {
             Ok(c) => c,
             Err(e) => {
                 launch::remove_targets(&created);
+                self.drop_layer();
                 if let Some(cg) = cgroup {
                     cg.remove().await;
                 }
@@ -408,7 +509,7 @@ impl Task {
                 pid,
                 env: env.clone(),
                 cwd: cwd.clone(),
-                resolver: self.resolver.clone(),
+                resolver: self.resolver_for(pid),
                 namespaces: joins_namespaces,
                 pod_ip: self.pod_ip.clone(),
                 cgroup: cgroup.clone(),
@@ -428,7 +529,7 @@ impl Task {
             pid,
             env: env.clone(),
             cwd: cwd.clone(),
-            resolver: self.resolver.clone(),
+            resolver: self.resolver_for(pid),
             namespaces: joins_namespaces,
             pod_ip: self.pod_ip.clone(),
             container: c.clone(),
@@ -522,6 +623,7 @@ impl Task {
         self.ctx.targets.remove(&key, pid);
         self.ctx.stdio.remove(&key, pid);
         launch::remove_targets(&created);
+        self.drop_layer();
         let code = match status {
             Ok(s) => launch::exit_code(s),
             Err(_) => 137,
@@ -742,8 +844,24 @@ async fn probe_loop(
             let outcome = probes::run_probe(&cx, &p.probe, timeout).await;
             let after = Instant::now();
             p.next = after + p.period();
+            if let ProbeOutcome::Warning(output) = &outcome {
+                let mut s = shared.lock();
+                s.failures.push((
+                    after,
+                    ProbeFailure {
+                        kind: p.kind,
+                        output: output.clone(),
+                        kills: false,
+                        warning: true,
+                    },
+                ));
+                if s.failures.len() > MAX_FAILURES {
+                    s.failures.remove(0);
+                }
+            }
             match outcome {
-                ProbeOutcome::Success => {
+                // A warning counts as a success (upstream's prober returns `results.Success`).
+                ProbeOutcome::Success | ProbeOutcome::Warning(_) => {
                     p.failures = 0;
                     p.successes += 1;
                     let needed = p.probe.success_threshold.unwrap_or(1).max(1);
@@ -780,6 +898,7 @@ async fn probe_loop(
                                 kind: p.kind,
                                 output,
                                 kills,
+                                warning: false,
                             },
                         ));
                         if s.failures.len() > MAX_FAILURES {
@@ -823,7 +942,6 @@ async fn probe_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::process::images::ImageSource;
     use serde_json::json;
 
     #[test]

@@ -1,5 +1,7 @@
 //! The image table: which "image" a process container runs. There is no registry and no image
-//! store; an image name maps to a way of finding executables on the host (see `PROCESS.md`).
+//! store; an image name maps to a way of finding executables on the host, or to a directory
+//! that becomes the container's root file system (see `PROCESS.md`). Users add rows with an
+//! image-table file (`table_file.rs`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,22 @@ pub enum ImageSource {
     Busybox { binary: PathBuf },
     /// The host itself: the host's `PATH`, absolute paths as they are.
     Host,
+    /// A directory that becomes the container's root file system (with mount namespaces
+    /// only); executables are looked up inside it.
+    RootFs { dir: PathBuf },
+    /// A root file system the runtime lays out from a busybox binary when it starts
+    /// (`<root>/images/busybox-rootfs`, see `rootfs::build_busybox`), then run as `RootFs`.
+    BusyboxRootFs { binary: PathBuf },
+}
+
+impl ImageSource {
+    /// Whether containers of this image need their own root (and so mount namespaces).
+    pub fn needs_root(&self) -> bool {
+        matches!(
+            self,
+            ImageSource::RootFs { .. } | ImageSource::BusyboxRootFs { .. }
+        )
+    }
 }
 
 /// One row of the table: the repository (`docker.io/library/busybox`, tags and digests
@@ -77,6 +95,14 @@ impl ImageTable {
     /// The default table with the host's busybox found on `PATH`.
     pub fn detect() -> ImageTable {
         ImageTable::with_busybox(find_on_path("busybox", DEFAULT_PATH))
+    }
+
+    /// The rows of the image-table file `path` in front of this table's, so they override
+    /// built-in rows of the same image.
+    pub fn with_file(mut self, path: &Path) -> Result<ImageTable, String> {
+        let rows = super::table_file::load(path)?;
+        self.rules.splice(0..0, rows);
+        Ok(self)
     }
 
     /// The rule for `image`, if the table maps it.

@@ -36,6 +36,19 @@ impl Resolver {
 
     /// The executable for `name` under `path`, or containerd's message when there is none.
     pub fn resolve(&self, name: &str, path: &str) -> Result<PathBuf, String> {
+        match &self.source {
+            // The in-root path: it is exec'd once the directory is the process's root.
+            ImageSource::RootFs { dir } => {
+                return super::rootfs::find_executable(dir, name, path).map(PathBuf::from)
+            }
+            ImageSource::BusyboxRootFs { binary } => {
+                return Err(format!(
+                    "the busybox root file system of {} was not built",
+                    binary.display()
+                ))
+            }
+            ImageSource::Busybox { .. } | ImageSource::Host => {}
+        }
         if name.contains('/') {
             // Inside a busybox image `/bin/sh` is the applet, not the host's shell.
             if let Some((dir, names)) = &self.applets {
@@ -75,10 +88,12 @@ pub fn start_error_message(cause: &str) -> String {
 pub enum Namespaces {
     /// The host's: no isolation (namespaces unavailable).
     Host,
-    /// Fresh mount and UTS namespaces with these mounts and this hostname.
+    /// Fresh mount and UTS namespaces with these mounts and this hostname; with `root`, that
+    /// root file system (the mounts then go inside it).
     New {
         mounts: Vec<Mount>,
         hostname: String,
+        root: Option<super::rootfs::RootPlan>,
     },
     /// Those of the running process `pid` (a container being exec'd into).
     Join(i32),
@@ -216,7 +231,42 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
                 Ok(())
             });
         },
-        Namespaces::New { mounts, hostname } => {
+        Namespaces::New {
+            mounts,
+            hostname,
+            root: Some(plan),
+        } => {
+            let root = super::rootfs::PreparedRoot::new(&plan, &mounts, l.cwd.as_deref())?;
+            let host = std::ffi::OsString::from(hostname);
+            // SAFETY: the closure only makes syscalls on strings prepared above.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::unistd::setsid()?;
+                    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
+                    mount(
+                        None::<&std::ffi::CStr>,
+                        c"/",
+                        None::<&std::ffi::CStr>,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None::<&std::ffi::CStr>,
+                    )?;
+                    root.enter()?;
+                    nix::unistd::sethostname(&host)?;
+                    if tty {
+                        set_controlling_tty()?;
+                    }
+                    if let Some(c) = &cwd {
+                        nix::unistd::chdir(c.as_c_str())?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        Namespaces::New {
+            mounts,
+            hostname,
+            root: None,
+        } => {
             let prepared = mounts
                 .iter()
                 .map(|m| {

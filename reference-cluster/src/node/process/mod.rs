@@ -11,8 +11,11 @@ pub mod launch;
 pub mod logfile;
 pub mod probes;
 mod resync;
+pub mod rootfs;
 pub mod service_env;
 pub mod stdio;
+pub mod storage;
+pub mod table_file;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -61,6 +64,16 @@ pub struct ProcessConfig {
     pub cgroup_parent: Option<String>,
     /// `cpuCFSQuotaPeriod` (100ms): the CFS period of CPU limits.
     pub cpu_cfs_quota_period: Duration,
+    /// Give containers of root-file-system images an overlayfs writable layer when the kernel
+    /// accepts one under `root`; off (or refused), each attempt gets a copy of the image.
+    pub rootfs_overlay: bool,
+    /// Where clusters on this host claim their pod address ranges (`ipam::claim`), so two
+    /// process-runtime clusters never hand out the same addresses; `None` uses the fleet's
+    /// `cluster_cidr` unclaimed.
+    pub pod_cidr_claims: Option<PathBuf>,
+    /// Claim exactly the fleet's `cluster_cidr` (`--pod-cidr`), failing when another cluster
+    /// holds it, instead of the first free block.
+    pub pod_cidr_fixed: bool,
 }
 
 impl ProcessConfig {
@@ -75,6 +88,9 @@ impl ProcessConfig {
             mount_retry: Duration::from_secs(2),
             cgroup_parent: Some("kubeproof".into()),
             cpu_cfs_quota_period: Duration::from_millis(100),
+            rootfs_overlay: true,
+            pod_cidr_claims: Some(super::ipam::default_claim_dir()),
+            pod_cidr_fixed: false,
         }
     }
 }
@@ -95,6 +111,8 @@ pub(crate) struct Ctx {
     pub logs: LogStore,
     pub cfg: ProcessConfig,
     pub namespaces: bool,
+    /// Root-file-system images get an overlayfs layer (else a copy per attempt).
+    pub overlay: bool,
     pub wake: mpsc::UnboundedSender<String>,
     pub targets: Targets,
     /// Running containers' own stdio, for `attach`.
@@ -154,20 +172,34 @@ impl ProcessRuntime {
                     })?;
                     Some((dir, names))
                 }
-                ImageSource::Host => None,
+                ImageSource::Host | ImageSource::RootFs { .. } => None,
+                ImageSource::BusyboxRootFs { .. } => None,
             };
-            resolvers.insert(
-                rule.repository.clone(),
-                Resolver {
-                    source: rule.source.clone(),
-                    applets,
-                },
-            );
+            let source = match &rule.source {
+                ImageSource::BusyboxRootFs { binary } => {
+                    let dir = cfg.root.join("images").join("busybox-rootfs");
+                    rootfs::build_busybox(binary, &dir).map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot lay out a busybox root file system from {} in {} for image {}: {e}",
+                            binary.display(),
+                            dir.display(),
+                            rule.repository
+                        )
+                    })?;
+                    ImageSource::RootFs { dir }
+                }
+                other => other.clone(),
+            };
+            resolvers.insert(rule.repository.clone(), Resolver { source, applets });
         }
         let namespaces = cfg.namespaces && launch::namespaces_work();
         if cfg.namespaces && !namespaces {
-            tracing::warn!("mount namespaces are not available: volumes are linked at missing mount paths only (see PROCESS.md)");
+            tracing::warn!("mount namespaces are not available: volumes are linked at missing mount paths only, and images with a root file system fail to create (see PROCESS.md)");
         }
+        let overlay = namespaces
+            && cfg.rootfs_overlay
+            && cfg.images.rules.iter().any(|r| r.source.needs_root())
+            && rootfs::overlay_works(&cfg.root.join("images"));
         let cgroups = cfg.cgroup_parent.as_deref().and_then(|parent| {
             match cgroup::Cgroups::new(parent, cfg.cpu_cfs_quota_period) {
                 Ok(c) => Some(Arc::new(c)),
@@ -190,6 +222,7 @@ impl ProcessRuntime {
                 logs,
                 cfg,
                 namespaces,
+                overlay,
                 cgroups,
                 wake,
                 targets: Targets::default(),
@@ -428,6 +461,17 @@ impl Runtime for ProcessRuntime {
 
     fn set_event_sink(&mut self, sink: EventSink) {
         *self.ctx.events.lock() = sink;
+    }
+
+    fn storage(
+        &self,
+        pod: &Pod,
+        containers: &[(&str, &ContainerId)],
+        _now: Instant,
+    ) -> Option<super::local_storage::PodStorage> {
+        let names: Vec<&str> = containers.iter().map(|(n, _)| *n).collect();
+        let dir = container::pod_dir(&self.ctx.cfg.root, pod);
+        Some(storage::measure(&dir, pod, &names))
     }
 }
 

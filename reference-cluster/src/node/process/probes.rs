@@ -1,14 +1,17 @@
 //! Probes and lifecycle hooks against a running process container: `exec` runs a command in
-//! the container's namespaces, environment and working directory; `httpGet` and `tcpSocket`
-//! connect to the pod's address; `grpc` checks that the port accepts connections (see
-//! `PROCESS.md`); `sleep` hooks wait.
+//! the container's namespaces, environment and working directory; `httpGet` (HTTP, or HTTPS
+//! without certificate verification: [`http`]) and `tcpSocket` connect to the pod's address;
+//! `grpc` calls the standard health service over h2c ([`grpc`]); `sleep` hooks wait.
+
+mod grpc;
+mod http;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use super::launch::{self, Launch, Namespaces, Resolver};
@@ -17,6 +20,9 @@ use super::launch::{self, Launch, Namespaces, Resolver};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeOutcome {
     Success,
+    /// A success the kubelet reports with a `ProbeWarning` event ("… probe warning: " and
+    /// this): an HTTP probe answered by a redirect it did not follow.
+    Warning(String),
     /// With what the kubelet's event says after "… probe failed: ".
     Failure(String),
 }
@@ -151,50 +157,6 @@ fn dial_error(e: &std::io::Error) -> String {
     }
 }
 
-/// One HTTP GET; Ok with the status code.
-async fn http_get(
-    host: &str,
-    port: u16,
-    path: &str,
-    headers: &[(String, String)],
-) -> Result<u16, String> {
-    let mut s = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| {
-            format!(
-                "Get \"http://{host}:{port}{path}\": dial tcp {host}:{port}: {}",
-                dial_error(&e)
-            )
-        })?;
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 1024];
-    let mut got = 0;
-    while got < buf.len() {
-        let n = s.read(&mut buf[got..]).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-        if buf[..got].contains(&b'\n') {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf[..got]);
-    head.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("Get \"http://{host}:{port}{path}\": malformed HTTP response"))
-}
-
 /// Runs one probe within `timeout`.
 pub async fn run_probe(cx: &ExecContext, p: &Probe, timeout: Duration) -> ProbeOutcome {
     let fail = ProbeOutcome::Failure;
@@ -224,28 +186,19 @@ pub async fn run_probe(cx: &ExecContext, p: &Probe, timeout: Duration) -> ProbeO
             Err(m) => return fail(m),
         };
         let host = host_of(h.host.as_ref(), cx);
-        let path = h
-            .path
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or("/".into());
-        if h.scheme.as_deref() == Some("HTTPS") {
-            // No TLS client here: an HTTPS probe checks that the port accepts connections.
-            return connect(host, port).await;
-        }
+        let path = h.path.as_deref().unwrap_or_default();
+        let https = h.scheme.as_deref() == Some("HTTPS");
         let headers: Vec<(String, String)> = h
             .http_headers
             .iter()
             .flatten()
             .map(|x| (x.name.clone(), x.value.clone()))
             .collect();
-        return match tokio::time::timeout(timeout, http_get(&host, port, &path, &headers)).await {
-            Ok(Ok(code)) if (200..400).contains(&code) => ProbeOutcome::Success,
-            Ok(Ok(code)) => fail(format!("HTTP probe failed with statuscode: {code}")),
-            Ok(Err(m)) => fail(m),
-            Err(_) => fail(format!(
-                "Get \"http://{host}:{port}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-            )),
+        let url = http::ProbeUrl::new(https, &host, port, path);
+        return match http::probe(url, &headers, timeout).await {
+            http::HttpOutcome::Success => ProbeOutcome::Success,
+            http::HttpOutcome::Warning(m) => ProbeOutcome::Warning(m),
+            http::HttpOutcome::Failure(m) => fail(m),
         };
     }
     if let Some(t) = &p.tcp_socket {
@@ -260,7 +213,11 @@ pub async fn run_probe(cx: &ExecContext, p: &Probe, timeout: Duration) -> ProbeO
             Ok(p) => p,
             Err(_) => return fail(format!("invalid port {}", g.port)),
         };
-        return connect(host_of(None, cx), port).await;
+        let service = g.service.as_deref().unwrap_or_default();
+        return match grpc::probe(&host_of(None, cx), port, service, timeout).await {
+            Ok(()) => ProbeOutcome::Success,
+            Err(m) => fail(m),
+        };
     }
     fail("the probe has no handler".into())
 }
@@ -287,9 +244,17 @@ pub async fn run_hook(
         let port = port_of(&h.port, &cx.container)?;
         let host = host_of(h.host.as_ref(), cx);
         let path = h.path.clone().unwrap_or("/".into());
-        let code = tokio::time::timeout(left, http_get(&host, port, &path, &[]))
+        let headers: Vec<(String, String)> = h
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|x| (x.name.clone(), x.value.clone()))
+            .collect();
+        let url = http::ProbeUrl::new(h.scheme.as_deref() == Some("HTTPS"), &host, port, &path);
+        let code = tokio::time::timeout(left, http::get(&url, &headers, "lifecycle"))
             .await
-            .map_err(|_| "the hook timed out".to_string())??;
+            .map_err(|_| "the hook timed out".to_string())??
+            .status;
         return if (200..400).contains(&code) {
             Ok(())
         } else {
@@ -311,6 +276,7 @@ mod tests {
     use super::*;
     use crate::node::process::images::ImageSource;
     use serde_json::json;
+    use tokio::io::AsyncWriteExt;
 
     fn cx() -> ExecContext {
         ExecContext {
@@ -337,6 +303,28 @@ mod tests {
         assert_eq!(port_of(&IntOrString::String("web".into()), &c), Ok(8080));
         assert_eq!(port_of(&IntOrString::Int(81), &c), Ok(81));
         assert!(port_of(&IntOrString::String("nope".into()), &c).is_err());
+    }
+
+    #[tokio::test]
+    async fn https_and_grpc_probes_speak_their_protocols() {
+        let probe = |v: serde_json::Value| -> Probe { serde_json::from_value(v).unwrap() };
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let https = probe(json!({"httpGet": {"scheme": "HTTPS", "path": "/h", "port": port}}));
+        assert_eq!(
+            run_probe(&cx(), &https, Duration::from_secs(5)).await,
+            ProbeOutcome::Failure(format!(
+                "Get \"https://127.0.0.1:{port}/h\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
+        );
+        let grpc = probe(json!({"grpc": {"port": port, "service": "web"}}));
+        assert_eq!(
+            run_probe(&cx(), &grpc, Duration::from_secs(1)).await,
+            ProbeOutcome::Failure(format!(
+                "timeout: failed to connect service \"127.0.0.1:{port}\" within 1s: context deadline exceeded"
+            ))
+        );
     }
 
     #[tokio::test]

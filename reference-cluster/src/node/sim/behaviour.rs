@@ -33,6 +33,10 @@ pub struct Behaviour {
     pub log_lines: Vec<String>,
     /// How often it writes a `tick` line while running (`log-every`).
     pub log_every: Option<Duration>,
+    /// Bytes its writable layer and logs hold (`ephemeral-storage-usage`).
+    pub ephemeral_storage_usage: Option<i64>,
+    /// Bytes each of the pod's `emptyDir` volumes holds (`emptydir-usage`, pod-wide).
+    pub emptydir_usage: BTreeMap<String, i64>,
 }
 
 impl Behaviour {
@@ -112,6 +116,10 @@ impl Behaviour {
             "liveness-fail-after" => self.liveness_fail_after = Some(dur()?),
             "memory-usage" => self.memory_usage = Some(quantity(value, false)?),
             "cpu-usage" => self.cpu_usage_milli = Some(quantity(value, true)?),
+            "ephemeral-storage-usage" => {
+                self.ephemeral_storage_usage = Some(quantity(value, false)?)
+            }
+            "emptydir-usage" => self.emptydir_usage = volume_usage(value)?,
             "image-pull-error" => self.image_pull_error = flag()?,
             "image-pull-duration" => self.image_pull_duration = Some(dur()?),
             "start-error" => {
@@ -143,6 +151,18 @@ fn quantity(value: &str, milli: bool) -> Result<i64, String> {
         return Err(format!("{value} is negative"));
     }
     Ok(v.min(i64::MAX as i128) as i64)
+}
+
+/// `emptydir-usage`'s value: `<volume>=<quantity>` pairs separated by commas.
+pub fn volume_usage(value: &str) -> Result<BTreeMap<String, i64>, String> {
+    let mut out = BTreeMap::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, q) = part.split_once('=').ok_or_else(|| {
+            format!("want volume=quantity pairs such as data=2Mi,cache=10Mi, got {part:?}")
+        })?;
+        out.insert(name.trim().to_string(), quantity(q, false)?);
+    }
+    Ok(out)
 }
 
 /// Whether an image name asks for a failing pull: any image whose name contains `nonexistent`.
@@ -205,6 +225,28 @@ mod tests {
         assert_eq!(side.log_lines, ["other"]);
         let zero = ann(&[("log-every", "0s")]);
         assert!(Behaviour::from_annotations(Some(&zero), "main").is_err());
+    }
+
+    #[test]
+    fn storage_settings_read_quantities_per_container_and_per_volume() {
+        let a = ann(&[
+            ("ephemeral-storage-usage", "2Mi"),
+            ("ephemeral-storage-usage.big", "1Gi"),
+            ("emptydir-usage", "data=4Mi, cache=1k"),
+        ]);
+        let main = Behaviour::from_annotations(Some(&a), "main").unwrap();
+        assert_eq!(main.ephemeral_storage_usage, Some(2 * 1024 * 1024));
+        assert_eq!(
+            main.emptydir_usage,
+            BTreeMap::from([("cache".to_string(), 1000), ("data".to_string(), 4 << 20)])
+        );
+        let big = Behaviour::from_annotations(Some(&a), "big").unwrap();
+        assert_eq!(big.ephemeral_storage_usage, Some(1 << 30));
+        for bad in ["data", "data=lots", "data=-1Mi"] {
+            let err = Behaviour::from_annotations(Some(&ann(&[("emptydir-usage", bad)])), "m")
+                .unwrap_err();
+            assert!(err.contains("emptydir-usage"), "{err}");
+        }
     }
 
     #[test]

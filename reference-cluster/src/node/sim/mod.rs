@@ -14,6 +14,7 @@ use self::stages::{
     mix, plan, plan_stop, seed_of, PlanInput, PlannedExit, SimStages, StopInput, Timeline,
 };
 use super::exec::script::Program;
+use super::local_storage::{ContainerStorage, PodStorage};
 use super::logs::{LogKey, LogStore, Script};
 use super::runtime::{
     ContainerId, ContainerState, ProbeFailure, ProbeKind, Runtime, StartRequest, Usage,
@@ -78,6 +79,24 @@ fn hex64(seed: u64) -> String {
         .collect()
 }
 
+/// `emptydir-usage` names only the pod's `emptyDir` volumes, so a typo is reported.
+fn emptydirs_exist(pod: &Pod, b: Behaviour) -> Result<Behaviour, String> {
+    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_deref());
+    let empty_dir = |name: &str| {
+        volumes
+            .unwrap_or_default()
+            .iter()
+            .any(|v| v.name == name && v.empty_dir.is_some())
+    };
+    match b.emptydir_usage.keys().find(|n| !empty_dir(n)) {
+        Some(n) => Err(format!(
+            "annotation {}emptydir-usage: the pod has no emptyDir volume {n:?}",
+            behaviour::PREFIX
+        )),
+        None => Ok(b),
+    }
+}
+
 /// What a container uses when its pod does not say: its requests, or a small idle footprint.
 fn default_usage(c: &Container) -> Usage {
     let request = |name: &str, milli: bool| {
@@ -128,7 +147,9 @@ impl Runtime for SimRuntime {
         let image_present = node_images.contains(&image);
         let mut program = None;
         let (behaviour, timeline) =
-            match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name) {
+            match Behaviour::from_annotations(req.pod.metadata.annotations.as_ref(), name)
+                .and_then(|b| emptydirs_exist(req.pod, b))
+            {
                 Ok(mut b) => {
                     program = (!b.overrides_command())
                         .then(|| Program::for_container(req.pod, req.container))
@@ -297,6 +318,40 @@ impl Runtime for SimRuntime {
         self.pod_ips.insert(pod_uid.to_string(), ip);
     }
 
+    /// From `ephemeral-storage-usage` (each container that has run) and `emptydir-usage` (once
+    /// a container has started): no files, only the annotations (see `SIM.md`).
+    fn storage(
+        &self,
+        _pod: &Pod,
+        containers: &[(&str, &ContainerId)],
+        now: Instant,
+    ) -> Option<PodStorage> {
+        let mut out = PodStorage::default();
+        for (name, id) in containers {
+            let Some(c) = self.containers.get(*id) else {
+                continue;
+            };
+            let ran = match c.timeline.state_at(now, c.stop.as_ref()) {
+                ContainerState::Running { .. } => true,
+                ContainerState::Exited(e) => e.started_at.is_some(),
+                _ => false,
+            };
+            if !ran {
+                continue;
+            }
+            // Every container reads the same pod-wide volume setting.
+            if out.volumes.is_empty() {
+                out.volumes = c.behaviour.emptydir_usage.clone();
+            }
+            out.containers.push(ContainerStorage {
+                name: name.to_string(),
+                logs: 0,
+                rootfs: c.behaviour.ephemeral_storage_usage.unwrap_or(0),
+            });
+        }
+        Some(out)
+    }
+
     fn probe_failures(&self, id: &str, since: Option<Instant>, now: Instant) -> Vec<ProbeFailure> {
         let Some(c) = self.containers.get(id) else {
             return Vec::new();
@@ -310,6 +365,7 @@ impl Runtime for SimRuntime {
                 kind,
                 output: probe_output(&c.container, kind, self.pod_ips.get(&c.pod_uid).copied()),
                 kills,
+                warning: false,
             })
             .collect()
     }

@@ -633,3 +633,55 @@ fn hostile_values_never_panic() {
     bare.sync(&mut rt, &cx, now);
     bare.api_status(&rt, &Clock::new(), now);
 }
+
+#[test]
+fn storage_evictions_fail_the_pod_without_a_disruption_target_unlike_pressure_ones() {
+    let spec = json!({
+        "metadata": {"annotations": {
+            "sim.kubeproof.dev/ephemeral-storage-usage": "3Mi",
+            "sim.kubeproof.dev/emptydir-usage": "data=2Mi"}},
+        "spec": {"containers": [{"name": "app", "image": "i"}],
+                 "volumes": [{"name": "data", "emptyDir": {}}]}});
+    let mut h = Harness::new(pod(spec.clone()));
+    h.run_to(ms(2000));
+    let ids: Vec<(String, String)> =
+        h.w.current_containers()
+            .map(|(n, id)| (n.to_string(), id.clone()))
+            .collect();
+    let refs: Vec<(&str, &String)> = ids.iter().map(|(n, id)| (n.as_str(), id)).collect();
+    let usage = h.rt.storage(h.w.pod(), &refs, h.now).unwrap();
+    assert_eq!(usage.containers[0].rootfs, 3 << 20);
+    assert_eq!(usage.volumes["data"], 2 << 20);
+
+    let message = "Usage of EmptyDir volume \"data\" exceeds the limit \"1Mi\". ";
+    let now = h.now;
+    assert!(h
+        .w
+        .evict_for_storage(message.into(), Duration::from_secs(1), &mut h.rt, now));
+    h.run_to(ms(3500));
+    let s = h.status();
+    assert_eq!(
+        (&s["phase"], &s["reason"], &s["message"]),
+        (&json!("Failed"), &json!("Evicted"), &json!(message))
+    );
+    let types: Vec<&Value> = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["type"])
+        .collect();
+    assert!(!types.contains(&&json!("DisruptionTarget")), "{types:?}");
+
+    let mut h = Harness::new(pod(spec));
+    h.run_to(ms(2000));
+    let (now, wall) = (h.now, h.clock.wall(h.now));
+    assert!(h
+        .w
+        .evict("low".into(), Duration::from_secs(1), &mut h.rt, wall, now));
+    h.run_to(ms(3500));
+    let s = h.status();
+    assert_eq!(
+        cond(&s, "DisruptionTarget")["reason"],
+        "TerminationByKubelet"
+    );
+}

@@ -188,7 +188,8 @@ fn tag_of(name: &str) -> Option<String> {
     last.split_once(':').map(|(_, t)| t.to_string())
 }
 
-const VOLUME_SOURCES: &[&str] = &[
+/// The `VolumeSource` members, one of which every volume sets (defaulting and validation share it).
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",

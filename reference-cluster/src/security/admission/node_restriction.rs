@@ -65,11 +65,63 @@ fn forbidden_labels(new: &Value, old: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
-/// Upstream's checks of a mirror pod a node creates: owned by its Node as controller, without
-/// blocking the owner's deletion, and naming no service account, secret, config map, cluster
-/// trust bundle or claim (the Node authorizer would otherwise let the node read them). The
-/// owner's uid is not compared with the stored Node's here.
-fn mirror_pod_content(node: &str, pod: &Value) -> Result<(), String> {
+/// The requesting node's own Node object, as the API server found it for a pod create
+/// (upstream reads it from its node informer to check a mirror pod's owner UID).
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeLookup {
+    Found(Value),
+    /// No Node of that name: the create fails with upstream's 404.
+    NotFound,
+    /// The lookup failed for another reason, given here.
+    Failed(String),
+    /// Not looked up (any request but a pod create).
+    NotNeeded,
+}
+
+/// Upstream's checks of a mirror pod a node creates: owned by its Node (by name and by the
+/// stored Node's UID, so a pod cannot outlive a deleted and re-registered Node) as controller,
+/// without blocking the owner's deletion, and naming no service account, secret, config map,
+/// cluster trust bundle or claim (the Node authorizer would otherwise let the node read them).
+fn mirror_pod_content(
+    attrs: &Attributes,
+    node: &str,
+    pod: &Value,
+    lookup: &NodeLookup,
+) -> Result<(), Rejection> {
+    let deny = |m: String| forbidden(attrs, Some(pod), &m);
+    mirror_pod_owner(node, pod).map_err(deny)?;
+    let owner_uid = str_of(pod, "/metadata/ownerReferences/0/uid");
+    let node_uid = match lookup {
+        NodeLookup::Found(n) => str_of(n, "/metadata/uid"),
+        NodeLookup::NotFound => {
+            return Err(Rejection {
+                code: 404,
+                reason: "NotFound",
+                message: format!("nodes \"{node}\" not found"),
+                details: Some(serde_json::json!({"name": node, "kind": "nodes"})),
+            })
+        }
+        NodeLookup::Failed(e) => {
+            return Err(deny(format!(
+                "error looking up node {node} to verify uid: {e}"
+            )))
+        }
+        NodeLookup::NotNeeded => {
+            return Err(deny(format!(
+                "error looking up node {node} to verify uid: the node was not looked up"
+            )))
+        }
+    };
+    if owner_uid != node_uid {
+        // Upstream's wording, including its order: the owner's UID is the "expected" one.
+        return Err(deny(format!(
+            "node {node} UID mismatch: expected {owner_uid} got {node_uid}"
+        )));
+    }
+    mirror_pod_references(node, pod).map_err(deny)
+}
+
+fn mirror_pod_owner(node: &str, pod: &Value) -> Result<(), String> {
     let owners = pod
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
@@ -106,6 +158,10 @@ fn mirror_pod_content(node: &str, pod: &Value) -> Result<(), String> {
             "node \"{node}\" must not set blockOwnerDeletion on an owner reference"
         ));
     }
+    Ok(())
+}
+
+fn mirror_pod_references(node: &str, pod: &Value) -> Result<(), String> {
     if !str_of(pod, "/spec/serviceAccountName").is_empty() {
         return Err(format!(
             "node \"{node}\" can not create pods that reference a service account"
@@ -213,11 +269,13 @@ fn requested_name<'a>(attrs: &'a Attributes, object: Option<&'a Value>) -> &'a s
 }
 
 /// Admits a request from a node. `object`/`old` are the new and current objects (the current
-/// pod for pod deletes, status updates and evictions; the pod a token is requested for).
+/// pod for pod deletes, status updates and evictions; the pod a token is requested for);
+/// `own_node` the requesting node's Node, looked up for pod creates.
 pub fn admit(
     attrs: &Attributes,
     object: Option<&Value>,
     old: Option<&Value>,
+    own_node: &NodeLookup,
 ) -> Result<(), Rejection> {
     let deny = |msg: String| Err(forbidden(attrs, object, &msg));
     let Some(node) = attrs.user.node_name() else {
@@ -306,7 +364,7 @@ pub fn admit(
                         "node \"{node}\" can only create pods with spec.nodeName set to itself"
                     ));
                 }
-                mirror_pod_content(node, pod).map_err(|m| forbidden(attrs, object, &m))
+                mirror_pod_content(attrs, node, pod, own_node)
             }
             Operation::Delete => {
                 if old.is_some_and(|p| str_of(p, "/spec/nodeName") != node) {
@@ -432,6 +490,75 @@ mod tests {
 
     use super::*;
     use crate::security::UserInfo;
+
+    /// The Node `n1` as stored, with the UID the tests' mirror pods name.
+    fn n1() -> NodeLookup {
+        NodeLookup::Found(json!({"metadata": {"name": "n1", "uid": "u"}}))
+    }
+
+    /// [`super::admit`] for a cluster where node `n1` exists.
+    fn admit(a: &Attributes, object: Option<&Value>, old: Option<&Value>) -> Result<(), Rejection> {
+        super::admit(a, object, old, &n1())
+    }
+
+    #[test]
+    fn mirror_pod_owner_uid_must_be_the_stored_nodes() {
+        let mut a = node(Operation::Create, "pods", "m");
+        a.namespace = "default".into();
+        let mirror = |uid: &str| {
+            json!({"metadata": {"name": "m", "annotations": {MIRROR_ANNOTATION: "h"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": uid, "controller": true}]},
+                "spec": {"nodeName": "n1"}})
+        };
+        assert!(super::admit(&a, Some(&mirror("u")), None, &n1()).is_ok());
+        // A pod naming an earlier incarnation of the node (deleted and re-registered).
+        let err = super::admit(&a, Some(&mirror("old")), None, &n1()).unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (
+                403,
+                r#"pods "m" is forbidden: node n1 UID mismatch: expected old got u"#
+            )
+        );
+        let err = super::admit(&a, Some(&mirror("")), None, &n1()).unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"pods "m" is forbidden: node n1 UID mismatch: expected  got u"#
+        );
+        // No such Node: upstream answers the lookup's NotFound as is.
+        let err = super::admit(&a, Some(&mirror("u")), None, &NodeLookup::NotFound).unwrap_err();
+        assert_eq!(
+            (err.code, err.reason, err.message.as_str()),
+            (404, "NotFound", r#"nodes "n1" not found"#)
+        );
+        assert_eq!(err.details, Some(json!({"name": "n1", "kind": "nodes"})));
+        let failed = NodeLookup::Failed("the store is unavailable".into());
+        let err = super::admit(&a, Some(&mirror("u")), None, &failed).unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (
+                403,
+                r#"pods "m" is forbidden: error looking up node n1 to verify uid: the store is unavailable"#
+            )
+        );
+        // The owner's name, kind and controller flag are judged before the lookup.
+        let mut renamed = mirror("u");
+        renamed["metadata"]["ownerReferences"][0]["name"] = json!("n2");
+        let err = super::admit(&a, Some(&renamed), None, &NodeLookup::NotFound).unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"pods "m" is forbidden: node "n1" can only create pods with an owner reference set to itself"#
+        );
+        // Requests other than pod creates never need the node.
+        let own = json!({"metadata": {"name": "n1"}});
+        assert!(super::admit(
+            &node(Operation::Update, "nodes", "n1"),
+            Some(&own),
+            Some(&own),
+            &NodeLookup::NotNeeded
+        )
+        .is_ok());
+    }
 
     fn node(op: Operation, resource: &str, name: &str) -> Attributes {
         Attributes::core(

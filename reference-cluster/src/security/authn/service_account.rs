@@ -7,12 +7,13 @@ use std::path::Path;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use kubeproof_wire::token::{self, TokenParseError};
 use ring::rand::SystemRandom;
 use ring::signature::{
     EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::TokenError;
 use crate::security::user::{service_account_groups, service_account_username};
@@ -310,26 +311,7 @@ impl TokenIssuer {
         if iss != self.issuer {
             return Err(TokenError::NotOurs);
         }
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .ok_or(TokenError::Malformed("missing exp"))?;
-        if now > exp + LEEWAY_SECONDS {
-            return Err(TokenError::Expired);
-        }
-        if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-            if now + LEEWAY_SECONDS < nbf {
-                return Err(TokenError::NotYetValid);
-            }
-        }
-        let aud: Vec<&str> = match claims.get("aud") {
-            Some(Value::String(s)) => vec![s.as_str()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !aud.iter().any(|a| self.audiences.iter().any(|x| x == a)) {
-            return Err(TokenError::WrongAudience);
-        }
+        token::check_claims(&claims, now, LEEWAY_SECONDS, &self.audiences).map_err(token_error)?;
         let k8s = claims
             .get("kubernetes.io")
             .ok_or(TokenError::Malformed("missing kubernetes.io claim"))?;
@@ -402,34 +384,32 @@ impl TokenIssuer {
         Ok(user)
     }
 
-    /// Checks the JWS structure and signature, returning the claims.
-    fn verified_claims(&self, token: &str) -> Result<Value, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::NotOurs);
-        };
-        let decode = |s: &str| {
-            URL_SAFE_NO_PAD
-                .decode(s.trim_end_matches('='))
-                .map_err(|_| TokenError::Malformed("bad base64"))
-        };
-        let header: Value =
-            serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed("bad header"))?;
-        if header.get("alg").and_then(Value::as_str) != Some("ES256") {
-            return Err(TokenError::NotOurs);
-        }
-        let claims: Value =
-            serde_json::from_slice(&decode(c)?).map_err(|_| TokenError::Malformed("bad claims"))?;
+    /// Checks the JWS structure (parsed by `kubeproof-wire`, which is fuzzed) and signature,
+    /// returning the claims.
+    fn verified_claims(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        let jws = token::decode(token).map_err(token_error)?;
         let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.key.public_key().as_ref());
-        let signing_input = &token[..h.len() + 1 + c.len()];
-        key.verify(signing_input.as_bytes(), &decode(sig)?)
+        key.verify(jws.signing_input.as_bytes(), &jws.signature)
             .map_err(|_| TokenError::BadSignature)?;
-        if !claims.is_object() {
-            return Err(TokenError::Malformed("claims are not an object"));
+        jws.claims_object().map_err(token_error)
+    }
+}
+
+/// The authenticator's error for a parse or claim-check refusal: a token that is no JWS or not
+/// signed as ours is someone else's (other authenticators may take it); the rest are ours, bad.
+fn token_error(e: TokenParseError) -> TokenError {
+    match e {
+        TokenParseError::NotThreeSegments | TokenParseError::UnsupportedAlgorithm(_) => {
+            TokenError::NotOurs
         }
-        Ok(claims)
+        TokenParseError::BadBase64 { .. } => TokenError::Malformed("bad base64"),
+        TokenParseError::BadHeader => TokenError::Malformed("bad header"),
+        TokenParseError::BadClaims => TokenError::Malformed("bad claims"),
+        TokenParseError::ClaimsNotObject => TokenError::Malformed("claims are not an object"),
+        TokenParseError::MissingExpiry => TokenError::Malformed("missing exp"),
+        TokenParseError::Expired => TokenError::Expired,
+        TokenParseError::NotYetValid => TokenError::NotYetValid,
+        TokenParseError::WrongAudience => TokenError::WrongAudience,
     }
 }
 

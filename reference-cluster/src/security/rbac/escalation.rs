@@ -1,12 +1,18 @@
 //! Privilege-escalation prevention (upstream `pkg/registry/rbac/*/policybased`): a user may only
 //! write a Role/ClusterRole whose rules they already hold (unless granted `escalate` on it),
 //! and may only bind a role whose rules they hold (unless granted `bind` on it).
+//!
+//! As upstream (`RoleEscalationAuthorized`, `BindingAuthorized`), the `escalate` and `bind`
+//! verbs are asked of the whole authorizer chain the request path uses (privileged groups,
+//! Node, RBAC, …), so whatever authorizer grants them counts; the "holds every rule" fallback
+//! resolves rules through RBAC alone, as upstream's registry uses RBAC's rule resolver.
 
 use serde_json::{json, Value};
 
 use super::message::Forbidden;
 use super::rules::{compact, covers, go_quote, go_quote_list, PolicyRule};
-use super::{authorize, role_ref_rules, rules_for, Attributes, Binding, RbacObjects, GROUP};
+use super::{role_ref_rules, rules_for, Attributes, Binding, RbacObjects, GROUP};
+use crate::security::authorizer::Authorize;
 use crate::security::user::names;
 use crate::security::UserInfo;
 
@@ -97,8 +103,10 @@ fn decode_rules(obj: &Value) -> Vec<PolicyRule> {
 
 /// Checks a create (`old == None`) or update of a Role (`namespace` set) or ClusterRole
 /// (`namespace == ""`). `request_name` is the name in the request path (empty on create), as
-/// upstream authorizes `escalate` against it.
+/// upstream authorizes `escalate` against it. `authz` is the request path's authorizer chain;
+/// `objects` the RBAC objects whose rules the requester must hold otherwise.
 pub fn check_role_escalation(
+    authz: &dyn Authorize,
     user: &UserInfo,
     namespace: &str,
     request_name: &str,
@@ -114,7 +122,7 @@ pub fn check_role_escalation(
     if user.in_group(names::SYSTEM_MASTERS) || only_gc_fields_changed(role, old) {
         return Ok(());
     }
-    let escalate = Attributes::resource(
+    let mut escalate = Attributes::resource(
         user.clone(),
         "escalate",
         GROUP,
@@ -122,7 +130,8 @@ pub fn check_role_escalation(
         namespace,
         request_name,
     );
-    if authorize(&escalate, objects).allowed {
+    escalate.api_version = "*".into();
+    if authz.decide(&escalate, None).allowed {
         return Ok(());
     }
     let name = role
@@ -146,8 +155,10 @@ pub fn check_role_escalation(
 
 /// Checks a create or update of a RoleBinding (`metadata.namespace` set) or
 /// ClusterRoleBinding: allowed with `bind` on the referenced role, or when the user holds
-/// every rule of it.
+/// every rule of it. `bind` is asked of `authz`, the request path's authorizer chain, in the
+/// binding's namespace (empty for a ClusterRoleBinding), as upstream's `BindingAuthorized`.
 pub fn check_binding_escalation(
+    authz: &dyn Authorize,
     user: &UserInfo,
     binding: &Value,
     old: Option<&Value>,
@@ -165,19 +176,23 @@ pub fn check_binding_escalation(
     } else {
         "rolebindings"
     };
+    // Upstream asks only for the two role kinds; validation refuses any other.
     let role_resource = match decoded.role_ref.kind.as_str() {
-        "ClusterRole" => "clusterroles",
-        _ => "roles",
+        "ClusterRole" => Some("clusterroles"),
+        "Role" => Some("roles"),
+        _ => None,
     };
-    let bind = Attributes::resource(
-        user.clone(),
-        "bind",
-        GROUP,
-        role_resource,
-        &decoded.namespace,
-        &decoded.role_ref.name,
-    );
-    if authorize(&bind, objects).allowed {
+    let bind = role_resource.map(|role_resource| {
+        Attributes::resource(
+            user.clone(),
+            "bind",
+            &decoded.role_ref.api_group,
+            role_resource,
+            &decoded.namespace,
+            &decoded.role_ref.name,
+        )
+    });
+    if bind.is_some_and(|bind| authz.decide(&bind, None).allowed) {
         return Ok(());
     }
     let role = role_ref_rules(objects, &decoded.role_ref, &decoded.namespace)

@@ -241,13 +241,13 @@ fn role_escalation_requires_holding_the_rules_or_escalate() {
         "r2",
         json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]),
     );
-    assert!(check_role_escalation(&jane(), "dev", "", &same, None, &s).is_ok());
+    assert!(check_role_escalation(&s, &jane(), "dev", "", &same, None, &s).is_ok());
     let more = role(
         "dev",
         "r3",
         json!([{"apiGroups": [""], "resources": ["pods", "secrets"], "verbs": ["get", "delete"]}]),
     );
-    let err = check_role_escalation(&jane(), "dev", "", &more, None, &s).unwrap_err();
+    let err = check_role_escalation(&s, &jane(), "dev", "", &more, None, &s).unwrap_err();
     assert_eq!(
         err.message,
         "roles.rbac.authorization.k8s.io \"r3\" is forbidden: user \"jane\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"delete\"]}"
@@ -266,11 +266,11 @@ fn role_escalation_requires_holding_the_rules_or_escalate() {
         "escalator",
         json!([{"kind": "User", "name": "jane"}]),
     ));
-    assert!(check_role_escalation(&jane(), "dev", "", &more, None, &snap(&w)).is_ok());
+    assert!(check_role_escalation(&snap(&w), &jane(), "dev", "", &more, None, &snap(&w)).is_ok());
     // Only-GC updates are never blocked.
     let mut with_owner = more.clone();
     with_owner["metadata"]["finalizers"] = json!(["x"]);
-    assert!(check_role_escalation(&jane(), "dev", "r3", &with_owner, Some(&more), &s).is_ok());
+    assert!(check_role_escalation(&s, &jane(), "dev", "r3", &with_owner, Some(&more), &s).is_ok());
 }
 
 #[test]
@@ -285,13 +285,13 @@ fn aggregation_rule_requires_full_authority() {
     let ops = UserInfo::new("ops", &[]);
     let mut agg = cluster_role("agg", json!([]));
     agg["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]});
-    let err = check_role_escalation(&ops, "", "", &agg, None, &s).unwrap_err();
+    let err = check_role_escalation(&s, &ops, "", "", &agg, None, &s).unwrap_err();
     assert_eq!(
         err.message,
         r#"clusterroles.rbac.authorization.k8s.io "agg" is forbidden: must have cluster-admin privileges to use the aggregationRule"#
     );
     let root = UserInfo::new("root", &["system:masters"]);
-    assert!(check_role_escalation(&root, "", "", &agg, None, &s).is_ok());
+    assert!(check_role_escalation(&s, &root, "", "", &agg, None, &s).is_ok());
     // `*` on everything includes `escalate`, so a cluster admin by RBAC may set it too.
     let admin = snap(&[
         cluster_role(
@@ -300,7 +300,7 @@ fn aggregation_rule_requires_full_authority() {
         ),
         cluster_binding("b", "all", json!([{"kind": "User", "name": "ops"}])),
     ]);
-    assert!(check_role_escalation(&ops, "", "", &agg, None, &admin).is_ok());
+    assert!(check_role_escalation(&admin, &ops, "", "", &agg, None, &admin).is_ok());
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn binding_requires_bind_or_holding_the_role() {
         "pod-reader",
         json!([{"kind": "User", "name": "tom"}]),
     );
-    assert!(check_binding_escalation(&jane(), &ok, None, &s).is_ok());
+    assert!(check_binding_escalation(&s, &jane(), &ok, None, &s).is_ok());
     let too_much = role_binding(
         "dev",
         "b2",
@@ -326,7 +326,7 @@ fn binding_requires_bind_or_holding_the_role() {
         "admin-ish",
         json!([{"kind": "User", "name": "tom"}]),
     );
-    let err = check_binding_escalation(&jane(), &too_much, None, &s).unwrap_err();
+    let err = check_binding_escalation(&s, &jane(), &too_much, None, &s).unwrap_err();
     assert!(
         err.message.starts_with(
             "rolebindings.rbac.authorization.k8s.io \"b2\" is forbidden: user \"jane\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n"
@@ -336,7 +336,7 @@ fn binding_requires_bind_or_holding_the_role() {
     );
     let missing = role_binding("dev", "b3", "Role", "nope", json!([]));
     assert_eq!(
-        check_binding_escalation(&jane(), &missing, None, &s)
+        check_binding_escalation(&s, &jane(), &missing, None, &s)
             .unwrap_err()
             .message,
         r#"rolebindings.rbac.authorization.k8s.io "b3" is forbidden: role.rbac.authorization.k8s.io "nope" not found"#
@@ -354,7 +354,7 @@ fn binding_requires_bind_or_holding_the_role() {
         "binder",
         json!([{"kind": "User", "name": "jane"}]),
     ));
-    assert!(check_binding_escalation(&jane(), &too_much, None, &snap(&w)).is_ok());
+    assert!(check_binding_escalation(&snap(&w), &jane(), &too_much, None, &snap(&w)).is_ok());
 }
 
 #[test]
@@ -499,7 +499,115 @@ fn bad_objects_never_panic() {
         let _ = self_subject_access_review(&junk, &jane(), &s);
         let _ = local_subject_access_review(&junk, "n", &s);
         let _ = self_subject_rules_review(&junk, &jane(), &s);
-        let _ = check_role_escalation(&jane(), "n", "", &junk, None, &s);
-        let _ = check_binding_escalation(&jane(), &junk, None, &s);
+        let _ = check_role_escalation(&s, &jane(), "n", "", &junk, None, &s);
+        let _ = check_binding_escalation(&s, &jane(), &junk, None, &s);
     }
+}
+
+/// An authorizer outside RBAC (as a webhook or the Node authorizer would be) that allows one
+/// verb and records what it was asked.
+struct GrantsVerb {
+    verb: &'static str,
+    asked: std::sync::Mutex<Vec<Attributes>>,
+}
+
+impl GrantsVerb {
+    fn new(verb: &'static str) -> GrantsVerb {
+        GrantsVerb {
+            verb,
+            asked: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl crate::security::authorizer::Authorize for GrantsVerb {
+    fn decide(&self, attrs: &Attributes, _: Option<&str>) -> Decision {
+        self.asked.lock().unwrap().push(attrs.clone());
+        Decision {
+            allowed: attrs.verb == self.verb,
+            reason: String::new(),
+        }
+    }
+
+    fn rules_for(&self, _: &UserInfo, _: &str) -> crate::security::authorizer::UserRules {
+        Default::default()
+    }
+}
+
+#[test]
+fn escalate_granted_by_any_authorizer_of_the_chain_allows_the_role() {
+    use crate::security::authorizer::{Authorize, Chain, RbacAuthorizer};
+    let s = snap(&role_admin_world());
+    let more = role(
+        "dev",
+        "r3",
+        json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"]}]),
+    );
+    // RBAC alone refuses: jane neither holds the rules nor has `escalate`.
+    assert!(check_role_escalation(&s, &jane(), "dev", "r3", &more, None, &s).is_err());
+    let other = GrantsVerb::new("escalate");
+    let rbac = RbacAuthorizer(&s);
+    let members: [&dyn Authorize; 2] = [&rbac, &other];
+    let chain = Chain(&members);
+    assert!(check_role_escalation(&chain, &jane(), "dev", "r3", &more, None, &s).is_ok());
+    // Asked as upstream's RoleEscalationAuthorized: the request's name and namespace, any version.
+    let asked = other.asked.lock().unwrap();
+    let a = asked.last().unwrap();
+    assert_eq!(
+        (
+            a.verb.as_str(),
+            a.api_group.as_str(),
+            a.api_version.as_str(),
+            a.resource.as_str(),
+            a.namespace.as_str(),
+            a.name.as_str(),
+            a.resource_request
+        ),
+        ("escalate", GROUP, "*", "roles", "dev", "r3", true)
+    );
+}
+
+#[test]
+fn bind_granted_by_any_authorizer_of_the_chain_allows_the_binding() {
+    let w = role_admin_world();
+    let mut with_admin = w.clone();
+    with_admin.push(cluster_role(
+        "admin-ish",
+        json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+    ));
+    let s = snap(&with_admin);
+    let binding = role_binding(
+        "dev",
+        "b",
+        "ClusterRole",
+        "admin-ish",
+        json!([{"kind": "User", "name": "tom"}]),
+    );
+    assert!(check_binding_escalation(&s, &jane(), &binding, None, &s).is_err());
+    let binder = GrantsVerb::new("bind");
+    assert!(check_binding_escalation(&binder, &jane(), &binding, None, &s).is_ok());
+    {
+        let asked = binder.asked.lock().unwrap();
+        let a = asked.last().unwrap();
+        assert_eq!(
+            (
+                a.verb.as_str(),
+                a.api_group.as_str(),
+                a.resource.as_str(),
+                a.namespace.as_str(),
+                a.name.as_str()
+            ),
+            ("bind", GROUP, "clusterroles", "dev", "admin-ish")
+        );
+    }
+    // An authorizer granting only `escalate` does not let anyone bind.
+    let escalator = GrantsVerb::new("escalate");
+    assert!(check_binding_escalation(&escalator, &jane(), &binding, None, &s).is_err());
+    // A roleRef kind other than Role or ClusterRole is never asked about (upstream returns
+    // false); the rules check then refuses it.
+    let mut odd = binding.clone();
+    odd["roleRef"]["kind"] = json!("Group");
+    let never = GrantsVerb::new("bind");
+    assert!(check_binding_escalation(&never, &jane(), &odd, None, &s).is_err());
+    assert!(never.asked.lock().unwrap().is_empty());
 }

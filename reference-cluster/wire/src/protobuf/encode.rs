@@ -200,40 +200,11 @@ fn write_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Go's duration text (`1h2m3.5s`, `300ms`) in nanoseconds.
 fn parse_duration(text: &str) -> Result<i64> {
-    let (neg, mut rest) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| EncodeError(format!("duration {text:?} lacks a unit")))?;
-        let (num, after) = rest.split_at(num_len);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| EncodeError(format!("duration {text:?} is malformed")))?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return err(format!("duration {text:?} has an unknown unit {unit:?}")),
-        };
-        total += n * scale;
-        rest = next;
-    }
-    let nanos = total.round() as i64;
-    Ok(if neg { -nanos } else { nanos })
+    super::go_format::parse_duration(text).ok_or_else(|| {
+        EncodeError(format!(
+            "{text:?} is not a Go duration such as \"1h2m3.5s\""
+        ))
+    })
 }
 
 /// Encodes a whole object as a Kubernetes protobuf body: the `k8s\0` magic and a

@@ -26,6 +26,51 @@ fn utc(total_nanos: i128) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("time {secs}s is outside of the years 0 to 9999"))
 }
 
+/// Go's `time.ParseDuration`: signed decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`, `m`,
+/// `h` (`1h2m3.5s`, `-300ms`, `0`), in nanoseconds; `None` for anything else or an overflow.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let number: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_nanos += number * scale;
+    }
+    if !total_nanos.is_finite() || total_nanos > i64::MAX as f64 {
+        return None;
+    }
+    let nanos = total_nanos.round() as i64;
+    Some(if negative { -nanos } else { nanos })
+}
+
 /// Go's `time.Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
 pub fn duration(nanos: i64) -> String {
     let neg = nanos < 0;

@@ -11,7 +11,7 @@
 
 mod decode;
 mod encode;
-mod go_format;
+pub mod go_format;
 #[rustfmt::skip]
 mod schema;
 mod table;
