@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, Patch, PatchParams};
 use kubeproof_refcluster::node::eviction::{Amount, Signal};
 use kubeproof_refcluster::node::FleetConfig;
 use serde_json::json;
@@ -138,21 +138,7 @@ async fn memory_pressure_evicts_the_pod_furthest_over_its_requests() {
         "the evicted pod's container was stopped"
     );
 
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let evicted = eventually(Duration::from_secs(20), || async {
-        events
-            .list(&ListParams::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("Evicted")
-                    && e.involved_object.name.as_deref() == Some("hog")
-            })
-    })
-    .await
-    .expect("an Evicted event");
+    let evicted = support::pod_event(&env.client, "hog", "Evicted").await;
     assert_eq!(evicted.type_.as_deref(), Some("Warning"));
     assert_eq!(evicted.message.as_deref(), Some(message.as_str()));
 

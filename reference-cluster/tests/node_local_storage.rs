@@ -9,8 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use serde_json::json;
 use support::{eventually, start};
 
@@ -84,7 +84,6 @@ async fn pods_over_their_local_storage_limits_are_evicted_with_upstreams_message
             r#"Container writer exceeded its local ephemeral storage limit "256Mi". "#,
         ),
     ];
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
     for (pod, message) in expected {
         let p = wait_phase(&pods, pod, "Failed").await;
         let status = p.status.unwrap();
@@ -95,20 +94,7 @@ async fn pods_over_their_local_storage_limits_are_evicted_with_upstreams_message
             conditions.iter().all(|c| c.type_ != "DisruptionTarget"),
             "{pod}: local storage evictions set no DisruptionTarget: {conditions:?}"
         );
-        let event = eventually(Duration::from_secs(20), || async {
-            events
-                .list(&ListParams::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find(|e| {
-                    e.reason.as_deref() == Some("Evicted")
-                        && e.involved_object.name.as_deref() == Some(pod)
-                })
-        })
-        .await
-        .unwrap_or_else(|| panic!("{pod}: an Evicted event"));
+        let event = support::pod_event(&env.client, pod, "Evicted").await;
         assert_eq!(event.type_.as_deref(), Some("Warning"));
         assert_eq!(event.message.as_deref(), Some(message));
     }

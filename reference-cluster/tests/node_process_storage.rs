@@ -10,8 +10,6 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams};
 use process_support::start_or_skip;
 use serde_json::json;
 use support::eventually;
@@ -65,21 +63,7 @@ async fn a_pod_writing_past_its_emptydir_size_limit_is_evicted() {
     // Stopped by the eviction (SIGTERM, then SIGKILL after the 1s grace), not finished.
     assert_ne!(terminated.exit_code, 0, "{terminated:?}");
     assert_eq!(env.logs("filler", false).await.trim(), "written");
-    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
-    let event = eventually(Duration::from_secs(20), || async {
-        events
-            .list(&ListParams::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("Evicted")
-                    && e.involved_object.name.as_deref() == Some("filler")
-            })
-    })
-    .await
-    .expect("an Evicted event");
+    let event = support::pod_event(&env.client, "filler", "Evicted").await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(event.message.as_deref(), Some(message));
     let _ = std::fs::remove_dir_all(std::path::Path::new(&mount).parent().unwrap());

@@ -227,7 +227,9 @@ fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
 
 /// Go's `time.ParseDuration` (shared with the protobuf encoder).
 pub fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
-    crate::apiserver::protobuf::go_format::parse_duration(s).map(chrono::Duration::nanoseconds)
+    crate::apiserver::protobuf::go_format::parse_duration(s)
+        .ok()
+        .map(chrono::Duration::nanoseconds)
 }
 
 /// A CEL result as JSON, for messages and tests; values JSON cannot hold are rendered as

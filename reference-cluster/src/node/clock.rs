@@ -71,89 +71,16 @@ pub fn after(t: Instant, d: Duration) -> Instant {
 }
 
 /// Go's `time.Duration.String()`: `300ms`, `10s`, `1m20s`, `5m0s`, `1h0m0s`, `1.5s`.
-pub fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".into();
-    }
-    if nanos < 1_000_000_000 {
-        let (unit, div) = if nanos < 1_000 {
-            ("ns", 1u128)
-        } else if nanos < 1_000_000 {
-            ("µs", 1_000)
-        } else {
-            ("ms", 1_000_000)
-        };
-        return format!("{}{unit}", fraction(nanos, div));
-    }
-    let secs_total = nanos / 1_000_000_000;
-    let frac = nanos % 1_000_000_000;
-    let h = secs_total / 3600;
-    let m = (secs_total % 3600) / 60;
-    let s = secs_total % 60;
-    let secs = fraction(s * 1_000_000_000 + frac, 1_000_000_000);
-    if h > 0 {
-        format!("{h}h{m}m{secs}s")
-    } else if m > 0 {
-        format!("{m}m{secs}s")
-    } else {
-        format!("{secs}s")
-    }
-}
+pub use crate::apiserver::protobuf::go_format::std_duration as go_duration;
 
-/// `value / div` with the fraction's trailing zeros dropped, as Go prints it.
-fn fraction(value: u128, div: u128) -> String {
-    let whole = value / div;
-    let rest = value % div;
-    if rest == 0 {
-        return whole.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let digits = format!("{rest:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
-/// Go's `time.ParseDuration` for non-negative durations: `500ms`, `1.5s`, `1m30s`, `2h`.
+/// Go's `time.ParseDuration` for non-negative durations (`500ms`, `1.5s`, `1m30s`, `2h`), at
+/// most a century so that clocks can add it.
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("time: invalid duration \"{s}\"");
-    let text = s.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() || text.starts_with('-') {
-        return Err(bad());
-    }
-    let text = text.strip_prefix('+').unwrap_or(text);
-    let mut total: f64 = 0.0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("time: missing unit in duration \"{s}\""))?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            unit => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    if !total.is_finite() || total > FOREVER.as_secs_f64() {
+    let d = crate::apiserver::protobuf::go_format::parse_std_duration(s)?;
+    if d > FOREVER {
         return Err(format!("time: duration \"{s}\" is longer than a century"));
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(d)
 }
 
 #[cfg(test)]

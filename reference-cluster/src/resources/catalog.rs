@@ -216,13 +216,17 @@ impl Catalog {
     /// own resources are ordered (they alone decide its version order), not the whole catalogue.
     pub fn versions_of(&self, group: &str, plural: &str) -> Vec<Arc<ResourceInfo>> {
         let inner = self.inner.read();
-        let of_group: Vec<Arc<ResourceInfo>> = inner
-            .builtin
-            .iter()
-            .chain(inner.custom.values().flatten())
-            .filter(|r| r.group == group)
-            .cloned()
-            .collect();
+        let all = || inner.builtin.iter().chain(inner.custom.values().flatten());
+        // Most resources are served in one version, which needs no ordering; ordering the
+        // group's versions is most of the cost of this call.
+        let mut matching = all().filter(|r| r.group == group && r.plural == plural);
+        match (matching.next(), matching.next()) {
+            (None, _) => return Vec::new(),
+            (Some(only), None) => return vec![only.clone()],
+            _ => {}
+        }
+        let of_group: Vec<Arc<ResourceInfo>> =
+            all().filter(|r| r.group == group).cloned().collect();
         let mut out = Vec::new();
         for (_, versions) in Self::group_versions(&of_group).values() {
             for v in versions {

@@ -196,40 +196,8 @@ pub struct SchedulerFile {
     pub leader_election: LeaderElectionSettings,
 }
 
-/// A Go duration string (`"15s"`, `"1m30s"`, `"500ms"`, `"1.5h"`).
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("time: invalid duration {s:?}");
-    let mut rest = s.trim();
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() || rest.starts_with('-') {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * unit;
-        rest = &rest[unit_end..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
+/// A Go duration string (`"15s"`, `"1m30s"`, `"500ms"`, `"1.5h"`), not negative.
+pub use crate::apiserver::protobuf::go_format::parse_std_duration as parse_go_duration;
 
 impl SchedulerFile {
     pub fn defaults() -> SchedulerFile {

@@ -153,6 +153,29 @@ where
     }
 }
 
+/// The Event with `reason` about pod `pod` in `default`, waited for up to 20 s.
+pub async fn pod_event(
+    client: &kube::Client,
+    pod: &str,
+    reason: &str,
+) -> k8s_openapi::api::core::v1::Event {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    eventually(Duration::from_secs(20), || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.involved_object.name.as_deref() == Some(pod)
+            })
+    })
+    .await
+    .unwrap_or_else(|| panic!("no {reason} event for pod {pod} within 20 s"))
+}
+
 /// Runs kubectl 1.32 with `kubeconfig` (30 s at most): exit code, stdout, stderr.
 pub async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = tokio::time::timeout(

@@ -17,28 +17,8 @@ use crate::scheduler::podinfo::PodInfo;
 /// Upstream caps how long any plugin may hold a pod at Permit.
 pub const MAX_PERMIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// Go's `%v` of a `time.Duration` for the round values timeouts usually have.
-pub fn go_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".into();
-    }
-    if d.subsec_nanos() == 0 {
-        let s = d.as_secs();
-        let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
-        return match (h, m) {
-            (0, 0) => format!("{s}s"),
-            (0, _) => format!("{m}m{s}s"),
-            _ => format!("{h}h{m}m{s}s"),
-        };
-    }
-    if d < Duration::from_secs(1) {
-        if d.subsec_nanos().is_multiple_of(1_000_000) {
-            return format!("{}ms", d.as_millis());
-        }
-        return format!("{}µs", d.as_micros());
-    }
-    format!("{}s", d.as_secs_f64())
-}
+/// Go's `%v` of a `time.Duration`.
+pub use crate::apiserver::protobuf::go_format::std_duration as go_duration;
 
 struct Inner {
     /// Plugins that have not allowed the pod yet, with when each gives up.

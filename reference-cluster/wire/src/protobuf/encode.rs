@@ -200,11 +200,7 @@ fn write_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Go's duration text (`1h2m3.5s`, `300ms`) in nanoseconds.
 fn parse_duration(text: &str) -> Result<i64> {
-    super::go_format::parse_duration(text).ok_or_else(|| {
-        EncodeError(format!(
-            "{text:?} is not a Go duration such as \"1h2m3.5s\""
-        ))
-    })
+    super::go_format::parse_duration(text).map_err(EncodeError)
 }
 
 /// Encodes a whole object as a Kubernetes protobuf body: the `k8s\0` magic and a

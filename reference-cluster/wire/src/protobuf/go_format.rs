@@ -27,27 +27,28 @@ fn utc(total_nanos: i128) -> Result<DateTime<Utc>, String> {
 }
 
 /// Go's `time.ParseDuration`: signed decimal numbers with units `ns`, `us`/`µs`, `ms`, `s`, `m`,
-/// `h` (`1h2m3.5s`, `-300ms`, `0`), in nanoseconds; `None` for anything else or an overflow.
-pub fn parse_duration(text: &str) -> Option<i64> {
+/// `h` (`1h2m3.5s`, `-300ms`, `0`), in nanoseconds; otherwise Go's error text.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let invalid = || format!("time: invalid duration {text:?}");
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     if rest == "0" {
-        return Some(0);
+        return Ok(0);
     }
     if rest.is_empty() {
-        return None;
+        return Err(invalid());
     }
     let mut total_nanos: f64 = 0.0;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+            .ok_or_else(|| format!("time: missing unit in duration {text:?}"))?;
         if num_len == 0 {
-            return None;
+            return Err(invalid());
         }
-        let number: f64 = rest[..num_len].parse().ok()?;
+        let number: f64 = rest[..num_len].parse().map_err(|_| invalid())?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -59,16 +60,32 @@ pub fn parse_duration(text: &str) -> Option<i64> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return None,
+            unit => return Err(format!("time: unknown unit {unit:?} in duration {text:?}")),
         };
         rest = &rest[unit_len..];
         total_nanos += number * scale;
     }
     if !total_nanos.is_finite() || total_nanos > i64::MAX as f64 {
-        return None;
+        return Err(invalid());
     }
     let nanos = total_nanos.round() as i64;
-    Some(if negative { -nanos } else { nanos })
+    Ok(if negative { -nanos } else { nanos })
+}
+
+/// [`parse_duration`] for settings that cannot be negative (timeouts, periods).
+pub fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    match parse_duration(text)? {
+        n if n < 0 => Err(format!(
+            "time: invalid duration {text:?}: must not be negative"
+        )),
+        n => Ok(std::time::Duration::from_nanos(n as u64)),
+    }
+}
+
+/// [`duration`] of a `std` duration (longer ones than Go can hold print as Go's maximum).
+pub fn std_duration(d: std::time::Duration) -> String {
+    duration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Go's `time.Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.

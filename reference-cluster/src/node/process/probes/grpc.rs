@@ -69,25 +69,8 @@ fn serving_status_name(status: u64) -> String {
     }
 }
 
-/// Go's `time.Duration` formatting for whole and fractional seconds (`1s`, `1m30s`, `500ms`).
-pub fn go_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        return format!("{}ms", d.as_millis());
-    }
-    let total = d.as_secs();
-    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
-    let frac = d.subsec_millis();
-    let secs = if frac == 0 {
-        format!("{s}s")
-    } else {
-        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
-    };
-    match (h, m) {
-        (0, 0) => secs,
-        (0, m) => format!("{m}m{secs}"),
-        (h, m) => format!("{h}h{m}m{secs}"),
-    }
-}
+/// Go's `time.Duration` formatting (`1s`, `1m30s`, `500ms`).
+pub use crate::node::clock::go_duration;
 
 fn varint(mut v: u64, out: &mut BytesMut) {
     while v >= 0x80 {
