@@ -22,6 +22,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 
 use crate::resources::quantity::Quantity;
+use crate::security::go_quote;
 
 /// `immediateEvictionGracePeriodSeconds`.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(1);
@@ -102,23 +103,6 @@ impl Violation {
             ),
         }
     }
-}
-
-/// Go's `%q` for the strings it is given here (DNS labels and quantities): escapes `"` and `\`
-/// and, like Go, non-printable characters.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The local storage limits a pod's spec sets; read once per look at the pod.

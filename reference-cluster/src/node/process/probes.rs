@@ -181,20 +181,10 @@ pub async fn run_probe(cx: &ExecContext, p: &Probe, timeout: Duration) -> ProbeO
         }
     };
     if let Some(h) = &p.http_get {
-        let port = match port_of(&h.port, &cx.container) {
-            Ok(p) => p,
+        let (url, headers) = match http_request(h, cx, h.path.as_deref().unwrap_or_default()) {
+            Ok(r) => r,
             Err(m) => return fail(m),
         };
-        let host = host_of(h.host.as_ref(), cx);
-        let path = h.path.as_deref().unwrap_or_default();
-        let https = h.scheme.as_deref() == Some("HTTPS");
-        let headers: Vec<(String, String)> = h
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|x| (x.name.clone(), x.value.clone()))
-            .collect();
-        let url = http::ProbeUrl::new(https, &host, port, path);
         return match http::probe(url, &headers, timeout).await {
             http::HttpOutcome::Success => ProbeOutcome::Success,
             http::HttpOutcome::Warning(m) => ProbeOutcome::Warning(m),
@@ -222,6 +212,25 @@ pub async fn run_probe(cx: &ExecContext, p: &Probe, timeout: Duration) -> ProbeO
     fail("the probe has no handler".into())
 }
 
+/// Where an `httpGet` probe or hook goes (`path` as the caller defaults it) and the headers
+/// it sends.
+fn http_request(
+    h: &k8s_openapi::api::core::v1::HTTPGetAction,
+    cx: &ExecContext,
+    path: &str,
+) -> Result<(http::ProbeUrl, Vec<(String, String)>), String> {
+    let port = port_of(&h.port, &cx.container)?;
+    let host = host_of(h.host.as_ref(), cx);
+    let headers = h
+        .http_headers
+        .iter()
+        .flatten()
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect();
+    let https = h.scheme.as_deref() == Some("HTTPS");
+    Ok((http::ProbeUrl::new(https, &host, port, path), headers))
+}
+
 /// Runs a postStart or preStop handler; `Err` says why it failed.
 pub async fn run_hook(
     cx: &ExecContext,
@@ -241,16 +250,8 @@ pub async fn run_hook(
         };
     }
     if let Some(h) = &h.http_get {
-        let port = port_of(&h.port, &cx.container)?;
-        let host = host_of(h.host.as_ref(), cx);
         let path = h.path.clone().unwrap_or("/".into());
-        let headers: Vec<(String, String)> = h
-            .http_headers
-            .iter()
-            .flatten()
-            .map(|x| (x.name.clone(), x.value.clone()))
-            .collect();
-        let url = http::ProbeUrl::new(h.scheme.as_deref() == Some("HTTPS"), &host, port, &path);
+        let (url, headers) = http_request(h, cx, &path)?;
         let code = tokio::time::timeout(left, http::get(&url, &headers, "lifecycle"))
             .await
             .map_err(|_| "the hook timed out".to_string())??
