@@ -435,6 +435,85 @@ async fn resource_quota_charges_and_releases() {
     env.cluster.shutdown().await;
 }
 
+/// Writes `obj` to the store under `key` as another API server sharing it would: not through
+/// this server, which learns of it only from its watch.
+async fn write_behind_the_servers_back(env: &Env, key: &str, obj: &Value) {
+    let bytes = bytes::Bytes::from(serde_json::to_vec(obj).unwrap());
+    let store = &env.cluster.raw_store;
+    match store.get(key).await.unwrap() {
+        Some(kv) => store.update(key, bytes, kv.mod_revision).await.unwrap(),
+        None => store.create(key, bytes).await.unwrap(),
+    };
+}
+
+#[tokio::test]
+async fn admission_sees_objects_other_servers_write() {
+    let env = start(|_, _| {}).await;
+    let admin = &env.admin;
+    namespace(admin, "shared", json!({})).await;
+    // A LimitRange admission has never seen from this server's own writes.
+    write_behind_the_servers_back(
+        &env,
+        "/registry/limitranges/shared/defaults",
+        &json!({"apiVersion": "v1", "kind": "LimitRange",
+                "metadata": {"name": "defaults", "namespace": "shared", "uid": "lr-1"},
+                "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "150m"}}]}}),
+    )
+    .await;
+    let mut n = 0;
+    let defaulted = eventually(10, || {
+        n += 1;
+        let name = format!("p{n}");
+        async move {
+            let r = admin
+                .post("/api/v1/namespaces/shared/pods", &pod(&name))
+                .await;
+            r.body["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "150m"
+        }
+    })
+    .await;
+    assert!(
+        defaulted,
+        "the LimitRange reaches admission through the watch"
+    );
+
+    // A quota whose limit another server lowered: whether or not the watch has brought the
+    // change yet, the next pod is refused, since charging a stale quota conflicts and the
+    // retry reads the store.
+    admin
+        .create(
+            "/api/v1/namespaces/shared/resourcequotas",
+            &json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                    "metadata": {"name": "pods"}, "spec": {"hard": {"pods": "100"}}}),
+        )
+        .await;
+    let quota_uri = "/api/v1/namespaces/shared/resourcequotas/pods";
+    let counted = eventually(10, || async move {
+        admin.get(quota_uri).await.body["status"]["used"]["pods"] == json!(n.to_string())
+    })
+    .await;
+    assert!(counted, "the quota controller counts the {n} pods");
+    let mut lowered = admin.get(quota_uri).await.body;
+    lowered["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let limit = json!(n.to_string());
+    lowered["spec"]["hard"]["pods"] = limit.clone();
+    lowered["status"]["hard"]["pods"] = limit;
+    write_behind_the_servers_back(&env, "/registry/resourcequotas/shared/pods", &lowered).await;
+    let r = admin
+        .post("/api/v1/namespaces/shared/pods", &pod("one-too-many"))
+        .await;
+    assert_eq!(r.code, 403, "{:?}", r.body);
+    assert!(
+        r.message().contains("exceeded quota: pods"),
+        "{}",
+        r.message()
+    );
+    env.cluster.shutdown().await;
+}
+
 #[tokio::test]
 async fn built_in_plugins_default_and_guard() {
     let env = start(|_, _| {}).await;

@@ -77,7 +77,7 @@ pub struct ApiBenchArgs {
     lists: usize,
     /// With --auth: rounds of create/get/list, each in slices taking turns between the two
     /// clusters; the overhead is the median over rounds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     rounds: usize,
 }
 

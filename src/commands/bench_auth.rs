@@ -3,14 +3,16 @@
 //! Two bundled clusters run side by side in this process: one as upstream ships it (RBAC and
 //! the default admission chain), one with `AlwaysAllow` and every admission plugin disabled.
 //! The same non-admin identity talks to both, so authentication is identical and only
-//! authorization and admission differ. Each operation of a round is cut into slices that take
-//! turns between the clusters (off on, on off, …) so that drift of the shared machine hits
-//! both sides alike; the overhead is the median over rounds of each round's paired
+//! authorization and admission differ. Each operation of a round sends its requests to both
+//! clusters at once, interleaved one by one, so that whatever else the shared machine does
+//! hits both sides alike; the overhead is the median over rounds of each round's paired
 //! comparison, which one disturbed round cannot move much.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -19,7 +21,7 @@ use kubeproof_refcluster::apiserver::{admission, ApiServerConfig, AuthorizationM
 use kubeproof_refcluster::cluster::{ClusterConfig, RunningCluster, StoreConfig};
 use serde_json::{json, Map, Value};
 
-use super::bench::{histogram, ms, run_concurrently};
+use super::bench::{histogram, ms};
 
 /// The identity both clusters see: no group beyond `system:authenticated`, so on the RBAC
 /// cluster only the Role below lets it in.
@@ -205,37 +207,10 @@ async fn measure_both(
                 "round {}: measuring {op} with and without RBAC and admission…",
                 round + 1
             );
-            let (mut h_on, mut h_off) = (histogram(), histogram());
-            let (mut secs_on, mut secs_off) = (0.0, 0.0);
-            for slice in 0..SLICES {
-                let (items, count) = slice_of(op, slice, sizes);
-                if count == 0 {
-                    continue;
-                }
-                // Off then on, then on then off: whichever side goes second meets a warmer
-                // (or busier) machine, and alternating in short slices makes both sides
-                // sample the same moments of a shared, noisy machine.
-                let order = if slice % 2 == 0 {
-                    [false, true]
-                } else {
-                    [true, false]
-                };
-                for is_on in order {
-                    let cms = if is_on { &cms_on } else { &cms_off };
-                    let (per_s, h) =
-                        run_op(op, cms, round, items.clone(), sizes.concurrency).await?;
-                    let (total, secs) = if is_on {
-                        (&mut h_on, &mut secs_on)
-                    } else {
-                        (&mut h_off, &mut secs_off)
-                    };
-                    total.add(&h).context("cannot merge latency histograms")?;
-                    *secs += count as f64 / per_s.max(f64::MIN_POSITIVE);
-                }
-            }
-            let per_s = |h: &Histogram<u64>, secs: f64| h.len() as f64 / secs.max(1e-9);
-            s_on.record(op, per_s(&h_on, secs_on), &h_on)?;
-            s_off.record(op, per_s(&h_off, secs_off), &h_off)?;
+            let both = run_op(op, [&cms_off, &cms_on], round, sizes).await?;
+            let [(per_s_off, h_off), (per_s_on, h_on)] = both;
+            s_on.record(op, per_s_on, &h_on)?;
+            s_off.record(op, per_s_off, &h_off)?;
             paired.push(op, ms(&h_on, 0.99), ms(&h_off, 0.99));
             paired_p50.push(op, ms(&h_on, 0.5), ms(&h_off, 0.5));
         }
@@ -267,11 +242,12 @@ const OPS: [&str; 3] = ["create", "get", "list"];
 
 /// How `p99_overhead_pct` is computed; printed with the figures so a reader knows what the
 /// number means.
-const METHOD: &str = "each round runs every operation on both clusters in 4 slices, the \
-    sides taking turns (off on, on off, ...); p99_overhead_pct is, per operation, the median over rounds \
-    of (p99 on - p99 off) / p99 off of that round; p99_overhead_pct_pooled compares the p99s \
-    of all rounds merged; p50_overhead_pct is the median over rounds for the p50; both \
-    clusters use the memory store";
+const METHOD: &str = "each round runs every operation on both clusters at once, their \
+    requests interleaved one by one (off, on, off, on, ...) so that both sides meet the same \
+    moments of the machine; p99_overhead_pct is, per operation, the median over rounds of \
+    (p99 on - p99 off) / p99 off of that round; p99_overhead_pct_pooled compares the p99s of \
+    all rounds merged; p50_overhead_pct is the median over rounds for the p50; per_s figures \
+    are each side's rate while the other runs beside it; both clusters use the memory store";
 
 fn overhead_pct(on: f64, off: f64) -> f64 {
     (on - off) / off * 100.0
@@ -336,63 +312,58 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Slices each operation is cut into per round; the sides take turns slice by slice.
-const SLICES: usize = 4;
-
-/// The object indices (create, get) or the number of lists of `slice`, and how many requests
-/// that is.
-fn slice_of(op: &str, slice: usize, sizes: AuthBenchSizes) -> (std::ops::Range<usize>, usize) {
-    let n = if op == "list" {
-        sizes.lists.max(1)
-    } else {
-        sizes.objects.max(1)
-    };
-    let range = n * slice / SLICES..n * (slice + 1) / SLICES;
-    let count = range.len();
-    (range, count)
-}
-
+/// Runs `op`'s requests of one round on both sides at once, interleaved request by request
+/// (off, on, off, on, …) with `2 × concurrency` in flight, so that whatever else the machine
+/// does at any moment slows both sides alike. Returns each side's requests per second (while
+/// sharing the machine with the other) and latencies, `[off, on]`.
 async fn run_op(
     op: &str,
-    cms: &Api<ConfigMap>,
+    sides: [&Api<ConfigMap>; 2],
     round: usize,
-    items: std::ops::Range<usize>,
-    concurrency: usize,
-) -> Result<(f64, Histogram<u64>)> {
-    let start = items.start;
-    let n = items.len();
-    match op {
-        "create" => {
-            run_concurrently(n, concurrency, |i| {
-                let cms = cms.clone();
-                let i = start + i;
-                async move {
-                    let cm = ConfigMap {
-                        metadata: meta(&format!("cm-{round}-{i}")),
-                        data: Some([("k".to_string(), "v".repeat(64))].into()),
-                        ..Default::default()
-                    };
-                    cms.create(&PostParams::default(), &cm).await.map(|_| ())
+    sizes: AuthBenchSizes,
+) -> Result<[(f64, Histogram<u64>); 2]> {
+    let (per_side, concurrency) = if op == "list" {
+        // Lists are long; more of them at once would measure the queue, not the list.
+        (sizes.lists.max(1), 1)
+    } else {
+        (sizes.objects.max(1), sizes.concurrency.max(1))
+    };
+    let started = Instant::now();
+    let latencies: Vec<Result<(usize, u64), kube::Error>> = futures::stream::iter(0..2 * per_side)
+        .map(|i| {
+            let (side, item) = (i % 2, i / 2);
+            let cms = sides[side].clone();
+            let name = format!("cm-{round}-{item}");
+            async move {
+                let t = Instant::now();
+                match op {
+                    "create" => {
+                        let cm = ConfigMap {
+                            metadata: meta(&name),
+                            data: Some([("k".to_string(), "v".repeat(64))].into()),
+                            ..Default::default()
+                        };
+                        cms.create(&PostParams::default(), &cm).await.map(drop)?
+                    }
+                    "get" => cms.get(&name).await.map(drop)?,
+                    _ => cms.list(&ListParams::default()).await.map(drop)?,
                 }
-            })
-            .await
-        }
-        "get" => {
-            run_concurrently(n, concurrency, |i| {
-                let cms = cms.clone();
-                let i = start + i;
-                async move { cms.get(&format!("cm-{round}-{i}")).await.map(|_| ()) }
-            })
-            .await
-        }
-        _ => {
-            run_concurrently(n, 2, |_| {
-                let cms = cms.clone();
-                async move { cms.list(&ListParams::default()).await.map(|_| ()) }
-            })
-            .await
-        }
+                Ok((side, t.elapsed().as_micros() as u64))
+            }
+        })
+        .buffer_unordered(2 * concurrency)
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let mut out = [
+        (per_side as f64 / secs, histogram()),
+        (per_side as f64 / secs, histogram()),
+    ];
+    for r in latencies {
+        let (side, micros) = r.with_context(|| format!("a {op} request of the bench failed"))?;
+        out[side].1.record(micros.max(1))?;
     }
+    Ok(out)
 }
 
 /// Prints the figures of both sides and the overhead; the 10 % goal is shown, not enforced.

@@ -57,6 +57,8 @@ pub const PLUGINS: &[&str] = &[
     RESOURCE_QUOTA,
 ];
 
+const _: () = assert!(PLUGINS.len() <= u32::BITS as usize, "one bit per plugin");
+
 /// Upstream's default-enabled plugins among [`PLUGINS`] (NodeRestriction is not one of them;
 /// the cluster turns it on as kubeadm does).
 pub const DEFAULT_PLUGINS: &[&str] = &[
@@ -81,9 +83,11 @@ const QUOTA_RETRIES: usize = 10;
 
 /// The configured chain.
 pub struct Admission {
-    enabled: BTreeSet<String>,
+    /// Bit `i` set: `PLUGINS[i]` is on. Asked several times per write, so no set of strings.
+    enabled: u32,
     pub pod_security: pod_security::Config,
     pub webhooks: super::webhooks::WebhookCache,
+    pub objects: super::admission_objects::AdmissionObjects,
     pub(crate) policies: super::policy_admission::CompiledPolicies,
 }
 
@@ -103,15 +107,22 @@ impl Admission {
                 ));
             }
         }
-        let mut enabled: BTreeSet<String> = DEFAULT_PLUGINS.iter().map(|s| s.to_string()).collect();
-        enabled.extend(enable.iter().cloned());
-        for d in disable {
-            enabled.remove(d);
+        let mut enabled = 0;
+        for name in DEFAULT_PLUGINS
+            .iter()
+            .copied()
+            .chain(enable.iter().map(String::as_str))
+        {
+            enabled |= plugin_bit(name);
+        }
+        for name in disable {
+            enabled &= !plugin_bit(name);
         }
         Ok(Admission {
             enabled,
             pod_security,
             webhooks: Default::default(),
+            objects: Default::default(),
             policies: Default::default(),
         })
     }
@@ -119,16 +130,25 @@ impl Admission {
     /// No plugin at all.
     pub fn none() -> Admission {
         Admission {
-            enabled: BTreeSet::new(),
+            enabled: 0,
             pod_security: pod_security::Config::default(),
             webhooks: Default::default(),
+            objects: Default::default(),
             policies: Default::default(),
         }
     }
 
     pub fn on(&self, plugin: &str) -> bool {
-        self.enabled.contains(plugin)
+        self.enabled & plugin_bit(plugin) != 0
     }
+}
+
+/// The bit of `plugin` in [`Admission::enabled`]; none for a name not in [`PLUGINS`].
+fn plugin_bit(plugin: &str) -> u32 {
+    PLUGINS
+        .iter()
+        .position(|p| *p == plugin)
+        .map_or(0, |i| 1 << i)
 }
 
 /// Who is writing: the identity admission judges, and where plugins leave audit annotations.
@@ -242,8 +262,27 @@ fn rejected(r: Rejection) -> ApiError {
 }
 
 impl ApiServer {
-    /// Objects of a core or grouped resource in one namespace (or cluster-wide).
+    /// Objects of a core or grouped resource in one namespace (or cluster-wide): from the
+    /// admission cache for the kinds it keeps, else from the store.
     pub(super) async fn objects_of(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
+        match self
+            .security
+            .admission
+            .objects
+            .list(group, resource, namespace)
+        {
+            Some(cached) => cached,
+            None => self.stored_objects_of(group, resource, namespace).await,
+        }
+    }
+
+    /// [`ApiServer::objects_of`] read from the store.
+    async fn stored_objects_of(
         &self,
         group: &str,
         resource: &str,
@@ -359,7 +398,7 @@ impl ApiServer {
         Ok(())
     }
 
-    async fn namespace_labels(
+    pub(super) async fn namespace_labels(
         &self,
         call: &AdmissionCall<'_>,
         object: Option<&Value>,
@@ -428,11 +467,8 @@ impl ApiServer {
             }
         }
         if chain.on(VALIDATING_ADMISSION_POLICY) {
-            let labels = self.namespace_labels(call, object).await;
             let mut warnings = Vec::new();
-            let verdict = self
-                .admit_policies(call, object, old, &labels, &mut warnings)
-                .await;
+            let verdict = self.admit_policies(call, object, old, &mut warnings).await;
             call.warnings.lock().extend(warnings);
             verdict?;
         }
@@ -512,27 +548,33 @@ impl ApiServer {
         if a.namespace.is_empty() || !a.subresource.is_empty() {
             return Ok(());
         }
-        let Some(quota_info) = self.catalog.get("", "v1", "resourcequotas") else {
-            return Ok(());
-        };
         // Quotas already charged by an earlier attempt are not charged again.
         let mut written: BTreeSet<String> = BTreeSet::new();
-        for _ in 0..QUOTA_RETRIES {
-            let quotas: Vec<Value> = self
-                .objects_of("", "resourcequotas", Some(&a.namespace))
-                .await
+        for attempt in 0..QUOTA_RETRIES {
+            // A conflict may come from a stale cached quota, so retries read the store.
+            let quotas = if attempt == 0 {
+                self.objects_of("", "resourcequotas", Some(&a.namespace))
+                    .await
+            } else {
+                self.stored_objects_of("", "resourcequotas", Some(&a.namespace))
+                    .await
+            };
+            let quotas: Vec<Value> = quotas
                 .into_iter()
                 .filter(|q| !written.contains(object::name(q)))
                 .collect();
             if quotas.is_empty() {
                 return Ok(());
             }
+            let Some(quota_info) = self.catalog.get("", "v1", "resourcequotas") else {
+                return Ok(());
+            };
             let charged = resource_quota::admit(a, obj, old, &quotas).map_err(rejected)?;
             if a.dry_run || charged.is_empty() {
                 return Ok(());
             }
             let mut all_written = true;
-            for quota in charged {
+            for mut quota in charged {
                 let name = object::name(&quota).to_string();
                 let rev: i64 = object::meta_str(&quota, "resourceVersion")
                     .and_then(|r| r.parse().ok())
@@ -543,7 +585,15 @@ impl ApiServer {
                     .update(&key, self.encode(&quota_info, &quota), rev)
                     .await
                 {
-                    Ok(_) => {
+                    Ok(kv) => {
+                        // The next write in this namespace must see this usage, not the
+                        // cached one, or it would conflict and re-read.
+                        object::meta_mut(&mut quota)
+                            .insert("resourceVersion".into(), kv.mod_revision.to_string().into());
+                        self.security
+                            .admission
+                            .objects
+                            .apply(&key, kv.mod_revision, Some(&quota));
                         written.insert(name);
                     }
                     Err(crate::store::StoreError::Conflict { .. }) => {

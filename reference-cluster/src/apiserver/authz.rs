@@ -58,7 +58,8 @@ pub struct RbacCache {
 }
 
 /// The RBAC objects with their bindings listed once per change rather than per request, and
-/// each identity's resolved cluster-wide grants cached until the next change.
+/// each identity's resolved grants (cluster-wide and per namespace) cached until the next
+/// change.
 #[derive(Default)]
 pub struct RbacIndex {
     snapshot: RbacSnapshot,

@@ -1,9 +1,9 @@
 //! Keeps the security caches current from the store with one watch over `/registry/`: RBAC
 //! roles and bindings (the authorizer), the Node authorizer's graph (pods, PersistentVolumes,
-//! VolumeAttachments), webhook configurations (admission) and flow-control objects (API
-//! Priority and Fairness). Writes made by this server update the caches at once
-//! as well ([`observe_local_write`]), so a client that creates a RoleBinding is authorized by it
-//! on its next request; the watch brings in writes of other API servers sharing the store.
+//! VolumeAttachments), webhook configurations and the objects admission plugins consult
+//! ([`admission_objects`]), and flow-control objects (API Priority and Fairness). Writes made
+//! by this server update the caches at once as well ([`observe_local_write`]), so a client
+//! that creates a RoleBinding is authorized by it on its next request; the watch brings in writes of other API servers sharing the store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +11,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{authz, fairness, object, webhooks, ApiServer};
+use super::{admission_objects, authz, fairness, object, webhooks, ApiServer};
 use crate::resources::ResourceInfo;
 use crate::security::node_authorizer;
 use crate::store::{EventKind, Revision, StoreResult};
 
-/// The storage prefixes whose objects the caches hold.
+/// The storage prefixes whose objects the caches hold, besides [`admission_objects::PREFIXES`].
 const PREFIXES: &[&str] = &[
     "/registry/clusterroles/",
     "/registry/clusterrolebindings/",
@@ -36,6 +36,7 @@ fn is_cached(key: &str) -> bool {
         || webhooks::configuration_kind_of_key(key).is_some()
         || fairness::kind_of_key(key).is_some()
         || node_authorizer::graph_kind_of_key(key).is_some()
+        || admission_objects::is_kept_key(key)
 }
 
 fn apply(server: &ApiServer, key: &str, revision: Revision, object: Option<&Value>) {
@@ -43,6 +44,7 @@ fn apply(server: &ApiServer, key: &str, revision: Revision, object: Option<&Valu
     s.authz.rbac.apply(key, revision, object);
     s.authz.node_graph.apply(key, revision, object);
     s.admission.webhooks.apply(key, revision, object);
+    s.admission.objects.apply(key, revision, object);
     if let Some(f) = &s.fairness {
         f.apply(key, revision, object);
     }
@@ -53,7 +55,7 @@ fn apply(server: &ApiServer, key: &str, revision: Revision, object: Option<&Valu
 pub async fn prime(server: &ApiServer) -> StoreResult<Revision> {
     let revision = server.store.current_revision().await?;
     let mut objects: Vec<(String, Value)> = Vec::new();
-    for prefix in PREFIXES {
+    for prefix in PREFIXES.iter().chain(admission_objects::PREFIXES) {
         let list = server.store.list(prefix, None, Some(revision), 0).await?;
         for kv in list.items {
             match object::from_stored(&kv) {
@@ -66,6 +68,7 @@ pub async fn prime(server: &ApiServer) -> StoreResult<Revision> {
     s.authz.rbac.reset(&objects, revision);
     s.authz.node_graph.reset(&objects, revision);
     s.admission.webhooks.reset(&objects, revision);
+    s.admission.objects.reset(&objects, revision);
     if let Some(f) = &s.fairness {
         f.reset(&objects, revision);
     }

@@ -34,6 +34,7 @@ use crate::resources::Catalog;
 use crate::store::Store;
 
 pub mod admission;
+pub mod admission_objects;
 pub mod aggregator;
 pub mod attach;
 pub mod audit;

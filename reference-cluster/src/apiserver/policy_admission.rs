@@ -162,7 +162,6 @@ impl ApiServer {
         call: &AdmissionCall<'_>,
         object: Option<&Value>,
         old: Option<&Value>,
-        labels: &BTreeMap<String, String>,
         warnings: &mut Vec<String>,
     ) -> ApiResult<()> {
         let a = &call.attrs;
@@ -176,6 +175,7 @@ impl ApiServer {
         if bindings.is_empty() {
             return Ok(());
         }
+        let labels = &self.namespace_labels(call, object).await;
         let policies: BTreeMap<String, Value> = self
             .objects_of(GROUP, "validatingadmissionpolicies", None)
             .await

@@ -55,7 +55,9 @@ pub fn admit(
             details: Some(json!({"name": attrs.namespace, "kind": "namespaces"})),
         });
     };
-    let terminating = ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
+    // Not `pointer`, which copies each segment: this runs on every namespaced write.
+    let phase = ns.get("status").and_then(|s| s.get("phase"));
+    let terminating = phase.and_then(Value::as_str) == Some("Terminating");
     if attrs.operation == Operation::Create && terminating {
         let mut r = forbidden(
             attrs,

@@ -1,8 +1,10 @@
-//! What the cluster-wide bindings grant one identity, resolved once and reused until an RBAC
-//! object changes. Without it every request walks every ClusterRoleBinding and, for a rule with
-//! `resourceNames`, scans the names: the node fleet impersonates `system:node:<n>` for thousands
-//! of nodes through one rule naming all of them, so each impersonation check cost O(nodes).
-//! With it a check costs O(rules granted to the identity), long name lists being hash sets.
+//! What the bindings grant one identity, resolved once and reused until an RBAC object
+//! changes: the ClusterRoleBindings', and each namespace's RoleBindings'. Without it every
+//! request walks every ClusterRoleBinding and, for a rule with `resourceNames`, scans the names:
+//! the node fleet impersonates `system:node:<n>` for thousands of nodes through one rule naming
+//! all of them, so each impersonation check cost O(nodes). A namespaced request also walked its
+//! namespace's RoleBindings and wrote the "allowed by" reason afresh. With it a check costs
+//! O(rules granted to the identity), long name lists being hash sets, and the reason is a copy.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,21 +17,26 @@ use crate::security::UserInfo;
 /// Name lists at least this long are indexed; shorter ones are cheaper to scan.
 const INDEX_NAMES_FROM: usize = 8;
 
-/// Identities remembered before the cache starts afresh. The fleet's nodes and the cluster's
-/// service accounts are far fewer; the bound only keeps a flood of one-off identities (a
-/// SubjectAccessReview per made-up user) from growing memory without end.
+/// Identities (per namespace) remembered before the cache starts afresh. The fleet's nodes and
+/// the cluster's service accounts are far fewer; the bound only keeps a flood of one-off
+/// identities (a SubjectAccessReview per made-up user) from growing memory without end.
 const MAX_IDENTITIES: usize = 16_384;
 
 /// Per rule of a role, its `resourceNames` as a set when the list is long.
 type NameIndex = Arc<[Option<HashSet<String>>]>;
 
 /// The grants cached for one user name, one entry per set of groups.
-type ByGroups = Vec<(Vec<String>, Arc<ClusterGrants>)>;
+type ByGroups = Vec<(Vec<String>, Arc<Grants>)>;
 
-/// One ClusterRoleBinding that applies to the identity, with its role resolved.
+/// Every request hashes its namespace and user name here twice: foldhash, randomly seeded
+/// per map, costs a fraction of SipHash for such short keys.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One binding that applies to the identity, with its role resolved.
 pub struct Grant {
-    /// Upstream's description of the binding and the matching subject, for "allowed by".
-    pub source: String,
+    /// Upstream's reason for an allowed request: `RBAC: allowed by ` and its description of
+    /// the binding and the matching subject.
+    pub reason: String,
     pub role: Arc<Role>,
     names: NameIndex,
 }
@@ -48,10 +55,11 @@ impl Grant {
     }
 }
 
-/// Every cluster-wide grant of one identity in binding order, and the roleRefs that could not
-/// be resolved (upstream reports them when nothing allows the request).
+/// Every grant of one identity from the cluster-wide bindings or from one namespace's, in
+/// binding order, and the roleRefs that could not be resolved (upstream reports them when
+/// nothing allows the request).
 #[derive(Default)]
-pub struct ClusterGrants {
+pub struct Grants {
     pub grants: Vec<Grant>,
     pub errors: Vec<String>,
 }
@@ -66,21 +74,28 @@ fn index_names(role: &Role) -> NameIndex {
         .collect()
 }
 
-/// Resolves the ClusterRoleBindings that apply to `user`; `index` supplies each role's name
-/// index (computed, or shared between identities by the cache).
+/// Resolves the bindings of `namespace` (`""`: the ClusterRoleBindings) that apply to `user`;
+/// `index` supplies each role's name index (computed, or shared between identities by the
+/// cache).
 fn resolve(
     objects: &dyn RbacObjects,
     user: &UserInfo,
+    namespace: &str,
     index: &mut dyn FnMut(&Arc<Role>) -> NameIndex,
-) -> ClusterGrants {
-    let mut out = ClusterGrants::default();
-    for binding in objects.cluster_role_bindings() {
+) -> Grants {
+    let bindings = if namespace.is_empty() {
+        objects.cluster_role_bindings()
+    } else {
+        objects.role_bindings(namespace)
+    };
+    let mut out = Grants::default();
+    for binding in bindings {
         let Some(subject) = bound_subject(user, &binding) else {
             continue;
         };
         match role_ref_rules(objects, &binding.role_ref, &binding.namespace) {
             Ok(role) => out.grants.push(Grant {
-                source: describe(&binding, subject),
+                reason: format!("RBAC: allowed by {}", describe(&binding, subject)),
                 names: index(&role),
                 role,
             }),
@@ -90,20 +105,25 @@ fn resolve(
     out
 }
 
-/// The cluster-wide grants of `user`, from `objects`' cache when it keeps one.
-pub(super) fn cluster_grants(objects: &dyn RbacObjects, user: &UserInfo) -> Arc<ClusterGrants> {
+/// The grants of `user` by the bindings of `namespace` (`""`: the cluster-wide ones), from
+/// `objects`' cache when it keeps one.
+pub(super) fn grants_in(
+    objects: &dyn RbacObjects,
+    user: &UserInfo,
+    namespace: &str,
+) -> Arc<Grants> {
     match objects.grants_cache() {
-        Some(cache) => cache.get(objects, user),
+        Some(cache) => cache.get(objects, user, namespace),
         // Used once, an index would cost the scan it saves.
-        None => Arc::new(resolve(objects, user, &mut |r| {
+        None => Arc::new(resolve(objects, user, namespace, &mut |r| {
             r.rules.iter().map(|_| None).collect()
         })),
     }
 }
 
-/// Cluster-wide grants by identity (name and groups: all RBAC subjects match on). Whoever owns
-/// the RBAC objects must [`GrantsCache::clear`] it on every change to them, while no reader
-/// can be resolving against the old objects (under the same write lock).
+/// Grants by namespace and identity (name and groups: all RBAC subjects match on). Whoever
+/// owns the RBAC objects must [`GrantsCache::clear`] it on every change to them, while no
+/// reader can be resolving against the old objects (under the same write lock).
 #[derive(Default)]
 pub struct GrantsCache {
     inner: Mutex<CacheState>,
@@ -111,8 +131,9 @@ pub struct GrantsCache {
 
 #[derive(Default)]
 struct CacheState {
-    /// user name → (groups, grants); usually one entry per name.
-    by_user: HashMap<String, ByGroups>,
+    /// namespace (`""`: cluster-wide) → user name → (groups, grants); usually one entry per
+    /// name.
+    by_scope: FastMap<String, FastMap<String, ByGroups>>,
     identities: usize,
     /// Name indexes by role identity (the `Arc`'s address, kept alive by the entry), so that
     /// thousands of identities bound to one large role share one index.
@@ -124,7 +145,7 @@ impl GrantsCache {
         *self.inner.lock() = CacheState::default();
     }
 
-    /// How many identities are cached (for tests and metrics).
+    /// How many (namespace, identity) pairs are cached (for tests and metrics).
     pub fn len(&self) -> usize {
         self.inner.lock().identities
     }
@@ -133,21 +154,22 @@ impl GrantsCache {
         self.len() == 0
     }
 
-    fn get(&self, objects: &dyn RbacObjects, user: &UserInfo) -> Arc<ClusterGrants> {
+    fn get(&self, objects: &dyn RbacObjects, user: &UserInfo, namespace: &str) -> Arc<Grants> {
         let mut state = self.inner.lock();
         if let Some(hit) = state
-            .by_user
-            .get(&user.name)
+            .by_scope
+            .get(namespace)
+            .and_then(|users| users.get(&user.name))
             .and_then(|v| v.iter().find(|(g, _)| *g == user.groups))
         {
             return hit.1.clone();
         }
         if state.identities >= MAX_IDENTITIES {
-            state.by_user.clear();
+            state.by_scope.clear();
             state.identities = 0;
         }
         let roles = &mut state.roles;
-        let grants = Arc::new(resolve(objects, user, &mut |role| {
+        let grants = Arc::new(resolve(objects, user, namespace, &mut |role| {
             let key = Arc::as_ptr(role) as usize;
             roles
                 .entry(key)
@@ -156,7 +178,9 @@ impl GrantsCache {
                 .clone()
         }));
         state
-            .by_user
+            .by_scope
+            .entry(namespace.to_string())
+            .or_default()
             .entry(user.name.clone())
             .or_default()
             .push((user.groups.clone(), grants.clone()));

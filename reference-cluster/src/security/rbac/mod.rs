@@ -25,7 +25,7 @@ mod rules;
 
 pub use aggregate::{aggregate_all, aggregated_rules};
 pub use escalation::{check_binding_escalation, check_role_escalation};
-pub use grants::{ClusterGrants, Grant, GrantsCache};
+pub use grants::{Grant, Grants, GrantsCache};
 pub use impersonation::{impersonate, impersonation_checks, ImpersonationRequest};
 pub use message::{forbidden, Forbidden};
 pub use review::{
@@ -398,36 +398,9 @@ fn describe(binding: &Binding, subject: &Subject) -> String {
     }
 }
 
-/// Upstream `VisitRulesFor` for the RoleBindings of `namespace` (the cluster-wide bindings come
-/// first, from [`grants::cluster_grants`]): calls `visit(binding, subject, role)` for every role
-/// that applies to `user`, until `visit` returns false. Resolution errors go to `errors`.
-fn visit_namespace_rules(
-    objects: &dyn RbacObjects,
-    user: &UserInfo,
-    namespace: &str,
-    errors: &mut Vec<String>,
-    visit: &mut dyn FnMut(&Binding, &Subject, &Role) -> bool,
-) {
-    if namespace.is_empty() {
-        return;
-    }
-    for binding in objects.role_bindings(namespace) {
-        let Some(subject) = bound_subject(user, &binding) else {
-            continue;
-        };
-        match role_ref_rules(objects, &binding.role_ref, &binding.namespace) {
-            Ok(role) => {
-                if !visit(&binding, subject, &role) {
-                    return;
-                }
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-}
-
 /// Authorizes one request. Members of `system:masters` are always allowed (reason empty, as
-/// upstream's privileged-group authorizer).
+/// upstream's privileged-group authorizer). The cluster-wide bindings are asked first, then
+/// the namespace's (upstream `VisitRulesFor`).
 pub fn authorize(attrs: &Attributes, objects: &dyn RbacObjects) -> Decision {
     if attrs.user.in_group(names::SYSTEM_MASTERS) {
         return Decision {
@@ -435,37 +408,35 @@ pub fn authorize(attrs: &Attributes, objects: &dyn RbacObjects) -> Decision {
             reason: String::new(),
         };
     }
-    let cluster = grants::cluster_grants(objects, &attrs.user);
-    if let Some(grant) = cluster.grants.iter().find(|g| g.allows(attrs)) {
-        return Decision {
+    let cluster = grants::grants_in(objects, &attrs.user, "");
+    let allowing = |g: &Grants| {
+        g.grants.iter().find(|g| g.allows(attrs)).map(|g| Decision {
             allowed: true,
-            reason: format!("RBAC: allowed by {}", grant.source),
+            reason: g.reason.clone(),
+        })
+    };
+    if let Some(allowed) = allowing(&cluster) {
+        return allowed;
+    }
+    if attrs.namespace.is_empty() {
+        return Decision {
+            allowed: false,
+            reason: rbac_errors_reason(&cluster.errors),
         };
     }
-    let mut errors = cluster.errors.clone();
-    let mut allowed_by = None;
-    visit_namespace_rules(
-        objects,
-        &attrs.user,
-        &attrs.namespace,
-        &mut errors,
-        &mut |b, s, role| {
-            if role.rules.iter().any(|r| r.allows(attrs)) {
-                allowed_by = Some(describe(b, s));
-                return false;
-            }
-            true
-        },
-    );
-    match allowed_by {
-        Some(source) => Decision {
-            allowed: true,
-            reason: format!("RBAC: allowed by {source}"),
-        },
-        None => Decision {
-            allowed: false,
-            reason: rbac_errors_reason(&errors),
-        },
+    let in_namespace = grants::grants_in(objects, &attrs.user, &attrs.namespace);
+    if let Some(allowed) = allowing(&in_namespace) {
+        return allowed;
+    }
+    let errors: Vec<String> = cluster
+        .errors
+        .iter()
+        .chain(&in_namespace.errors)
+        .cloned()
+        .collect();
+    Decision {
+        allowed: false,
+        reason: rbac_errors_reason(&errors),
     }
 }
 
@@ -486,17 +457,23 @@ pub fn rules_for(
     namespace: &str,
     objects: &dyn RbacObjects,
 ) -> (Vec<PolicyRule>, Vec<String>) {
-    let cluster = grants::cluster_grants(objects, user);
-    let mut out: Vec<PolicyRule> = cluster
-        .grants
-        .iter()
-        .flat_map(|g| g.role.rules.iter().cloned())
-        .collect();
-    let mut errors = cluster.errors.clone();
-    visit_namespace_rules(objects, user, namespace, &mut errors, &mut |_, _, role| {
-        out.extend(role.rules.iter().cloned());
-        true
-    });
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let scopes: &[&str] = if namespace.is_empty() {
+        &[""]
+    } else {
+        &["", namespace]
+    };
+    for scope in scopes {
+        let grants = grants::grants_in(objects, user, scope);
+        out.extend(
+            grants
+                .grants
+                .iter()
+                .flat_map(|g| g.role.rules.iter().cloned()),
+        );
+        errors.extend(grants.errors.iter().cloned());
+    }
     (out, errors)
 }
 
