@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kubeproof_refcluster::apiserver::{admission, ApiServerConfig, AuthorizationMode};
@@ -95,9 +95,16 @@ async fn start(dir: &Path, apiserver: ApiServerConfig) -> Result<RunningCluster>
         .with_context(|| format!("cannot start the bundled cluster in {}", dir.display()))
 }
 
-/// The bench user's ConfigMaps API on `cluster`, after the admin created the namespace and
-/// the Role + RoleBinding that allow exactly the measured verbs.
-async fn prepare(cluster: &RunningCluster) -> Result<Api<ConfigMap>> {
+/// What the bench user reaches on one cluster.
+#[derive(Clone)]
+struct Target {
+    configmaps: Api<ConfigMap>,
+    pods: Api<Pod>,
+}
+
+/// The bench user's APIs on `cluster`, after the admin created the namespace and the Role +
+/// RoleBinding that allow exactly the measured verbs.
+async fn prepare(cluster: &RunningCluster) -> Result<Target> {
     let admin = cluster.client().await?;
     let pp = PostParams::default();
     Api::<Namespace>::all(admin.clone())
@@ -114,7 +121,7 @@ async fn prepare(cluster: &RunningCluster) -> Result<Api<ConfigMap>> {
         metadata: meta("bench-configmaps"),
         rules: Some(vec![PolicyRule {
             api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["configmaps".into()]),
+            resources: Some(vec!["configmaps".into(), "pods".into()]),
             verbs: vec!["create".into(), "get".into(), "list".into()],
             ..Default::default()
         }]),
@@ -142,7 +149,34 @@ async fn prepare(cluster: &RunningCluster) -> Result<Api<ConfigMap>> {
         .await
         .context("cannot create the bench RoleBinding")?;
     let user = cluster.client_as(BENCH_USER, &[]).await?;
-    Ok(Api::namespaced(user, NAMESPACE))
+    Ok(Target {
+        configmaps: Api::namespaced(user.clone(), NAMESPACE),
+        pods: Api::namespaced(user, NAMESPACE),
+    })
+}
+
+/// The pod both sides are sent: one as the admission chain of the `on` cluster returns it
+/// (service-account token volume and mounts, default tolerations, priority), so that both
+/// sides store the same object and the difference is the chain's own work, not the cost of a
+/// larger pod downstream. The chain still runs in full on it: it finds the volume, the
+/// tolerations and the priority already right, as it does for a pod re-created from a
+/// manifest exported from a cluster.
+async fn admitted_pod(on: &Target) -> Result<Pod> {
+    let plain: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "template"},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+    .context("the bench pod does not decode")?;
+    let admitted = on
+        .pods
+        .create(&PostParams::default(), &plain)
+        .await
+        .context("the bench user cannot create a pod on the cluster with admission")?;
+    Ok(Pod {
+        metadata: meta("template"),
+        spec: admitted.spec,
+        status: None,
+    })
 }
 
 fn meta(name: &str) -> ObjectMeta {
@@ -190,15 +224,16 @@ async fn measure_both(
     off: &RunningCluster,
     sizes: AuthBenchSizes,
 ) -> Result<Value> {
-    let cms_on = prepare(on).await?;
-    let cms_off = prepare(off).await?;
+    let t_on = prepare(on).await?;
+    let t_off = prepare(off).await?;
     // The first requests pay for connection set-up on either side; a read that RBAC allows
     // proves the binding took before anything is timed.
-    for cms in [&cms_on, &cms_off] {
-        cms.list(&ListParams::default()).await.context(
+    for t in [&t_on, &t_off] {
+        t.configmaps.list(&ListParams::default()).await.context(
             "the bench user cannot list ConfigMaps: the Role or binding is not in effect",
         )?;
     }
+    let pod = admitted_pod(&t_on).await?;
     let (mut s_on, mut s_off) = (Side::default(), Side::default());
     let (mut paired, mut paired_p50) = (Paired::default(), Paired::default());
     for round in 0..sizes.rounds.max(1) {
@@ -207,7 +242,7 @@ async fn measure_both(
                 "round {}: measuring {op} with and without RBAC and admission…",
                 round + 1
             );
-            let both = run_op(op, [&cms_off, &cms_on], round, sizes).await?;
+            let both = run_op(op, [&t_off, &t_on], &pod, round, sizes).await?;
             let [(per_s_off, h_off), (per_s_on, h_on)] = both;
             s_on.record(op, per_s_on, &h_on)?;
             s_off.record(op, per_s_off, &h_off)?;
@@ -238,7 +273,8 @@ async fn measure_both(
     }))
 }
 
-const OPS: [&str; 3] = ["create", "get", "list"];
+/// `create`, `get` and `list` are of ConfigMaps.
+const OPS: [&str; 4] = ["create", "get", "list", "create_pod"];
 
 /// How `p99_overhead_pct` is computed; printed with the figures so a reader knows what the
 /// number means.
@@ -247,7 +283,10 @@ const METHOD: &str = "each round runs every operation on both clusters at once, 
     moments of the machine; p99_overhead_pct is, per operation, the median over rounds of \
     (p99 on - p99 off) / p99 off of that round; p99_overhead_pct_pooled compares the p99s of \
     all rounds merged; p50_overhead_pct is the median over rounds for the p50; per_s figures \
-    are each side's rate while the other runs beside it; both clusters use the memory store";
+    are each side's rate while the other runs beside it; create, get and list are of \
+    ConfigMaps; create_pod sends both sides the pod as the admission chain returned it once \
+    (token volume, tolerations, priority), so both store the same pod; both clusters use the \
+    memory store";
 
 fn overhead_pct(on: f64, off: f64) -> f64 {
     (on - off) / off * 100.0
@@ -318,7 +357,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// sharing the machine with the other) and latencies, `[off, on]`.
 async fn run_op(
     op: &str,
-    sides: [&Api<ConfigMap>; 2],
+    sides: [&Target; 2],
+    pod: &Pod,
     round: usize,
     sizes: AuthBenchSizes,
 ) -> Result<[(f64, Histogram<u64>); 2]> {
@@ -332,9 +372,11 @@ async fn run_op(
     let latencies: Vec<Result<(usize, u64), kube::Error>> = futures::stream::iter(0..2 * per_side)
         .map(|i| {
             let (side, item) = (i % 2, i / 2);
-            let cms = sides[side].clone();
-            let name = format!("cm-{round}-{item}");
+            let target = sides[side].clone();
+            let mut pod = pod.clone();
             async move {
+                let (cms, pp) = (&target.configmaps, PostParams::default());
+                let name = format!("cm-{round}-{item}");
                 let t = Instant::now();
                 match op {
                     "create" => {
@@ -343,9 +385,13 @@ async fn run_op(
                             data: Some([("k".to_string(), "v".repeat(64))].into()),
                             ..Default::default()
                         };
-                        cms.create(&PostParams::default(), &cm).await.map(drop)?
+                        cms.create(&pp, &cm).await.map(drop)?
                     }
                     "get" => cms.get(&name).await.map(drop)?,
+                    "create_pod" => {
+                        pod.metadata.name = Some(format!("pod-{round}-{item}"));
+                        target.pods.create(&pp, &pod).await.map(drop)?
+                    }
                     _ => cms.list(&ListParams::default()).await.map(drop)?,
                 }
                 Ok((side, t.elapsed().as_micros() as u64))
@@ -412,7 +458,7 @@ mod tests {
         .await
         .expect("the bench runs");
         for side in ["auth_on", "auth_off"] {
-            for op in ["create", "get", "list"] {
+            for op in OPS {
                 for fig in ["per_s", "p50_ms", "p99_ms"] {
                     let key = format!("{op}_{fig}");
                     let v = result[side][&key].as_f64();
@@ -428,7 +474,7 @@ mod tests {
             "p99_overhead_pct_pooled",
             "p50_overhead_pct",
         ] {
-            for op in ["create", "get", "list", "max"] {
+            for op in OPS.iter().chain(&["max"]) {
                 assert!(
                     result[figure][op].as_f64().is_some_and(f64::is_finite),
                     "{figure}.{op} should be a number: {result}"

@@ -304,9 +304,10 @@ impl ApiServer {
             .unwrap_or_default()
     }
 
-    /// The service account a pod will run as; `default` is waited for a little, since its
-    /// controller creates it just after the namespace.
-    async fn service_account_for(&self, namespace: &str, pod: &Value) -> Option<Value> {
+    /// The service account a pod will run as, from the admission cache or else the store;
+    /// `default` is waited for a little, since its controller creates it just after the
+    /// namespace.
+    async fn service_account_for(&self, namespace: &str, pod: &Value) -> Option<Arc<Value>> {
         let name = match pod
             .pointer("/spec/serviceAccountName")
             .and_then(Value::as_str)
@@ -314,6 +315,14 @@ impl ApiServer {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => service_account::DEFAULT_SERVICE_ACCOUNT.to_string(),
         };
+        let cached =
+            self.security
+                .admission
+                .objects
+                .get("", "serviceaccounts", Some(namespace), &name);
+        if cached.is_some() {
+            return cached;
+        }
         let info = self.catalog.get("", "v1", "serviceaccounts")?;
         let attempts = if name == service_account::DEFAULT_SERVICE_ACCOUNT {
             DEFAULT_SA_RETRIES
@@ -325,7 +334,7 @@ impl ApiServer {
                 tokio::time::sleep(DEFAULT_SA_RETRY_INTERVAL).await;
             }
             if let Ok(sa) = self.get_object(&info, Some(namespace), &name).await {
-                return Some(sa);
+                return Some(Arc::new(sa));
             }
         }
         None
@@ -365,7 +374,7 @@ impl ApiServer {
             }
             if chain.on(SERVICE_ACCOUNT) && call.is_pod_create() {
                 let sa = self.service_account_for(&a.namespace, obj).await;
-                let outcome = service_account::admit(a, obj, sa.as_ref()).map_err(rejected)?;
+                let outcome = service_account::admit(a, obj, sa.as_deref()).map_err(rejected)?;
                 call.record(outcome);
             }
         }

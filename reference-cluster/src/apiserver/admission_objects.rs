@@ -1,5 +1,6 @@
 //! The objects admission plugins consult on every write — LimitRanges, ResourceQuotas,
-//! PriorityClasses, ValidatingAdmissionPolicies and their bindings — kept in memory by
+//! PriorityClasses, ValidatingAdmissionPolicies and their bindings, and on every pod create the
+//! pod's ServiceAccount — kept in memory by
 //! [`super::informer`] and this server's own writes, as upstream's plugins read them from
 //! informers' listers instead of from storage. Without it, every write to any namespace listed
 //! and decoded four kinds from the store.
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::store::Revision;
 
 /// `(group, resource)` of the kinds kept here; their storage keys start `/registry/<resource>/`.
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 6] = [
     ("", "limitranges"),
     ("", "resourcequotas"),
     ("scheduling.k8s.io", "priorityclasses"),
@@ -29,6 +30,7 @@ const KINDS: [(&str, &str); 5] = [
         "admissionregistration.k8s.io",
         "validatingadmissionpolicybindings",
     ),
+    ("", "serviceaccounts"),
 ];
 
 /// The storage prefixes the informer lists and watches for this cache, one per kind of
@@ -39,6 +41,7 @@ pub const PREFIXES: &[&str] = &[
     "/registry/priorityclasses/",
     "/registry/validatingadmissionpolicies/",
     "/registry/validatingadmissionpolicybindings/",
+    "/registry/serviceaccounts/",
 ];
 
 /// Which of [`KINDS`] the object stored under `key` is, if any.
@@ -85,6 +88,29 @@ impl AdmissionObjects {
             }
         }
         *self.by_kind.write() = fresh;
+    }
+
+    /// The `group`/`resource` object `name` (in `namespace`) as last seen; `None` when it is
+    /// not known here (or the kind is not kept), which a caller confirms with the store, as
+    /// upstream's admission plugins fall back to a live lookup when their lister misses.
+    pub fn get(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        let kind = KINDS.iter().position(|k| *k == (group, resource))?;
+        let by_kind = self.by_kind.read();
+        let objects = &by_kind[kind];
+        if objects.is_empty() {
+            return None;
+        }
+        let key = match namespace {
+            Some(ns) => format!("{}{ns}/{name}", PREFIXES[kind]),
+            None => format!("{}{name}", PREFIXES[kind]),
+        };
+        objects.get(&key)?.1.clone()
     }
 
     /// The `group`/`resource` objects of `namespace` (all namespaces, or a cluster-scoped
@@ -148,6 +174,29 @@ mod tests {
         assert_eq!(names(&all), ["q1", "q2", "q3"]);
         assert_eq!(c.list("", "resourcequotas", Some("none")), Some(vec![]));
         assert_eq!(c.list("", "pods", Some("b")), None, "pods are not kept");
+    }
+
+    #[test]
+    fn gets_one_object_by_namespace_and_name() {
+        let c = AdmissionObjects::default();
+        assert!(c
+            .get("", "serviceaccounts", Some("ns"), "default")
+            .is_none());
+        c.apply(
+            "/registry/serviceaccounts/ns/default",
+            4,
+            Some(&quota("default", 4)),
+        );
+        let sa = c.get("", "serviceaccounts", Some("ns"), "default");
+        assert_eq!(sa.as_deref(), Some(&quota("default", 4)));
+        assert!(c
+            .get("", "serviceaccounts", Some("other"), "default")
+            .is_none());
+        c.apply("/registry/serviceaccounts/ns/default", 5, None);
+        assert!(c
+            .get("", "serviceaccounts", Some("ns"), "default")
+            .is_none());
+        assert!(c.get("", "pods", Some("ns"), "default").is_none());
     }
 
     #[test]

@@ -276,4 +276,42 @@ mod tests {
         cached.1.clear();
         assert!(cached.1.is_empty());
     }
+
+    #[test]
+    fn namespace_grants_are_cached_per_namespace_with_their_reasons() {
+        let world = vec![
+            json!({"kind": "Role", "metadata": {"name": "reader", "namespace": "a"},
+                   "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+            json!({"kind": "RoleBinding", "metadata": {"name": "read", "namespace": "a"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "bot"}]}),
+            json!({"kind": "RoleBinding", "metadata": {"name": "broken", "namespace": "b"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gone"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "a"}]}),
+        ];
+        let (snap, _) = RbacSnapshot::from_objects(&world);
+        let cached = Cached(snap.clone(), GrantsCache::default());
+        let bot = UserInfo::new("system:serviceaccount:a:bot", &["system:serviceaccounts"]);
+        let ask =
+            |ns: &str, verb: &str| Attributes::resource(bot.clone(), verb, "", "pods", ns, "p");
+        for (ns, verb) in [("a", "get"), ("a", "list"), ("b", "get"), ("c", "get")] {
+            let a = ask(ns, verb);
+            // Twice: the second answer comes from the cache.
+            assert_eq!(authorize(&a, &snap), authorize(&a, &cached), "{ns} {verb}");
+            assert_eq!(authorize(&a, &snap), authorize(&a, &cached), "{ns} {verb}");
+        }
+        assert_eq!(
+            authorize(&ask("a", "get"), &cached).reason,
+            r#"RBAC: allowed by RoleBinding "read/a" of Role "reader" to ServiceAccount "bot/a""#
+        );
+        assert_eq!(
+            authorize(&ask("b", "get"), &cached).reason,
+            r#"RBAC: role.rbac.authorization.k8s.io "gone" not found"#
+        );
+        assert_eq!(
+            cached.1.len(),
+            4,
+            "cluster-wide, a, b and c for one identity"
+        );
+    }
 }
