@@ -222,13 +222,7 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
         Namespaces::Host => unsafe {
             cmd.pre_exec(move || {
                 nix::unistd::setsid()?;
-                if tty {
-                    set_controlling_tty()?;
-                }
-                if let Some(c) = &cwd {
-                    nix::unistd::chdir(c.as_c_str())?;
-                }
-                Ok(())
+                finish_in_child(tty, cwd.as_deref())
             });
         },
         Namespaces::New {
@@ -243,22 +237,10 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
                 cmd.pre_exec(move || {
                     nix::unistd::setsid()?;
                     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
-                    mount(
-                        None::<&std::ffi::CStr>,
-                        c"/",
-                        None::<&std::ffi::CStr>,
-                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                        None::<&std::ffi::CStr>,
-                    )?;
+                    private_mounts()?;
                     root.enter()?;
                     nix::unistd::sethostname(&host)?;
-                    if tty {
-                        set_controlling_tty()?;
-                    }
-                    if let Some(c) = &cwd {
-                        nix::unistd::chdir(c.as_c_str())?;
-                    }
-                    Ok(())
+                    finish_in_child(tty, cwd.as_deref())
                 });
             }
         }
@@ -277,20 +259,12 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
                     })
                 })
                 .collect::<std::io::Result<Vec<_>>>()?;
-            let root = CString::new("/").expect("no NUL");
             let host = std::ffi::OsString::from(hostname);
             unsafe {
                 cmd.pre_exec(move || {
                     nix::unistd::setsid()?;
                     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
-                    // Mounts made here must not propagate back to the host.
-                    mount(
-                        None::<&std::ffi::CStr>,
-                        root.as_c_str(),
-                        None::<&std::ffi::CStr>,
-                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                        None::<&std::ffi::CStr>,
-                    )?;
+                    private_mounts()?;
                     for m in &prepared {
                         mount(
                             Some(m.source.as_c_str()),
@@ -310,13 +284,7 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
                         }
                     }
                     nix::unistd::sethostname(&host)?;
-                    if tty {
-                        set_controlling_tty()?;
-                    }
-                    if let Some(c) = &cwd {
-                        nix::unistd::chdir(c.as_c_str())?;
-                    }
-                    Ok(())
+                    finish_in_child(tty, cwd.as_deref())
                 });
             }
         }
@@ -328,13 +296,7 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
                     nix::unistd::setsid()?;
                     setns(&mnt, CloneFlags::CLONE_NEWNS)?;
                     setns(&uts, CloneFlags::CLONE_NEWUTS)?;
-                    if tty {
-                        set_controlling_tty()?;
-                    }
-                    if let Some(c) = &cwd {
-                        nix::unistd::chdir(c.as_c_str())?;
-                    }
-                    Ok(())
+                    finish_in_child(tty, cwd.as_deref())
                 });
             }
         }
@@ -342,6 +304,30 @@ pub fn spawn(l: Launch) -> std::io::Result<tokio::process::Child> {
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(false);
     cmd.spawn()
+}
+
+/// In the child, after its namespaces and mounts: makes the pty the controlling terminal
+/// (`tty`) and enters the working directory. Shared by every namespace set-up.
+fn finish_in_child(tty: bool, cwd: Option<&std::ffi::CStr>) -> std::io::Result<()> {
+    if tty {
+        set_controlling_tty()?;
+    }
+    if let Some(c) = cwd {
+        nix::unistd::chdir(c)?;
+    }
+    Ok(())
+}
+
+/// In a child's new mount namespace: mounts made from here on must not propagate back to the
+/// host.
+fn private_mounts() -> nix::Result<()> {
+    mount(
+        None::<&std::ffi::CStr>,
+        c"/",
+        None::<&std::ffi::CStr>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&std::ffi::CStr>,
+    )
 }
 
 fn set_controlling_tty() -> std::io::Result<()> {
