@@ -118,7 +118,7 @@ async fn prepare(cluster: &RunningCluster) -> Result<Target> {
         .await
         .with_context(|| format!("cannot create namespace {NAMESPACE}"))?;
     let role = Role {
-        metadata: meta("bench-configmaps"),
+        metadata: meta("bench-objects"),
         rules: Some(vec![PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["configmaps".into(), "pods".into()]),
@@ -131,11 +131,11 @@ async fn prepare(cluster: &RunningCluster) -> Result<Target> {
         .await
         .context("cannot create the bench Role")?;
     let binding = RoleBinding {
-        metadata: meta("bench-configmaps"),
+        metadata: meta("bench-objects"),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: "bench-configmaps".into(),
+            name: "bench-objects".into(),
         },
         subjects: Some(vec![Subject {
             api_group: Some("rbac.authorization.k8s.io".into()),

@@ -583,26 +583,24 @@ impl ApiServer {
                 return Ok(());
             }
             let mut all_written = true;
-            for mut quota in charged {
+            for quota in charged {
                 let name = object::name(&quota).to_string();
                 let rev: i64 = object::meta_str(&quota, "resourceVersion")
                     .and_then(|r| r.parse().ok())
                     .unwrap_or(0);
                 let key = quota_info.key(Some(&a.namespace), &name);
-                match self
-                    .store
-                    .update(&key, self.encode(&quota_info, &quota), rev)
-                    .await
-                {
+                let (bytes, kept) = self.encode_owned(&quota_info, quota);
+                match self.store.update(&key, bytes, rev).await {
                     Ok(kv) => {
                         // The next write in this namespace must see this usage, not the
                         // cached one, or it would conflict and re-read.
-                        object::meta_mut(&mut quota)
-                            .insert("resourceVersion".into(), kv.mod_revision.to_string().into());
-                        self.security
-                            .admission
-                            .objects
-                            .apply(&key, kv.mod_revision, Some(&quota));
+                        let stored = self.written(&quota_info, kept, &kv)?;
+                        super::informer::observe_local_write(
+                            self,
+                            &quota_info,
+                            None,
+                            Some(&stored),
+                        );
                         written.insert(name);
                     }
                     Err(crate::store::StoreError::Conflict { .. }) => {
