@@ -97,11 +97,13 @@ pub fn build_busybox(binary: &Path, dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
         std::fs::rename(&tmp, &copy)?;
     }
-    let out = std::process::Command::new(&copy).arg("--list").output()?;
+    // The applets are listed by the original, not by the copy just written: a process forked
+    // meanwhile by another thread may still hold the copy's write descriptor until its exec,
+    // and running the copy would then fail with ETXTBSY ("Text file busy").
+    let out = std::process::Command::new(binary).arg("--list").output()?;
     if !out.status.success() {
         return Err(std::io::Error::other(format!(
-            "{} --list failed; is {} a busybox binary?",
-            copy.display(),
+            "{} --list failed; is it a busybox binary?",
             binary.display()
         )));
     }
